@@ -1,0 +1,303 @@
+"""C2SP tlog-checkpoint bodies and C2SP signed notes with Ed25519 signatures.
+
+A checkpoint body is ``<origin>\\n<size>\\n<base64 root>\\n`` plus optional
+extension lines. A signed note is the body, a blank line, then one line per
+signature: ``— <key name> <base64(key hash || signature)>``, where the key hash
+is the first 4 bytes of ``SHA-256(key name || "\\n" || 0x01 || public key)``
+and the Ed25519 signature covers the body bytes exactly (UTF-8).
+
+Parsing is strict: anything that would not re-serialize byte for byte is
+refused with ``ValidationError``; signature problems raise ``ProvenanceError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from node.errors import ProvenanceError, ValidationError
+
+__all__ = [
+    "MAX_NOTE_BYTES",
+    "MAX_SIGNATURES",
+    "Checkpoint",
+    "NoteSignature",
+    "SignedNote",
+    "key_hash",
+    "open_checkpoint",
+    "open_note",
+    "sign_note",
+]
+
+MAX_NOTE_BYTES = 64 * 1024
+MAX_SIGNATURES = 100
+ROOT_SIZE = 32
+MAX_TREE_SIZE = 2**64 - 1
+ED25519_TYPE = b"\x01"
+SIG_PREFIX = "\u2014 "  # em dash, space
+
+PublicKeyLike = Ed25519PublicKey | bytes
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    """Strict standard base64: valid alphabet, padded, canonical."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error) as exc:
+        raise ValidationError(f"{what} must be standard base64, got {text[:64]!r}") from exc
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValidationError(f"{what} must be canonical base64, got {text[:64]!r}")
+    return raw
+
+
+def _check_text(text: str, what: str) -> None:
+    """Refuse control characters other than newline."""
+    for ch in text:
+        if ch != "\n" and unicodedata.category(ch) == "Cc":
+            raise ValidationError(f"{what} must not contain control characters, got {ch!r}")
+
+
+def _check_key_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValidationError("key name must be a non-empty string")
+    if "+" in name or any(ch.isspace() for ch in name):
+        raise ValidationError(f"key name must not contain spaces or '+', got {name!r}")
+    _check_text(name, "key name")
+
+
+def _public_bytes(key: PublicKeyLike) -> bytes:
+    if isinstance(key, Ed25519PublicKey):
+        return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    if isinstance(key, bytes) and len(key) == 32:
+        return key
+    raise ValidationError("verifier key must be an Ed25519 public key or 32 raw bytes")
+
+
+def key_hash(key_name: str, public_key: PublicKeyLike) -> bytes:
+    """Signed-note key hash: first 4 bytes of SHA-256(name || "\\n" || 0x01 || key)."""
+    _check_key_name(key_name)
+    raw = _public_bytes(public_key)
+    return hashlib.sha256(key_name.encode("utf-8") + b"\n" + ED25519_TYPE + raw).digest()[:4]
+
+
+# --- checkpoint body -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A C2SP tlog-checkpoint: the log's origin, tree size and root hash."""
+
+    origin: str
+    size: int
+    root: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.origin, str) or not self.origin or "\n" in self.origin:
+            raise ValidationError(f"origin must be a non-empty line, got {self.origin!r}")
+        _check_text(self.origin, "origin")
+        if isinstance(self.size, bool) or not isinstance(self.size, int):
+            raise ValidationError(f"size must be an integer, got {type(self.size).__name__}")
+        if not 0 <= self.size <= MAX_TREE_SIZE:
+            raise ValidationError(f"size must be in [0, 2**64), got {self.size}")
+        if not isinstance(self.root, bytes) or len(self.root) != ROOT_SIZE:
+            got = len(self.root) if isinstance(self.root, bytes) else type(self.root).__name__
+            raise ValidationError(f"root must be {ROOT_SIZE} bytes, got {got}")
+        for ext in self.extensions:
+            if not isinstance(ext, str) or not ext or "\n" in ext:
+                raise ValidationError(f"extension must be a non-empty line, got {ext!r}")
+            _check_text(ext, "extension line")
+
+    def to_note_body(self) -> str:
+        """The note text: origin, size, base64 root and extensions, each ending in newline."""
+        root = base64.b64encode(self.root).decode("ascii")
+        lines = [self.origin, str(self.size), root, *self.extensions]
+        return "".join(line + "\n" for line in lines)
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Parse a checkpoint body strictly (the inverse of ``to_note_body``)."""
+        if not isinstance(text, str) or not text.endswith("\n"):
+            raise ValidationError("checkpoint body must end with a newline")
+        lines = text[:-1].split("\n")
+        if len(lines) < 3:
+            raise ValidationError(f"checkpoint body needs at least 3 lines, got {len(lines)}")
+        origin, size_text, root_text, *extensions = lines
+        if not size_text.isascii() or not size_text.isdigit():
+            raise ValidationError(f"checkpoint size must be decimal digits, got {size_text!r}")
+        if len(size_text) > 1 and size_text[0] == "0":
+            raise ValidationError(f"checkpoint size must have no leading zeros, got {size_text!r}")
+        if len(size_text) > 20:
+            raise ValidationError(f"checkpoint size must be < 2**64, got {size_text[:32]!r}")
+        root = _b64decode(root_text, "checkpoint root")
+        return cls(origin, int(size_text), root, tuple(extensions))
+
+
+# --- signed notes ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NoteSignature:
+    """One signature line: the signer's key name, 4-byte key hash and signature bytes."""
+
+    key_name: str
+    key_hash: bytes
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _check_key_name(self.key_name)
+        if not isinstance(self.key_hash, bytes) or len(self.key_hash) != 4:
+            raise ValidationError("signature key hash must be 4 bytes")
+        if not isinstance(self.signature, bytes) or not self.signature:
+            raise ValidationError("signature must be non-empty bytes")
+
+    def to_line(self) -> str:
+        """The ``— <name> <base64>`` line, with its newline."""
+        blob = base64.b64encode(self.key_hash + self.signature).decode("ascii")
+        return f"{SIG_PREFIX}{self.key_name} {blob}\n"
+
+    @classmethod
+    def parse_line(cls, line: str) -> NoteSignature:
+        """Parse one signature line (without its newline)."""
+        if not line.startswith(SIG_PREFIX):
+            raise ValidationError(f"signature line must start with an em dash, got {line[:32]!r}")
+        parts = line[len(SIG_PREFIX) :].split(" ")
+        if len(parts) != 2:
+            raise ValidationError(
+                f"signature line must be '— <name> <base64>', got {len(parts)} fields"
+            )
+        name, blob_text = parts
+        blob = _b64decode(blob_text, "signature")
+        if len(blob) < 5:
+            raise ValidationError(f"signature must be over 4 bytes, got {len(blob)}")
+        return cls(name, blob[:4], blob[4:])
+
+
+def _check_body(body: str) -> None:
+    if not isinstance(body, str) or not body:
+        raise ValidationError("note body must be a non-empty string")
+    if not body.endswith("\n"):
+        raise ValidationError("note body must end with a newline")
+    if "\n\n" in body or body.startswith("\n"):
+        raise ValidationError("note body must not contain blank lines")
+    _check_text(body, "note body")
+
+
+@dataclass(frozen=True, slots=True)
+class SignedNote:
+    """A note body and its signature lines (syntax only; see ``open_note``)."""
+
+    body: str
+    signatures: tuple[NoteSignature, ...]
+
+    def __post_init__(self) -> None:
+        _check_body(self.body)
+        if not self.signatures:
+            raise ValidationError("signed note must have at least one signature")
+        if len(self.signatures) > MAX_SIGNATURES:
+            raise ValidationError(
+                f"signed note may have at most {MAX_SIGNATURES} signatures, "
+                f"got {len(self.signatures)}"
+            )
+        seen = {(s.key_name, s.key_hash) for s in self.signatures}
+        if len(seen) != len(self.signatures):
+            raise ValidationError("signed note has two signatures from one key")
+
+    def to_text(self) -> str:
+        """The full note: body, blank line, signature lines."""
+        return self.body + "\n" + "".join(s.to_line() for s in self.signatures)
+
+    @classmethod
+    def parse(cls, text: str) -> SignedNote:
+        """Parse a signed note strictly; verifies nothing."""
+        if not isinstance(text, str):
+            raise ValidationError(f"note must be text, got {type(text).__name__}")
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise ValidationError("note must be valid UTF-8 text") from exc
+        if size > MAX_NOTE_BYTES:
+            raise ValidationError(f"note must be at most {MAX_NOTE_BYTES} bytes, got {size}")
+        split = text.find("\n\n")
+        if split < 0:
+            raise ValidationError("note has no blank line before its signatures")
+        body, sig_text = text[: split + 1], text[split + 2 :]
+        if not sig_text:
+            raise ValidationError("note has no signature lines after its blank line")
+        if not sig_text.endswith("\n"):
+            raise ValidationError("note must end with a newline after its last signature")
+        lines = sig_text[:-1].split("\n")
+        if len(lines) > MAX_SIGNATURES:
+            raise ValidationError(
+                f"signed note may have at most {MAX_SIGNATURES} signatures, got {len(lines)}"
+            )
+        return cls(body, tuple(NoteSignature.parse_line(line) for line in lines))
+
+    def add_signature(self, key_name: str, private_key: Ed25519PrivateKey) -> SignedNote:
+        """A copy with one more Ed25519 signature over the body (e.g. a cosignature)."""
+        public = private_key.public_key()
+        sig = NoteSignature(
+            key_name,
+            key_hash(key_name, public),
+            private_key.sign(self.body.encode("utf-8")),
+        )
+        return SignedNote(self.body, (*self.signatures, sig))
+
+
+def sign_note(body: str, key_name: str, private_key: Ed25519PrivateKey) -> str:
+    """Sign ``body`` with an Ed25519 key; return the signed-note text."""
+    _check_body(body)
+    _check_key_name(key_name)
+    public = private_key.public_key()
+    sig = NoteSignature(
+        key_name, key_hash(key_name, public), private_key.sign(body.encode("utf-8"))
+    )
+    return SignedNote(body, (sig,)).to_text()
+
+
+def open_note(text: str, verifiers: Mapping[str, PublicKeyLike]) -> tuple[str, list[str]]:
+    """Verify a signed note against known keys ``{key name: Ed25519 public key}``.
+
+    Returns the body and the names of the keys whose signatures verified, in
+    note order. Signatures by unknown keys (other name or key hash) are
+    ignored; a bad signature by a known key refuses the whole note, and so
+    does a note with no signature by any known key (``ProvenanceError``).
+    Malformed notes raise ``ValidationError``.
+    """
+    note = SignedNote.parse(text)
+    message = note.body.encode("utf-8")
+    expected = {name: (key_hash(name, key), _public_bytes(key)) for name, key in verifiers.items()}
+    verified: list[str] = []
+    for sig in note.signatures:
+        known = expected.get(sig.key_name)
+        if known is None or known[0] != sig.key_hash:
+            continue
+        if len(sig.signature) != 64:
+            raise ProvenanceError(
+                f"signature by {sig.key_name!r} must be 64 bytes, got {len(sig.signature)}"
+            )
+        try:
+            Ed25519PublicKey.from_public_bytes(known[1]).verify(sig.signature, message)
+        except InvalidSignature as exc:
+            raise ProvenanceError(f"signature by {sig.key_name!r} does not verify") from exc
+        verified.append(sig.key_name)
+    if not verified:
+        names = ", ".join(repr(s.key_name) for s in note.signatures)
+        raise ProvenanceError(f"note signed by 0 of {len(expected)} known keys (signers: {names})")
+    return note.body, verified
+
+
+def open_checkpoint(
+    text: str, verifiers: Mapping[str, PublicKeyLike]
+) -> tuple[Checkpoint, list[str]]:
+    """``open_note`` then ``Checkpoint.parse`` of the verified body."""
+    body, names = open_note(text, verifiers)
+    return Checkpoint.parse(body), names

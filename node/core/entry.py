@@ -1,0 +1,367 @@
+"""Entries: the signed unit of the federation.
+
+An entry's *body* has one deterministic byte encoding, defined here and in
+docs/protocol.md. The bytes that were signed are the bytes that are hashed,
+stored and relayed; they are never re-encoded. A receiver verifies the bytes
+as received, then decodes them, then stores those same bytes.
+
+Body encoding (all integers big-endian)::
+
+    magic      4 bytes  b"CCE1"
+    version    u8       1
+    origin     str8     member id of the submitter (UTF-8, u8 length prefix)
+    seq        u64      position in the origin's log, contiguous from 0
+    prev       32 bytes entry id of seq-1; zeros at seq 0
+    key_id     32 bytes SHA-256 of the raw Ed25519 public key that signs
+    time_ms    i64      signing time, ms since the Unix epoch (informational)
+    kind       u8       Kind
+    flags      u8       bit 0: urgent; other bits must be zero
+    algorithm  str8     hash algorithm name ('' unless kind carries a hash)
+    hash       bytes32  hash value (u32 length prefix)
+    labels     u8 count, then str8 each: known, unique, sorted
+    incident   str8     incident id or ''
+    target     bytes8   entry id this entry acts on (u8 length: 0 or 32)
+    reason     str16    free text, at most 1024 bytes of UTF-8
+    payload    bytes32  kind-specific data; empty for ADD and RETRACT
+
+The signature is Ed25519 over ``PAE("consortium-entry/v1", body)`` where
+``PAE(tag, m) = u64le(len(tag)) || tag || u64le(len(m)) || m`` (DSSE's
+pre-authentication encoding), so an entry signature can never be taken for a
+checkpoint or roster signature. ``entry_id = SHA-256(body)``.
+
+The stored and relayed form of a signed entry is
+``u32be(len(body)) || body || signature``; its SHA-256 with a 0x00 prefix is
+the entry's Merkle leaf hash.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import struct
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from node.core import hashes, labels
+from node.errors import ProvenanceError, ValidationError
+
+MAGIC = b"CCE1"
+FORMAT_VERSION = 1
+ENTRY_DOMAIN = b"consortium-entry/v1"
+ZERO_ID = bytes(32)
+SIG_LEN = 64
+MAX_BODY_BYTES = 8 * 1024  # PDQ/MD5/SHA entries are ~200 bytes
+MAX_OPAQUE_BODY_BYTES = 300 * 1024  # video feature entries
+MAX_REASON_BYTES = 1024
+MAX_PAYLOAD_BYTES = 4096
+MAX_ORIGIN_LEN = 128
+FLAG_URGENT = 0x01
+
+_MEMBER_ID = re.compile(r"^[a-z0-9][a-z0-9.\-]*(?:/[a-z0-9][a-z0-9.\-_]*)?$")
+
+
+class Kind(enum.IntEnum):
+    ADD = 1
+    RETRACT = 2
+    ENDORSE = 3
+    DISPUTE = 4
+    RELABEL = 5
+    ACTION_REPORT = 6
+
+
+#: Kinds this version of the node accepts; the others are reserved.
+SUPPORTED_KINDS = frozenset({Kind.ADD, Kind.RETRACT})
+
+
+def check_member_id(member_id: str) -> str:
+    if len(member_id) > MAX_ORIGIN_LEN or not _MEMBER_ID.match(member_id):
+        raise ValidationError(
+            f"bad member id {member_id[:MAX_ORIGIN_LEN]!r}: expected lower-case "
+            "'<domain>' or '<domain>/<unit>', e.g. 'gov.nz/dia'"
+        )
+    return member_id
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> bytes:
+    """Key id = SHA-256 of the raw 32-byte public key."""
+    return hashlib.sha256(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).digest()
+
+
+def pae(domain: bytes, message: bytes) -> bytes:
+    """DSSE pre-authentication encoding: binds a signature to its purpose."""
+    return (
+        struct.pack("<Q", len(domain)) + domain + struct.pack("<Q", len(message)) + message
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EntryBody:
+    origin: str
+    seq: int
+    prev: bytes
+    key_id: bytes
+    time_ms: int
+    kind: Kind
+    algorithm: str = ""
+    hash: bytes = b""
+    labels: tuple[str, ...] = ()
+    incident: str = ""
+    target: bytes = b""
+    reason: str = ""
+    urgent: bool = False
+    payload: bytes = b""
+    version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.version != FORMAT_VERSION:
+            raise ValidationError(
+                f"entry format version {self.version}: expected {FORMAT_VERSION}"
+            )
+        check_member_id(self.origin)
+        if not 0 <= self.seq < 2**63:
+            raise ValidationError(f"seq {self.seq}: expected 0 <= seq < 2^63")
+        if len(self.prev) != 32 or len(self.key_id) != 32:
+            raise ValidationError("prev and key_id must be 32 bytes")
+        if (self.seq == 0) != (self.prev == ZERO_ID):
+            raise ValidationError(
+                "prev must be 32 zero bytes exactly when seq is 0"
+                if self.seq == 0
+                else f"seq {self.seq} has an all-zero prev: expected the id of seq {self.seq - 1}"
+            )
+        if not -(2**63) <= self.time_ms < 2**63:
+            raise ValidationError("time_ms out of range")
+        if not isinstance(self.kind, Kind):
+            raise ValidationError(f"unknown entry kind {self.kind!r}")
+        if len(self.reason.encode()) > MAX_REASON_BYTES:
+            raise ValidationError(
+                f"reason has {len(self.reason.encode())} bytes: expected at most "
+                f"{MAX_REASON_BYTES}"
+            )
+        if len(self.payload) > MAX_PAYLOAD_BYTES:
+            raise ValidationError(f"payload: expected at most {MAX_PAYLOAD_BYTES} bytes")
+        labels.check_labels(self.labels)
+        labels.check_incident(self.incident)
+        if self.kind == Kind.ADD:
+            hashes.check_hash(self.algorithm, self.hash)
+            if self.target:
+                raise ValidationError("an ADD entry has no target")
+        elif self.kind == Kind.RETRACT:
+            if self.algorithm or self.hash or self.labels:
+                raise ValidationError("a RETRACT entry carries no hash and no labels")
+        if self.kind in (Kind.ADD,) and self.payload:
+            raise ValidationError(f"a {self.kind.name} entry has no payload")
+        if self.kind != Kind.ADD and len(self.target) != 32:
+            raise ValidationError(
+                f"a {self.kind.name} entry needs a 32-byte target entry id, "
+                f"got {len(self.target)} bytes"
+            )
+
+    @property
+    def entry_id(self) -> bytes:
+        return hashlib.sha256(self.encode()).digest()
+
+    def encode(self) -> bytes:
+        out = bytearray(MAGIC)
+        out.append(self.version)
+        _put_str8(out, self.origin)
+        out += struct.pack(">Q", self.seq)
+        out += self.prev + self.key_id
+        out += struct.pack(">qBB", self.time_ms, int(self.kind), FLAG_URGENT if self.urgent else 0)
+        _put_str8(out, self.algorithm)
+        out += struct.pack(">I", len(self.hash)) + self.hash
+        out.append(len(self.labels))
+        for label in self.labels:
+            _put_str8(out, label)
+        _put_str8(out, self.incident)
+        out.append(len(self.target))
+        out += self.target
+        reason = self.reason.encode()
+        out += struct.pack(">H", len(reason)) + reason
+        out += struct.pack(">I", len(self.payload)) + self.payload
+        return bytes(out)
+
+    @classmethod
+    def decode(cls, data: bytes) -> EntryBody:
+        """Strict decode: every field checked, no trailing bytes, canonical form."""
+        cap = MAX_OPAQUE_BODY_BYTES
+        if len(data) > cap:
+            raise ValidationError(f"entry body has {len(data)} bytes: expected at most {cap}")
+        r = _Reader(data)
+        if r.take(4) != MAGIC:
+            raise ValidationError("not an entry body: bad magic")
+        version = r.u8()
+        if version != FORMAT_VERSION:
+            raise ValidationError(f"entry format version {version}: expected {FORMAT_VERSION}")
+        origin = r.str8()
+        seq = r.unpack(">Q")
+        prev = r.take(32)
+        key_id = r.take(32)
+        time_ms, kind_raw, flags = r.unpack3(">qBB")
+        if flags & ~FLAG_URGENT:
+            raise ValidationError(f"unknown entry flags 0x{flags:02x}")
+        try:
+            kind = Kind(kind_raw)
+        except ValueError:
+            raise ValidationError(f"unknown entry kind {kind_raw}") from None
+        algorithm = r.str8()
+        hash_value = r.take(r.unpack(">I"))
+        labels_ = tuple(r.str8() for _ in range(r.u8()))
+        incident = r.str8()
+        target = r.take(r.u8())
+        reason = r.text(r.unpack(">H"))
+        payload = r.take(r.unpack(">I"))
+        if r.remaining():
+            raise ValidationError(f"entry body has {r.remaining()} trailing bytes")
+        body = cls(
+            origin=origin,
+            seq=seq,
+            prev=prev,
+            key_id=key_id,
+            time_ms=time_ms,
+            kind=kind,
+            algorithm=algorithm,
+            hash=hash_value,
+            labels=labels_,
+            incident=incident,
+            target=target,
+            reason=reason,
+            urgent=bool(flags & FLAG_URGENT),
+            payload=payload,
+            version=version,
+        )
+        is_opaque = algorithm in hashes.ALGORITHMS and (
+            hashes.ALGORITHMS[algorithm].matching is hashes.Matching.OPAQUE
+        )
+        if not is_opaque and len(data) > MAX_BODY_BYTES:
+            raise ValidationError(
+                f"entry body has {len(data)} bytes: expected at most {MAX_BODY_BYTES}"
+            )
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEntry:
+    """A body as received (exact bytes) and its signature."""
+
+    body_bytes: bytes
+    signature: bytes
+    body: EntryBody = field(compare=False, repr=False)
+
+    @property
+    def entry_id(self) -> bytes:
+        return hashlib.sha256(self.body_bytes).digest()
+
+    def to_bytes(self) -> bytes:
+        return struct.pack(">I", len(self.body_bytes)) + self.body_bytes + self.signature
+
+    @classmethod
+    def parse(cls, body_bytes: bytes, signature: bytes) -> SignedEntry:
+        """Decode (not verify) a received entry; see :func:`verify_entry`."""
+        if len(signature) != SIG_LEN:
+            raise ValidationError(
+                f"signature has {len(signature)} bytes: expected {SIG_LEN}"
+            )
+        return cls(body_bytes, signature, EntryBody.decode(body_bytes))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedEntry:
+        if len(data) < 4 + SIG_LEN:
+            raise ValidationError("stored entry is truncated")
+        (n,) = struct.unpack(">I", data[:4])
+        if len(data) != 4 + n + SIG_LEN:
+            raise ValidationError(
+                f"stored entry has {len(data)} bytes: expected {4 + n + SIG_LEN}"
+            )
+        return cls.parse(data[4 : 4 + n], data[4 + n :])
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A member's entry signing key. The private key never appears in a repr."""
+
+    private_key: Ed25519PrivateKey = field(repr=False)
+    key_id: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_id", key_id_of(self.private_key.public_key()))
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    def sign(self, body: EntryBody) -> SignedEntry:
+        if body.key_id != self.key_id:
+            raise ValidationError("body names another key id than the signing key")
+        data = body.encode()
+        return SignedEntry(data, self.private_key.sign(pae(ENTRY_DOMAIN, data)), body)
+
+
+def verify_signature(entry: SignedEntry, public_key: Ed25519PublicKey) -> None:
+    """Raise ProvenanceError unless ``entry`` is signed by ``public_key``."""
+    if key_id_of(public_key) != entry.body.key_id:
+        raise ProvenanceError("entry names another key id than the key it was checked against")
+    try:
+        public_key.verify(entry.signature, pae(ENTRY_DOMAIN, entry.body_bytes))
+    except InvalidSignature:
+        raise ProvenanceError(
+            f"bad signature on {entry.body.origin} seq {entry.body.seq}: "
+            "not signed by the key it names"
+        ) from None
+
+
+def _put_str8(out: bytearray, text: str) -> None:
+    data = text.encode()
+    if len(data) > 255:
+        raise ValidationError(f"field of {len(data)} bytes: expected at most 255")
+    out.append(len(data))
+    out += data
+
+
+class _Reader:
+    __slots__ = ("_data", "_pos")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        end = self._pos + n
+        if end > len(self._data):
+            raise ValidationError(
+                f"entry body is truncated: needed {n} bytes at offset {self._pos}, "
+                f"{len(self._data) - self._pos} left"
+            )
+        chunk = self._data[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def unpack(self, fmt: str) -> int:
+        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+        return int(value)
+
+    def unpack3(self, fmt: str) -> tuple[int, int, int]:
+        a, b, c = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+        return int(a), int(b), int(c)
+
+    def str8(self) -> str:
+        return self.text(self.u8())
+
+    def text(self, n: int) -> str:
+        raw = self.take(n)
+        try:
+            return raw.decode("utf-8", "strict")
+        except UnicodeDecodeError:
+            raise ValidationError("entry body has a text field that is not UTF-8") from None
+
+    def remaining(self) -> int:
+        return len(self._data) - self._pos

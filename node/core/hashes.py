@@ -1,0 +1,101 @@
+"""The hash algorithm registry and strict validation of hash values.
+
+In ``core`` a hash value is ``bytes``; hex appears only at the edges
+(CLI, JSON), where :func:`parse_hex` turns it into bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from node.errors import ValidationError
+
+
+class Matching(enum.Enum):
+    EXACT = "exact"  # cryptographic: equal bytes or nothing
+    HAMMING = "hamming"  # perceptual: near matches by Hamming distance
+    OPAQUE = "opaque"  # stored and relayed; matched exactly until a matcher exists
+
+
+@dataclass(frozen=True, slots=True)
+class Algorithm:
+    name: str
+    min_len: int
+    max_len: int
+    matching: Matching
+    pytx_name: str  # python-threatexchange signal type name
+    description: str
+
+    def check(self, value: bytes) -> bytes:
+        if not value:
+            raise ValidationError(f"{self.name} hash is empty: expected {self.expected()}")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise ValidationError(
+                f"{self.name} hash has {len(value)} bytes: expected {self.expected()}"
+            )
+        return value
+
+    def expected(self) -> str:
+        if self.min_len == self.max_len:
+            return f"{self.min_len} bytes ({2 * self.min_len} hex digits)"
+        return f"{self.min_len}..{self.max_len} bytes"
+
+
+_OPAQUE_VIDEO_CAP = 256 * 1024  # TMK+PDQF and vPDQ features are large but bounded
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("PDQ", 32, 32, Matching.HAMMING, "pdq", "256-bit perceptual image hash"),
+        Algorithm("MD5", 16, 16, Matching.EXACT, "md5", "MD5 of the file bytes"),
+        Algorithm("SHA256", 32, 32, Matching.EXACT, "sha256", "SHA-256 of the file bytes"),
+        Algorithm("VIDEO_MD5", 16, 16, Matching.EXACT, "video_md5", "MD5 of a video file"),
+        Algorithm(
+            "TMK_PDQF", 1, _OPAQUE_VIDEO_CAP, Matching.OPAQUE, "tmk", "TMK+PDQF video features"
+        ),
+        Algorithm("VPDQ", 1, _OPAQUE_VIDEO_CAP, Matching.OPAQUE, "vpdq", "vPDQ frame hashes"),
+    )
+}
+
+
+def algorithm(name: str) -> Algorithm:
+    """Look up an algorithm by its canonical (upper-case) name."""
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValidationError(
+            f"unknown hash algorithm {name!r}: expected one of {', '.join(ALGORITHMS)}"
+        ) from None
+
+
+def normalize_name(name: str) -> str:
+    """Accept ``pdq``, ``sha-256``, ``video_md5`` ... at the edges."""
+    key = name.strip().upper().replace("-", "").replace("+", "_")
+    aliases = {"SHA256": "SHA256", "TMKPDQF": "TMK_PDQF", "TMK": "TMK_PDQF"}
+    key = aliases.get(key, key)
+    algorithm(key)
+    return key
+
+
+def check_hash(name: str, value: bytes) -> bytes:
+    return algorithm(name).check(value)
+
+
+def parse_hex(name: str, text: str) -> bytes:
+    """Parse a hash given as lowercase or uppercase hex at an edge."""
+    alg = algorithm(name)
+    text = text.strip()
+    if not text:
+        raise ValidationError(f"{name} hash is empty: expected {alg.expected()}")
+    if len(text) % 2:
+        raise ValidationError(
+            f"{name} hash has {len(text)} hex digits (odd): expected {alg.expected()}"
+        )
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise ValidationError(
+            f"{name} hash is not hex: expected {alg.expected()}, got {text[:16]!r}"
+        ) from None
+    return alg.check(value)

@@ -1,0 +1,147 @@
+"""An asyncio client for NodeService that speaks in core values and NodeErrors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+
+import grpc
+
+from node.core.entry import SignedEntry
+from node.errors import (
+    ConflictError,
+    NodeError,
+    NotFoundError,
+    OrderingError,
+    PeerError,
+    ProvenanceError,
+    StorageError,
+    ValidationError,
+)
+from node.rpc import convert
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
+from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_DEADLINE_S = 10.0
+
+#: Keepalive on both sides. The server permits pings every 10 s without
+#: calls in flight; clients ping every 20 s, so they never trip gRPC's
+#: "too_many_pings" GOAWAY.
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+SERVER_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 2),
+]
+
+_FROM_STATUS: dict[grpc.StatusCode, type[NodeError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: ValidationError,
+    grpc.StatusCode.PERMISSION_DENIED: ProvenanceError,
+    grpc.StatusCode.FAILED_PRECONDITION: OrderingError,
+    grpc.StatusCode.ALREADY_EXISTS: ConflictError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.INTERNAL: StorageError,
+}
+
+
+def error_from_rpc(exc: grpc.aio.AioRpcError, address: str) -> NodeError:
+    """Translate a gRPC failure into our tree, keeping the server's message."""
+    cls = _FROM_STATUS.get(exc.code(), PeerError)
+    detail = exc.details() or exc.code().name
+    if cls is PeerError:
+        return PeerError(f"node at {address}: {exc.code().name}: {detail}")
+    return cls(detail)
+
+
+class NodeClient:
+    """``async with NodeClient(addr) as c: await c.status()``."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.address = address
+        self.deadline_s = deadline_s
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        else:
+            self._channel = grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+        self.stub = pb_grpc.NodeServiceStub(self._channel)
+
+    async def __aenter__(self) -> NodeClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def submit(self, entries: Sequence[SignedEntry]) -> pb.SubmitResponse:
+        request = pb.SubmitRequest(entries=[convert.entry_to_pb(e) for e in entries])
+        try:
+            return await self.stub.Submit(request, timeout=self.deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def match(
+        self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+    ) -> pb.MatchResponse:
+        request = pb.MatchRequest(
+            queries=[pb.HashQuery(algorithm=a, value=v) for a, v in queries],
+            include_retracted=include_retracted,
+        )
+        try:
+            return await self.stub.Match(request, timeout=self.deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def get_entry(self, entry_id: bytes) -> pb.GetEntryResponse:
+        try:
+            return await self.stub.GetEntry(
+                pb.GetEntryRequest(entry_id=entry_id), timeout=self.deadline_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def status(self) -> pb.StatusResponse:
+        try:
+            return await self.stub.Status(pb.StatusRequest(), timeout=self.deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def pull(
+        self, cursors: dict[str, int], *, follow: bool, max_batch: int = 0
+    ) -> AsyncIterator[pb.PullResponse]:
+        """Stream batches; a follow stream has no deadline (keepalive guards it)."""
+        call = self.stub.Pull(
+            pb.PullRequest(cursors=cursors, follow=follow, max_batch=max_batch),
+            timeout=None if follow else self.deadline_s,
+        )
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+        finally:
+            call.cancel()

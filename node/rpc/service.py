@@ -1,0 +1,193 @@
+"""The gRPC servicer: convert, call the application, convert back.
+
+Status-code table (the one place errors meet gRPC):
+
+=====================  ====================
+NodeError subclass     gRPC status
+=====================  ====================
+ProvenanceError        PERMISSION_DENIED
+ValidationError        INVALID_ARGUMENT
+OrderingError          FAILED_PRECONDITION
+ConflictError          ALREADY_EXISTS
+NotFoundError          NOT_FOUND
+StorageError           INTERNAL
+PeerError              UNAVAILABLE
+=====================  ====================
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from node import __version__
+from node.app import NodeApp
+from node.errors import (
+    ConflictError,
+    NodeError,
+    NotFoundError,
+    OrderingError,
+    PeerError,
+    ProvenanceError,
+    StorageError,
+    ValidationError,
+)
+from node.rpc import convert
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
+from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+from node.store.base import Outcome
+
+log = logging.getLogger(__name__)
+
+STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
+    (ProvenanceError, grpc.StatusCode.PERMISSION_DENIED),
+    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (OrderingError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ConflictError, grpc.StatusCode.ALREADY_EXISTS),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (StorageError, grpc.StatusCode.INTERNAL),
+    (PeerError, grpc.StatusCode.UNAVAILABLE),
+)
+
+DEFAULT_PULL_BATCH = 256
+MAX_PULL_BATCH = 2048
+FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
+
+T = TypeVar("T")
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]
+
+
+def status_for(exc: NodeError) -> grpc.StatusCode:
+    for cls, code in STATUS_TABLE:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+def _mapped(method: Handler[T]) -> Handler[T]:
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await method(self, request, context)
+        except NodeError as exc:
+            await context.abort(status_for(exc), str(exc))
+            raise  # unreachable: abort raises
+        except Exception:  # noqa: BLE001 - the edge: log, never leak a traceback
+            log.exception("internal error in %s", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the node's log")
+            raise
+
+    return wrapper
+
+
+PeersStatus = Callable[[], Sequence[pb.PeerStatus]]
+
+
+class NodeServicer(pb_grpc.NodeServiceServicer):
+    def __init__(self, app: NodeApp, peers_status: PeersStatus | None = None) -> None:
+        self.app = app
+        self.peers_status = peers_status or (lambda: [])
+
+    @_mapped
+    async def Submit(  # noqa: N802 - gRPC method name
+        self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitResponse:
+        entries = convert.entries_from_pb(request.entries)
+        result = self.app.submit(entries)
+        return pb.SubmitResponse(
+            results=[
+                pb.SubmitResult(
+                    entry_id=e.entry_id,
+                    outcome=pb.OUTCOME_ACCEPTED
+                    if o is Outcome.ACCEPTED
+                    else pb.OUTCOME_DUPLICATE,
+                )
+                for e, o in zip(entries, result.outcomes, strict=True)
+            ]
+        )
+
+    @_mapped
+    async def GetEntry(  # noqa: N802
+        self, request: pb.GetEntryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetEntryResponse:
+        hit = self.app.get(request.entry_id)
+        return pb.GetEntryResponse(
+            entry=convert.entry_to_pb(hit.entry), provenance=convert.provenance_to_pb(hit)
+        )
+
+    @_mapped
+    async def Match(  # noqa: N802
+        self, request: pb.MatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MatchResponse:
+        queries = [(q.algorithm, q.value) for q in request.queries]
+        results = self.app.match(queries, include_retracted=request.include_retracted)
+        return pb.MatchResponse(
+            results=[
+                pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits])
+                for hits in results
+            ]
+        )
+
+    @_mapped
+    async def Status(  # noqa: N802
+        self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StatusResponse:
+        heads = self.app.heads()
+        return pb.StatusResponse(
+            node_id=self.app.node_id,
+            heads=[
+                pb.OriginHead(origin=o, next_seq=h.next_seq, head_id=h.head_id)
+                for o, h in sorted(heads.items())
+            ],
+            peers=list(self.peers_status()),
+            entries=sum(h.next_seq for h in heads.values()),
+            evidence=len(self.app.store.evidence()),
+            version=__version__,
+        )
+
+    async def Pull(  # noqa: N802
+        self, request: pb.PullRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.PullResponse]:
+        try:
+            async for response in self._pull(request):
+                yield response
+        except NodeError as exc:
+            await context.abort(status_for(exc), str(exc))
+
+    async def _pull(self, request: pb.PullRequest) -> AsyncIterator[pb.PullResponse]:
+        limit = request.max_batch or DEFAULT_PULL_BATCH
+        if limit > MAX_PULL_BATCH:
+            raise ValidationError(f"max_batch {limit}: expected at most {MAX_PULL_BATCH}")
+        cursors = dict(request.cursors)
+        store = self.app.store
+        changes = self.app.changes
+        while True:
+            seen = changes.version
+            heads = store.heads()
+            batch: list[bytes] = []
+            # Round-robin over origins so one busy origin cannot starve the rest.
+            for origin, head in sorted(heads.items()):
+                have = cursors.get(origin, 0)
+                if have >= head.next_seq:
+                    continue
+                room = limit - len(batch)
+                if room <= 0:
+                    break
+                raws = store.raw_entries_from(origin, have, min(room, max(1, limit // 4)))
+                batch.extend(raws)
+                cursors[origin] = have + len(raws)
+            frontier = pb.Frontier(sizes={o: h.next_seq for o, h in heads.items()})
+            if batch:
+                yield pb.PullResponse(
+                    entries=[convert.raw_to_pb(r) for r in batch], frontier=frontier
+                )
+                continue
+            if not request.follow or changes.closed:
+                return
+            await changes.wait_past(seen, FOLLOW_IDLE_S)
+            if changes.version == seen:
+                yield pb.PullResponse(frontier=frontier)  # idle: frontier only

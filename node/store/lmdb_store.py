@@ -1,0 +1,372 @@
+"""The LMDB store: one environment per node, named sub-databases.
+
+Keys (all integers big-endian so LMDB's byte order is numeric order)::
+
+    entries   origin 0x00 seq:u64          -> signed-entry bytes
+    ids       entry_id                     -> arrival_ms:u64 seq:u64 origin
+    hashes    algorithm 0x00 value         -> entry_id   (dupsort)
+    heads     origin                       -> next_seq:u64 head_id:32
+    retracted target entry_id              -> retracting entry_id
+    cursors   peer 0x00 origin             -> next_seq:u64 (what that peer gave us)
+    evidence  origin 0x00 seq:u64 entry_id -> recorded_ms:u64 conflicting signed bytes
+    meta      name                         -> value
+
+Every batch is one write transaction: an entry is acknowledged only after
+the transaction that stored it has committed (``sync`` and ``metasync`` on).
+One process owns the environment; the node opens it once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import struct
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from node.core.entry import Kind, SignedEntry
+from node.core.ordering import Decision, decide
+from node.errors import (
+    EquivocationError,
+    NodeError,
+    NotFoundError,
+    OrderingError,
+    StorageError,
+    ValidationError,
+)
+from node.store.base import Evidence, Head, IngestResult, Outcome, StoredEntry
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_MAP_SIZE = 1 << 34  # 16 GiB of address space; the file grows as used
+_U64 = struct.Struct(">Q")
+
+
+class _Db(enum.Enum):
+    ENTRIES = b"entries"
+    IDS = b"ids"
+    HASHES = b"hashes"
+    HEADS = b"heads"
+    RETRACTED = b"retracted"
+    CURSORS = b"cursors"
+    EVIDENCE = b"evidence"
+    META = b"meta"
+
+
+def _entry_key(origin: str, seq: int) -> bytes:
+    return origin.encode() + b"\x00" + _U64.pack(seq)
+
+
+def _hash_key(algorithm: str, value: bytes) -> bytes:
+    return algorithm.encode() + b"\x00" + value
+
+
+@contextmanager
+def _lmdb_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except lmdb.Error as exc:
+        raise StorageError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+class LmdbStore:
+    """The node's persistent state. Not thread-safe for writers: one writer."""
+
+    def __init__(self, path: Path, *, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        with _lmdb_errors(f"opening LMDB at {path}"):
+            self._env = lmdb.open(
+                str(path),
+                map_size=map_size,
+                max_dbs=len(_Db) + 2,
+                subdir=True,
+                sync=True,
+                metasync=True,
+                readahead=False,
+                max_readers=256,
+            )
+            self._dbs: dict[_Db, Any] = {
+                d: self._env.open_db(d.value, dupsort=(d is _Db.HASHES)) for d in _Db
+            }
+            with self._env.begin(write=True) as txn:
+                meta = self._dbs[_Db.META]
+                stored = txn.get(b"schema", db=meta)
+                if stored is None:
+                    txn.put(b"schema", _U64.pack(SCHEMA_VERSION), db=meta)
+                elif _U64.unpack(stored)[0] != SCHEMA_VERSION:
+                    raise StorageError(
+                        f"store schema {_U64.unpack(stored)[0]}: this node reads "
+                        f"{SCHEMA_VERSION}"
+                    )
+        self.path = path
+
+    # -- reads -------------------------------------------------------------
+
+    def head(self, origin: str) -> Head:
+        with _lmdb_errors("reading head"), self._env.begin() as txn:
+            return self._head(txn, origin)
+
+    def heads(self) -> dict[str, Head]:
+        out: dict[str, Head] = {}
+        with _lmdb_errors("reading heads"), self._env.begin() as txn:
+            for key, value in txn.cursor(db=self._dbs[_Db.HEADS]):
+                out[bytes(key).decode()] = Head(_U64.unpack(value[:8])[0], bytes(value[8:]))
+        return out
+
+    def get(self, entry_id: bytes) -> StoredEntry | None:
+        with _lmdb_errors("reading entry"), self._env.begin() as txn:
+            loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
+            if loc is None:
+                return None
+            arrival, seq = struct.unpack(">QQ", loc[:16])
+            raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
+            if raw is None:
+                raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
+            retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
+        return StoredEntry(SignedEntry.from_bytes(bytes(raw)), arrival, bytes(retracted_by))
+
+    def entries_from(self, origin: str, seq: int, limit: int) -> list[SignedEntry]:
+        return [SignedEntry.from_bytes(raw) for raw in self.raw_entries_from(origin, seq, limit)]
+
+    def raw_entries_from(self, origin: str, seq: int, limit: int) -> list[bytes]:
+        """Stored signed-entry bytes of ``origin`` from ``seq``, in order."""
+        out: list[bytes] = []
+        prefix = origin.encode() + b"\x00"
+        with _lmdb_errors("reading entries"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.ENTRIES])
+            if not cur.set_key(prefix + _U64.pack(seq)):
+                return out
+            for key, value in cur:
+                if len(out) >= limit or not bytes(key).startswith(prefix):
+                    break
+                out.append(bytes(value))
+        return out
+
+    def lookup(self, algorithm: str, value: bytes) -> list[bytes]:
+        with _lmdb_errors("looking up hash"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.HASHES])
+            if not cur.set_key(_hash_key(algorithm, value)):
+                return []
+            return [bytes(v) for v in cur.iternext_dup()]
+
+    def lookup_many(self, keys: Sequence[tuple[str, bytes]]) -> list[list[bytes]]:
+        """Batch exact lookups in one read transaction."""
+        out: list[list[bytes]] = []
+        with _lmdb_errors("looking up hashes"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.HASHES])
+            for algorithm, value in keys:
+                if cur.set_key(_hash_key(algorithm, value)):
+                    out.append([bytes(v) for v in cur.iternext_dup()])
+                else:
+                    out.append([])
+        return out
+
+    def iter_entries(self) -> Iterator[StoredEntry]:
+        """Every stored entry, origin by origin in seq order (for index builds, audit)."""
+        with _lmdb_errors("scanning entries"), self._env.begin() as txn:
+            ids = self._dbs[_Db.IDS]
+            retracted = self._dbs[_Db.RETRACTED]
+            for _key, value in txn.cursor(db=self._dbs[_Db.ENTRIES]):
+                entry = SignedEntry.from_bytes(bytes(value))
+                eid = entry.entry_id
+                loc = txn.get(eid, db=ids)
+                arrival = _U64.unpack(loc[:8])[0] if loc is not None else 0
+                yield StoredEntry(entry, arrival, bytes(txn.get(eid, db=retracted) or b""))
+
+    def evidence(self) -> list[Evidence]:
+        out: list[Evidence] = []
+        with _lmdb_errors("reading evidence"), self._env.begin() as txn:
+            for key, value in txn.cursor(db=self._dbs[_Db.EVIDENCE]):
+                origin_b, rest = bytes(key).split(b"\x00", 1)
+                seq = _U64.unpack(rest[:8])[0]
+                stored = txn.get(_entry_key(origin_b.decode(), seq), db=self._dbs[_Db.ENTRIES])
+                out.append(
+                    Evidence(
+                        origin=origin_b.decode(),
+                        seq=seq,
+                        stored=bytes(stored or b""),
+                        conflicting=bytes(value[8:]),
+                        recorded_ms=_U64.unpack(value[:8])[0],
+                    )
+                )
+        return out
+
+    def peer_cursors(self, peer: str) -> dict[str, int]:
+        prefix = peer.encode() + b"\x00"
+        out: dict[str, int] = {}
+        with _lmdb_errors("reading cursors"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.CURSORS])
+            if cur.set_range(prefix):
+                for key, value in cur:
+                    if not bytes(key).startswith(prefix):
+                        break
+                    out[bytes(key[len(prefix) :]).decode()] = _U64.unpack(value)[0]
+        return out
+
+    def count(self) -> int:
+        with _lmdb_errors("counting"), self._env.begin() as txn:
+            return int(txn.stat(self._dbs[_Db.ENTRIES])["entries"])
+
+    # -- writes ------------------------------------------------------------
+
+    def ingest(
+        self,
+        entries: Sequence[SignedEntry],
+        *,
+        atomic: bool,
+        peer: str | None = None,
+        now_ms: int,
+    ) -> IngestResult:
+        """Append verified entries in one write transaction.
+
+        Signatures and provenance must already be checked by the caller.
+
+        - ``atomic``: the batch commits whole or not at all; the first refused
+          entry aborts it (its error is the only one reported).
+        - otherwise every entry that can be appended is; a refused entry is
+          reported, and later entries of the same origin are refused as out
+          of order (they cannot chain onto a refused one).
+
+        Equivocation evidence is committed in either case: it is signed by
+        the origin and proves a fork whatever happens to the batch.
+        """
+        try:
+            result: IngestResult = self._write(
+                lambda txn: self._ingest(txn, entries, peer, now_ms, atomic)
+            )
+        except _Abort as abort:
+            result = abort.result
+            if abort.evidence is not None:
+                ev = abort.evidence
+                self._write(lambda txn: self._put_evidence(txn, ev, now_ms))
+        return result
+
+    def _write(self, fn: Any) -> Any:
+        for attempt in range(8):
+            try:
+                with self._env.begin(write=True) as txn:
+                    return fn(txn)
+            except lmdb.MapFullError:
+                # The map is address space, not disk: grow it and retry the
+                # whole transaction (nothing of the failed one was kept).
+                new_size = self._env.info()["map_size"] * 2
+                log.warning("LMDB map full; growing map to %d bytes (try %d)", new_size, attempt)
+                self._env.set_mapsize(new_size)
+            except lmdb.Error as exc:
+                raise StorageError(f"write failed: {type(exc).__name__}: {exc}") from exc
+        raise StorageError("LMDB map full and could not be grown")
+
+    def _ingest(
+        self,
+        txn: Any,
+        entries: Sequence[SignedEntry],
+        peer: str | None,
+        now_ms: int,
+        atomic: bool,
+    ) -> IngestResult:
+        outcomes: list[Outcome | NodeError] = []
+        accepted: list[SignedEntry] = []
+        heads: dict[str, Head] = {}
+        refused: set[str] = set()
+        evidence = 0
+        for i, entry in enumerate(entries):
+            origin = entry.body.origin
+            if origin in refused:
+                outcomes.append(
+                    OrderingError(
+                        f"out of order: {origin} seq {entry.body.seq} follows a refused entry"
+                    )
+                )
+                continue
+            head = heads.get(origin) or self._head(txn, origin)
+            stored = None
+            if entry.body.seq < head.next_seq:
+                raw = txn.get(_entry_key(origin, entry.body.seq), db=self._dbs[_Db.ENTRIES])
+                stored = SignedEntry.from_bytes(bytes(raw)).body_bytes if raw else None
+            try:
+                decision = decide(entry, head.next_seq, head.head_id, stored)
+                if decision is Decision.APPEND:
+                    self._check_target(txn, entry)
+            except NodeError as exc:
+                is_fork = isinstance(exc, EquivocationError)
+                if atomic:
+                    where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+                    error = type(exc)(where + str(exc))
+                    raise _Abort(IngestResult((error,), ()), entry if is_fork else None) from None
+                if is_fork:
+                    self._put_evidence(txn, entry, now_ms)
+                    evidence += 1
+                outcomes.append(exc)
+                refused.add(origin)
+                continue
+            if decision is Decision.DUPLICATE:
+                outcomes.append(Outcome.DUPLICATE)
+                continue
+            self._append(txn, entry, now_ms)
+            heads[origin] = Head(entry.body.seq + 1, entry.entry_id)
+            outcomes.append(Outcome.ACCEPTED)
+            accepted.append(entry)
+        if peer is not None:
+            for origin, head in heads.items():
+                txn.put(
+                    peer.encode() + b"\x00" + origin.encode(),
+                    _U64.pack(head.next_seq),
+                    db=self._dbs[_Db.CURSORS],
+                )
+        return IngestResult(tuple(outcomes), tuple(accepted), evidence)
+
+    def _check_target(self, txn: Any, entry: SignedEntry) -> None:
+        body = entry.body
+        if body.kind != Kind.RETRACT:
+            return
+        loc = txn.get(body.target, db=self._dbs[_Db.IDS])
+        if loc is None:
+            raise NotFoundError(
+                f"{body.origin} seq {body.seq} retracts {body.target.hex()[:16]}, "
+                "which is not stored here"
+            )
+        if bytes(loc[16:]).decode() != body.origin:
+            raise ValidationError(
+                f"{body.origin} seq {body.seq} retracts an entry of another member"
+            )
+
+    def _append(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
+        body = entry.body
+        eid = entry.entry_id
+        txn.put(_entry_key(body.origin, body.seq), entry.to_bytes(), db=self._dbs[_Db.ENTRIES])
+        txn.put(
+            eid,
+            struct.pack(">QQ", now_ms, body.seq) + body.origin.encode(),
+            db=self._dbs[_Db.IDS],
+        )
+        txn.put(
+            body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS]
+        )
+        if body.kind == Kind.ADD:
+            txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._dbs[_Db.HASHES])
+        elif body.kind == Kind.RETRACT:
+            txn.put(body.target, eid, db=self._dbs[_Db.RETRACTED], overwrite=False)
+
+    def _put_evidence(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
+        key = _entry_key(entry.body.origin, entry.body.seq) + entry.entry_id
+        txn.put(key, _U64.pack(now_ms) + entry.to_bytes(), db=self._dbs[_Db.EVIDENCE])
+
+    def _head(self, txn: Any, origin: str) -> Head:
+        raw = txn.get(origin.encode(), db=self._dbs[_Db.HEADS])
+        if raw is None:
+            return Head()
+        return Head(_U64.unpack(raw[:8])[0], bytes(raw[8:]))
+
+    def close(self) -> None:
+        self._env.close()
+
+
+class _Abort(Exception):  # noqa: N818 - control flow, never escapes this module
+    def __init__(self, result: IngestResult, evidence: SignedEntry | None) -> None:
+        self.result = result
+        self.evidence = evidence
