@@ -104,8 +104,10 @@ class Node:
             await self._server.wait_for_termination()
 
 
-async def serve(directory: Path) -> None:
-    """Run a node until SIGTERM/SIGINT."""
+async def serve(directory: Path, *, parent_pid: int = 0) -> None:
+    """Run a node until SIGTERM/SIGINT (or, for launched meshes, until the
+    launching process is gone, so a killed launcher leaves no orphans)."""
+    import os
     import signal
 
     node = Node(load_config(directory))
@@ -114,6 +116,16 @@ async def serve(directory: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    async def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            await asyncio.sleep(0.5)
+        log.warning("launcher %d is gone; shutting down", parent_pid)
+        stop.set()
+
+    watcher = asyncio.create_task(watch_parent()) if parent_pid else None
     print(f"ccnode: {node.config.id} serving on {node.address}", flush=True)
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await node.stop()

@@ -1,0 +1,337 @@
+"""Node commands: init, serve, members, peers, submit, match, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from node.config import (
+    NodeConfig,
+    PeerConfig,
+    load_config,
+    load_signer,
+    new_key,
+    write_atomic,
+)
+from node.core import hashes, labels
+from node.core.entry import EntryBody, Kind, Signer, check_member_id
+from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
+from node.errors import ValidationError
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
+from node.rpc.client import NodeClient
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("init", help="create a node directory: keys, config, members file")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--id", required=True, help="member id, e.g. gov.nz/dia")
+    p.add_argument("--kind", required=True, choices=[k.value for k in MemberKind])
+    p.add_argument("--jurisdiction", default="NZ", help="ISO 3166-1 alpha-2 (default NZ)")
+    p.add_argument("--listen", default="127.0.0.1:0", help="host:port (default 127.0.0.1:0)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", help="run a node until SIGTERM/SIGINT")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("members", help="show or extend the members file")
+    msub = p.add_subparsers(dest="members_cmd", required=True)
+    q = msub.add_parser("show", help="list members")
+    q.add_argument("dir", type=Path)
+    q.set_defaults(func=cmd_members_show)
+    q = msub.add_parser("add", help="add a member")
+    q.add_argument("dir", type=Path)
+    q.add_argument("--id", required=True)
+    q.add_argument("--kind", required=True, choices=[k.value for k in MemberKind])
+    q.add_argument("--jurisdiction", required=True)
+    q.add_argument("--key", required=True, help="raw Ed25519 public key, 64 hex digits")
+    q.add_argument("--address", default="")
+    q.set_defaults(func=cmd_members_add)
+
+    p = sub.add_parser("peers", help="add a peer to sync from")
+    psub = p.add_subparsers(dest="peers_cmd", required=True)
+    q = psub.add_parser("add")
+    q.add_argument("dir", type=Path)
+    q.add_argument("--id", required=True)
+    q.add_argument("--address", required=True, help="host:port")
+    q.set_defaults(func=cmd_peers_add)
+
+    p = sub.add_parser("submit", help="sign a hash with the member key and submit it")
+    p.add_argument("dir", type=Path, nargs="?", help="node directory (key, id, address)")
+    p.add_argument("--to", help="node address host:port (default: DIR's running node)")
+    p.add_argument("--key", type=Path, help="key file (key-only submitters, with --origin)")
+    p.add_argument("--origin", help="member id the key speaks for (with --key)")
+    p.add_argument("--algo", help="hash algorithm: " + ", ".join(hashes.ALGORITHMS))
+    p.add_argument("--hash", dest="hash_hex", help="hash value, hex")
+    p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
+    p.add_argument("--incident", default="", help="incident id, e.g. christchurch-2019-03-15")
+    p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
+    p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
+    p.add_argument("--retract", metavar="ENTRY_ID", help="retract one of your entries")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("match", help="look a hash up in a node's replica")
+    p.add_argument("dir", type=Path, nargs="?")
+    p.add_argument("--to", help="node address host:port")
+    p.add_argument("--algo", required=True)
+    p.add_argument("--hash", dest="hash_hex", required=True)
+    p.add_argument("--include-retracted", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_match)
+
+    p = sub.add_parser("status", help="a node's id, heads and peers")
+    p.add_argument("dir", type=Path, nargs="?")
+    p.add_argument("--to", help="node address host:port")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("labels", help="list the label taxonomy")
+    p.set_defaults(func=cmd_labels)
+
+
+# -- init / serve / members / peers -----------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    if (directory / "config.toml").exists():
+        raise ValidationError(f"{directory} is already a node directory")
+    check_member_id(args.id)
+    directory.mkdir(parents=True, exist_ok=True)
+    signer = new_key(directory / "keys" / "entry.pem")
+    me = Member(
+        args.id,
+        MemberKind.parse(args.kind),
+        args.jurisdiction,
+        (raw_public_key(signer.public_key),),
+    )
+    config = NodeConfig(
+        dir=directory, id=args.id, kind=me.kind, jurisdiction=args.jurisdiction,
+        listen=args.listen,
+    )
+    write_atomic(directory / config.members_file, MembersFile.of([me]).dumps())
+    config.save()
+    print(f"initialised {args.id} in {directory}")
+    print(f"entry public key: {raw_public_key(signer.public_key).hex()}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from node.server import serve
+
+    asyncio.run(serve(args.dir, parent_pid=args.parent_pid))
+    return 0
+
+
+def cmd_members_show(args: argparse.Namespace) -> int:
+    for m in load_config(args.dir).members().members():
+        keys = ",".join(k.hex()[:16] + "…" for k in m.entry_keys)
+        print(f"{m.id:32} {m.kind.value:10} {m.jurisdiction}  keys {keys}  {m.address}")
+    return 0
+
+
+def cmd_members_add(args: argparse.Namespace) -> int:
+    config = load_config(args.dir)
+    try:
+        key = bytes.fromhex(args.key)
+    except ValueError:
+        raise ValidationError("--key must be 64 hex digits") from None
+    new = Member(args.id, MemberKind.parse(args.kind), args.jurisdiction, (key,), args.address)
+    members = MembersFile.of([*config.members().members(), new])
+    write_atomic(args.dir / config.members_file, members.dumps())
+    print(f"added {args.id}; restart the node to apply")
+    return 0
+
+
+def cmd_peers_add(args: argparse.Namespace) -> int:
+    config = load_config(args.dir)
+    peers = (*config.peers, PeerConfig(check_member_id(args.id), address=args.address))
+    NodeConfig(**{**_fields(config), "peers": peers}).save()
+    print(f"added peer {args.id} at {args.address}; restart the node to apply")
+    return 0
+
+
+def _fields(config: NodeConfig) -> dict[str, Any]:
+    return {f: getattr(config, f) for f in config.__dataclass_fields__}
+
+
+# -- client commands --------------------------------------------------------
+
+
+def _address(args: argparse.Namespace) -> str:
+    if args.to:
+        return str(args.to)
+    if args.dir is None:
+        raise ValidationError("give a node directory or --to HOST:PORT")
+    config = load_config(args.dir)
+    try:
+        return config.addr_file.read_text().strip()
+    except OSError:
+        raise ValidationError(
+            f"no running node for {args.dir} (no {config.addr_file.name}); "
+            "start it with `ccnode serve` or pass --to"
+        ) from None
+
+
+def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
+    if args.key is not None:
+        if not args.origin:
+            raise ValidationError("--key needs --origin (the member id the key speaks for)")
+        return check_member_id(args.origin), load_signer(args.key)
+    if args.dir is None:
+        raise ValidationError("give a node directory, or --key KEY --origin ID --to ADDR")
+    config = load_config(args.dir)
+    return config.id, config.signer()
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    origin, signer = _submitter(args)
+    address = _address(args)
+    if args.retract:
+        try:
+            target = bytes.fromhex(args.retract)
+        except ValueError:
+            raise ValidationError("--retract takes an entry id in hex") from None
+        fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": target}
+    else:
+        if not args.algo or not args.hash_hex:
+            raise ValidationError("submit needs --algo and --hash (or --retract ENTRY_ID)")
+        algo = hashes.normalize_name(args.algo)
+        fields = {
+            "kind": Kind.ADD,
+            "algorithm": algo,
+            "hash": hashes.parse_hex(algo, args.hash_hex),
+            "labels": labels.normalize_labels(args.label),
+            "incident": labels.check_incident(args.incident),
+        }
+    response = asyncio.run(_submit(address, origin, signer, fields, args))
+    result = response.results[0]
+    outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
+    if args.json:
+        print(json.dumps({"entry_id": result.entry_id.hex(), "outcome": outcome}))
+    else:
+        print(f"{outcome}: entry {result.entry_id.hex()}")
+    return 0
+
+
+async def _submit(
+    address: str, origin: str, signer: Signer, fields: dict[str, Any], args: argparse.Namespace
+) -> pb.SubmitResponse:
+    import time
+
+    async with NodeClient(address) as client:
+        status = await client.status()
+        head = next((h for h in status.heads if h.origin == origin), None)
+        body = EntryBody(
+            origin=origin,
+            seq=head.next_seq if head else 0,
+            prev=head.head_id if head else bytes(32),
+            key_id=signer.key_id,
+            time_ms=time.time_ns() // 1_000_000,
+            reason=args.reason,
+            urgent=args.urgent,
+            **fields,
+        )
+        return await client.submit([signer.sign(body)])
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    address = _address(args)
+    algo = hashes.normalize_name(args.algo)
+    value = hashes.parse_hex(algo, args.hash_hex)
+
+    async def go() -> pb.MatchResponse:
+        async with NodeClient(address) as client:
+            return await client.match([(algo, value)], include_retracted=args.include_retracted)
+
+    matches = list(asyncio.run(go()).results[0].matches)
+    if args.json:
+        print(json.dumps([match_json(m) for m in matches], indent=2))
+        return 0
+    if not matches:
+        print("no match")
+        return 0
+    for m in matches:
+        p = m.provenance
+        state = "RETRACTED" if p.retracted else m.recommended_action
+        print(
+            f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
+            f"labels {','.join(p.labels) or '-'}  incident {p.incident or '-'}  "
+            f"entry {p.entry_id.hex()[:16]}"
+        )
+    return 0
+
+
+def match_json(m: pb.Match) -> dict[str, Any]:
+    p = m.provenance
+    return {
+        "entry_id": p.entry_id.hex(),
+        "distance": m.distance,
+        "recommended_action": m.recommended_action,
+        "origin": p.origin,
+        "origin_kind": p.origin_kind,
+        "jurisdiction": p.jurisdiction,
+        "algorithm": p.algorithm,
+        "hash": p.hash.hex(),
+        "labels": list(p.labels),
+        "incident": p.incident,
+        "time_ms": p.time_ms,
+        "arrival_ms": p.arrival_ms,
+        "seq": p.seq,
+        "retracted": p.retracted,
+        "urgent": p.urgent,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    address = _address(args)
+
+    async def go() -> pb.StatusResponse:
+        async with NodeClient(address) as client:
+            return await client.status()
+
+    s = asyncio.run(go())
+    if args.json:
+        doc = {
+            "node_id": s.node_id,
+            "version": s.version,
+            "entries": s.entries,
+            "evidence": s.evidence,
+            "heads": {h.origin: {"next_seq": h.next_seq, "head_id": h.head_id.hex()}
+                      for h in s.heads},
+            "peers": [
+                {"id": p.peer_id, "address": p.address, "state": p.state,
+                 "lag_entries": p.lag_entries, "received": p.received,
+                 "refused": p.refused, "last_error": p.last_error}
+                for p in s.peers
+            ],
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"node {s.node_id} (ccnode {s.version}) at {address}: {s.entries} entries")
+    if s.evidence:
+        print(f"ALERT: {s.evidence} equivocation evidence record(s) held")
+    for h in s.heads:
+        print(f"  origin {h.origin:32} {h.next_seq:8} entries  head {h.head_id.hex()[:16]}")
+    for p in s.peers:
+        err = f"  last error: {p.last_error}" if p.last_error else ""
+        print(f"  peer {p.peer_id:34} {p.state:10} lag {p.lag_entries}{err}")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    for dim, values in labels.TAXONOMY.items():
+        for value, meaning in values.items():
+            print(f"{dim}:{value:42} {meaning}")
+    return 0
+
+
+def _unused() -> None:  # keep imports honest for type checkers
+    _ = (os, sys)
