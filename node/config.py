@@ -106,8 +106,11 @@ class NodeConfig:
             "key_file": self.key_file,
         }
         peers = [
-            {k: v for k, v in (("id", p.id), ("address", p.address),
-                               ("address_file", p.address_file)) if v}
+            {
+                k: v
+                for k, v in (("id", p.id), ("address", p.address), ("address_file", p.address_file))
+                if v
+            }
             for p in self.peers
         ]
         return toml_out.dumps(top, arrays={"peer": peers})

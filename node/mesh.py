@@ -110,7 +110,10 @@ class Mesh:
                 for j in neighbours
             )
             config = NodeConfig(
-                dir=root / _dirname(name), id=name, kind=kind, jurisdiction=jurisdiction,
+                dir=root / _dirname(name),
+                id=name,
+                kind=kind,
+                jurisdiction=jurisdiction,
                 peers=peers,
             )
             write_atomic(config.dir / config.members_file, members.dumps())
@@ -127,8 +130,15 @@ class Mesh:
         n.config.addr_file.unlink(missing_ok=True)
         log = (n.config.dir / "node.log").open("ab")
         n.process = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", str(n.config.dir),
-             "--parent-pid", str(os.getpid())],
+            [
+                sys.executable,
+                "-m",
+                "node",
+                "serve",
+                str(n.config.dir),
+                "--parent-pid",
+                str(os.getpid()),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

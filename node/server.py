@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from node.app import NodeApp
@@ -47,7 +48,7 @@ class Node:
         self.sync = SyncEngine(self.app, peers)
         self.address = ""
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
+        self._health = AioHealthServicer()
 
     async def start(self) -> str:
         server = grpc.aio.server(options=SERVER_OPTIONS)
@@ -118,7 +119,7 @@ async def serve(directory: Path, *, parent_pid: int = 0) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     async def watch_parent() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == parent_pid:  # noqa: ASYNC110 - polling another process
             await asyncio.sleep(0.5)
         log.warning("launcher %d is gone; shutting down", parent_pid)
         stop.set()

@@ -56,7 +56,7 @@ class Origin:
             time_ms=1_700_000_000_000 + self.seq,
             kind=Kind.ADD,
             algorithm="MD5",
-            hash=hashlib.md5(f"{self.name}/{self.seq}".encode()).digest(),  # noqa: S324
+            hash=hashlib.md5(f"{self.name}/{self.seq}".encode()).digest(),
             labels=("behaviour:glorification", "type:video"),
             incident="christchurch-2019-03-15",
         )

@@ -53,12 +53,17 @@ def _run(root: Path, timeout: float) -> int:
 def _demo_hashes() -> list[tuple[str, bytes, tuple[str, ...]]]:
     seed = b"ccnode demo: synthetic, not real content"
     return [
-        ("PDQ", hashlib.sha256(seed + b"pdq").digest(),
-         ("behaviour:graphic-violence-defenceless", "entity:attacker", "type:livestream")),
-        ("MD5", hashlib.md5(seed).digest(),  # noqa: S324 - MD5 is the shared format
-         ("behaviour:manifesto", "entity:attacker", "type:pdf")),
-        ("SHA256", hashlib.sha256(seed).digest(),
-         ("behaviour:glorification", "type:video")),
+        (
+            "PDQ",
+            hashlib.sha256(seed + b"pdq").digest(),
+            ("behaviour:graphic-violence-defenceless", "entity:attacker", "type:livestream"),
+        ),
+        (
+            "MD5",
+            hashlib.md5(seed).digest(),  # noqa: S324 - MD5 is the shared format
+            ("behaviour:manifesto", "entity:attacker", "type:pdf"),
+        ),
+        ("SHA256", hashlib.sha256(seed).digest(), ("behaviour:glorification", "type:video")),
     ]
 
 
@@ -70,9 +75,17 @@ async def _scenario(gov: MeshNode, far: MeshNode, timeout: float) -> None:
         seq, prev = (head.next_seq, head.head_id) if head else (0, bytes(32))
         for algo, value, labels in _demo_hashes():
             body = EntryBody(
-                origin=GOV, seq=seq, prev=prev, key_id=gov.signer.key_id,
-                time_ms=time.time_ns() // 1_000_000, kind=Kind.ADD, algorithm=algo,
-                hash=value, labels=labels, incident=INCIDENT, urgent=True,
+                origin=GOV,
+                seq=seq,
+                prev=prev,
+                key_id=gov.signer.key_id,
+                time_ms=time.time_ns() // 1_000_000,
+                kind=Kind.ADD,
+                algorithm=algo,
+                hash=value,
+                labels=labels,
+                incident=INCIDENT,
+                urgent=True,
             )
             entry = gov.signer.sign(body)
             await client.submit([entry])

@@ -113,7 +113,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         (raw_public_key(signer.public_key),),
     )
     config = NodeConfig(
-        dir=directory, id=args.id, kind=me.kind, jurisdiction=args.jurisdiction,
+        dir=directory,
+        id=args.id,
+        kind=me.kind,
+        jurisdiction=args.jurisdiction,
         listen=args.listen,
     )
     write_atomic(directory / config.members_file, MembersFile.of([me]).dumps())
@@ -304,12 +307,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             "version": s.version,
             "entries": s.entries,
             "evidence": s.evidence,
-            "heads": {h.origin: {"next_seq": h.next_seq, "head_id": h.head_id.hex()}
-                      for h in s.heads},
+            "heads": {
+                h.origin: {"next_seq": h.next_seq, "head_id": h.head_id.hex()} for h in s.heads
+            },
             "peers": [
-                {"id": p.peer_id, "address": p.address, "state": p.state,
-                 "lag_entries": p.lag_entries, "received": p.received,
-                 "refused": p.refused, "last_error": p.last_error}
+                {
+                    "id": p.peer_id,
+                    "address": p.address,
+                    "state": p.state,
+                    "lag_entries": p.lag_entries,
+                    "received": p.received,
+                    "refused": p.refused,
+                    "last_error": p.last_error,
+                }
                 for p in s.peers
             ],
         }

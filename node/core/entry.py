@@ -96,9 +96,7 @@ def key_id_of(public_key: Ed25519PublicKey) -> bytes:
 
 def pae(domain: bytes, message: bytes) -> bytes:
     """DSSE pre-authentication encoding: binds a signature to its purpose."""
-    return (
-        struct.pack("<Q", len(domain)) + domain + struct.pack("<Q", len(message)) + message
-    )
+    return struct.pack("<Q", len(domain)) + domain + struct.pack("<Q", len(message)) + message
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +119,7 @@ class EntryBody:
 
     def __post_init__(self) -> None:
         if self.version != FORMAT_VERSION:
-            raise ValidationError(
-                f"entry format version {self.version}: expected {FORMAT_VERSION}"
-            )
+            raise ValidationError(f"entry format version {self.version}: expected {FORMAT_VERSION}")
         check_member_id(self.origin)
         if not 0 <= self.seq < 2**63:
             raise ValidationError(f"seq {self.seq}: expected 0 <= seq < 2^63")
@@ -141,8 +137,7 @@ class EntryBody:
             raise ValidationError(f"unknown entry kind {self.kind!r}")
         if len(self.reason.encode()) > MAX_REASON_BYTES:
             raise ValidationError(
-                f"reason has {len(self.reason.encode())} bytes: expected at most "
-                f"{MAX_REASON_BYTES}"
+                f"reason has {len(self.reason.encode())} bytes: expected at most {MAX_REASON_BYTES}"
             )
         if len(self.payload) > MAX_PAYLOAD_BYTES:
             raise ValidationError(f"payload: expected at most {MAX_PAYLOAD_BYTES} bytes")
@@ -152,10 +147,9 @@ class EntryBody:
             hashes.check_hash(self.algorithm, self.hash)
             if self.target:
                 raise ValidationError("an ADD entry has no target")
-        elif self.kind == Kind.RETRACT:
-            if self.algorithm or self.hash or self.labels:
-                raise ValidationError("a RETRACT entry carries no hash and no labels")
-        if self.kind in (Kind.ADD,) and self.payload:
+        elif self.kind == Kind.RETRACT and (self.algorithm or self.hash or self.labels):
+            raise ValidationError("a RETRACT entry carries no hash and no labels")
+        if self.kind == Kind.ADD and self.payload:
             raise ValidationError(f"a {self.kind.name} entry has no payload")
         if self.kind != Kind.ADD and len(self.target) != 32:
             raise ValidationError(
@@ -265,9 +259,7 @@ class SignedEntry:
     def parse(cls, body_bytes: bytes, signature: bytes) -> SignedEntry:
         """Decode (not verify) a received entry; see :func:`verify_entry`."""
         if len(signature) != SIG_LEN:
-            raise ValidationError(
-                f"signature has {len(signature)} bytes: expected {SIG_LEN}"
-            )
+            raise ValidationError(f"signature has {len(signature)} bytes: expected {SIG_LEN}")
         return cls(body_bytes, signature, EntryBody.decode(body_bytes))
 
     @classmethod
@@ -276,9 +268,7 @@ class SignedEntry:
             raise ValidationError("stored entry is truncated")
         (n,) = struct.unpack(">I", data[:4])
         if len(data) != 4 + n + SIG_LEN:
-            raise ValidationError(
-                f"stored entry has {len(data)} bytes: expected {4 + n + SIG_LEN}"
-            )
+            raise ValidationError(f"stored entry has {len(data)} bytes: expected {4 + n + SIG_LEN}")
         return cls.parse(data[4 : 4 + n], data[4 + n :])
 
 

@@ -40,9 +40,7 @@ def decide(
             "than the one stored"
         )
     if body.seq > next_seq:
-        raise OrderingError(
-            f"out of order: {body.origin} expects seq {next_seq}, got {body.seq}"
-        )
+        raise OrderingError(f"out of order: {body.origin} expects seq {next_seq}, got {body.seq}")
     if body.prev != head_id:
         raise EquivocationError(
             f"equivocation: {body.origin} seq {body.seq} extends a different seq "

@@ -47,8 +47,7 @@ class MemberKind(enum.Enum):
             return cls(text.lower())
         except ValueError:
             raise ValidationError(
-                f"unknown member kind {text!r}: expected one of "
-                f"{', '.join(k.value for k in cls)}"
+                f"unknown member kind {text!r}: expected one of {', '.join(k.value for k in cls)}"
             ) from None
 
 

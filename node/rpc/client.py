@@ -95,12 +95,13 @@ class NodeClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def submit(self, entries: Sequence[SignedEntry]) -> pb.SubmitResponse:
         request = pb.SubmitRequest(entries=[convert.entry_to_pb(e) for e in entries])
         try:
-            return await self.stub.Submit(request, timeout=self.deadline_s)
+            response: pb.SubmitResponse = await self.stub.Submit(request, timeout=self.deadline_s)
+            return response
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
 
@@ -112,21 +113,26 @@ class NodeClient:
             include_retracted=include_retracted,
         )
         try:
-            return await self.stub.Match(request, timeout=self.deadline_s)
+            response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
+            return response
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
 
     async def get_entry(self, entry_id: bytes) -> pb.GetEntryResponse:
         try:
-            return await self.stub.GetEntry(
+            response: pb.GetEntryResponse = await self.stub.GetEntry(
                 pb.GetEntryRequest(entry_id=entry_id), timeout=self.deadline_s
             )
+            return response
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
 
     async def status(self) -> pb.StatusResponse:
         try:
-            return await self.stub.Status(pb.StatusRequest(), timeout=self.deadline_s)
+            response: pb.StatusResponse = await self.stub.Status(
+                pb.StatusRequest(), timeout=self.deadline_s
+            )
+            return response
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
 

@@ -58,7 +58,8 @@ MAX_PULL_BATCH = 2048
 FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
 
 T = TypeVar("T")
-Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[T]]
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Any, Context], Awaitable[T]]
 
 
 def status_for(exc: NodeError) -> grpc.StatusCode:
@@ -70,13 +71,13 @@ def status_for(exc: NodeError) -> grpc.StatusCode:
 
 def _mapped(method: Handler[T]) -> Handler[T]:
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+    async def wrapper(self: Any, request: Any, context: Context) -> T:
         try:
             return await method(self, request, context)
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))
             raise  # unreachable: abort raises
-        except Exception:  # noqa: BLE001 - the edge: log, never leak a traceback
+        except Exception:
             log.exception("internal error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the node's log")
             raise
@@ -93,49 +94,38 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self.peers_status = peers_status or (lambda: [])
 
     @_mapped
-    async def Submit(  # noqa: N802 - gRPC method name
-        self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
-    ) -> pb.SubmitResponse:
+    async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         entries = convert.entries_from_pb(request.entries)
         result = self.app.submit(entries)
         return pb.SubmitResponse(
             results=[
                 pb.SubmitResult(
                     entry_id=e.entry_id,
-                    outcome=pb.OUTCOME_ACCEPTED
-                    if o is Outcome.ACCEPTED
-                    else pb.OUTCOME_DUPLICATE,
+                    outcome=pb.OUTCOME_ACCEPTED if o is Outcome.ACCEPTED else pb.OUTCOME_DUPLICATE,
                 )
                 for e, o in zip(entries, result.outcomes, strict=True)
             ]
         )
 
     @_mapped
-    async def GetEntry(  # noqa: N802
-        self, request: pb.GetEntryRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetEntryResponse:
+    async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
         hit = self.app.get(request.entry_id)
         return pb.GetEntryResponse(
             entry=convert.entry_to_pb(hit.entry), provenance=convert.provenance_to_pb(hit)
         )
 
     @_mapped
-    async def Match(  # noqa: N802
-        self, request: pb.MatchRequest, context: grpc.aio.ServicerContext
-    ) -> pb.MatchResponse:
+    async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         queries = [(q.algorithm, q.value) for q in request.queries]
         results = self.app.match(queries, include_retracted=request.include_retracted)
         return pb.MatchResponse(
             results=[
-                pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits])
-                for hits in results
+                pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits]) for hits in results
             ]
         )
 
     @_mapped
-    async def Status(  # noqa: N802
-        self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
-    ) -> pb.StatusResponse:
+    async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         heads = self.app.heads()
         return pb.StatusResponse(
             node_id=self.app.node_id,
@@ -149,8 +139,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             version=__version__,
         )
 
-    async def Pull(  # noqa: N802
-        self, request: pb.PullRequest, context: grpc.aio.ServicerContext
+    async def Pull(
+        self, request: pb.PullRequest, context: Context
     ) -> AsyncIterator[pb.PullResponse]:
         try:
             async for response in self._pull(request):

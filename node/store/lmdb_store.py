@@ -100,8 +100,7 @@ class LmdbStore:
                     txn.put(b"schema", _U64.pack(SCHEMA_VERSION), db=meta)
                 elif _U64.unpack(stored)[0] != SCHEMA_VERSION:
                     raise StorageError(
-                        f"store schema {_U64.unpack(stored)[0]}: this node reads "
-                        f"{SCHEMA_VERSION}"
+                        f"store schema {_U64.unpack(stored)[0]}: this node reads {SCHEMA_VERSION}"
                     )
         self.path = path
 
@@ -344,9 +343,7 @@ class LmdbStore:
             struct.pack(">QQ", now_ms, body.seq) + body.origin.encode(),
             db=self._dbs[_Db.IDS],
         )
-        txn.put(
-            body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS]
-        )
+        txn.put(body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS])
         if body.kind == Kind.ADD:
             txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._dbs[_Db.HASHES])
         elif body.kind == Kind.RETRACT:
@@ -366,7 +363,7 @@ class LmdbStore:
         self._env.close()
 
 
-class _Abort(Exception):  # noqa: N818 - control flow, never escapes this module
+class _Abort(Exception):
     def __init__(self, result: IngestResult, evidence: SignedEntry | None) -> None:
         self.result = result
         self.evidence = evidence
