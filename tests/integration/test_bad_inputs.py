@@ -32,7 +32,8 @@ def _raw(body: EntryBody, **bad: Any) -> bytes:
 
 
 def _sign_raw(name: str, data: bytes) -> pb.SignedEntry:
-    return pb.SignedEntry(body=data, signature=signer_for(name).private_key.sign(pae(ENTRY_DOMAIN, data)))
+    signature = signer_for(name).private_key.sign(pae(ENTRY_DOMAIN, data))
+    return pb.SignedEntry(body=data, signature=signature)
 
 
 def _pb(e: SignedEntry) -> pb.SignedEntry:
@@ -91,7 +92,7 @@ def _cases() -> dict[str, tuple[Case, grpc.StatusCode, str]]:
         return [_pb(e) for e in stored], [_pb(gov.next())]
 
     def equivocating_body() -> Any:
-        gov, stored = _gov_stored(2)
+        _, stored = _gov_stored(2)
         fork = Origin(GOV)
         fork.next()
         other = fork.next(hash=bytes(16) + b"")  # same seq 1, different body
@@ -118,31 +119,63 @@ def _cases() -> dict[str, tuple[Case, grpc.StatusCode, str]]:
 
     code = grpc.StatusCode
     return {
-        "unknown algorithm": (unknown_algorithm, code.INVALID_ARGUMENT,
-                              "unknown hash algorithm 'FOO': expected one of PDQ, MD5, "
-                              "SHA256, VIDEO_MD5, TMK_PDQF, VPDQ"),
-        "wrong length": (wrong_length, code.INVALID_ARGUMENT,
-                         "MD5 hash has 15 bytes: expected 16 bytes (32 hex digits)"),
-        "unknown label": (bad_unknown_label, code.INVALID_ARGUMENT,
-                          "unknown label 'behaviour:cats'"),
+        "unknown algorithm": (
+            unknown_algorithm,
+            code.INVALID_ARGUMENT,
+            "unknown hash algorithm 'FOO': expected one of PDQ, MD5, "
+            "SHA256, VIDEO_MD5, TMK_PDQF, VPDQ",
+        ),
+        "wrong length": (
+            wrong_length,
+            code.INVALID_ARGUMENT,
+            "MD5 hash has 15 bytes: expected 16 bytes (32 hex digits)",
+        ),
+        "unknown label": (
+            bad_unknown_label,
+            code.INVALID_ARGUMENT,
+            "unknown label 'behaviour:cats'",
+        ),
         "garbage body": (garbage_body, code.INVALID_ARGUMENT, "not an entry body: bad magic"),
-        "short signature": (short_signature, code.INVALID_ARGUMENT,
-                            "signature has 10 bytes: expected 64"),
-        "unknown origin": (unknown_origin, code.PERMISSION_DENIED,
-                           "unknown origin 'stranger.example': not a member"),
-        "bad signature": (bad_signature, code.PERMISSION_DENIED,
-                          "bad signature on gov.example/ct seq 0: not signed by the key it names"),
-        "another member's key": (other_members_key, code.PERMISSION_DENIED,
-                                 "is not an entry key of member gov.example/ct"),
-        "out-of-order seq": (out_of_order, code.FAILED_PRECONDITION,
-                             "out of order: gov.example/ct expects seq 2, got 3"),
-        "equivocating body": (equivocating_body, code.ALREADY_EXISTS,
-                              "equivocation: gov.example/ct seq 1 has a different signed body "
-                              "than the one stored"),
-        "empty batch": (empty_batch, code.INVALID_ARGUMENT,
-                        "empty batch: expected 1..1000 entries"),
-        "bad second entry": (second_entry_bad, code.INVALID_ARGUMENT,
-                             "entry 2 of 2: MD5 hash has 3 bytes: expected 16 bytes"),
+        "short signature": (
+            short_signature,
+            code.INVALID_ARGUMENT,
+            "signature has 10 bytes: expected 64",
+        ),
+        "unknown origin": (
+            unknown_origin,
+            code.PERMISSION_DENIED,
+            "unknown origin 'stranger.example': not a member",
+        ),
+        "bad signature": (
+            bad_signature,
+            code.PERMISSION_DENIED,
+            "bad signature on gov.example/ct seq 0: not signed by the key it names",
+        ),
+        "another member's key": (
+            other_members_key,
+            code.PERMISSION_DENIED,
+            "is not an entry key of member gov.example/ct",
+        ),
+        "out-of-order seq": (
+            out_of_order,
+            code.FAILED_PRECONDITION,
+            "out of order: gov.example/ct expects seq 2, got 3",
+        ),
+        "equivocating body": (
+            equivocating_body,
+            code.ALREADY_EXISTS,
+            "equivocation: gov.example/ct seq 1 has a different signed body than the one stored",
+        ),
+        "empty batch": (
+            empty_batch,
+            code.INVALID_ARGUMENT,
+            "empty batch: expected 1..1000 entries",
+        ),
+        "bad second entry": (
+            second_entry_bad,
+            code.INVALID_ARGUMENT,
+            "entry 2 of 2: MD5 hash has 3 bytes: expected 16 bytes",
+        ),
     }
 
 
@@ -216,15 +249,26 @@ def test_oversized_body_under_the_transport_cap_is_refused(node: tuple[Node, Any
 @pytest.mark.parametrize(
     ("query", "code", "message"),
     [
-        (pb.HashQuery(algorithm="FOO", value=bytes(16)), grpc.StatusCode.INVALID_ARGUMENT,
-         "unknown hash algorithm 'FOO'"),
-        (pb.HashQuery(algorithm="PDQ", value=bytes(31)), grpc.StatusCode.INVALID_ARGUMENT,
-         "PDQ hash has 31 bytes: expected 32 bytes (64 hex digits)"),
-        (pb.HashQuery(algorithm="SHA256", value=b""), grpc.StatusCode.INVALID_ARGUMENT,
-         "SHA256 hash is empty: expected 32 bytes (64 hex digits)"),
+        (
+            pb.HashQuery(algorithm="FOO", value=bytes(16)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "unknown hash algorithm 'FOO'",
+        ),
+        (
+            pb.HashQuery(algorithm="PDQ", value=bytes(31)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "PDQ hash has 31 bytes: expected 32 bytes (64 hex digits)",
+        ),
+        (
+            pb.HashQuery(algorithm="SHA256", value=b""),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "SHA256 hash is empty: expected 32 bytes (64 hex digits)",
+        ),
     ],
 )
-def test_bad_match_queries(node: tuple[Node, Any], query: pb.HashQuery, code: Any, message: str) -> None:
+def test_bad_match_queries(
+    node: tuple[Node, Any], query: pb.HashQuery, code: Any, message: str
+) -> None:
     _, stub = node
     with pytest.raises(grpc.RpcError) as info:
         stub.Match(pb.MatchRequest(queries=[query]), timeout=5)

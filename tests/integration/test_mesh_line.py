@@ -18,9 +18,7 @@ GOV, P1, P2 = "gov.example/ct", "platform-one.example", "platform-two.example"
 
 
 def _line(tmp_path: Path) -> list[NodeConfig]:
-    members = MembersFile.of(
-        [member(GOV, MemberKind.GOVERNMENT), member(P1), member(P2)]
-    )
+    members = MembersFile.of([member(GOV, MemberKind.GOVERNMENT), member(P1), member(P2)])
 
     def peer(name: str) -> PeerConfig:
         return PeerConfig(name, address_file=f"../{name.replace('/', '_')}/node.addr")
@@ -38,9 +36,7 @@ async def _heads(address: str) -> dict[str, int]:
     return {h.origin: h.next_seq for h in status.heads}
 
 
-def test_line_relays_verified_bytes_and_survives_restart(
-    tmp_path: Path, loop: LoopThread
-) -> None:
+def test_line_relays_verified_bytes_and_survives_restart(tmp_path: Path, loop: LoopThread) -> None:
     configs = _line(tmp_path)
     nodes = [Node(c) for c in configs]
     addrs = [loop.run(n.start()) for n in nodes]
