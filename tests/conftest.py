@@ -14,3 +14,9 @@ def loop() -> Iterator[LoopThread]:
         yield lt
     finally:
         lt.close()
+
+from hypothesis import settings  # noqa: E402
+
+# Shared 2-core machines: judge properties by examples, never by wall time.
+settings.register_profile("default", deadline=None)
+settings.load_profile("default")
