@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from node.core.entry import Kind, SignedEntry
 from node.core.hashes import algorithm
-from node.core.trust import Member, TrustView, check_provenance
+from node.core.trust import Member, Standing, TrustView, check_provenance
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
@@ -67,6 +67,7 @@ class MatchHit:
     retracted_by: bytes
     distance: int
     action: str
+    standing: Standing = Standing.ACTIVE  # revoked members' entries stay, flagged
 
 
 class NodeApp:
@@ -173,5 +174,6 @@ class NodeApp:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
+        standing = member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN
         action = DEFAULT_ACTION if entry.body.kind == Kind.ADD and not retracted_by else "NONE"
-        return MatchHit(entry, member, arrival, retracted_by, dist, action)
+        return MatchHit(entry, member, arrival, retracted_by, dist, action, standing)

@@ -5,6 +5,13 @@ Used by ``ccnode demo``, ``scripts/mesh.py`` and the tests. Every node is a
 listening on an ephemeral port that it publishes in ``DIR/node.addr``;
 peers find each other through those files. Teardown terminates every child
 (and a child whose launcher dies shuts itself down).
+
+The launcher plays the consortium's governance for the mesh: it makes the
+governance keys (``ROOT/governance/g*.pem``, threshold ``k`` of ``n``), a
+member directory per node (``ccnode init``'s layout: keys, self-signed TLS
+certificate, member card) and a genesis roster listing every member with
+its TLS pin, installed in each node directory. Nodes talk mutual TLS unless
+the mesh is created ``insecure``.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from node.config import NodeConfig, PeerConfig, new_key, write_atomic
+from node.config import NodeConfig, PeerConfig, new_key
 from node.core.entry import Signer
-from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
+from node.core.roster import Member, SignedRoster
+from node.core.trust import MemberKind
 from node.errors import PeerError, ValidationError
+from node.rpc.client import NodeClient
 
 TOPOLOGIES = ("line", "ring", "full", "random")
 
@@ -71,8 +80,15 @@ def _connected(n: int, pairs: set[tuple[int, ...]]) -> bool:
 class MeshNode:
     config: NodeConfig
     signer: Signer
+    member: Member
     process: subprocess.Popen[bytes] | None = None
     address: str = ""
+
+    def client(self, address: str = "", *, deadline_s: float = 10.0) -> NodeClient:
+        """A client speaking as this member (its TLS key) to ``address`` (default: itself)."""
+        from node.connect import client_for
+
+        return client_for(self.config, address or self.address, deadline_s=deadline_s)
 
 
 @dataclass
@@ -81,6 +97,9 @@ class Mesh:
 
     root: Path
     nodes: list[MeshNode] = field(default_factory=list)
+    governance: list[Signer] = field(default_factory=list)
+    threshold: int = 1
+    submitters: list[MeshNode] = field(default_factory=list)  # key-only: no process
 
     @classmethod
     def create(
@@ -92,34 +111,85 @@ class Mesh:
         degree: int = 3,
         seed: int = 0,
         jurisdiction: str = "NZ",
+        insecure: bool = False,
+        governance_keys: int = 3,
+        threshold: int = 2,
+        key_only: list[tuple[str, MemberKind]] | None = None,
     ) -> Mesh:
+        from node.member_dir import genesis_roster, init_member_dir, install_roster
+
         root.mkdir(parents=True, exist_ok=True)
-        signers = [new_key(root / _dirname(name) / "keys" / "entry.pem") for name, _ in specs]
-        members = MembersFile.of(
-            [
-                Member(name, kind, jurisdiction, (raw_public_key(s.public_key),))
-                for (name, kind), s in zip(specs, signers, strict=True)
-            ]
-        )
+        governance = [new_key(root / "governance" / f"g{i}.pem") for i in range(governance_keys)]
         links = edges(topology, len(specs), degree, seed)
-        mesh = cls(root)
-        for i, ((name, kind), signer) in enumerate(zip(specs, signers, strict=True)):
+        mesh = cls(root, governance=governance, threshold=threshold)
+        for i, (name, kind) in enumerate(specs):
             neighbours = sorted({b for a, b in links if a == i} | {a for a, b in links if b == i})
             peers = tuple(
                 PeerConfig(specs[j][0], address_file=f"../{_dirname(specs[j][0])}/node.addr")
                 for j in neighbours
             )
-            config = NodeConfig(
-                dir=root / _dirname(name),
-                id=name,
-                kind=kind,
+            config, member = init_member_dir(
+                root / _dirname(name),
+                name,
+                kind,
                 jurisdiction=jurisdiction,
                 peers=peers,
+                insecure=insecure,
             )
-            write_atomic(config.dir / config.members_file, members.dumps())
-            config.save()
-            mesh.nodes.append(MeshNode(config, signer))
+            mesh.nodes.append(MeshNode(config, config.signer(), member))
+        for name, kind in key_only or []:
+            config, member = init_member_dir(
+                root / _dirname(name),
+                name,
+                kind,
+                jurisdiction=jurisdiction,
+                key_only=True,
+                insecure=insecure,
+            )
+            mesh.submitters.append(MeshNode(config, config.signer(), member))
+        genesis = genesis_roster(
+            [n.member for n in (*mesh.nodes, *mesh.submitters)],
+            [g.private_key for g in governance],
+            threshold=threshold,
+        )
+        for n in (*mesh.nodes, *mesh.submitters):
+            install_roster(n.config, genesis)
         return mesh
+
+    def add_node(
+        self,
+        name: str,
+        kind: MemberKind,
+        *,
+        peers: list[str],
+        roster: SignedRoster,
+        jurisdiction: str = "NZ",
+    ) -> MeshNode:
+        """A new member directory (not yet in any roster) with ``roster`` as its anchor.
+
+        Start it with :meth:`start_node`; the mesh accepts it once governance
+        publishes a roster that lists its card (``node.member``).
+        """
+        from node.member_dir import init_member_dir, install_roster
+
+        config, member = init_member_dir(
+            self.root / _dirname(name),
+            name,
+            kind,
+            jurisdiction=jurisdiction,
+            peers=[PeerConfig(p, address_file=f"../{_dirname(p)}/node.addr") for p in peers],
+            insecure=self.nodes[0].config.insecure if self.nodes else False,
+        )
+        install_roster(config, roster)
+        node = MeshNode(config, config.signer(), member)
+        self.nodes.append(node)
+        return node
+
+    def sign(self, signed: SignedRoster, *, keys: int | None = None) -> SignedRoster:
+        """Sign with the first ``keys`` governance keys (default: the threshold)."""
+        for g in self.governance[: self.threshold if keys is None else keys]:
+            signed = signed.signed_by(g.private_key)
+        return signed
 
     def start(self, timeout: float = 30.0) -> None:
         for n in self.nodes:
@@ -165,10 +235,8 @@ class Mesh:
         asyncio.run(self._health(deadline))
 
     async def _health(self, deadline: float) -> None:
-        from node.rpc.client import NodeClient
-
         for n in self.nodes:
-            async with NodeClient(n.address, deadline_s=2.0) as c:
+            async with n.client(deadline_s=2.0) as c:
                 while True:
                     try:
                         await c.status()

@@ -1,16 +1,18 @@
-"""Test helpers: deterministic keys, members, node dirs, polling with deadlines."""
+"""Test helpers: deterministic keys, members, rosters, node dirs, polling with deadlines."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -19,10 +21,23 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from node.config import NodeConfig, PeerConfig
+from node.core import tlscert
 from node.core.entry import ZERO_ID, EntryBody, Kind, SignedEntry, Signer
+from node.core.roster import (
+    EntryKey,
+    Roster,
+    SignedRoster,
+    default_roles,
+    dumps_file,
+)
+from node.core.tlscert import TlsIdentity
 from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
 
 T = TypeVar("T")
+
+#: Far enough ahead that no test roster expires while the suite runs.
+FAR_FUTURE_MS = 4_000_000_000_000
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 def signer_for(name: str) -> Signer:
@@ -30,8 +45,64 @@ def signer_for(name: str) -> Signer:
     return Signer(Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest()))
 
 
-def member(name: str, kind: MemberKind = MemberKind.PLATFORM, jurisdiction: str = "NZ") -> Member:
-    return Member(name, kind, jurisdiction, (raw_public_key(signer_for(name).public_key),))
+@functools.cache
+def tls_for(name: str) -> TlsIdentity:
+    """A deterministic TLS key for ``name`` and its self-signed certificate."""
+    secret = int.from_bytes(hashlib.sha256(b"tls:" + name.encode()).digest(), "big")
+    key = ec.derive_private_key(secret % (_P256_ORDER - 1) + 1, ec.SECP256R1())
+    cert = tlscert.self_signed_cert(key, name, time.time_ns() // 1_000_000)
+    return TlsIdentity(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()), cert)
+
+
+def member(
+    name: str,
+    kind: MemberKind = MemberKind.PLATFORM,
+    jurisdiction: str = "NZ",
+    **fields: Any,
+) -> Member:
+    """A member with deterministic entry, checkpoint and TLS keys."""
+    base: dict[str, Any] = dict(
+        id=name,
+        kind=kind,
+        jurisdiction=jurisdiction,
+        entry_keys=(EntryKey(raw_public_key(signer_for(name).public_key)),),
+        roles=default_roles(kind),
+        checkpoint_key=raw_public_key(signer_for("checkpoint:" + name).public_key),
+        tls_cert=tls_for(name).cert_der,
+    )
+    base.update(fields)
+    return Member(**base)
+
+
+#: Deterministic governance keys for test rosters.
+GOVERNANCE = [signer_for(f"governance-{i}") for i in range(5)]
+
+
+def genesis(
+    members: Sequence[Member] | MembersFile,
+    *,
+    keys: Sequence[Signer] = GOVERNANCE[:1],
+    threshold: int = 1,
+    expires_ms: int = FAR_FUTURE_MS,
+    witness_threshold: int = 0,
+) -> SignedRoster:
+    """Version 1 listing ``members``, signed by every key in ``keys``."""
+    listed = members.members() if isinstance(members, MembersFile) else tuple(members)
+    roster = Roster(
+        version=1,
+        expires_ms=expires_ms,
+        governance_keys=tuple(raw_public_key(k.public_key) for k in keys),
+        governance_threshold=threshold,
+        members=tuple(listed),
+        witness_threshold=witness_threshold,
+    )
+    return sign(SignedRoster.draft(roster), keys)
+
+
+def sign(signed: SignedRoster, keys: Sequence[Signer]) -> SignedRoster:
+    for k in keys:
+        signed = signed.signed_by(k.private_key)
+    return signed
 
 
 def pdq_value(i: int) -> bytes:
@@ -73,10 +144,19 @@ class Origin:
 def write_node_dir(
     root: Path,
     name: str,
-    members: MembersFile,
+    members: MembersFile | Sequence[Member] | SignedRoster,
     kind: MemberKind = MemberKind.PLATFORM,
     peers: tuple[PeerConfig, ...] = (),
+    *,
+    insecure: bool = True,
+    **options: Any,
 ) -> NodeConfig:
+    """A node directory with deterministic keys and a roster.
+
+    ``members`` may be a signed roster, or members for a genesis roster
+    signed by ``GOVERNANCE[0]``. Plaintext (``insecure``) unless asked
+    otherwise, so tests about other things need no TLS identity.
+    """
     d = root / name.replace("/", "_")
     (d / "keys").mkdir(parents=True, exist_ok=True)
     key_path = d / "keys" / "entry.pem"
@@ -84,8 +164,17 @@ def write_node_dir(
         key = signer_for(name).private_key
         key_path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
         key_path.chmod(0o600)
-    (d / "members.toml").write_text(members.dumps())
-    config = NodeConfig(dir=d, id=name, kind=kind, jurisdiction="NZ", peers=peers)
+    tls = tls_for(name)
+    tls_key = d / "keys" / "tls.key"
+    if not tls_key.exists():
+        tls_key.write_bytes(tls.key_pem)
+        tls_key.chmod(0o600)
+        (d / "keys" / "tls.crt").write_bytes(tls.cert_pem)
+    roster = members if isinstance(members, SignedRoster) else genesis(members)
+    (d / "roster.json").write_text(dumps_file(roster))
+    config = NodeConfig(
+        dir=d, id=name, kind=kind, jurisdiction="NZ", peers=peers, insecure=insecure, **options
+    )
     config.save()
     return config
 

@@ -15,7 +15,6 @@ from node.core.trust import MemberKind, check_provenance
 from node.errors import NotFoundError, PeerError
 from node.mesh import Mesh, MeshNode
 from node.rpc import convert
-from node.rpc.client import NodeClient
 
 GOV = "gov.example/ct-unit"
 PLATFORMS = ("video-platform.example", "forum.example")
@@ -41,6 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _run(root: Path, timeout: float) -> int:
     specs = [(GOV, MemberKind.GOVERNMENT)] + [(p, MemberKind.PLATFORM) for p in PLATFORMS]
     print(f"Starting 3 nodes (line: {GOV} - {PLATFORMS[0]} - {PLATFORMS[1]}) in {root}")
+    print("  mutual TLS between nodes, each pinned in a genesis roster signed 2-of-3")
     with Mesh.create(root, specs, "line") as mesh:
         mesh.start()
         for n in mesh.nodes:
@@ -69,7 +69,7 @@ def _demo_hashes() -> list[tuple[str, bytes, tuple[str, ...]]]:
 
 async def _scenario(gov: MeshNode, far: MeshNode, timeout: float) -> None:
     submitted: list[tuple[SignedEntry, float]] = []
-    async with NodeClient(gov.address) as client:
+    async with gov.client() as client:
         status = await client.status()
         head = next((h for h in status.heads if h.origin == GOV), None)
         seq, prev = (head.next_seq, head.head_id) if head else (0, bytes(32))
@@ -95,7 +95,7 @@ async def _scenario(gov: MeshNode, far: MeshNode, timeout: float) -> None:
 
     trust = far.config.members()
     deadline = time.monotonic() + timeout
-    async with NodeClient(far.address) as client:
+    async with far.client() as client:
         arrived: dict[bytes, float] = {}
         while len(arrived) < len(submitted):
             for entry, _ in submitted:

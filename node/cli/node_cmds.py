@@ -1,4 +1,4 @@
-"""Node commands: init, serve, members, peers, submit, match, status."""
+"""Node commands: init, serve, peers, submit, match, status, labels."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,44 +16,47 @@ from node.config import (
     PeerConfig,
     load_config,
     load_signer,
-    new_key,
-    write_atomic,
 )
 from node.core import hashes, labels
 from node.core.entry import EntryBody, Kind, Signer, check_member_id
-from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
+from node.core.roster import MemberKind, when
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("init", help="create a node directory: keys, config, members file")
+    p = sub.add_parser(
+        "init", help="create a member directory: keys, TLS certificate, member card, config"
+    )
     p.add_argument("dir", type=Path)
     p.add_argument("--id", required=True, help="member id, e.g. gov.nz/dia")
     p.add_argument("--kind", required=True, choices=[k.value for k in MemberKind])
     p.add_argument("--jurisdiction", default="NZ", help="ISO 3166-1 alpha-2 (default NZ)")
     p.add_argument("--listen", default="127.0.0.1:0", help="host:port (default 127.0.0.1:0)")
+    p.add_argument("--name", default="", help="display name for the roster")
+    p.add_argument("--address", default="", help="the address peers reach this node at")
+    p.add_argument(
+        "--genesis",
+        action="store_true",
+        help="also start a new consortium: a governance key and a version-1 roster "
+        "listing this member",
+    )
+    p.add_argument(
+        "--key-only", action="store_true", help="a submitter with keys but no node of its own"
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="plaintext, no authentication (loopback dev only)"
+    )
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", help="run a node until SIGTERM/SIGINT")
     p.add_argument("dir", type=Path)
+    p.add_argument(
+        "--insecure", action="store_true", help="plaintext, no authentication (loopback only)"
+    )
     p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser("members", help="show or extend the members file")
-    msub = p.add_subparsers(dest="members_cmd", required=True)
-    q = msub.add_parser("show", help="list members")
-    q.add_argument("dir", type=Path)
-    q.set_defaults(func=cmd_members_show)
-    q = msub.add_parser("add", help="add a member")
-    q.add_argument("dir", type=Path)
-    q.add_argument("--id", required=True)
-    q.add_argument("--kind", required=True, choices=[k.value for k in MemberKind])
-    q.add_argument("--jurisdiction", required=True)
-    q.add_argument("--key", required=True, help="raw Ed25519 public key, 64 hex digits")
-    q.add_argument("--address", default="")
-    q.set_defaults(func=cmd_members_add)
 
     p = sub.add_parser("peers", help="add a peer to sync from")
     psub = p.add_subparsers(dest="peers_cmd", required=True)
@@ -65,8 +69,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("submit", help="sign a hash with the member key and submit it")
     p.add_argument("dir", type=Path, nargs="?", help="node directory (key, id, address)")
     p.add_argument("--to", help="node address host:port (default: DIR's running node)")
-    p.add_argument("--key", type=Path, help="key file (key-only submitters, with --origin)")
+    p.add_argument("--key", type=Path, help="entry key file (with --origin; plaintext dev only)")
     p.add_argument("--origin", help="member id the key speaks for (with --key)")
+    p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--algo", help="hash algorithm: " + ", ".join(hashes.ALGORITHMS))
     p.add_argument("--hash", dest="hash_hex", help="hash value, hex")
     p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
@@ -83,12 +88,14 @@ def register(sub: Any) -> None:
     p.add_argument("--algo", required=True)
     p.add_argument("--hash", dest="hash_hex", required=True)
     p.add_argument("--include-retracted", action="store_true")
+    p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_match)
 
-    p = sub.add_parser("status", help="a node's id, heads and peers")
+    p = sub.add_parser("status", help="a node's id, heads, peers and roster version")
     p.add_argument("dir", type=Path, nargs="?")
     p.add_argument("--to", help="node address host:port")
+    p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
@@ -100,56 +107,44 @@ def register(sub: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    directory: Path = args.dir
-    if (directory / "config.toml").exists():
-        raise ValidationError(f"{directory} is already a node directory")
-    check_member_id(args.id)
-    directory.mkdir(parents=True, exist_ok=True)
-    signer = new_key(directory / "keys" / "entry.pem")
-    me = Member(
+    from node.config import new_key
+    from node.member_dir import genesis_roster, init_member_dir, install_roster
+
+    config, me = init_member_dir(
+        args.dir,
         args.id,
         MemberKind.parse(args.kind),
-        args.jurisdiction,
-        (raw_public_key(signer.public_key),),
-    )
-    config = NodeConfig(
-        dir=directory,
-        id=args.id,
-        kind=me.kind,
         jurisdiction=args.jurisdiction,
         listen=args.listen,
+        display_name=args.name,
+        address=args.address,
+        key_only=args.key_only,
+        insecure=args.insecure,
     )
-    write_atomic(directory / config.members_file, MembersFile.of([me]).dumps())
-    config.save()
-    print(f"initialised {args.id} in {directory}")
-    print(f"entry public key: {raw_public_key(signer.public_key).hex()}")
+    what = "key-only member" if args.key_only else "node"
+    print(f"initialised {what} {args.id} in {args.dir}")
+    print(f"entry public key: {me.entry_keys[0].public_key.hex()}")
+    print(f"TLS key pin (SPKI SHA-256): {me.tls_spki.hex()}")
+    print(f"member card for the roster: {args.dir / 'member.json'}")
+    if args.genesis:
+        governance = new_key(args.dir / "keys" / "governance.pem")
+        install_roster(config, genesis_roster([me], [governance.private_key]))
+        print(
+            "started a new consortium: roster version 1 in "
+            f"{config.roster_path}, governance key {args.dir / 'keys' / 'governance.pem'}"
+        )
+    else:
+        print(
+            "next: have the consortium add the card to its roster, then install the "
+            "roster with `ccnode roster publish ROSTER DIR`"
+        )
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from node.server import serve
 
-    asyncio.run(serve(args.dir, parent_pid=args.parent_pid))
-    return 0
-
-
-def cmd_members_show(args: argparse.Namespace) -> int:
-    for m in load_config(args.dir).members().members():
-        keys = ",".join(k.hex()[:16] + "…" for k in m.entry_keys)
-        print(f"{m.id:32} {m.kind.value:10} {m.jurisdiction}  keys {keys}  {m.address}")
-    return 0
-
-
-def cmd_members_add(args: argparse.Namespace) -> int:
-    config = load_config(args.dir)
-    try:
-        key = bytes.fromhex(args.key)
-    except ValueError:
-        raise ValidationError("--key must be 64 hex digits") from None
-    new = Member(args.id, MemberKind.parse(args.kind), args.jurisdiction, (key,), args.address)
-    members = MembersFile.of([*config.members().members(), new])
-    write_atomic(args.dir / config.members_file, members.dumps())
-    print(f"added {args.id}; restart the node to apply")
+    asyncio.run(serve(args.dir, parent_pid=args.parent_pid, insecure=args.insecure))
     return 0
 
 
@@ -183,20 +178,46 @@ def _address(args: argparse.Namespace) -> str:
         ) from None
 
 
+def connect(args: argparse.Namespace) -> NodeClient:
+    """A client for the command's node, speaking as DIR's TLS identity.
+
+    Without a member directory there is no TLS identity: plaintext only,
+    and only when asked for with --insecure.
+    """
+    from node.connect import client_for
+
+    address = _address(args)
+    if args.dir is not None:
+        config = load_config(args.dir)
+        if getattr(args, "insecure", False) and not config.insecure:
+            import dataclasses
+
+            config = dataclasses.replace(config, insecure=True)
+        return client_for(config, address)
+    if not getattr(args, "insecure", False):
+        raise ValidationError(
+            "--to without a member directory has no TLS identity: give the directory "
+            "(ccnode init) whose key to connect with, or --insecure for a plaintext dev node"
+        )
+    return NodeClient(address)
+
+
 def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
     if args.key is not None:
         if not args.origin:
             raise ValidationError("--key needs --origin (the member id the key speaks for)")
         return check_member_id(args.origin), load_signer(args.key)
     if args.dir is None:
-        raise ValidationError("give a node directory, or --key KEY --origin ID --to ADDR")
+        raise ValidationError(
+            "give a member directory (a node's, or a key-only one: `ccnode init --key-only`), "
+            "or --key KEY --origin ID --to ADDR --insecure"
+        )
     config = load_config(args.dir)
     return config.id, config.signer()
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     origin, signer = _submitter(args)
-    address = _address(args)
     if args.retract:
         try:
             target = bytes.fromhex(args.retract)
@@ -214,7 +235,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
         }
-    response = asyncio.run(_submit(address, origin, signer, fields, args))
+    response = asyncio.run(_submit(origin, signer, fields, args))
     result = response.results[0]
     outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
     if args.json:
@@ -225,11 +246,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 async def _submit(
-    address: str, origin: str, signer: Signer, fields: dict[str, Any], args: argparse.Namespace
+    origin: str,
+    signer: Signer,
+    fields: dict[str, Any],
+    args: argparse.Namespace,
 ) -> pb.SubmitResponse:
     import time
 
-    async with NodeClient(address) as client:
+    async with connect(args) as client:
         status = await client.status()
         head = next((h for h in status.heads if h.origin == origin), None)
         body = EntryBody(
@@ -246,12 +270,11 @@ async def _submit(
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    address = _address(args)
     algo = hashes.normalize_name(args.algo)
     value = hashes.parse_hex(algo, args.hash_hex)
 
     async def go() -> pb.MatchResponse:
-        async with NodeClient(address) as client:
+        async with connect(args) as client:
             return await client.match([(algo, value)], include_retracted=args.include_retracted)
 
     matches = list(asyncio.run(go()).results[0].matches)
@@ -264,10 +287,11 @@ def cmd_match(args: argparse.Namespace) -> int:
     for m in matches:
         p = m.provenance
         state = "RETRACTED" if p.retracted else m.recommended_action
+        standing = "" if p.origin_status in ("", "active") else f"  [{p.origin_status}]"
         print(
             f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
             f"labels {','.join(p.labels) or '-'}  incident {p.incident or '-'}  "
-            f"entry {p.entry_id.hex()[:16]}"
+            f"entry {p.entry_id.hex()[:16]}{standing}"
         )
     return 0
 
@@ -290,6 +314,8 @@ def match_json(m: pb.Match) -> dict[str, Any]:
         "seq": p.seq,
         "retracted": p.retracted,
         "urgent": p.urgent,
+        "origin_status": p.origin_status,
+        "origin_name": p.origin_name,
     }
 
 
@@ -297,7 +323,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     address = _address(args)
 
     async def go() -> pb.StatusResponse:
-        async with NodeClient(address) as client:
+        async with connect(args) as client:
             return await client.status()
 
     s = asyncio.run(go())
@@ -307,6 +333,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             "version": s.version,
             "entries": s.entries,
             "evidence": s.evidence,
+            "roster_version": s.roster_version,
+            "roster_expires": when(s.roster_expires_ms),
+            "roster_id": s.roster_id.hex(),
             "heads": {
                 h.origin: {"next_seq": h.next_seq, "head_id": h.head_id.hex()} for h in s.heads
             },
@@ -326,6 +355,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     print(f"node {s.node_id} (ccnode {s.version}) at {address}: {s.entries} entries")
+    print(f"  roster version {s.roster_version}, expires {when(s.roster_expires_ms)}")
+    if s.roster_expires_ms and s.roster_expires_ms <= time.time_ns() // 1_000_000:
+        print(f"ALERT: roster version {s.roster_version} has expired; governance must publish")
     if s.evidence:
         print(f"ALERT: {s.evidence} equivocation evidence record(s) held")
     for h in s.heads:

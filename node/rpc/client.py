@@ -8,6 +8,8 @@ from types import TracebackType
 import grpc
 
 from node.core.entry import SignedEntry
+from node.core.roster import SignedRoster
+from node.core.tlscert import TLS_NAME
 from node.errors import (
     ConflictError,
     NodeError,
@@ -80,7 +82,10 @@ class NodeClient:
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+            # Every member certificate names TLS_NAME: who a peer is comes from
+            # its pinned key, not from the address it listens on.
+            options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", TLS_NAME)]
+            self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self.stub = pb_grpc.NodeServiceStub(self._channel)
 
     async def __aenter__(self) -> NodeClient:
@@ -151,3 +156,22 @@ class NodeClient:
             raise error_from_rpc(exc, self.address) from None
         finally:
             call.cancel()
+
+    async def get_roster(self, after_version: int = 0) -> pb.GetRosterResponse:
+        try:
+            response: pb.GetRosterResponse = await self.stub.GetRoster(
+                pb.GetRosterRequest(after_version=after_version), timeout=self.deadline_s
+            )
+            return response
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def offer_roster(self, chain: Sequence[SignedRoster]) -> pb.OfferRosterResponse:
+        request = pb.OfferRosterRequest(rosters=[convert.roster_to_pb(s) for s in chain])
+        try:
+            response: pb.OfferRosterResponse = await self.stub.OfferRoster(
+                request, timeout=self.deadline_s
+            )
+            return response
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from node.app import MatchHit
 from node.core.entry import SignedEntry
+from node.core.roster import RosterSignature, SignedRoster
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
@@ -51,6 +52,8 @@ def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
         retracted_by=hit.retracted_by,
         urgent=body.urgent,
         reason=body.reason,
+        origin_status=hit.standing.value,
+        origin_name=hit.member.display_name if hit.member else "",
     )
 
 
@@ -58,3 +61,30 @@ def match_to_pb(hit: MatchHit) -> pb.Match:
     return pb.Match(
         provenance=provenance_to_pb(hit), distance=hit.distance, recommended_action=hit.action
     )
+
+
+def roster_to_pb(signed: SignedRoster) -> pb.SignedRoster:
+    return pb.SignedRoster(
+        body=signed.body_bytes,
+        signatures=[
+            pb.RosterSignature(public_key=s.public_key, signature=s.signature)
+            for s in signed.signatures
+        ],
+    )
+
+
+def rosters_from_pb(msgs: Sequence[pb.SignedRoster]) -> list[SignedRoster]:
+    """Decode (not verify) received rosters, naming the bad one."""
+    out: list[SignedRoster] = []
+    for i, msg in enumerate(msgs):
+        try:
+            out.append(
+                SignedRoster.parse(
+                    msg.body,
+                    [RosterSignature(s.public_key, s.signature) for s in msg.signatures],
+                )
+            )
+        except ValidationError as exc:
+            where = f"roster {i + 1} of {len(msgs)}: " if len(msgs) > 1 else ""
+            raise ValidationError(where + str(exc)) from None
+    return out

@@ -1,4 +1,8 @@
-"""The gRPC servicer: convert, call the application, convert back.
+"""The gRPC servicer: authorize, convert, call the application, convert back.
+
+Authorization comes from the TLS auth context (``node/rpc/tls.py``): each
+method names the Action it needs (table in README.md, "Roster, mutual TLS
+and authorization").
 
 Status-code table (the one place errors meet gRPC):
 
@@ -26,6 +30,7 @@ import grpc
 
 from node import __version__
 from node.app import NodeApp
+from node.core.roster import Action, check_own_entries
 from node.errors import (
     ConflictError,
     NodeError,
@@ -36,9 +41,11 @@ from node.errors import (
     StorageError,
     ValidationError,
 )
+from node.rosters import RosterKeeper
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+from node.rpc.tls import Authorizer
 from node.store.base import Outcome
 
 log = logging.getLogger(__name__)
@@ -89,13 +96,29 @@ PeersStatus = Callable[[], Sequence[pb.PeerStatus]]
 
 
 class NodeServicer(pb_grpc.NodeServiceServicer):
-    def __init__(self, app: NodeApp, peers_status: PeersStatus | None = None) -> None:
+    def __init__(
+        self,
+        app: NodeApp,
+        peers_status: PeersStatus | None = None,
+        *,
+        rosters: RosterKeeper | None = None,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         self.app = app
         self.peers_status = peers_status or (lambda: [])
+        self.rosters = rosters
+        self.auth = authorizer or Authorizer(None)
+
+    def _rosters(self) -> RosterKeeper:
+        if self.rosters is None:
+            raise NotFoundError("this node keeps no roster")
+        return self.rosters
 
     @_mapped
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
+        caller = self.auth.check(context, Action.SUBMIT, "Submit")
         entries = convert.entries_from_pb(request.entries)
+        check_own_entries(caller, [e.body.origin for e in entries])
         result = self.app.submit(entries)
         return pb.SubmitResponse(
             results=[
@@ -109,6 +132,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
 
     @_mapped
     async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
+        self.auth.check(context, Action.READ, "GetEntry")
         hit = self.app.get(request.entry_id)
         return pb.GetEntryResponse(
             entry=convert.entry_to_pb(hit.entry), provenance=convert.provenance_to_pb(hit)
@@ -116,6 +140,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
 
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
+        self.auth.check(context, Action.READ, "Match")
         queries = [(q.algorithm, q.value) for q in request.queries]
         results = self.app.match(queries, include_retracted=request.include_retracted)
         return pb.MatchResponse(
@@ -126,7 +151,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
 
     @_mapped
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
+        self.auth.check(context, Action.MEMBER, "Status")
         heads = self.app.heads()
+        roster = self.rosters.signed if self.rosters else None
         return pb.StatusResponse(
             node_id=self.app.node_id,
             heads=[
@@ -137,13 +164,41 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             entries=sum(h.next_seq for h in heads.values()),
             evidence=len(self.app.store.evidence()),
             version=__version__,
+            roster_version=roster.version if roster else 0,
+            roster_expires_ms=roster.roster.expires_ms if roster else 0,
+            roster_id=roster.roster_id if roster else b"",
+        )
+
+    @_mapped
+    async def GetRoster(
+        self, request: pb.GetRosterRequest, context: Context
+    ) -> pb.GetRosterResponse:
+        self.auth.check(context, Action.MEMBER, "GetRoster")
+        rosters = self._rosters()
+        return pb.GetRosterResponse(
+            rosters=[convert.roster_to_pb(s) for s in rosters.history_after(request.after_version)],
+            version=rosters.version,
+        )
+
+    @_mapped
+    async def OfferRoster(
+        self, request: pb.OfferRosterRequest, context: Context
+    ) -> pb.OfferRosterResponse:
+        self.auth.check(context, Action.MEMBER, "OfferRoster")
+        rosters = self._rosters()
+        update = rosters.offer(convert.rosters_from_pb(request.rosters))
+        return pb.OfferRosterResponse(
+            version=rosters.version, adopted=len(update.adopted), refused=update.refused
         )
 
     async def Pull(
         self, request: pb.PullRequest, context: Context
     ) -> AsyncIterator[pb.PullResponse]:
         try:
+            self.auth.check(context, Action.READ, "Pull")
             async for response in self._pull(request):
+                # A follow stream outlives roster changes: re-check each batch.
+                self.auth.check(context, Action.READ, "Pull")
                 yield response
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))

@@ -10,6 +10,7 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
     cursors   peer 0x00 origin             -> next_seq:u64 (what that peer gave us)
     evidence  origin 0x00 seq:u64 entry_id -> recorded_ms:u64 conflicting signed bytes
     meta      name                         -> value
+    rosters   version:u64                  -> signed roster bytes (adopted history)
 
 Every batch is one write transaction: an entry is acknowledged only after
 the transaction that stored it has committed (``sync`` and ``metasync`` on).
@@ -56,6 +57,7 @@ class _Db(enum.Enum):
     CURSORS = b"cursors"
     EVIDENCE = b"evidence"
     META = b"meta"
+    ROSTERS = b"rosters"
 
 
 def _entry_key(origin: str, seq: int) -> bytes:
@@ -361,6 +363,35 @@ class LmdbStore:
 
     def close(self) -> None:
         self._env.close()
+
+    # -- roster history ----------------------------------------------------
+
+    def put_rosters(self, rosters: Sequence[tuple[int, bytes]]) -> None:
+        """Append adopted rosters (version, signed bytes) in one write txn."""
+
+        def put(txn: Any) -> None:
+            for version, data in rosters:
+                txn.put(_U64.pack(version), data, db=self._dbs[_Db.ROSTERS])
+
+        self._write(put)
+
+    def latest_roster(self) -> bytes | None:
+        with _lmdb_errors("reading roster"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.ROSTERS])
+            return bytes(cur.value()) if cur.last() else None
+
+    def rosters_after(self, version: int, limit: int) -> list[bytes]:
+        """Signed rosters newer than ``version``, oldest first, at most ``limit``."""
+        out: list[bytes] = []
+        with _lmdb_errors("reading rosters"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.ROSTERS])
+            if not cur.set_range(_U64.pack(version + 1)):
+                return out
+            for _key, value in cur:
+                if len(out) >= limit:
+                    break
+                out.append(bytes(value))
+        return out
 
 
 class _Abort(Exception):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
@@ -52,18 +52,49 @@ class PeerState:
         return sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items())
 
 
+#: Makes the client for a peer (mutual TLS pinned to the roster, or plaintext).
+ClientFactory = Callable[[str, str], NodeClient]
+#: Called with each new connection before pulling (roster gossip uses it).
+OnConnect = Callable[[str, NodeClient], Awaitable[None]]
+
+
+def _plaintext(peer_id: str, address: str) -> NodeClient:
+    return NodeClient(address)
+
+
 class SyncEngine:
-    def __init__(self, app: NodeApp, peers: Sequence[Peer]) -> None:
+    def __init__(
+        self,
+        app: NodeApp,
+        peers: Sequence[Peer],
+        *,
+        client: ClientFactory = _plaintext,
+        on_connect: OnConnect | None = None,
+    ) -> None:
         self.app = app
         self.peers = list(peers)
         self.states = {p.id: PeerState(p.id) for p in self.peers}
+        self.client = client
+        self.on_connect = on_connect
         self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
 
     def start(self) -> None:
+        self._running = True
         for peer in self.peers:
             self._tasks.append(asyncio.create_task(self._run(peer), name=f"sync:{peer.id}"))
 
+    def add_peer(self, peer: Peer) -> None:
+        """Sync from one more peer (e.g. a member a new roster added)."""
+        if peer.id in self.states:
+            return
+        self.peers.append(peer)
+        self.states[peer.id] = PeerState(peer.id)
+        if self._running:
+            self._tasks.append(asyncio.create_task(self._run(peer), name=f"sync:{peer.id}"))
+
     async def stop(self) -> None:
+        self._running = False
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -93,8 +124,10 @@ class SyncEngine:
             backoff = min(BACKOFF_MAX_S, backoff * 2)
 
     async def _stream(self, peer: Peer, address: str, state: PeerState):  # type: ignore[no-untyped-def]
-        cursors = {o: h.next_seq for o, h in self.app.heads().items()}
-        async with NodeClient(address) as client:
+        async with self.client(peer.id, address) as client:
+            if self.on_connect is not None:
+                await self.on_connect(peer.id, client)
+            cursors = {o: h.next_seq for o, h in self.app.heads().items()}
             async for response in client.pull(cursors, follow=True):
                 state.state = "streaming"
                 state.frontier = dict(response.frontier.sizes)

@@ -21,47 +21,44 @@ pytestmark = pytest.mark.integration
 PDQ = "f" * 16 + "0" * 16 + "a5" * 16
 
 
-def _init(root: Path, name: str, kind: str) -> Path:
+def _init(root: Path, name: str, kind: str, *extra: str) -> Path:
     d = root / name.replace("/", "_")
-    assert main(["init", str(d), "--id", name, "--kind", kind, "--jurisdiction", "FR"]) == 0
+    assert main(["init", str(d), "--id", name, "--kind", kind, "--jurisdiction", "FR", *extra]) == 0
     return d
-
-
-def _key_hex(d: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    from node.core.trust import raw_public_key
-
-    return raw_public_key(load_config(d).signer().public_key).hex()
 
 
 def test_init_submit_match_status_across_two_nodes(
     tmp_path: Path, loop: LoopThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gov = _init(tmp_path, "gov.fr/pharos", "government")
+    gov = _init(tmp_path, "gov.fr/pharos", "government", "--genesis")
     plat = _init(tmp_path, "platform.example", "platform")
-    key = gov / "keys" / "entry.pem"
-    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    for name in ("entry.pem", "checkpoint.pem", "tls.key", "governance.pem"):
+        assert stat.S_IMODE((gov / "keys" / name).stat().st_mode) == 0o600
 
-    # Each learns the other's key; the platform syncs from the government.
-    for here, there, kind in ((gov, plat, "platform"), (plat, gov, "government")):
-        cfg = load_config(there)
-        assert (
-            main(
-                [
-                    "members",
-                    "add",
-                    str(here),
-                    "--id",
-                    cfg.id,
-                    "--kind",
-                    kind,
-                    "--jurisdiction",
-                    "FR",
-                    "--key",
-                    _key_hex(there, capsys),
-                ]
-            )
-            == 0
+    # The founding member's governance adds the platform to the roster, signs
+    # version 2 and installs it at both (stopped) nodes.
+    draft = tmp_path / "roster-2.json"
+    roster_1 = gov / "roster.json"
+    assert (
+        main(
+            [
+                "roster",
+                "add-member",
+                str(roster_1),
+                "--card",
+                str(plat / "member.json"),
+                "--out",
+                str(draft),
+            ]
         )
+        == 0
+    )
+    assert main(["roster", "sign", str(draft), "--key", str(gov / "keys" / "governance.pem")]) == 0
+    assert main(["roster", "verify", str(draft), "--prev", str(gov)]) == 0
+    assert main(["roster", "publish", str(draft), str(gov)]) == 0
+    assert main(["roster", "publish", str(draft), str(plat)]) == 0
+    assert load_config(plat).roster().version == 2
+
     nodes = [Node(load_config(gov))]
     loop.run(nodes[0].start())
     assert (
@@ -137,15 +134,13 @@ def test_init_submit_match_status_across_two_nodes(
         assert status["peers"][0]["id"] == "gov.fr/pharos"
         assert status["peers"][0]["lag_entries"] == 0
 
-        # A key-only submitter: no node of its own, just a key and an address.
+        # Submitting straight to another member's node, as the government's
+        # TLS identity (pinned in the roster): the platform verifies and stores.
         assert (
             main(
                 [
                     "submit",
-                    "--key",
-                    str(key),
-                    "--origin",
-                    "gov.fr/pharos",
+                    str(gov),
                     "--to",
                     nodes[1].address,
                     "--algo",
@@ -212,7 +207,7 @@ def test_user_errors_are_one_line_with_exit_codes(
 
 def test_node_down_is_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
     # Port 1 on loopback: nothing listens there, so the connection is refused.
-    assert main(["status", "--to", "127.0.0.1:1"]) == 3
+    assert main(["status", "--to", "127.0.0.1:1", "--insecure"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("ccnode: error: node at 127.0.0.1:1: UNAVAILABLE")
     assert len(err.strip().splitlines()) == 1

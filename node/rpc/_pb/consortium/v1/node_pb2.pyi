@@ -77,7 +77,7 @@ class MatchRequest(_message.Message):
     def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason")
+    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "origin_status", "origin_name")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,8 @@ class Provenance(_message.Message):
     RETRACTED_BY_FIELD_NUMBER: _ClassVar[int]
     URGENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_NAME_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
     origin: str
     origin_kind: str
@@ -108,7 +110,9 @@ class Provenance(_message.Message):
     retracted_by: bytes
     urgent: bool
     reason: str
-    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    origin_status: str
+    origin_name: str
+    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., origin_status: _Optional[str] = ..., origin_name: _Optional[str] = ...) -> None: ...
 
 class Match(_message.Message):
     __slots__ = ("provenance", "distance", "recommended_action")
@@ -205,17 +209,69 @@ class OriginHead(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., next_seq: _Optional[int] = ..., head_id: _Optional[bytes] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version")
+    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version", "roster_version", "roster_expires_ms", "roster_id")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEADS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROSTER_EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    ROSTER_ID_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     heads: _containers.RepeatedCompositeFieldContainer[OriginHead]
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
     entries: int
     evidence: int
     version: str
-    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+    roster_version: int
+    roster_expires_ms: int
+    roster_id: bytes
+    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ..., roster_version: _Optional[int] = ..., roster_expires_ms: _Optional[int] = ..., roster_id: _Optional[bytes] = ...) -> None: ...
+
+class SignedRoster(_message.Message):
+    __slots__ = ("body", "signatures")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signatures: _containers.RepeatedCompositeFieldContainer[RosterSignature]
+    def __init__(self, body: _Optional[bytes] = ..., signatures: _Optional[_Iterable[_Union[RosterSignature, _Mapping]]] = ...) -> None: ...
+
+class RosterSignature(_message.Message):
+    __slots__ = ("public_key", "signature")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    public_key: bytes
+    signature: bytes
+    def __init__(self, public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class GetRosterRequest(_message.Message):
+    __slots__ = ("after_version",)
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    after_version: int
+    def __init__(self, after_version: _Optional[int] = ...) -> None: ...
+
+class GetRosterResponse(_message.Message):
+    __slots__ = ("rosters", "version")
+    ROSTERS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    rosters: _containers.RepeatedCompositeFieldContainer[SignedRoster]
+    version: int
+    def __init__(self, rosters: _Optional[_Iterable[_Union[SignedRoster, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class OfferRosterRequest(_message.Message):
+    __slots__ = ("rosters",)
+    ROSTERS_FIELD_NUMBER: _ClassVar[int]
+    rosters: _containers.RepeatedCompositeFieldContainer[SignedRoster]
+    def __init__(self, rosters: _Optional[_Iterable[_Union[SignedRoster, _Mapping]]] = ...) -> None: ...
+
+class OfferRosterResponse(_message.Message):
+    __slots__ = ("version", "adopted", "refused")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADOPTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    adopted: int
+    refused: str
+    def __init__(self, version: _Optional[int] = ..., adopted: _Optional[int] = ..., refused: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,16 @@ class NodeServiceStub:
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
                 response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.GetRoster = channel.unary_unary(
+                '/consortium.v1.NodeService/GetRoster',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetRosterRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetRosterResponse.FromString,
+                _registered_method=True)
+        self.OfferRoster = channel.unary_unary(
+                '/consortium.v1.NodeService/OfferRoster',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.OfferRosterRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.OfferRosterResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -97,6 +107,20 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRoster(self, request, context):
+        """The roster history this node holds after a version (0: all of it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OfferRoster(self, request, context):
+        """Offer newer rosters (a chain, oldest first); adopted only if they chain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +148,16 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.FromString,
                     response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusResponse.SerializeToString,
+            ),
+            'GetRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRoster,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetRosterRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetRosterResponse.SerializeToString,
+            ),
+            'OfferRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.OfferRoster,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.OfferRosterRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.OfferRosterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +295,60 @@ class NodeService:
             '/consortium.v1.NodeService/Status',
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/GetRoster',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetRosterRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetRosterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OfferRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/OfferRoster',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.OfferRosterRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.OfferRosterResponse.FromString,
             options,
             channel_credentials,
             insecure,

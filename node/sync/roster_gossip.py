@@ -1,0 +1,149 @@
+"""Roster gossip: fetch newer rosters from peers, push adopted ones to them.
+
+- On every new connection to a peer (before pulling entries) and every
+  ``poll_s`` seconds with a random peer, ask ``GetRoster(after=held)`` and
+  offer what comes back to the keeper, which adopts it only if it chains.
+- When the keeper adopts a roster (from a peer, from ``OfferRoster`` or from
+  the operator), offer the recent history to every peer at once, so a new
+  roster floods the mesh in about its diameter.
+- With ``roster_peers``, members that list a node address in the roster are
+  synced from too: a member added by roster N+1 is reached without editing
+  anyone's config.
+
+A peer that serves a roster that does not chain is logged; entry sync with
+it goes on (the roster decides nothing about the relayer, only about the
+entries it relays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from node.core.roster import SignedRoster
+from node.errors import NodeError, PeerError
+from node.rosters import RosterKeeper
+from node.rpc import convert
+from node.rpc.client import NodeClient
+from node.sync.engine import Peer, SyncEngine
+
+log = logging.getLogger(__name__)
+
+#: How many recent versions a push carries, so a peer a few versions behind
+#: can chain them; one further behind catches up with GetRoster.
+PUSH_HISTORY = 8
+MAX_FETCH_ROUNDS = 1000
+
+
+class RosterGossip:
+    def __init__(
+        self,
+        rosters: RosterKeeper,
+        engine: SyncEngine,
+        *,
+        own_id: str,
+        poll_s: float = 30.0,
+        roster_peers: bool = True,
+    ) -> None:
+        self.rosters = rosters
+        self.engine = engine
+        self.own_id = own_id
+        self.poll_s = poll_s
+        self.roster_peers = roster_peers
+        self._tasks: set[asyncio.Task[None]] = set()
+        engine.on_connect = self.fetch_from
+        rosters.on_adopt(self._adopted)
+
+    def start(self) -> None:
+        self._add_roster_peers()
+        if self.poll_s > 0:
+            self._spawn(self._poll(), "roster-poll")
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- pull ---------------------------------------------------------------
+
+    async def fetch_from(self, peer_id: str, client: NodeClient) -> None:
+        """Adopt whatever newer rosters the peer holds that chain from ours."""
+        for _ in range(MAX_FETCH_ROUNDS):
+            held = self.rosters.version
+            response = await client.get_roster(held)
+            if not response.rosters:
+                return
+            try:
+                update = self.rosters.offer(convert.rosters_from_pb(response.rosters))
+            except NodeError as exc:
+                log.warning("roster from peer %s not adopted: %s", peer_id, exc)
+                return
+            if not update.adopted or update.refused or response.version <= self.rosters.version:
+                return
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s * random.uniform(0.5, 1.5))  # noqa: S311
+            peers = [p for p in self.engine.peers if p.resolve()]
+            if not peers:
+                continue
+            peer = random.choice(peers)  # noqa: S311 - not crypto
+            address = peer.resolve()
+            if not address:
+                continue
+            try:
+                async with self.engine.client(peer.id, address) as client:
+                    await self.fetch_from(peer.id, client)
+            except PeerError as exc:
+                log.info("roster poll of %s: %s", peer.id, exc)
+
+    # -- push ---------------------------------------------------------------
+
+    def _adopted(self, signed: SignedRoster) -> None:
+        self._add_roster_peers()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # adopted outside the event loop (start-up): peers fetch it
+        chain = self.rosters.history_after(max(0, signed.version - PUSH_HISTORY))
+        for peer in self.engine.peers:
+            address = peer.resolve()
+            if address:
+                self._spawn(self._push(peer, address, chain), f"roster-push:{peer.id}")
+
+    async def _push(self, peer: Peer, address: str, chain: list[SignedRoster]) -> None:
+        try:
+            async with self.engine.client(peer.id, address) as client:
+                response = await client.offer_roster(chain)
+            if response.refused:
+                log.info("peer %s stopped short of our roster: %s", peer.id, response.refused)
+        except NodeError as exc:
+            log.info("roster push to %s: %s", peer.id, exc)
+
+    # -- peers from the roster ----------------------------------------------
+
+    def _add_roster_peers(self) -> None:
+        if not self.roster_peers:
+            return
+        for member in self.rosters.roster.members:
+            if member.id == self.own_id or not member.address or member.revoked:
+                continue
+            self.engine.add_peer(Peer(member.id, self._resolver(member.id)))
+
+    def _resolver(self, member_id: str) -> Callable[[], str | None]:
+        def resolve() -> str | None:
+            member = self.rosters.roster.get(member_id)
+            if member is None or member.revoked:
+                return None
+            return member.address or None
+
+        return resolve
