@@ -313,7 +313,7 @@ class Member:
         if need is None or need not in self.roles:
             raise ProvenanceError(
                 f"member {self.id} ({self.kind.value}) has roles {roles_text(self.roles)}: "
-                f"a {body.kind.name} entry needs the {need.name if need else '?'} role"
+                f"{body.kind.name} entries need the {need.name if need else '?'} role"
             )
         if not key.allows(body.seq):
             raise ProvenanceError(

@@ -29,6 +29,7 @@ __all__ = [
     "EntryKey",
     "Member",
     "MemberKind",
+    "MemberLookup",
     "MembersFile",
     "Role",
     "Standing",
@@ -41,10 +42,12 @@ __all__ = [
 ]
 
 
-class TrustView(Protocol):
-    """The seam between the node and whatever says who the members are."""
-
+class MemberLookup(Protocol):
     def member(self, member_id: str) -> Member: ...
+
+
+class TrustView(MemberLookup, Protocol):
+    """The seam between the node and whatever says who the members are."""
 
     def members(self) -> tuple[Member, ...]: ...
 
@@ -77,7 +80,7 @@ class MembersFile:
         return cls(by_id)
 
 
-def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
+def check_provenance(trust: MemberLookup, entry: SignedEntry) -> Member:
     """The origin is a member allowed to publish this entry, and signed it.
 
     Checks, in order: the origin is a member; the key is one of its entry
@@ -91,7 +94,7 @@ def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
     return member
 
 
-def standing_of(trust: TrustView, entry: SignedEntry) -> Standing:
+def standing_of(trust: MemberLookup, entry: SignedEntry) -> Standing:
     """How a stored entry's origin stands now (for match answers)."""
     try:
         member = trust.member(entry.body.origin)
