@@ -65,6 +65,8 @@ class Node:
             self.store.close()
             raise
         self.app = NodeApp(config.id, self.store, trust or self.rosters)
+        # Wake follow streams so they announce a newly adopted roster.
+        self.rosters.on_adopt(lambda _: self.app.changes.notify())
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(self.app, peers, client=self._client)
         self.gossip = RosterGossip(

@@ -109,6 +109,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self.rosters = rosters
         self.auth = authorizer or Authorizer(None)
 
+    def _roster_version(self) -> int:
+        return self.rosters.version if self.rosters is not None else 0
+
     def _rosters(self) -> RosterKeeper:
         if self.rosters is None:
             raise NotFoundError("this node keeps no roster")
@@ -197,8 +200,10 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         try:
             self.auth.check(context, Action.READ, "Pull")
             async for response in self._pull(request):
-                # A follow stream outlives roster changes: re-check each batch.
+                # A follow stream outlives roster changes: re-check each batch,
+                # and tell the puller our roster version (it fetches a newer one).
                 self.auth.check(context, Action.READ, "Pull")
+                response.roster_version = self._roster_version()
                 yield response
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))
@@ -233,6 +238,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 continue
             if not request.follow or changes.closed:
                 return
+            roster_before = self._roster_version()
             await changes.wait_past(seen, FOLLOW_IDLE_S)
-            if changes.version == seen:
-                yield pb.PullResponse(frontier=frontier)  # idle: frontier only
+            if changes.version == seen or self._roster_version() != roster_before:
+                yield pb.PullResponse(frontier=frontier)  # idle, or a new roster to announce

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from node.app import NodeApp, now_ms
 from node.errors import NodeError, PeerError, ProvenanceError, ValidationError
 from node.rpc import convert
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class PeerState:
 ClientFactory = Callable[[str, str], NodeClient]
 #: Called with each new connection before pulling (roster gossip uses it).
 OnConnect = Callable[[str, NodeClient], Awaitable[None]]
+#: Called with each Pull response before its entries are verified.
+OnResponse = Callable[[str, NodeClient, pb.PullResponse], Awaitable[None]]
 
 
 def _plaintext(peer_id: str, address: str) -> NodeClient:
@@ -70,12 +73,14 @@ class SyncEngine:
         *,
         client: ClientFactory = _plaintext,
         on_connect: OnConnect | None = None,
+        on_response: OnResponse | None = None,
     ) -> None:
         self.app = app
         self.peers = list(peers)
         self.states = {p.id: PeerState(p.id) for p in self.peers}
         self.client = client
         self.on_connect = on_connect
+        self.on_response = on_response
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
 
@@ -129,6 +134,8 @@ class SyncEngine:
                 await self.on_connect(peer.id, client)
             cursors = {o: h.next_seq for o, h in self.app.heads().items()}
             async for response in client.pull(cursors, follow=True):
+                if self.on_response is not None:
+                    await self.on_response(peer.id, client, response)
                 state.state = "streaming"
                 state.frontier = dict(response.frontier.sizes)
                 if response.entries:

@@ -3,9 +3,13 @@
 - On every new connection to a peer (before pulling entries) and every
   ``poll_s`` seconds with a random peer, ask ``GetRoster(after=held)`` and
   offer what comes back to the keeper, which adopts it only if it chains.
+- Every Pull response carries the server's roster version, and a follow
+  stream announces a newly adopted roster at once: a puller that sees a
+  newer version fetches it.
 - When the keeper adopts a roster (from a peer, from ``OfferRoster`` or from
-  the operator), offer the recent history to every peer at once, so a new
-  roster floods the mesh in about its diameter.
+  the operator), offer the recent history to every peer at once. With the
+  announcements above, a new roster floods the mesh in about its diameter
+  whichever way the sync links point.
 - With ``roster_peers``, members that list a node address in the roster are
   synced from too: a member added by roster N+1 is reached without editing
   anyone's config.
@@ -27,6 +31,7 @@ from node.core.roster import SignedRoster
 from node.errors import NodeError, PeerError
 from node.rosters import RosterKeeper
 from node.rpc import convert
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 from node.sync.engine import Peer, SyncEngine
 
@@ -55,6 +60,7 @@ class RosterGossip:
         self.roster_peers = roster_peers
         self._tasks: set[asyncio.Task[None]] = set()
         engine.on_connect = self.fetch_from
+        engine.on_response = self._on_response
         rosters.on_adopt(self._adopted)
 
     def start(self) -> None:
@@ -89,6 +95,14 @@ class RosterGossip:
                 return
             if not update.adopted or update.refused or response.version <= self.rosters.version:
                 return
+
+    async def _on_response(
+        self, peer_id: str, client: NodeClient, response: pb.PullResponse
+    ) -> None:
+        # Pull responses carry the server's roster version (a follow stream
+        # announces a new one at once): fetch when the peer is ahead.
+        if response.roster_version > self.rosters.version:
+            await self.fetch_from(peer_id, client)
 
     async def _poll(self) -> None:
         while True:

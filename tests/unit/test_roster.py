@@ -133,7 +133,7 @@ BAD_BODIES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         "governance threshold 5: expected 1..1 (the number of governance keys)",
     ),
     "members out of order": (
-        lambda d: _unsorted_members(d),
+        _unsorted_members,
         "roster body is not canonical: keys and members must be sorted and unique",
     ),
 }
@@ -406,7 +406,7 @@ def test_version_skip_rollback_and_replay() -> None:
 
 
 def test_a_second_body_for_the_held_version_is_a_conflict() -> None:
-    v1, v2 = chain_of([Step((0,), 1, (0,))] * 2)
+    _, v2 = chain_of([Step((0,), 1, (0,))] * 2)
     other = signed(dataclasses.replace(v2.roster, expires_ms=LATER + 5), (0,))
     with pytest.raises(ConflictError, match="roster version 2 offered with another body"):
         TrustedRoster(v2).update([other], NOW)

@@ -90,7 +90,7 @@ def test_refusals_change_nothing(tmp_path: Path) -> None:
 
 def test_no_roster_or_a_bad_anchor_is_refused_at_start(tmp_path: Path) -> None:
     store = LmdbStore(tmp_path / "db")
-    with pytest.raises(ValidationError, match="no roster: .* is missing"):
+    with pytest.raises(ValidationError, match=r"no roster: .* is missing"):
         _keeper(tmp_path, store)
     expired = genesis([member("a.example")], expires_ms=NOW - 1)
     (tmp_path / "roster.json").write_text(dumps_file(expired))

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%node/rpc/_pb/consortium/v1/node.proto\x12\rconsortium.v1\".\n\x0bSignedEntry\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"<\n\rSubmitRequest\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.consortium.v1.SignedEntry\"I\n\x0cSubmitResult\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x0c\x12\'\n\x07outcome\x18\x02 \x01(\x0e\x32\x16.consortium.v1.Outcome\">\n\x0eSubmitResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.consortium.v1.SubmitResult\"#\n\x0fGetEntryRequest\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x0c\"l\n\x10GetEntryResponse\x12)\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1a.consortium.v1.SignedEntry\x12-\n\nprovenance\x18\x02 \x01(\x0b\x32\x19.consortium.v1.Provenance\"-\n\tHashQuery\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"j\n\x0cMatchRequest\x12)\n\x07queries\x18\x01 \x03(\x0b\x32\x18.consortium.v1.HashQuery\x12\x19\n\x11include_retracted\x18\x02 \x01(\x08\x12\x14\n\x0cmax_distance\x18\x03 \x01(\x05\"\xc3\x02\n\nProvenance\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x0c\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x13\n\x0borigin_kind\x18\x03 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x04 \x01(\t\x12\x11\n\talgorithm\x18\x05 \x01(\t\x12\x0c\n\x04hash\x18\x06 \x01(\x0c\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x10\n\x08incident\x18\x08 \x01(\t\x12\x0f\n\x07time_ms\x18\t \x01(\x03\x12\x12\n\narrival_ms\x18\n \x01(\x03\x12\x0b\n\x03seq\x18\x0b \x01(\x04\x12\x11\n\tretracted\x18\x0c \x01(\x08\x12\x14\n\x0cretracted_by\x18\r \x01(\x0c\x12\x0e\n\x06urgent\x18\x0e \x01(\x08\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12\x15\n\rorigin_status\x18( \x01(\t\x12\x13\n\x0borigin_name\x18) \x01(\t\"d\n\x05Match\x12-\n\nprovenance\x18\x01 \x01(\x0b\x32\x19.consortium.v1.Provenance\x12\x10\n\x08\x64istance\x18\x02 \x01(\x05\x12\x1a\n\x12recommended_action\x18\x03 \x01(\t\"4\n\x0bQueryResult\x12%\n\x07matches\x18\x01 \x03(\x0b\x32\x14.consortium.v1.Match\"<\n\rMatchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.consortium.v1.QueryResult\"\x9a\x01\n\x0bPullRequest\x12\x38\n\x07\x63ursors\x18\x01 \x03(\x0b\x32\'.consortium.v1.PullRequest.CursorsEntry\x12\x11\n\tmax_batch\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x1a.\n\x0c\x43ursorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"k\n\x08\x46rontier\x12\x31\n\x05sizes\x18\x01 \x03(\x0b\x32\".consortium.v1.Frontier.SizesEntry\x1a,\n\nSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"f\n\x0cPullResponse\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.consortium.v1.SignedEntry\x12)\n\x08\x66rontier\x18\x02 \x01(\x0b\x32\x17.consortium.v1.Frontier\"\x0f\n\rStatusRequest\"\xa3\x01\n\nPeerStatus\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x13\n\x0blag_entries\x18\x04 \x01(\x04\x12\x18\n\x10last_received_ms\x18\x05 \x01(\x03\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0f\n\x07refused\x18\x08 \x01(\x04\"?\n\nOriginHead\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x10\n\x08next_seq\x18\x02 \x01(\x04\x12\x0f\n\x07head_id\x18\x03 \x01(\x0c\"\xef\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12(\n\x05heads\x18\x02 \x03(\x0b\x32\x19.consortium.v1.OriginHead\x12(\n\x05peers\x18\x03 \x03(\x0b\x32\x19.consortium.v1.PeerStatus\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\x10\n\x08\x65vidence\x18\x05 \x01(\x04\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x16\n\x0eroster_version\x18( \x01(\x04\x12\x19\n\x11roster_expires_ms\x18) \x01(\x03\x12\x11\n\troster_id\x18* \x01(\x0c\"P\n\x0cSignedRoster\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x32\n\nsignatures\x18\x02 \x03(\x0b\x32\x1e.consortium.v1.RosterSignature\"8\n\x0fRosterSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\")\n\x10GetRosterRequest\x12\x15\n\rafter_version\x18\x01 \x01(\x04\"R\n\x11GetRosterResponse\x12,\n\x07rosters\x18\x01 \x03(\x0b\x32\x1b.consortium.v1.SignedRoster\x12\x0f\n\x07version\x18\x02 \x01(\x04\"B\n\x12OfferRosterRequest\x12,\n\x07rosters\x18\x01 \x03(\x0b\x32\x1b.consortium.v1.SignedRoster\"H\n\x13OfferRosterResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64opted\x18\x02 \x01(\r\x12\x0f\n\x07refused\x18\x03 \x01(\t*O\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_ACCEPTED\x10\x01\x12\x15\n\x11OUTCOME_DUPLICATE\x10\x02\x32\x95\x04\n\x0bNodeService\x12\x45\n\x06Submit\x12\x1c.consortium.v1.SubmitRequest\x1a\x1d.consortium.v1.SubmitResponse\x12K\n\x08GetEntry\x12\x1e.consortium.v1.GetEntryRequest\x1a\x1f.consortium.v1.GetEntryResponse\x12\x42\n\x05Match\x12\x1b.consortium.v1.MatchRequest\x1a\x1c.consortium.v1.MatchResponse\x12\x41\n\x04Pull\x12\x1a.consortium.v1.PullRequest\x1a\x1b.consortium.v1.PullResponse0\x01\x12\x45\n\x06Status\x12\x1c.consortium.v1.StatusRequest\x1a\x1d.consortium.v1.StatusResponse\x12N\n\tGetRoster\x12\x1f.consortium.v1.GetRosterRequest\x1a .consortium.v1.GetRosterResponse\x12T\n\x0bOfferRoster\x12!.consortium.v1.OfferRosterRequest\x1a\".consortium.v1.OfferRosterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%node/rpc/_pb/consortium/v1/node.proto\x12\rconsortium.v1\".\n\x0bSignedEntry\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"<\n\rSubmitRequest\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.consortium.v1.SignedEntry\"I\n\x0cSubmitResult\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x0c\x12\'\n\x07outcome\x18\x02 \x01(\x0e\x32\x16.consortium.v1.Outcome\">\n\x0eSubmitResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.consortium.v1.SubmitResult\"#\n\x0fGetEntryRequest\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x0c\"l\n\x10GetEntryResponse\x12)\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1a.consortium.v1.SignedEntry\x12-\n\nprovenance\x18\x02 \x01(\x0b\x32\x19.consortium.v1.Provenance\"-\n\tHashQuery\x12\x11\n\talgorithm\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"j\n\x0cMatchRequest\x12)\n\x07queries\x18\x01 \x03(\x0b\x32\x18.consortium.v1.HashQuery\x12\x19\n\x11include_retracted\x18\x02 \x01(\x08\x12\x14\n\x0cmax_distance\x18\x03 \x01(\x05\"\xc3\x02\n\nProvenance\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x0c\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x13\n\x0borigin_kind\x18\x03 \x01(\t\x12\x14\n\x0cjurisdiction\x18\x04 \x01(\t\x12\x11\n\talgorithm\x18\x05 \x01(\t\x12\x0c\n\x04hash\x18\x06 \x01(\x0c\x12\x0e\n\x06labels\x18\x07 \x03(\t\x12\x10\n\x08incident\x18\x08 \x01(\t\x12\x0f\n\x07time_ms\x18\t \x01(\x03\x12\x12\n\narrival_ms\x18\n \x01(\x03\x12\x0b\n\x03seq\x18\x0b \x01(\x04\x12\x11\n\tretracted\x18\x0c \x01(\x08\x12\x14\n\x0cretracted_by\x18\r \x01(\x0c\x12\x0e\n\x06urgent\x18\x0e \x01(\x08\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12\x15\n\rorigin_status\x18( \x01(\t\x12\x13\n\x0borigin_name\x18) \x01(\t\"d\n\x05Match\x12-\n\nprovenance\x18\x01 \x01(\x0b\x32\x19.consortium.v1.Provenance\x12\x10\n\x08\x64istance\x18\x02 \x01(\x05\x12\x1a\n\x12recommended_action\x18\x03 \x01(\t\"4\n\x0bQueryResult\x12%\n\x07matches\x18\x01 \x03(\x0b\x32\x14.consortium.v1.Match\"<\n\rMatchResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.consortium.v1.QueryResult\"\x9a\x01\n\x0bPullRequest\x12\x38\n\x07\x63ursors\x18\x01 \x03(\x0b\x32\'.consortium.v1.PullRequest.CursorsEntry\x12\x11\n\tmax_batch\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x1a.\n\x0c\x43ursorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"k\n\x08\x46rontier\x12\x31\n\x05sizes\x18\x01 \x03(\x0b\x32\".consortium.v1.Frontier.SizesEntry\x1a,\n\nSizesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"~\n\x0cPullResponse\x12+\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1a.consortium.v1.SignedEntry\x12)\n\x08\x66rontier\x18\x02 \x01(\x0b\x32\x17.consortium.v1.Frontier\x12\x16\n\x0eroster_version\x18( \x01(\x04\"\x0f\n\rStatusRequest\"\xa3\x01\n\nPeerStatus\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x13\n\x0blag_entries\x18\x04 \x01(\x04\x12\x18\n\x10last_received_ms\x18\x05 \x01(\x03\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x10\n\x08received\x18\x07 \x01(\x04\x12\x0f\n\x07refused\x18\x08 \x01(\x04\"?\n\nOriginHead\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x10\n\x08next_seq\x18\x02 \x01(\x04\x12\x0f\n\x07head_id\x18\x03 \x01(\x0c\"\xef\x01\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12(\n\x05heads\x18\x02 \x03(\x0b\x32\x19.consortium.v1.OriginHead\x12(\n\x05peers\x18\x03 \x03(\x0b\x32\x19.consortium.v1.PeerStatus\x12\x0f\n\x07\x65ntries\x18\x04 \x01(\x04\x12\x10\n\x08\x65vidence\x18\x05 \x01(\x04\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x16\n\x0eroster_version\x18( \x01(\x04\x12\x19\n\x11roster_expires_ms\x18) \x01(\x03\x12\x11\n\troster_id\x18* \x01(\x0c\"P\n\x0cSignedRoster\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x32\n\nsignatures\x18\x02 \x03(\x0b\x32\x1e.consortium.v1.RosterSignature\"8\n\x0fRosterSignature\x12\x12\n\npublic_key\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\")\n\x10GetRosterRequest\x12\x15\n\rafter_version\x18\x01 \x01(\x04\"R\n\x11GetRosterResponse\x12,\n\x07rosters\x18\x01 \x03(\x0b\x32\x1b.consortium.v1.SignedRoster\x12\x0f\n\x07version\x18\x02 \x01(\x04\"B\n\x12OfferRosterRequest\x12,\n\x07rosters\x18\x01 \x03(\x0b\x32\x1b.consortium.v1.SignedRoster\"H\n\x13OfferRosterResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64opted\x18\x02 \x01(\r\x12\x0f\n\x07refused\x18\x03 \x01(\t*O\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n\x10OUTCOME_ACCEPTED\x10\x01\x12\x15\n\x11OUTCOME_DUPLICATE\x10\x02\x32\x95\x04\n\x0bNodeService\x12\x45\n\x06Submit\x12\x1c.consortium.v1.SubmitRequest\x1a\x1d.consortium.v1.SubmitResponse\x12K\n\x08GetEntry\x12\x1e.consortium.v1.GetEntryRequest\x1a\x1f.consortium.v1.GetEntryResponse\x12\x42\n\x05Match\x12\x1b.consortium.v1.MatchRequest\x1a\x1c.consortium.v1.MatchResponse\x12\x41\n\x04Pull\x12\x1a.consortium.v1.PullRequest\x1a\x1b.consortium.v1.PullResponse0\x01\x12\x45\n\x06Status\x12\x1c.consortium.v1.StatusRequest\x1a\x1d.consortium.v1.StatusResponse\x12N\n\tGetRoster\x12\x1f.consortium.v1.GetRosterRequest\x1a .consortium.v1.GetRosterResponse\x12T\n\x0bOfferRoster\x12!.consortium.v1.OfferRosterRequest\x1a\".consortium.v1.OfferRosterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PULLREQUEST_CURSORSENTRY']._serialized_options = b'8\001'
   _globals['_FRONTIER_SIZESENTRY']._loaded_options = None
   _globals['_FRONTIER_SIZESENTRY']._serialized_options = b'8\001'
-  _globals['_OUTCOME']._serialized_start=2420
-  _globals['_OUTCOME']._serialized_end=2499
+  _globals['_OUTCOME']._serialized_start=2444
+  _globals['_OUTCOME']._serialized_end=2523
   _globals['_SIGNEDENTRY']._serialized_start=56
   _globals['_SIGNEDENTRY']._serialized_end=102
   _globals['_SUBMITREQUEST']._serialized_start=104
@@ -70,27 +70,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FRONTIER_SIZESENTRY']._serialized_start=1371
   _globals['_FRONTIER_SIZESENTRY']._serialized_end=1415
   _globals['_PULLRESPONSE']._serialized_start=1417
-  _globals['_PULLRESPONSE']._serialized_end=1519
-  _globals['_STATUSREQUEST']._serialized_start=1521
-  _globals['_STATUSREQUEST']._serialized_end=1536
-  _globals['_PEERSTATUS']._serialized_start=1539
-  _globals['_PEERSTATUS']._serialized_end=1702
-  _globals['_ORIGINHEAD']._serialized_start=1704
-  _globals['_ORIGINHEAD']._serialized_end=1767
-  _globals['_STATUSRESPONSE']._serialized_start=1770
-  _globals['_STATUSRESPONSE']._serialized_end=2009
-  _globals['_SIGNEDROSTER']._serialized_start=2011
-  _globals['_SIGNEDROSTER']._serialized_end=2091
-  _globals['_ROSTERSIGNATURE']._serialized_start=2093
-  _globals['_ROSTERSIGNATURE']._serialized_end=2149
-  _globals['_GETROSTERREQUEST']._serialized_start=2151
-  _globals['_GETROSTERREQUEST']._serialized_end=2192
-  _globals['_GETROSTERRESPONSE']._serialized_start=2194
-  _globals['_GETROSTERRESPONSE']._serialized_end=2276
-  _globals['_OFFERROSTERREQUEST']._serialized_start=2278
-  _globals['_OFFERROSTERREQUEST']._serialized_end=2344
-  _globals['_OFFERROSTERRESPONSE']._serialized_start=2346
-  _globals['_OFFERROSTERRESPONSE']._serialized_end=2418
-  _globals['_NODESERVICE']._serialized_start=2502
-  _globals['_NODESERVICE']._serialized_end=3035
+  _globals['_PULLRESPONSE']._serialized_end=1543
+  _globals['_STATUSREQUEST']._serialized_start=1545
+  _globals['_STATUSREQUEST']._serialized_end=1560
+  _globals['_PEERSTATUS']._serialized_start=1563
+  _globals['_PEERSTATUS']._serialized_end=1726
+  _globals['_ORIGINHEAD']._serialized_start=1728
+  _globals['_ORIGINHEAD']._serialized_end=1791
+  _globals['_STATUSRESPONSE']._serialized_start=1794
+  _globals['_STATUSRESPONSE']._serialized_end=2033
+  _globals['_SIGNEDROSTER']._serialized_start=2035
+  _globals['_SIGNEDROSTER']._serialized_end=2115
+  _globals['_ROSTERSIGNATURE']._serialized_start=2117
+  _globals['_ROSTERSIGNATURE']._serialized_end=2173
+  _globals['_GETROSTERREQUEST']._serialized_start=2175
+  _globals['_GETROSTERREQUEST']._serialized_end=2216
+  _globals['_GETROSTERRESPONSE']._serialized_start=2218
+  _globals['_GETROSTERRESPONSE']._serialized_end=2300
+  _globals['_OFFERROSTERREQUEST']._serialized_start=2302
+  _globals['_OFFERROSTERREQUEST']._serialized_end=2368
+  _globals['_OFFERROSTERRESPONSE']._serialized_start=2370
+  _globals['_OFFERROSTERRESPONSE']._serialized_end=2442
+  _globals['_NODESERVICE']._serialized_start=2526
+  _globals['_NODESERVICE']._serialized_end=3059
 # @@protoc_insertion_point(module_scope)

@@ -167,12 +167,14 @@ class Frontier(_message.Message):
     def __init__(self, sizes: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PullResponse(_message.Message):
-    __slots__ = ("entries", "frontier")
+    __slots__ = ("entries", "frontier", "roster_version")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     FRONTIER_FIELD_NUMBER: _ClassVar[int]
+    ROSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[SignedEntry]
     frontier: Frontier
-    def __init__(self, entries: _Optional[_Iterable[_Union[SignedEntry, _Mapping]]] = ..., frontier: _Optional[_Union[Frontier, _Mapping]] = ...) -> None: ...
+    roster_version: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[SignedEntry, _Mapping]]] = ..., frontier: _Optional[_Union[Frontier, _Mapping]] = ..., roster_version: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
