@@ -22,6 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -93,11 +94,13 @@ def load_cert(der: bytes) -> x509.Certificate:
 
 def spki_sha256(der: bytes) -> bytes:
     """SHA-256 of the certificate's SubjectPublicKeyInfo: the roster's TLS pin."""
-    spki = (
-        load_cert(der)
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    cert = load_cert(der)
+    try:  # parsing is lazy: a damaged key surfaces only here
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ValidationError("TLS certificate has no usable public key") from None
     return hashlib.sha256(spki).digest()
 
 
