@@ -199,6 +199,14 @@ def test_a_peer_pinned_by_a_new_roster_joins_and_a_revoked_one_is_cut_off(
     )
     offered = _call(loop, lambda: client(A, a.address), "offer_roster", [r2])
     assert (offered.adopted, offered.version) == (1, 2)
+    history = _call(loop, lambda: client(W, a.address), "get_roster", 0)
+    assert ([r.body for r in history.rosters], history.version) == (
+        [v1().body_bytes, r2.body_bytes],
+        2,
+    )
+    with pytest.raises(ProvenanceError) as info:
+        _call(loop, lambda: client(W, a.address), "offer_roster", [v1()])
+    assert str(info.value) == "rollback refused: roster version 1 is older than the held version 2"
     eventually(lambda: b.rosters.version == 2, what="B adopted roster 2 from A's stream")
     eventually(lambda: c.rosters.version == 2, timeout=20, what="C adopted roster 2")
     eventually(lambda: c.store.head(A).next_seq == 2, timeout=20, what="C synced A's entries")
