@@ -206,6 +206,12 @@ def load_config(directory: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML: {exc}") from None
+    if "members_file" in doc:
+        raise ValidationError(
+            f"{path}: 'members_file' is retired: membership now comes from a signed roster. "
+            "Make this member's keys and card with `ccnode init NEWDIR ...`, have governance "
+            "add the card (`ccnode roster add-member`), then `ccnode roster publish ROSTER NEWDIR`"
+        )
     unknown = sorted(set(doc) - _KNOWN)
     if unknown:
         raise ValidationError(f"{path}: unknown option {unknown[0]!r}")

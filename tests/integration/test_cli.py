@@ -225,6 +225,17 @@ def test_submit_with_unknown_label_is_refused_locally(
     assert "unknown label 'behaviour:memes'" in capsys.readouterr().err
 
 
+def test_a_pre_roster_node_directory_is_told_how_to_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config.toml").write_text(
+        'id = "ngo.example"\nkind = "ngo"\njurisdiction = "FR"\nmembers_file = "members.toml"\n'
+    )
+    assert main(["serve", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'members_file' is retired: membership now comes from a signed roster" in err
+
+
 def test_peer_config_round_trips(tmp_path: Path) -> None:
     d = _init(tmp_path, "ngo.example", "ngo")
     assert main(["peers", "add", str(d), "--id", "gov.fr/pharos", "--address", "127.0.0.1:9"]) == 0
