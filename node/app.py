@@ -8,9 +8,11 @@ and no network I/O.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from node.core.entry import Kind, SignedEntry
@@ -29,6 +31,15 @@ DEFAULT_ACTION = "REVIEW"
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _check_batch(entries: Sequence[SignedEntry]) -> None:
+    if not entries:
+        raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
+    if len(entries) > MAX_SUBMIT_BATCH:
+        raise ValidationError(
+            f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
+        )
 
 
 class Changes:
@@ -69,13 +80,53 @@ class MatchHit:
     action: str
 
 
+class UrgentTracker:
+    """Recently committed urgent entries, so Pull can serve them first.
+
+    Bounded: only the newest ``cap`` urgent entries are remembered (urgency
+    matters for new entries; after a restart old ones are ordinary).
+    """
+
+    def __init__(self, cap: int = 100_000) -> None:
+        self.cap = cap
+        self._seqs: dict[str, list[int]] = {}
+        self._count = 0
+
+    def add(self, entries: Sequence[SignedEntry]) -> None:
+        for e in entries:
+            if e.body.urgent:
+                self._seqs.setdefault(e.body.origin, []).append(e.body.seq)
+                self._count += 1
+        while self._count > self.cap:
+            origin = next(iter(self._seqs))
+            self._count -= len(self._seqs.pop(origin))
+
+    def pending(self, origin: str, cursor: int) -> bool:
+        """Is there an urgent entry of ``origin`` at or after ``cursor``?"""
+        seqs = self._seqs.get(origin)
+        return bool(seqs) and seqs[-1] >= cursor  # type: ignore[index]
+
+
 class NodeApp:
-    def __init__(self, node_id: str, store: LmdbStore, trust: TrustView) -> None:
+    def __init__(
+        self, node_id: str, store: LmdbStore, trust: TrustView, *, verify_workers: int = 2
+    ) -> None:
         self.node_id = node_id
         self.store = store
         self.trust = trust
         self.changes = Changes()
-        self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = []
+        self.urgent = UrgentTracker()
+        self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = [self.urgent.add]
+        # Ed25519 verification releases the GIL: a small pool uses every core.
+        self._verify_pool = ThreadPoolExecutor(verify_workers, thread_name_prefix="verify")
+        # One writer thread: LMDB has one writer at a time, and fsync-ing
+        # commits must not stall the event loop.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="lmdb-writer")
+        self._verify_workers = verify_workers
+
+    def close(self) -> None:
+        self._verify_pool.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
 
     def on_commit(self, listener: Callable[[Sequence[SignedEntry]], None]) -> None:
         self._listeners.append(listener)
@@ -96,12 +147,7 @@ class NodeApp:
 
     def submit(self, entries: Sequence[SignedEntry]) -> IngestResult:
         """All-or-nothing: verify every entry, then commit them in one txn."""
-        if not entries:
-            raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
-        if len(entries) > MAX_SUBMIT_BATCH:
-            raise ValidationError(
-                f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
-            )
+        _check_batch(entries)
         for i, error in enumerate(self.verify(entries)):
             if error is not None:
                 where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
@@ -109,6 +155,50 @@ class NodeApp:
         result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
         if result.errors:
             raise result.errors[0][1]
+        self._committed(result)
+        return result
+
+    async def verify_async(self, entries: Sequence[SignedEntry]) -> list[NodeError | None]:
+        """:meth:`verify` split across the verification pool."""
+        loop = asyncio.get_running_loop()
+        if len(entries) < 64:
+            return await loop.run_in_executor(self._verify_pool, self.verify, entries)
+        n = self._verify_workers
+        size = -(-len(entries) // n)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._verify_pool, self.verify, entries[i : i + size])
+                for i in range(0, len(entries), size)
+            )
+        )
+        return [e for part in parts for e in part]
+
+    async def submit_async(self, entries: Sequence[SignedEntry]) -> IngestResult:
+        """:meth:`submit` with verification and the commit off the event loop."""
+        _check_batch(entries)
+        for i, error in enumerate(await self.verify_async(entries)):
+            if error is not None:
+                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+                raise type(error)(where + str(error))
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._writer,
+            functools.partial(self.store.ingest, entries, atomic=True, now_ms=now_ms()),
+        )
+        if result.errors:
+            raise result.errors[0][1]
+        self._committed(result)
+        return result
+
+    async def ingest_from_peer_async(
+        self, peer: str, entries: Sequence[SignedEntry]
+    ) -> IngestResult:
+        """:meth:`ingest_from_peer` with the commit off the event loop."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._writer,
+            functools.partial(self.store.ingest, entries, atomic=False, peer=peer, now_ms=now_ms()),
+        )
         self._committed(result)
         return result
 

@@ -98,6 +98,7 @@ class Node:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        self.app.close()
         self.store.close()
 
     async def wait(self) -> None:

@@ -96,7 +96,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         entries = convert.entries_from_pb(request.entries)
-        result = self.app.submit(entries)
+        result = await self.app.submit_async(entries)
         return pb.SubmitResponse(
             results=[
                 pb.SubmitResult(
@@ -159,8 +159,14 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             seen = changes.version
             heads = store.heads()
             batch: list[bytes] = []
-            # Round-robin over origins so one busy origin cannot starve the rest.
-            for origin, head in sorted(heads.items()):
+            # Origins with a pending urgent entry first (incident traffic jumps
+            # ahead of bulk catch-up); then the rest, so no origin starves.
+            urgent = self.app.urgent
+            order = sorted(
+                heads.items(),
+                key=lambda oh: (not urgent.pending(oh[0], cursors.get(oh[0], 0)), oh[0]),
+            )
+            for origin, head in order:
                 have = cursors.get(origin, 0)
                 if have >= head.next_seq:
                     continue

@@ -17,18 +17,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
 from node.errors import NodeError, PeerError, ProvenanceError, ValidationError
 from node.rpc import convert
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 5.0
+ANTI_ENTROPY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +55,57 @@ class PeerState:
 
 
 class SyncEngine:
-    def __init__(self, app: NodeApp, peers: Sequence[Peer]) -> None:
+    def __init__(
+        self,
+        app: NodeApp,
+        peers: Sequence[Peer],
+        *,
+        anti_entropy_s: float = ANTI_ENTROPY_S,
+    ) -> None:
         self.app = app
         self.peers = list(peers)
         self.states = {p.id: PeerState(p.id) for p in self.peers}
+        self.anti_entropy_s = anti_entropy_s
+        self.anti_entropy_rounds = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
         for peer in self.peers:
             self._tasks.append(asyncio.create_task(self._run(peer), name=f"sync:{peer.id}"))
+        if self.peers and self.anti_entropy_s > 0:
+            self._tasks.append(asyncio.create_task(self._anti_entropy(), name="anti-entropy"))
+
+    async def _anti_entropy(self) -> None:
+        """Every interval, pull what a random peer has and we lack.
+
+        The follow streams normally deliver everything at once; this is the
+        safety net for what a broken stream, a restart or a partition missed.
+        """
+        while True:
+            await asyncio.sleep(self.anti_entropy_s * random.uniform(0.5, 1.5))  # noqa: S311
+            peer = random.choice(self.peers)  # noqa: S311 - not crypto
+            address = peer.resolve()
+            if address:
+                await self.round_with(peer, address)
+
+    async def round_with(self, peer: Peer, address: str) -> int:
+        """One anti-entropy round: a bounded, non-follow Pull from our frontier."""
+        state = self.states[peer.id]
+        cursors = {o: h.next_seq for o, h in self.app.heads().items()}
+        before = state.received
+        try:
+            async with NodeClient(address) as client:
+                async for response in client.pull(cursors, follow=False):
+                    state.frontier = dict(response.frontier.sizes)
+                    if response.entries:
+                        await self._accept(peer, state, response.entries)
+        except PeerError as exc:
+            state.last_error = f"anti-entropy: {exc}"
+        except (ValidationError, ProvenanceError) as exc:
+            state.refused += 1
+            state.last_error = f"anti-entropy refused: {exc}"
+        self.anti_entropy_rounds += 1
+        return state.received - before
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -92,22 +136,22 @@ class SyncEngine:
             await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - not crypto
             backoff = min(BACKOFF_MAX_S, backoff * 2)
 
-    async def _stream(self, peer: Peer, address: str, state: PeerState):  # type: ignore[no-untyped-def]
+    async def _stream(self, peer: Peer, address: str, state: PeerState) -> AsyncIterator[None]:
         cursors = {o: h.next_seq for o, h in self.app.heads().items()}
         async with NodeClient(address) as client:
             async for response in client.pull(cursors, follow=True):
                 state.state = "streaming"
                 state.frontier = dict(response.frontier.sizes)
                 if response.entries:
-                    self._accept(peer, state, response.entries)
+                    await self._accept(peer, state, response.entries)
                 yield None
 
-    def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[object]) -> None:
-        entries = convert.entries_from_pb(msgs)  # type: ignore[arg-type]
-        for i, error in enumerate(self.app.verify(entries)):
+    async def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> None:
+        entries = convert.entries_from_pb(msgs)
+        for i, error in enumerate(await self.app.verify_async(entries)):
             if error is not None:
                 raise type(error)(f"entry {i + 1} of {len(entries)}: {error}")
-        result = self.app.ingest_from_peer(peer.id, entries)
+        result = await self.app.ingest_from_peer_async(peer.id, entries)
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
         for index, error in result.errors:
