@@ -16,6 +16,7 @@ config.toml::
     listen = "127.0.0.1:0"        # host:port; port 0 picks a free port
     members_file = "members.toml" # relative to DIR
     key_file = "keys/entry.pem"   # relative to DIR
+    anti_entropy_s = 5.0          # seconds between anti-entropy rounds; 0 disables
 
     [[peer]]                      # one table per peer to sync from
     id = "platform.example"
@@ -77,6 +78,7 @@ class NodeConfig:
     members_file: str = "members.toml"
     key_file: str = "keys/entry.pem"
     peers: tuple[PeerConfig, ...] = ()
+    anti_entropy_s: float = 5.0
 
     @property
     def data_dir(self) -> Path:
@@ -104,6 +106,7 @@ class NodeConfig:
             "listen": self.listen,
             "members_file": self.members_file,
             "key_file": self.key_file,
+            "anti_entropy_s": self.anti_entropy_s,
         }
         peers = [
             {
@@ -119,7 +122,16 @@ class NodeConfig:
         write_atomic(self.dir / CONFIG_NAME, self.dumps())
 
 
-_KNOWN = {"id", "kind", "jurisdiction", "listen", "members_file", "key_file", "peer"}
+_KNOWN = {
+    "id",
+    "kind",
+    "jurisdiction",
+    "listen",
+    "members_file",
+    "key_file",
+    "peer",
+    "anti_entropy_s",
+}
 
 
 def load_config(directory: Path) -> NodeConfig:
@@ -156,7 +168,15 @@ def load_config(directory: Path) -> NodeConfig:
         members_file=str(doc.get("members_file", "members.toml")),
         key_file=str(doc.get("key_file", "keys/entry.pem")),
         peers=tuple(peers),
+        anti_entropy_s=_number(path, doc, "anti_entropy_s", 5.0),
     )
+
+
+def _number(path: Path, doc: dict[str, Any], key: str, default: float) -> float:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValidationError(f"{path}: option {key!r} must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

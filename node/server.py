@@ -34,7 +34,13 @@ def _is_loopback(host: str) -> bool:
 class Node:
     """A running node: ``await node.start()`` ... ``await node.stop()``."""
 
-    def __init__(self, config: NodeConfig, *, trust: TrustView | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        trust: TrustView | None = None,
+        anti_entropy_s: float | None = None,
+    ) -> None:
         self.config = config
         host = config.listen.rsplit(":", 1)[0]
         if not _is_loopback(host):
@@ -45,7 +51,11 @@ class Node:
         self.store = LmdbStore(config.data_dir)
         self.app = NodeApp(config.id, self.store, trust or config.members())
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
-        self.sync = SyncEngine(self.app, peers)
+        self.sync = SyncEngine(
+            self.app,
+            peers,
+            anti_entropy_s=config.anti_entropy_s if anti_entropy_s is None else anti_entropy_s,
+        )
         self.address = ""
         self._server: grpc.aio.Server | None = None
         self._health = AioHealthServicer()

@@ -150,7 +150,8 @@ class SyncEngine:
         entries = convert.entries_from_pb(msgs)
         for i, error in enumerate(await self.app.verify_async(entries)):
             if error is not None:
-                raise type(error)(f"entry {i + 1} of {len(entries)}: {error}")
+                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+                raise type(error)(where + str(error))
         result = await self.app.ingest_from_peer_async(peer.id, entries)
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
