@@ -153,6 +153,12 @@ class LmdbStore:
                 return []
             return [bytes(v) for v in cur.iternext_dup()]
 
+    def known(self, entry_ids: Sequence[bytes]) -> list[bool]:
+        """Which of these entry ids are stored (one read transaction)."""
+        with _lmdb_errors("checking entry ids"), self._env.begin() as txn:
+            ids = self._dbs[_Db.IDS]
+            return [txn.get(eid, db=ids) is not None for eid in entry_ids]
+
     def lookup_many(self, keys: Sequence[tuple[str, bytes]]) -> list[list[bytes]]:
         """Batch exact lookups in one read transaction."""
         out: list[list[bytes]] = []

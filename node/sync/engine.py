@@ -15,6 +15,7 @@ block another: each has its own task.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -46,6 +47,7 @@ class PeerState:
     state: str = "connecting"
     received: int = 0
     refused: int = 0
+    duplicates: int = 0
     last_error: str = ""
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
@@ -147,7 +149,17 @@ class SyncEngine:
                 yield None
 
     async def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> None:
-        entries = convert.entries_from_pb(msgs)
+        # In a mesh every entry arrives once per neighbour: drop the ones
+        # already stored (same id = same body bytes) before paying to decode
+        # and verify them. A *different* body for a stored seq has another id
+        # and goes through, to be caught as equivocation.
+        ids = [hashlib.sha256(m.body).digest() for m in msgs]
+        known = self.app.store.known(ids)
+        fresh = [m for m, k in zip(msgs, known, strict=True) if not k]
+        state.duplicates += len(msgs) - len(fresh)
+        if not fresh:
+            return
+        entries = convert.entries_from_pb(fresh)
         for i, error in enumerate(await self.app.verify_async(entries)):
             if error is not None:
                 where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
