@@ -247,17 +247,17 @@ class SignedEntry:
     body_bytes: bytes
     signature: bytes
     body: EntryBody = field(compare=False, repr=False)
+    entry_id: bytes = field(init=False, compare=False, repr=False)
 
-    @property
-    def entry_id(self) -> bytes:
-        return hashlib.sha256(self.body_bytes).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entry_id", hashlib.sha256(self.body_bytes).digest())
 
     def to_bytes(self) -> bytes:
         return struct.pack(">I", len(self.body_bytes)) + self.body_bytes + self.signature
 
     @classmethod
     def parse(cls, body_bytes: bytes, signature: bytes) -> SignedEntry:
-        """Decode (not verify) a received entry; see :func:`verify_entry`."""
+        """Decode (not verify) a received entry; see :func:`verify_signature`."""
         if len(signature) != SIG_LEN:
             raise ValidationError(f"signature has {len(signature)} bytes: expected {SIG_LEN}")
         return cls(body_bytes, signature, EntryBody.decode(body_bytes))

@@ -55,6 +55,9 @@ STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
 
 DEFAULT_PULL_BATCH = 256
 MAX_PULL_BATCH = 2048
+#: Bytes of entries per Pull response: under the 4 MiB message cap even with
+#: one maximal (300 KiB) video-feature entry over the budget.
+MAX_PULL_BYTES = 2 * 1024 * 1024
 FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
 
 T = TypeVar("T")
@@ -159,6 +162,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             seen = changes.version
             heads = store.heads()
             batch: list[bytes] = []
+            batch_bytes = 0
             # Origins with a pending urgent entry first (incident traffic jumps
             # ahead of bulk catch-up); then the rest, so no origin starves.
             urgent = self.app.urgent
@@ -171,10 +175,14 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 if have >= head.next_seq:
                     continue
                 room = limit - len(batch)
-                if room <= 0:
+                room_bytes = MAX_PULL_BYTES - batch_bytes
+                if room <= 0 or room_bytes <= 0:
                     break
-                raws = store.raw_entries_from(origin, have, min(room, max(1, limit // 4)))
+                raws = store.raw_entries_from(
+                    origin, have, min(room, max(1, limit // 4)), room_bytes
+                )
                 batch.extend(raws)
+                batch_bytes += sum(len(r) for r in raws)
                 cursors[origin] = have + len(raws)
             frontier = pb.Frontier(sizes={o: h.next_seq for o, h in heads.items()})
             if batch:

@@ -4,7 +4,8 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
 
     entries   origin 0x00 seq:u64          -> signed-entry bytes
     ids       entry_id                     -> arrival_ms:u64 seq:u64 origin
-    hashes    algorithm 0x00 value         -> entry_id   (dupsort)
+    hashes    algorithm 0x00 value         -> entry_id   (dupsort; opaque video
+              algorithm 0x01 SHA-256(value)                 features by digest)
     heads     origin                       -> next_seq:u64 head_id:32
     retracted target entry_id              -> retracting entry_id
     cursors   peer 0x00 origin             -> next_seq:u64 (what that peer gave us)
@@ -19,6 +20,7 @@ One process owns the environment; the node opens it once.
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import struct
 from collections.abc import Iterator, Sequence
@@ -29,6 +31,7 @@ from typing import Any
 import lmdb
 
 from node.core.entry import Kind, SignedEntry
+from node.core.hashes import ALGORITHMS, Matching
 from node.core.ordering import Decision, decide
 from node.errors import (
     EquivocationError,
@@ -63,6 +66,10 @@ def _entry_key(origin: str, seq: int) -> bytes:
 
 
 def _hash_key(algorithm: str, value: bytes) -> bytes:
+    """Index key of a hash. Opaque (video feature) values can be far longer
+    than LMDB's 511-byte key limit, so they are indexed by their SHA-256."""
+    if ALGORITHMS[algorithm].matching is Matching.OPAQUE:
+        return algorithm.encode() + b"\x01" + hashlib.sha256(value).digest()
     return algorithm.encode() + b"\x00" + value
 
 
@@ -132,9 +139,14 @@ class LmdbStore:
     def entries_from(self, origin: str, seq: int, limit: int) -> list[SignedEntry]:
         return [SignedEntry.from_bytes(raw) for raw in self.raw_entries_from(origin, seq, limit)]
 
-    def raw_entries_from(self, origin: str, seq: int, limit: int) -> list[bytes]:
-        """Stored signed-entry bytes of ``origin`` from ``seq``, in order."""
+    def raw_entries_from(
+        self, origin: str, seq: int, limit: int, max_bytes: int = 1 << 62
+    ) -> list[bytes]:
+        """Stored signed-entry bytes of ``origin`` from ``seq``, in order:
+        at most ``limit`` entries, and no more than ``max_bytes`` in all
+        (but always at least one entry if there is one)."""
         out: list[bytes] = []
+        size = 0
         prefix = origin.encode() + b"\x00"
         with _lmdb_errors("reading entries"), self._env.begin() as txn:
             cur = txn.cursor(db=self._dbs[_Db.ENTRIES])
@@ -143,15 +155,11 @@ class LmdbStore:
             for key, value in cur:
                 if len(out) >= limit or not bytes(key).startswith(prefix):
                     break
+                size += len(value)
+                if out and size > max_bytes:
+                    break
                 out.append(bytes(value))
         return out
-
-    def lookup(self, algorithm: str, value: bytes) -> list[bytes]:
-        with _lmdb_errors("looking up hash"), self._env.begin() as txn:
-            cur = txn.cursor(db=self._dbs[_Db.HASHES])
-            if not cur.set_key(_hash_key(algorithm, value)):
-                return []
-            return [bytes(v) for v in cur.iternext_dup()]
 
     def known(self, entry_ids: Sequence[bytes]) -> list[bool]:
         """Which of these entry ids are stored (one read transaction)."""

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
+from node.core.entry import SignedEntry
 from node.errors import NodeError, PeerError, ProvenanceError, ValidationError
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 5.0
 ANTI_ENTROPY_S = 5.0
+PULL_BATCH = 1024  # entries per response: fewer, larger commits during catch-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +141,36 @@ class SyncEngine:
             backoff = min(BACKOFF_MAX_S, backoff * 2)
 
     async def _stream(self, peer: Peer, address: str, state: PeerState) -> AsyncIterator[None]:
+        """Receive, verify and commit, pipelined: batch k+1 is decoded and
+        verified while batch k commits (commits stay in order: one writer)."""
         cursors = {o: h.next_seq for o, h in self.app.heads().items()}
-        async with NodeClient(address) as client:
-            async for response in client.pull(cursors, follow=True):
-                state.state = "streaming"
-                state.frontier = dict(response.frontier.sizes)
-                if response.entries:
-                    await self._accept(peer, state, response.entries)
-                yield None
+        committing: asyncio.Future[None] | None = None
+        try:
+            async with NodeClient(address) as client:
+                async for response in client.pull(cursors, follow=True, max_batch=PULL_BATCH):
+                    state.state = "streaming"
+                    state.frontier = dict(response.frontier.sizes)
+                    if response.entries:
+                        entries = await self._prepare(state, response.entries)
+                        if committing is not None:
+                            await committing
+                            committing = None
+                        if entries:
+                            committing = asyncio.ensure_future(self._commit(peer, state, entries))
+                    yield None
+        finally:
+            if committing is not None:
+                # The write is already on the writer thread; let it finish so
+                # the state we report matches what was committed.
+                await asyncio.shield(committing)
 
     async def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> None:
+        entries = await self._prepare(state, msgs)
+        if entries:
+            await self._commit(peer, state, entries)
+
+    async def _prepare(self, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> list[SignedEntry]:
+        """Drop stored duplicates, decode and verify; raise on a bad entry."""
         # In a mesh every entry arrives once per neighbour: drop the ones
         # already stored (same id = same body bytes) before paying to decode
         # and verify them. A *different* body for a stored seq has another id
@@ -158,12 +180,15 @@ class SyncEngine:
         fresh = [m for m, k in zip(msgs, known, strict=True) if not k]
         state.duplicates += len(msgs) - len(fresh)
         if not fresh:
-            return
+            return []
         entries = convert.entries_from_pb(fresh)
         for i, error in enumerate(await self.app.verify_async(entries)):
             if error is not None:
                 where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
                 raise type(error)(where + str(error))
+        return entries
+
+    async def _commit(self, peer: Peer, state: PeerState, entries: list[SignedEntry]) -> None:
         result = await self.app.ingest_from_peer_async(peer.id, entries)
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
