@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from node.core.trust import MemberKind  # noqa: E402
-from node.mesh import TOPOLOGIES, Mesh  # noqa: E402
+from node.core.trust import MemberKind
+from node.mesh import TOPOLOGIES, Mesh
 
 
 def specs(n: int) -> list[tuple[str, MemberKind]]:

@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from node.core.entry import EntryBody, Kind, SignedEntry  # noqa: E402
-from node.mesh import MeshNode  # noqa: E402
-from node.rpc.client import NodeClient  # noqa: E402
+from node.core.entry import EntryBody, Kind, SignedEntry
+from node.mesh import MeshNode
+from node.rpc.client import NodeClient
 
 
 def percentile(values: list[float], p: float) -> float:

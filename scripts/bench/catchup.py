@@ -23,17 +23,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentile, rss_kib  # noqa: E402
+from _common import percentile, rss_kib
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-
-from node.config import NodeConfig, PeerConfig  # noqa: E402
-from node.core.entry import ZERO_ID, EntryBody, Kind, Signer  # noqa: E402
-from node.core.trust import Member, MemberKind, MembersFile, raw_public_key  # noqa: E402
-from node.errors import PeerError  # noqa: E402
-from node.mesh import Mesh, MeshNode  # noqa: E402
-from node.rpc.client import NodeClient  # noqa: E402
-from node.store.lmdb_store import LmdbStore  # noqa: E402
+from node.config import NodeConfig, PeerConfig
+from node.core.entry import ZERO_ID, EntryBody, Kind, Signer
+from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
+from node.errors import PeerError
+from node.mesh import Mesh, MeshNode
+from node.rpc.client import NodeClient
+from node.store.lmdb_store import LmdbStore
 
 
 def signer(name: str) -> Signer:
@@ -46,9 +45,14 @@ def origin_chain(args: tuple[str, int]) -> list[bytes]:
     prev, out = ZERO_ID, []
     for seq in range(count):
         body = EntryBody(
-            origin=name, seq=seq, prev=prev, key_id=s.key_id, time_ms=1_700_000_000_000 + seq,
-            kind=Kind.ADD, algorithm="MD5",
-            hash=hashlib.md5(f"{name}/{seq}".encode()).digest(),  # noqa: S324
+            origin=name,
+            seq=seq,
+            prev=prev,
+            key_id=s.key_id,
+            time_ms=1_700_000_000_000 + seq,
+            kind=Kind.ADD,
+            algorithm="MD5",
+            hash=hashlib.md5(f"{name}/{seq}".encode()).digest(),
             labels=("behaviour:glorification", "type:video"),
         )
         e = s.sign(body)
@@ -106,14 +110,26 @@ def main() -> int:
     total = per * args.origins
     root = args.keep or Path(tempfile.mkdtemp(prefix="ccnode-catchup-"))
     members = MembersFile.of(
-        [Member(n, MemberKind.PLATFORM, "NZ", (raw_public_key(signer(n).public_key),))
-         for n in names]
+        [
+            Member(n, MemberKind.PLATFORM, "NZ", (raw_public_key(signer(n).public_key),))
+            for n in names
+        ]
     )
-    src_cfg = NodeConfig(dir=root / "source", id=names[0], kind=MemberKind.PLATFORM,
-                         jurisdiction="NZ", anti_entropy_s=0)
-    sink_cfg = NodeConfig(dir=root / "sink", id=names[1], kind=MemberKind.PLATFORM,
-                          jurisdiction="NZ", anti_entropy_s=0,
-                          peers=(PeerConfig(names[0], address_file="../source/node.addr"),))
+    src_cfg = NodeConfig(
+        dir=root / "source",
+        id=names[0],
+        kind=MemberKind.PLATFORM,
+        jurisdiction="NZ",
+        anti_entropy_s=0,
+    )
+    sink_cfg = NodeConfig(
+        dir=root / "sink",
+        id=names[1],
+        kind=MemberKind.PLATFORM,
+        jurisdiction="NZ",
+        anti_entropy_s=0,
+        peers=(PeerConfig(names[0], address_file="../source/node.addr"),),
+    )
     for cfg in (src_cfg, sink_cfg):
         (cfg.dir / "keys").mkdir(parents=True, exist_ok=True)
         (cfg.dir / cfg.members_file).write_text(members.dumps())
@@ -121,11 +137,19 @@ def main() -> int:
         key = cfg.dir / cfg.key_file
         if not key.exists():
             from cryptography.hazmat.primitives.serialization import (
-                Encoding, NoEncryption, PrivateFormat)
-            key.write_bytes(signer(cfg.id).private_key.private_bytes(
-                Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+                Encoding,
+                NoEncryption,
+                PrivateFormat,
+            )
+
+            key.write_bytes(
+                signer(cfg.id).private_key.private_bytes(
+                    Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+                )
+            )
             key.chmod(0o600)
     import shutil
+
     shutil.rmtree(sink_cfg.data_dir, ignore_errors=True)
 
     store = LmdbStore(src_cfg.data_dir)
@@ -138,17 +162,24 @@ def main() -> int:
         with multiprocessing.Pool(2) as pool:
             for chain in pool.imap_unordered(origin_chain, [(n, per) for n in names]):
                 from node.core.entry import SignedEntry
+
                 entries = [SignedEntry.from_bytes(raw) for raw in chain]
                 for i in range(0, len(entries), 20000):
                     store.ingest(entries[i : i + 20000], atomic=True, now_ms=0)
-        print(f"built source store: {total} entries from {args.origins} origins "
-              f"in {time.perf_counter() - t0:.0f} s")
+        print(
+            f"built source store: {total} entries from {args.origins} origins "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
     store.close()
 
-    print(f"baseline: Ed25519 verify with cryptography: {verify_baseline(1):,.0f}/s on 1 thread, "
-          f"{verify_baseline(2):,.0f}/s on 2 threads")
-    probe = hashlib.md5(f"{names[3]}/{per - 1}".encode()).digest()  # noqa: S324
-    mesh = Mesh(root, [MeshNode(src_cfg, signer(src_cfg.id)), MeshNode(sink_cfg, signer(sink_cfg.id))])
+    print(
+        f"baseline: Ed25519 verify with cryptography: {verify_baseline(1):,.0f}/s on 1 thread, "
+        f"{verify_baseline(2):,.0f}/s on 2 threads"
+    )
+    probe = hashlib.md5(f"{names[3]}/{per - 1}".encode()).digest()
+    mesh = Mesh(
+        root, [MeshNode(src_cfg, signer(src_cfg.id)), MeshNode(sink_cfg, signer(sink_cfg.id))]
+    )
     src, sink = mesh.nodes
     try:
         mesh.start_node(src)
@@ -168,11 +199,15 @@ def main() -> int:
         threading.Thread(target=sample, daemon=True).start()
         elapsed, match_ms, _ = asyncio.run(watch(sink.address, total, probe))
         elapsed = time.monotonic() - t_start
-        print(f"catch-up: {total:,} entries verified and committed in {elapsed:.1f} s = "
-              f"{total / elapsed:,.0f} entries/s (goal >= 20,000/s)")
-        print(f"Match at the joining node during catch-up: p50 {percentile(match_ms, 50):.1f} ms, "
-              f"p99 {percentile(match_ms, 99):.1f} ms, max {max(match_ms):.1f} ms "
-              f"({len(match_ms)} queries)")
+        print(
+            f"catch-up: {total:,} entries verified and committed in {elapsed:.1f} s = "
+            f"{total / elapsed:,.0f} entries/s (goal >= 20,000/s)"
+        )
+        print(
+            f"Match at the joining node during catch-up: p50 {percentile(match_ms, 50):.1f} ms, "
+            f"p99 {percentile(match_ms, 99):.1f} ms, max {max(match_ms):.1f} ms "
+            f"({len(match_ms)} queries)"
+        )
         print(f"joining node peak RSS: {peak[0] / 1024:.0f} MiB")
     except PeerError as exc:
         print(f"failed: {exc}")

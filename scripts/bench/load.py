@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, rss_kib, summary  # noqa: E402
+from _common import Publisher, rss_kib, summary
 
-from node.core.trust import MemberKind  # noqa: E402
-from node.mesh import Mesh  # noqa: E402
-from node.rpc.client import NodeClient  # noqa: E402
+from node.core.trust import MemberKind
+from node.mesh import Mesh
+from node.rpc.client import NodeClient
 
 
 def specs(n: int) -> list[tuple[str, MemberKind]]:
@@ -35,7 +35,9 @@ def specs(n: int) -> list[tuple[str, MemberKind]]:
     ]
 
 
-async def latencies(mesh: Mesh, sample: list[tuple[int, bytes, int]]) -> tuple[list[float], list[float]]:
+async def latencies(
+    mesh: Mesh, sample: list[tuple[int, bytes, int]]
+) -> tuple[list[float], list[float]]:
     everywhere: list[float] = []
     local: list[float] = []
     clients = [NodeClient(n.address) for n in mesh.nodes]
@@ -45,7 +47,7 @@ async def latencies(mesh: Mesh, sample: list[tuple[int, bytes, int]]) -> tuple[l
             for i, c in enumerate(clients):
                 try:
                     got = await c.get_entry(eid)
-                except Exception:  # noqa: BLE001 - not there (yet): count as missing
+                except Exception:
                     arrivals = []
                     break
                 arrivals.append(got.provenance.arrival_ms)
@@ -91,8 +93,11 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
         if time.monotonic() >= next_report:
             next_report += 10
             rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
-            print(f"t={time.monotonic() - t0:5.0f}s sent {sent:7}  "
-                  f"node RSS MiB min {min(rss)} max {max(rss)}", flush=True)
+            print(
+                f"t={time.monotonic() - t0:5.0f}s sent {sent:7}  "
+                f"node RSS MiB min {min(rss)} max {max(rss)}",
+                flush=True,
+            )
         await asyncio.sleep(max(0.0, tick - (time.monotonic() - t0) % tick))
     await asyncio.gather(*pending)
     elapsed = time.monotonic() - t0
@@ -114,8 +119,10 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
     for c in clients:
         await c.close()
     everywhere, local = await latencies(mesh, sample)
-    print(f"all nodes hold all {sent} entries: {'yes' if not behind else f'NO ({behind} behind)'}"
-          f" (drained {drained:.1f} s after the load stopped)")
+    print(
+        f"all nodes hold all {sent} entries: {'yes' if not behind else f'NO ({behind} behind)'}"
+        f" (drained {drained:.1f} s after the load stopped)"
+    )
     print(f"propagation ms, sampled, signed -> committed at every node: {summary(everywhere)}")
     print(f"baseline ms, signed -> committed at the submitting node:    {summary(local)}")
     rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
@@ -133,9 +140,10 @@ def main() -> int:
     args = p.parse_args()
     seconds = args.seconds if args.seconds is not None else args.minutes * 60
     print(f"load: {args.nodes} nodes ({args.topology}), {args.rate}/s for {seconds:.0f} s")
-    with tempfile.TemporaryDirectory() as tmp, Mesh.create(
-        Path(tmp), specs(args.nodes), args.topology, degree=3, seed=args.nodes
-    ) as mesh:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Mesh.create(Path(tmp), specs(args.nodes), args.topology, degree=3, seed=args.nodes) as mesh,
+    ):
         mesh.start(120)
         return asyncio.run(run(mesh, args.rate, seconds))
 

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, Watcher, summary  # noqa: E402
+from _common import Publisher, Watcher, summary
 
-from node.core.trust import MemberKind  # noqa: E402
-from node.mesh import Mesh  # noqa: E402
-from node.rpc.client import NodeClient  # noqa: E402
+from node.core.trust import MemberKind
+from node.mesh import Mesh
+from node.rpc.client import NodeClient
 
 
 def specs(n: int) -> list[tuple[str, MemberKind]]:
@@ -72,9 +72,10 @@ def main() -> int:
     print(f"propagation: {args.submissions} urgent submissions at {args.rate}/s per config")
     for topology in args.topologies:
         for n in args.sizes:
-            with tempfile.TemporaryDirectory() as tmp, Mesh.create(
-                Path(tmp), specs(n), topology, degree=3, seed=n
-            ) as mesh:
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                Mesh.create(Path(tmp), specs(n), topology, degree=3, seed=n) as mesh,
+            ):
                 mesh.start(60)
                 everywhere, local = asyncio.run(run(mesh, args.submissions, args.rate))
                 lost = sum(1 for v in everywhere if v == float("inf"))
