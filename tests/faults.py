@@ -32,9 +32,7 @@ class FaultyRelay(pb_grpc.NodeServiceServicer):
         self.rate = rate
         self.faults = {"duplicated": 0, "reordered": 0, "delayed": 0}
 
-    async def Pull(
-        self, request: pb.PullRequest, context: Any
-    ) -> AsyncIterator[pb.PullResponse]:
+    async def Pull(self, request: pb.PullRequest, context: Any) -> AsyncIterator[pb.PullResponse]:
         held: pb.PullResponse | None = None
         async with NodeClient(self.upstream) as client:
             async for response in client.pull(
@@ -70,9 +68,7 @@ class MaliciousPeer(pb_grpc.NodeServiceServicer):
         self.batches = batches
         self.pulls = 0
 
-    async def Pull(
-        self, request: pb.PullRequest, context: Any
-    ) -> AsyncIterator[pb.PullResponse]:
+    async def Pull(self, request: pb.PullRequest, context: Any) -> AsyncIterator[pb.PullResponse]:
         self.pulls += 1
         for b in self.batches:
             yield b

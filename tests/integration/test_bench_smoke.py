@@ -27,6 +27,15 @@ def test_sustained_load_short_run_delivers_everything() -> None:
 
 
 def test_propagation_short_run_misses_nothing() -> None:
-    out = _run(str(BENCH / "propagation.py"), "--sizes", "3", "--topologies", "ring",
-               "--submissions", "20", "--rate", "50")
+    out = _run(
+        str(BENCH / "propagation.py"),
+        "--sizes",
+        "3",
+        "--topologies",
+        "ring",
+        "--submissions",
+        "20",
+        "--rate",
+        "50",
+    )
     assert "missing 0" in out
