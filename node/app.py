@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from node.core.entry import Kind, SignedEntry
 from node.core.hashes import algorithm
 from node.core.trust import Member, TrustView, check_provenance
-from node.errors import NodeError, NotFoundError, ValidationError
+from node.errors import NodeError, NotFoundError, StorageError, ValidationError
+from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
 
@@ -76,6 +77,7 @@ class NodeApp:
         self.trust = trust
         self.changes = Changes()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = []
+        self.observer: Observer = NullObserver()
 
     def on_commit(self, listener: Callable[[Sequence[SignedEntry]], None]) -> None:
         self._listeners.append(listener)
@@ -96,6 +98,15 @@ class NodeApp:
 
     def submit(self, entries: Sequence[SignedEntry]) -> IngestResult:
         """All-or-nothing: verify every entry, then commit them in one txn."""
+        try:
+            return self._submit(entries)
+        except NodeError as exc:
+            self.observer.refused("submit", exc, max(1, len(entries)))
+            if isinstance(exc, StorageError) and self.store.write_error:
+                self.observer.alert(ALERT_MAP_FULL, self.node_id)
+            raise
+
+    def _submit(self, entries: Sequence[SignedEntry]) -> IngestResult:
         if not entries:
             raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
         if len(entries) > MAX_SUBMIT_BATCH:
@@ -109,18 +120,22 @@ class NodeApp:
         result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
         if result.errors:
             raise result.errors[0][1]
-        self._committed(result)
+        self._committed(result, "submit")
         return result
 
     def ingest_from_peer(self, peer: str, entries: Sequence[SignedEntry]) -> IngestResult:
         """Entries relayed by a peer: already verified by the caller."""
         result = self.store.ingest(entries, atomic=False, peer=peer, now_ms=now_ms())
-        self._committed(result)
+        for _index, error in result.errors:
+            self.observer.refused("peer", error)
+        self._committed(result, "peer")
         return result
 
-    def _committed(self, result: IngestResult) -> None:
+    def _committed(self, result: IngestResult, source: str) -> None:
+        self.observer.committed(source, result, now_ms())
         if result.evidence:
             log.warning("equivocation evidence recorded (%d); see `ccnode status`", result.evidence)
+            self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
         if not result.accepted:
             return
         for listener in self._listeners:
@@ -142,6 +157,19 @@ class NodeApp:
 
     def match(
         self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+    ) -> list[list[MatchHit]]:
+        started = time.perf_counter()
+        try:
+            out = self._match(queries, include_retracted)
+        except NodeError:
+            self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
+            raise
+        hits = sum(len(h) for h in out)
+        self.observer.matched(len(queries), hits, time.perf_counter() - started, ok=True)
+        return out
+
+    def _match(
+        self, queries: Sequence[tuple[str, bytes]], include_retracted: bool
     ) -> list[list[MatchHit]]:
         if not queries:
             raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")

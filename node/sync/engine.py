@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
-from node.errors import NodeError, PeerError, ProvenanceError, ValidationError
+from node.errors import NodeError, PeerError, ProvenanceError, StorageError, ValidationError
 from node.rpc import convert
 from node.rpc.client import NodeClient
 
@@ -47,9 +47,20 @@ class PeerState:
     last_error: str = ""
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
+    behind_since_ms: int = 0  # when this node last fell behind the peer; 0: caught up
 
     def lag(self, heads: dict[str, int]) -> int:
         return sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items())
+
+    def lag_seconds(self, now: int) -> float:
+        """How long the peer has advertised entries this node lacks."""
+        return max(0, now - self.behind_since_ms) / 1000 if self.behind_since_ms else 0.0
+
+    def note_lag(self, heads: dict[str, int], now: int) -> None:
+        if not self.lag(heads):
+            self.behind_since_ms = 0
+        elif not self.behind_since_ms:
+            self.behind_since_ms = now
 
 
 class SyncEngine:
@@ -83,7 +94,10 @@ class SyncEngine:
                     state.last_error = "stream ended"
                 except PeerError as exc:
                     state.last_error = str(exc)
+                except StorageError as exc:  # e.g. map full: keep serving, retry later
+                    state.last_error = f"local store: {exc}"
                 except (ValidationError, ProvenanceError) as exc:
+                    self.app.observer.refused("peer", exc)
                     state.refused += 1
                     state.last_error = f"refused: {exc}"
                     log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
@@ -100,6 +114,7 @@ class SyncEngine:
                 state.frontier = dict(response.frontier.sizes)
                 if response.entries:
                     self._accept(peer, state, response.entries)
+                state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
                 yield None
 
     def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[object]) -> None:
