@@ -44,9 +44,15 @@ class RedactKeys(logging.Filter):
         clean = redact(message)
         if clean != message or record.args:
             record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse a cached exc_text: fill it, scrubbed, first.
+            record.exc_text = _PLAIN.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+_PLAIN = logging.Formatter()
 
 
 class JsonFormatter(logging.Formatter):
@@ -61,7 +67,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 doc[key] = value if isinstance(value, str | int | float | bool) else str(value)
-        if record.exc_info:
+        if record.exc_text:
+            doc["exc"] = redact(record.exc_text)
+        elif record.exc_info:
             doc["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(doc, ensure_ascii=False)
 
