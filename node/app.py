@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from node.core.entry import Kind, SignedEntry
 from node.core.hashes import algorithm
 from node.core.trust import Member, TrustView, check_provenance
-from node.errors import NodeError, NotFoundError, StorageError, ValidationError
+from node.errors import (
+    EquivocationError,
+    NodeError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
@@ -102,6 +108,8 @@ class NodeApp:
             return self._submit(entries)
         except NodeError as exc:
             self.observer.refused("submit", exc, max(1, len(entries)))
+            if isinstance(exc, EquivocationError):
+                self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
             if isinstance(exc, StorageError) and self.store.write_error:
                 self.observer.alert(ALERT_MAP_FULL, self.node_id)
             raise

@@ -94,6 +94,8 @@ class NodeMetrics:
         self.withholding_after_s = withholding_after_s
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # Registered first, so a scrape's own alerts (withholding) show in it.
+        r.register(_ScrapeCollector(self))
         self.accepted = Counter(
             "ccnode_entries_accepted", "Entries committed", ["source"], registry=r
         )
@@ -128,7 +130,6 @@ class NodeMetrics:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.address = ""
-        r.register(_ScrapeCollector(self))
 
     # -- Observer ------------------------------------------------------------
 
@@ -156,14 +157,21 @@ class NodeMetrics:
 
     # -- the scrape-time view --------------------------------------------------
 
-    def bind(self, snapshot: Callable[[], Snapshot], loop: asyncio.AbstractEventLoop) -> None:
-        """Where scrape-time gauges come from: ``snapshot`` runs on ``loop``."""
+    def bind(
+        self, snapshot: Callable[[], Snapshot], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        """Where scrape-time gauges come from: ``snapshot`` runs on ``loop``
+        (or in the scraping thread when there is no loop: tools and tests)."""
         self._snapshot_source = snapshot
         self._loop = loop
 
     def snapshot(self) -> Snapshot | None:
         source, loop = self._snapshot_source, self._loop
-        if source is None or loop is None or loop.is_closed():
+        if source is None:
+            return None
+        if loop is None:
+            return source()
+        if loop.is_closed():
             return None
         try:
             running = asyncio.get_running_loop()
