@@ -146,6 +146,7 @@ def _write_out(out: str, lines: Iterator[str]) -> None:
 class ImportSummary:
     imported: int = 0
     already: int = 0  # published by this member before (idempotent re-runs)
+    retracted: int = 0  # published and retracted by this member: not re-added
     repeated: int = 0  # the same hash earlier in the file
     first_seq: int = -1
     last_seq: int = -1
@@ -188,9 +189,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"ccnode: {args.file}: {b}", file=sys.stderr)
     summary = asyncio.run(_import(address, origin, signer, rows))
     seqs = f" (seq {summary.first_seq}..{summary.last_seq})" if summary.imported else ""
+    withdrawn = (
+        f"; {summary.retracted} retracted earlier (not re-added; submit them one by one "
+        "to publish again)"
+        if summary.retracted
+        else ""
+    )
     print(
         f"imported {summary.imported} new entries{seqs}; {summary.already} already published "
-        f"by {origin}; {summary.repeated} repeated in the file; {len(bad)} bad rows"
+        f"by {origin}; {summary.repeated} repeated in the file; {len(bad)} bad rows{withdrawn}"
     )
     return 2 if bad else 0
 
@@ -220,12 +227,15 @@ async def _import(address: str, origin: str, signer: Signer, rows: Sequence[Row]
                 elif body.kind == Kind.RETRACT:
                     retracted.add(body.target)
         published = {v for k, v in adds.items() if k not in retracted}
+        withdrawn = {v for k, v in adds.items() if k in retracted} - published
         todo: list[Row] = []
         seen: set[tuple[str, bytes]] = set()
         for row in rows:
             key = (row.algorithm, row.value)
             if key in published:
                 summary.already += 1
+            elif key in withdrawn:
+                summary.retracted += 1  # a re-run must not undo a retraction
             elif key in seen:
                 summary.repeated += 1
             else:
