@@ -24,6 +24,11 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_restore)
 
+    p = sub.add_parser("health", help="ask a node's gRPC health service; exit 0 if SERVING")
+    p.add_argument("dir", type=Path, nargs="?")
+    p.add_argument("--to", help="node address host:port")
+    p.set_defaults(func=cmd_health)
+
     p = sub.add_parser("check-config", help="validate DIR/config.toml (and the environment)")
     p.add_argument("dir", type=Path)
     p.set_defaults(func=cmd_check_config)
@@ -69,3 +74,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"metrics {config.metrics_listen or 'off'}, {len(config.peers)} peers)"
     )
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """For container HEALTHCHECKs and scripts: 0 SERVING, 1 otherwise, 3 unreachable."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from node.cli.node_cmds import _address
+    from node.errors import PeerError
+
+    address = _address(args)
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+        except grpc.RpcError as exc:
+            raise PeerError(f"node at {address}: {exc.code().name}") from None
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{address}: {name}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.cli import main
 from node.config import NodeConfig, PeerConfig
 from node.core.trust import MemberKind, MembersFile
 from node.errors import ConflictError, ProvenanceError, StorageError, ValidationError
@@ -192,6 +193,7 @@ def test_health_is_not_serving_until_startup_work_is_done(tmp_path: Path, loop: 
         assert health(node.address) == NOT_SERVING
         assert health(node.address, "") == NOT_SERVING
         assert value(scrape(node.metrics.address), "ccnode_ready") == 0
+        assert main(["health", "--to", node.address]) == 1  # for container HEALTHCHECKs
 
         # Reflection is on, so `grpcurl list` works even while starting.
         with grpc.insecure_channel(node.address) as channel:
@@ -206,6 +208,8 @@ def test_health_is_not_serving_until_startup_work_is_done(tmp_path: Path, loop: 
         started.result(10)
         assert health(node.address) == SERVING
         assert value(scrape(node.metrics.address), "ccnode_ready") == 1
+        assert main(["health", "--to", node.address]) == 0
+        assert main(["health", "--to", "127.0.0.1:1"]) == 3
     finally:
         started.result(10)
         loop.run(node.stop())
