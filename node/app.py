@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from node.core.entry import Kind, SignedEntry
 from node.core.hashes import algorithm
 from node.core.trust import Member, TrustView, check_provenance
-from node.errors import NodeError, NotFoundError, ValidationError
+from node.errors import (
+    EquivocationError,
+    NodeError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
 
@@ -27,6 +34,14 @@ log = logging.getLogger(__name__)
 MAX_SUBMIT_BATCH = 1000
 MAX_MATCH_BATCH = 10_000
 DEFAULT_ACTION = "REVIEW"
+
+
+def _raise_first(errors: Sequence[NodeError | None]) -> None:
+    """Raise the first verification error, naming its place in the batch."""
+    for i, error in enumerate(errors):
+        if error is not None:
+            where = f"entry {i + 1} of {len(errors)}: " if len(errors) > 1 else ""
+            raise type(error)(where + str(error))
 
 
 def now_ms() -> int:
@@ -40,6 +55,33 @@ def _check_batch(entries: Sequence[SignedEntry]) -> None:
         raise ValidationError(
             f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
         )
+
+
+class UrgentTracker:
+    """Recently committed urgent entries, so Pull can serve them first.
+
+    Bounded: only the newest ``cap`` urgent entries are remembered (urgency
+    matters for new entries; after a restart old ones are ordinary).
+    """
+
+    def __init__(self, cap: int = 100_000) -> None:
+        self.cap = cap
+        self._seqs: dict[str, list[int]] = {}
+        self._count = 0
+
+    def add(self, entries: Sequence[SignedEntry]) -> None:
+        for e in entries:
+            if e.body.urgent:
+                self._seqs.setdefault(e.body.origin, []).append(e.body.seq)
+                self._count += 1
+        while self._count > self.cap:
+            origin = next(iter(self._seqs))
+            self._count -= len(self._seqs.pop(origin))
+
+    def pending(self, origin: str, cursor: int) -> bool:
+        """Is there an urgent entry of ``origin`` at or after ``cursor``?"""
+        seqs = self._seqs.get(origin)
+        return seqs is not None and bool(seqs) and seqs[-1] >= cursor
 
 
 class Changes:
@@ -80,33 +122,6 @@ class MatchHit:
     action: str
 
 
-class UrgentTracker:
-    """Recently committed urgent entries, so Pull can serve them first.
-
-    Bounded: only the newest ``cap`` urgent entries are remembered (urgency
-    matters for new entries; after a restart old ones are ordinary).
-    """
-
-    def __init__(self, cap: int = 100_000) -> None:
-        self.cap = cap
-        self._seqs: dict[str, list[int]] = {}
-        self._count = 0
-
-    def add(self, entries: Sequence[SignedEntry]) -> None:
-        for e in entries:
-            if e.body.urgent:
-                self._seqs.setdefault(e.body.origin, []).append(e.body.seq)
-                self._count += 1
-        while self._count > self.cap:
-            origin = next(iter(self._seqs))
-            self._count -= len(self._seqs.pop(origin))
-
-    def pending(self, origin: str, cursor: int) -> bool:
-        """Is there an urgent entry of ``origin`` at or after ``cursor``?"""
-        seqs = self._seqs.get(origin)
-        return bool(seqs) and seqs[-1] >= cursor  # type: ignore[index]
-
-
 class NodeApp:
     def __init__(
         self, node_id: str, store: LmdbStore, trust: TrustView, *, verify_workers: int = 2
@@ -117,6 +132,7 @@ class NodeApp:
         self.changes = Changes()
         self.urgent = UrgentTracker()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = [self.urgent.add]
+        self.observer: Observer = NullObserver()
         # Ed25519 verification releases the GIL: a small pool uses every core.
         self._verify_pool = ThreadPoolExecutor(verify_workers, thread_name_prefix="verify")
         # One writer thread: LMDB has one writer at a time, and fsync-ing
@@ -147,24 +163,49 @@ class NodeApp:
 
     def submit(self, entries: Sequence[SignedEntry]) -> IngestResult:
         """All-or-nothing: verify every entry, then commit them in one txn."""
-        _check_batch(entries)
-        for i, error in enumerate(self.verify(entries)):
-            if error is not None:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise type(error)(where + str(error))
-        result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
-        if result.errors:
-            raise result.errors[0][1]
-        self._committed(result)
+        try:
+            _check_batch(entries)
+            _raise_first(self.verify(entries))
+            result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
+            if result.errors:
+                raise result.errors[0][1]
+        except NodeError as exc:
+            self._refused_submit(exc, len(entries))
+            raise
+        self._committed(result, "submit")
         return result
+
+    async def submit_async(self, entries: Sequence[SignedEntry]) -> IngestResult:
+        """:meth:`submit` with verification and the commit off the event loop."""
+        try:
+            _check_batch(entries)
+            _raise_first(await self.verify_async(entries))
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self._writer,
+                functools.partial(self.store.ingest, entries, atomic=True, now_ms=now_ms()),
+            )
+            if result.errors:
+                raise result.errors[0][1]
+        except NodeError as exc:
+            self._refused_submit(exc, len(entries))
+            raise
+        self._committed(result, "submit")
+        return result
+
+    def _refused_submit(self, exc: NodeError, count: int) -> None:
+        self.observer.refused("submit", exc, max(1, count))
+        if isinstance(exc, EquivocationError):
+            self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
+        if isinstance(exc, StorageError) and self.store.write_error:
+            self.observer.alert(ALERT_MAP_FULL, self.node_id)
 
     async def verify_async(self, entries: Sequence[SignedEntry]) -> list[NodeError | None]:
         """:meth:`verify` split across the verification pool."""
         loop = asyncio.get_running_loop()
         if len(entries) < 64:
             return await loop.run_in_executor(self._verify_pool, self.verify, entries)
-        n = self._verify_workers
-        size = -(-len(entries) // n)
+        size = -(-len(entries) // self._verify_workers)
         parts = await asyncio.gather(
             *(
                 loop.run_in_executor(self._verify_pool, self.verify, entries[i : i + size])
@@ -173,21 +214,10 @@ class NodeApp:
         )
         return [e for part in parts for e in part]
 
-    async def submit_async(self, entries: Sequence[SignedEntry]) -> IngestResult:
-        """:meth:`submit` with verification and the commit off the event loop."""
-        _check_batch(entries)
-        for i, error in enumerate(await self.verify_async(entries)):
-            if error is not None:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise type(error)(where + str(error))
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            self._writer,
-            functools.partial(self.store.ingest, entries, atomic=True, now_ms=now_ms()),
-        )
-        if result.errors:
-            raise result.errors[0][1]
-        self._committed(result)
+    def ingest_from_peer(self, peer: str, entries: Sequence[SignedEntry]) -> IngestResult:
+        """Entries relayed by a peer: already verified by the caller."""
+        result = self.store.ingest(entries, atomic=False, peer=peer, now_ms=now_ms())
+        self._relayed(result)
         return result
 
     async def ingest_from_peer_async(
@@ -199,18 +229,19 @@ class NodeApp:
             self._writer,
             functools.partial(self.store.ingest, entries, atomic=False, peer=peer, now_ms=now_ms()),
         )
-        self._committed(result)
+        self._relayed(result)
         return result
 
-    def ingest_from_peer(self, peer: str, entries: Sequence[SignedEntry]) -> IngestResult:
-        """Entries relayed by a peer: already verified by the caller."""
-        result = self.store.ingest(entries, atomic=False, peer=peer, now_ms=now_ms())
-        self._committed(result)
-        return result
+    def _relayed(self, result: IngestResult) -> None:
+        for _index, error in result.errors:
+            self.observer.refused("peer", error)
+        self._committed(result, "peer")
 
-    def _committed(self, result: IngestResult) -> None:
+    def _committed(self, result: IngestResult, source: str) -> None:
+        self.observer.committed(source, result, now_ms())
         if result.evidence:
             log.warning("equivocation evidence recorded (%d); see `ccnode status`", result.evidence)
+            self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
         if not result.accepted:
             return
         for listener in self._listeners:
@@ -232,6 +263,19 @@ class NodeApp:
 
     def match(
         self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+    ) -> list[list[MatchHit]]:
+        started = time.perf_counter()
+        try:
+            out = self._match(queries, include_retracted)
+        except NodeError:
+            self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
+            raise
+        hits = sum(len(h) for h in out)
+        self.observer.matched(len(queries), hits, time.perf_counter() - started, ok=True)
+        return out
+
+    def _match(
+        self, queries: Sequence[tuple[str, bytes]], include_retracted: bool
     ) -> list[list[MatchHit]]:
         if not queries:
             raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")

@@ -8,7 +8,9 @@ Layout of a node directory made by ``ccnode init``::
     DIR/data/            the LMDB environment
     DIR/node.addr        written by a running node: the address it listens on
 
-config.toml::
+config.toml (every option; only ``id``, ``kind`` and ``jurisdiction`` are
+required, the rest show their defaults; docs/operators.md has the full
+reference)::
 
     id = "gov.example/ct-unit"    # this member's id
     kind = "government"           # government | platform | ngo | observer
@@ -16,19 +18,32 @@ config.toml::
     listen = "127.0.0.1:0"        # host:port; port 0 picks a free port
     members_file = "members.toml" # relative to DIR
     key_file = "keys/entry.pem"   # relative to DIR
-    anti_entropy_s = 5.0          # seconds between anti-entropy rounds; 0 disables
+    metrics_listen = ""           # host:port for Prometheus /metrics; "" = off
+    log_json = false              # JSON lines instead of human-readable logs
+    log_level = "info"            # debug | info | warning | error
+    lmdb_map_size_mib = 16384     # initial LMDB map (address space, not disk)
+    lmdb_map_max_mib = 0          # grow the map up to this; 0 = no cap
+    shutdown_grace_s = 5.0        # SIGTERM: time in-flight calls get to finish
+    withholding_after_s = 300.0   # alert when a connected peer advertises
+                                  # entries it has not sent for this long
+    anti_entropy_s = 5.0          # seconds between anti-entropy rounds; 0 = off
 
     [[peer]]                      # one table per peer to sync from
     id = "platform.example"
     address = "127.0.0.1:7001"    # or:
     address_file = "../b/node.addr"  # read at each connect (local meshes)
+
+Environment overrides (applied by ``ccnode serve`` only, never written
+back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_LOG_JSON``
+(1/0, true/false), ``CCNODE_LOG_LEVEL``. See :func:`apply_env`.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +93,13 @@ class NodeConfig:
     members_file: str = "members.toml"
     key_file: str = "keys/entry.pem"
     peers: tuple[PeerConfig, ...] = ()
+    metrics_listen: str = ""
+    log_json: bool = False
+    log_level: str = "info"
+    lmdb_map_size_mib: int = 16384
+    lmdb_map_max_mib: int = 0
+    shutdown_grace_s: float = 5.0
+    withholding_after_s: float = 300.0
     anti_entropy_s: float = 5.0
 
     @property
@@ -106,8 +128,9 @@ class NodeConfig:
             "listen": self.listen,
             "members_file": self.members_file,
             "key_file": self.key_file,
-            "anti_entropy_s": self.anti_entropy_s,
         }
+        for name in _OPTIONAL:
+            top[name] = getattr(self, name)
         peers = [
             {
                 k: v
@@ -122,19 +145,88 @@ class NodeConfig:
         write_atomic(self.dir / CONFIG_NAME, self.dumps())
 
 
-_KNOWN = {
-    "id",
-    "kind",
-    "jurisdiction",
-    "listen",
-    "members_file",
-    "key_file",
-    "peer",
-    "anti_entropy_s",
+def _listen(where: str, name: str, value: object, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{where}: option {name!r} must be a string 'host:port', got {_show(value)}"
+        )
+    if allow_empty and value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(
+            f"{where}: option {name!r} must be 'host:port' with a port 0..65535, got {value!r}"
+        )
+    return value
+
+
+def _string(where: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(
+            f"{where}: option {name!r} must be a non-empty string, got {_show(value)}"
+        )
+    return value
+
+
+def _bool(where: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{where}: option {name!r} must be true or false, got {_show(value)}")
+    return value
+
+
+def _level(where: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or value.lower() not in LOG_LEVELS:
+        raise ValidationError(
+            f"{where}: option {name!r} must be one of {', '.join(LOG_LEVELS)}, got {_show(value)}"
+        )
+    return value.lower()
+
+
+def _int_at_least(low: int) -> Any:
+    def check(where: str, name: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(
+                f"{where}: option {name!r} must be an integer >= {low}, got {_show(value)}"
+            )
+        return value
+
+    return check
+
+
+def _seconds(where: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValidationError(
+            f"{where}: option {name!r} must be a number of seconds >= 0, got {_show(value)}"
+        )
+    return float(value)
+
+
+def _show(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: Optional top-level options: name -> validator(where, name, value).
+_OPTIONAL: dict[str, Any] = {
+    "listen": _listen,
+    "members_file": _string,
+    "key_file": _string,
+    "metrics_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
+    "log_json": _bool,
+    "log_level": _level,
+    "lmdb_map_size_mib": _int_at_least(1),
+    "lmdb_map_max_mib": _int_at_least(0),
+    "shutdown_grace_s": _seconds,
+    "withholding_after_s": _seconds,
+    "anti_entropy_s": _seconds,
 }
+_REQUIRED = ("id", "kind", "jurisdiction")
+_PEER_KEYS = ("id", "address", "address_file")
 
 
 def load_config(directory: Path) -> NodeConfig:
+    """Read and validate DIR/config.toml; errors name the file and the key."""
     path = directory / CONFIG_NAME
     try:
         doc = tomllib.loads(path.read_text())
@@ -144,39 +236,90 @@ def load_config(directory: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(doc) - _KNOWN)
+    where = str(path)
+    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL) - {"peer"})
     if unknown:
-        raise ValidationError(f"{path}: unknown option {unknown[0]!r}")
-    for key in ("id", "kind", "jurisdiction"):
+        raise ValidationError(f"{where}: unknown option {unknown[0]!r}")
+    for key in _REQUIRED:
         if not isinstance(doc.get(key), str):
-            raise ValidationError(f"{path}: option {key!r} is required (a string)")
+            raise ValidationError(f"{where}: option {key!r} is required (a string)")
+    options = {
+        name: check(where, name, doc[name]) for name, check in _OPTIONAL.items() if name in doc
+    }
+    rows = doc.get("peer", [])
+    if not isinstance(rows, list):
+        raise ValidationError(f"{where}: 'peer' must be an array of tables ([[peer]])")
     peers = []
-    for i, row in enumerate(doc.get("peer", [])):
+    for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            raise ValidationError(f"{path}: peer #{i + 1} needs an 'id'")
+            raise ValidationError(f"{where}: peer #{i + 1} needs an 'id'")
+        extra = sorted(set(row) - set(_PEER_KEYS))
+        if extra:
+            raise ValidationError(f"{where}: peer {row['id']!r}: unknown option {extra[0]!r}")
         if not (row.get("address") or row.get("address_file")):
-            raise ValidationError(f"{path}: peer {row['id']!r} needs 'address' or 'address_file'")
+            raise ValidationError(f"{where}: peer {row['id']!r} needs 'address' or 'address_file'")
+        if row.get("address"):
+            _listen(f"{where}: peer {row['id']!r}", "address", row["address"])
+        if not isinstance(row.get("address_file", ""), str):
+            raise ValidationError(f"{where}: peer {row['id']!r}: 'address_file' must be a string")
         peers.append(
-            PeerConfig(row["id"], str(row.get("address", "")), str(row.get("address_file", "")))
+            PeerConfig(
+                check_member_id(row["id"]),
+                str(row.get("address", "")),
+                str(row.get("address_file", "")),
+            )
         )
+    try:
+        kind = MemberKind.parse(doc["kind"])
+        member_id = check_member_id(doc["id"])
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}") from None
     return NodeConfig(
         dir=directory,
-        id=check_member_id(doc["id"]),
-        kind=MemberKind.parse(doc["kind"]),
+        id=member_id,
+        kind=kind,
         jurisdiction=doc["jurisdiction"],
-        listen=str(doc.get("listen", "127.0.0.1:0")),
-        members_file=str(doc.get("members_file", "members.toml")),
-        key_file=str(doc.get("key_file", "keys/entry.pem")),
         peers=tuple(peers),
-        anti_entropy_s=_number(path, doc, "anti_entropy_s", 5.0),
+        **options,
     )
 
 
-def _number(path: Path, doc: dict[str, Any], key: str, default: float) -> float:
-    value = doc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValidationError(f"{path}: option {key!r} must be a number >= 0, got {value!r}")
-    return float(value)
+#: Environment variables ``ccnode serve`` honours: variable -> option.
+ENV_OVERRIDES = {
+    "CCNODE_LISTEN": "listen",
+    "CCNODE_METRICS_LISTEN": "metrics_listen",
+    "CCNODE_LOG_JSON": "log_json",
+    "CCNODE_LOG_LEVEL": "log_level",
+}
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def apply_env(config: NodeConfig, environ: Mapping[str, str]) -> NodeConfig:
+    """The per-deployment overrides, validated like the file; never saved."""
+    changes: dict[str, Any] = {}
+    for var, name in ENV_OVERRIDES.items():
+        if var not in environ:
+            continue
+        raw: object = environ[var]
+        if name == "log_json":
+            text = str(raw).strip().lower()
+            if text not in TRUE_WORDS + FALSE_WORDS:
+                raise ValidationError(
+                    f"environment {var}: expected 1/0 or true/false, got {str(raw)[:40]!r}"
+                )
+            raw = text in TRUE_WORDS
+        changes[name] = _OPTIONAL[name](f"environment {var}", name, raw)
+    return replace(config, **changes) if changes else config
+
+
+def with_overrides(config: NodeConfig, **changes: Any) -> NodeConfig:
+    """Command-line overrides (``ccnode serve --metrics ...``), validated."""
+    checked = {
+        name: _OPTIONAL[name]("command line", name, value)
+        for name, value in changes.items()
+        if value is not None
+    }
+    return replace(config, **checked) if checked else config
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

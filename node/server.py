@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,7 +16,8 @@ from grpc_reflection.v1alpha import reflection
 from node.app import NodeApp
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.trust import TrustView
-from node.errors import ValidationError
+from node.errors import NodeError, ValidationError
+from node.metrics import NodeMetrics, Snapshot, take_snapshot
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import SERVER_OPTIONS
@@ -24,6 +27,7 @@ from node.sync.engine import Peer, SyncEngine
 
 log = logging.getLogger(__name__)
 
+HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
 
 
@@ -48,7 +52,11 @@ class Node:
                 f"listen {config.listen!r}: plaintext serving is for local development "
                 "and binds to loopback only"
             )
-        self.store = LmdbStore(config.data_dir)
+        self.store = LmdbStore(
+            config.data_dir,
+            map_size=config.lmdb_map_size_mib << 20,
+            max_map_size=config.lmdb_map_max_mib << 20,
+        )
         self.app = NodeApp(config.id, self.store, trust or config.members())
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(
@@ -59,6 +67,13 @@ class Node:
         self.address = ""
         self._server: grpc.aio.Server | None = None
         self._health = AioHealthServicer()
+        self.metrics = NodeMetrics(config.id, withholding_after_s=config.withholding_after_s)
+        self.app.observer = self.metrics
+        #: Start-up work (index builds, roster load) run after the port opens and
+        #: before health says SERVING; append coroutine functions before start().
+        self.startup: list[Callable[[], Awaitable[None]]] = [self._check_store]
+        self.ready = False
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
         server = grpc.aio.server(options=SERVER_OPTIONS)
@@ -69,6 +84,7 @@ class Node:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
+        await self._set_health(False)  # NOT_SERVING until start-up work is done
         port = server.add_insecure_port(self.config.listen)
         if port == 0:
             raise ValidationError(f"cannot listen on {self.config.listen}")
@@ -76,12 +92,55 @@ class Node:
         self._server = server
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
-        self.sync.start()
-        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.bind(self._snapshot, asyncio.get_running_loop())
+        if self.config.metrics_listen:
+            self.metrics.serve(self.config.metrics_listen)
         write_atomic(self.config.addr_file, self.address + "\n")
-        log.info("node %s listening on %s", self.config.id, self.address)
+        log.info("node %s listening on %s; starting up", self.config.id, self.address)
+        try:
+            for task in self.startup:
+                await task()
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        self.sync.start()
+        self._watch = asyncio.create_task(self._watch_store(), name="health:store")
+        await self._set_health(self._store_healthy())
+        log.info("node %s ready", self.config.id)
         return self.address
+
+    async def _check_store(self) -> None:
+        self.store.check()
+
+    def _store_healthy(self) -> bool:
+        try:
+            self.store.check()
+        except NodeError as exc:
+            log.error("store unhealthy: %s", exc)
+            return False
+        return not self.store.write_error
+
+    async def _set_health(self, serving: bool) -> None:
+        self.ready = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(SERVICE_NAME, status)
+        await self._health.set("", status)
+
+    async def _watch_store(self) -> None:
+        """Health follows the store: NOT_SERVING while it fails or refuses writes."""
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            healthy = self._store_healthy()
+            if healthy is not self.ready:
+                log.warning("health: %s", "SERVING" if healthy else "NOT_SERVING")
+                await self._set_health(healthy)
+
+    def _snapshot(self) -> Snapshot:
+        return take_snapshot(self.config.id, self.store, self.sync.states.values(), self.ready)
 
     def _peers_status(self) -> list[pb.PeerStatus]:
         heads = {o: h.next_seq for o, h in self.app.heads().items()}
@@ -99,15 +158,23 @@ class Node:
             for s in self.sync.states.values()
         ]
 
-    async def stop(self, grace: float = 2.0) -> None:
+    async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, finish in-flight calls, stop sync, close LMDB."""
+        self.ready = False
         await self._health.enter_graceful_shutdown()
         self.config.addr_file.unlink(missing_ok=True)
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         await self.sync.stop()
         self.app.changes.close()  # end follow streams so in-flight calls can finish
         if self._server is not None:
-            await self._server.stop(grace)
+            # New calls are refused at once; in-flight ones (a Submit is one
+            # LMDB transaction) get the grace period to finish.
+            await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
             self._server = None
+        self.metrics.stop()
         self.app.close()
         self.store.close()
 
@@ -116,18 +183,32 @@ class Node:
             await self._server.wait_for_termination()
 
 
-async def serve(directory: Path, *, parent_pid: int = 0) -> None:
+def serve_config(directory: Path, **overrides: Any) -> NodeConfig:
+    """config.toml, then the environment, then command-line overrides."""
+    import os
+
+    from node.config import apply_env, with_overrides
+
+    return with_overrides(apply_env(load_config(directory), os.environ), **overrides)
+
+
+async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | None = None) -> None:
     """Run a node until SIGTERM/SIGINT (or, for launched meshes, until the
     launching process is gone, so a killed launcher leaves no orphans)."""
     import os
     import signal
 
-    node = Node(load_config(directory))
-    await node.start()
+    node = Node(config or load_config(directory))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.info("%s: shutting down gracefully", sig.name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
+    await node.start()
 
     async def watch_parent() -> None:
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - polling another process
@@ -136,8 +217,10 @@ async def serve(directory: Path, *, parent_pid: int = 0) -> None:
         stop.set()
 
     watcher = asyncio.create_task(watch_parent()) if parent_pid else None
-    print(f"ccnode: {node.config.id} serving on {node.address}", flush=True)
+    metrics = f"; metrics on http://{node.metrics.address}/metrics" if node.metrics.address else ""
+    print(f"ccnode: {node.config.id} serving on {node.address}{metrics}", flush=True)
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
     await node.stop()
+    log.info("node %s stopped; store closed", node.config.id)

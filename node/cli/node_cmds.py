@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run a node until SIGTERM/SIGINT")
     p.add_argument("dir", type=Path)
     p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    p.add_argument("--log-json", dest="serve_log_json", action="store_true", help="JSON logs")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("members", help="show or extend the members file")
@@ -127,9 +130,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from node.server import serve
+    from node.logs import setup_logging
+    from node.server import serve, serve_config
 
-    asyncio.run(serve(args.dir, parent_pid=args.parent_pid))
+    config = serve_config(
+        args.dir,
+        metrics_listen=args.metrics,
+        log_json=True if (args.log_json or args.serve_log_json) else None,
+        log_level=args.log_level or ("debug" if args.verbose else None),
+    )
+    setup_logging(config.log_level, json_lines=config.log_json)
+    asyncio.run(serve(args.dir, parent_pid=args.parent_pid, config=config))
     return 0
 
 

@@ -25,8 +25,9 @@ import logging
 import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lmdb
 
@@ -84,7 +85,23 @@ def _lmdb_errors(what: str) -> Iterator[None]:
 class LmdbStore:
     """The node's persistent state. Not thread-safe for writers: one writer."""
 
-    def __init__(self, path: Path, *, map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int = 0,
+        readonly: bool = False,
+    ) -> None:
+        """``max_map_size``: grow the map on demand up to this (0: no cap).
+        ``readonly``: a reader beside the owning process (backup, export)."""
+        self.max_map_size = max_map_size
+        #: Why writes are being refused (map full and not growable), or "".
+        self.write_error = ""
+        if readonly:
+            self._open_readonly(path)
+            self.path = path
+            return
         path.mkdir(parents=True, exist_ok=True)
         with _lmdb_errors(f"opening LMDB at {path}"):
             self._env = lmdb.open(
@@ -160,6 +177,13 @@ class LmdbStore:
                     break
                 out.append(bytes(value))
         return out
+
+    def lookup(self, algorithm: str, value: bytes) -> list[bytes]:
+        with _lmdb_errors("looking up hash"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.HASHES])
+            if not cur.set_key(_hash_key(algorithm, value)):
+                return []
+            return [bytes(v) for v in cur.iternext_dup()]
 
     def known(self, entry_ids: Sequence[bytes]) -> list[bool]:
         """Which of these entry ids are stored (one read transaction)."""
@@ -263,16 +287,42 @@ class LmdbStore:
         for attempt in range(8):
             try:
                 with self._env.begin(write=True) as txn:
-                    return fn(txn)
+                    result = fn(txn)
+                self.write_error = ""
+                return result
             except lmdb.MapFullError:
                 # The map is address space, not disk: grow it and retry the
                 # whole transaction (nothing of the failed one was kept).
-                new_size = self._env.info()["map_size"] * 2
-                log.warning("LMDB map full; growing map to %d bytes (try %d)", new_size, attempt)
-                self._env.set_mapsize(new_size)
+                self._grow(attempt)
             except lmdb.Error as exc:
                 raise StorageError(f"write failed: {type(exc).__name__}: {exc}") from exc
-        raise StorageError("LMDB map full and could not be grown")
+        self._refuse_writes("LMDB map full and still full after 8 doublings")
+
+    def _grow(self, attempt: int) -> None:
+        size = self._env.info()["map_size"]
+        new_size = size * 2
+        if self.max_map_size:
+            new_size = min(new_size, self.max_map_size)
+        if new_size <= size:
+            self._refuse_writes(
+                f"LMDB map full at {size >> 20} MiB, the cap set by lmdb_map_max_mib"
+            )
+        log.warning("LMDB map full; growing map to %d bytes (try %d)", new_size, attempt)
+        try:
+            self._env.set_mapsize(new_size)
+        except lmdb.Error as exc:
+            self._refuse_writes(
+                f"LMDB map full at {size >> 20} MiB and growing it to {new_size >> 20} MiB "
+                f"failed ({type(exc).__name__}: {exc})"
+            )
+
+    def _refuse_writes(self, why: str) -> NoReturn:
+        self.write_error = (
+            f"{why}: writes are refused, reads are still served; raise lmdb_map_max_mib "
+            "or free disk space and restart (docs/operators.md, 'map full')"
+        )
+        log.error("%s", self.write_error)
+        raise StorageError(self.write_error)
 
     def _ingest(
         self,
@@ -375,6 +425,54 @@ class LmdbStore:
 
     def close(self) -> None:
         self._env.close()
+
+    # -- operations (metrics, health, backup) -------------------------------
+
+    def _open_readonly(self, path: Path) -> None:
+        if not (path / "data.mdb").is_file():
+            raise StorageError(f"no LMDB store at {path} (expected {path / 'data.mdb'})")
+        with _lmdb_errors(f"opening LMDB at {path} read-only"):
+            self._env = lmdb.open(
+                str(path), readonly=True, max_dbs=len(_Db) + 2, subdir=True, readahead=False
+            )
+            # Without a txn argument py-lmdb opens each handle in a read
+            # transaction of its own that it commits, so the handles stay valid.
+            self._dbs = {
+                d: self._env.open_db(d.value, create=False, dupsort=(d is _Db.HASHES)) for d in _Db
+            }
+
+    def stats(self) -> StoreStats:
+        """Sizes for metrics: map size and use, entries, hash-index rows."""
+        with _lmdb_errors("reading store stats"), self._env.begin() as txn:
+            info = self._env.info()
+            psize = self._env.stat()["psize"]
+            return StoreStats(
+                map_size=int(info["map_size"]),
+                used=int((info["last_pgno"] + 1) * psize),
+                entries=int(txn.stat(self._dbs[_Db.ENTRIES])["entries"]),
+                hashes=int(txn.stat(self._dbs[_Db.HASHES])["entries"]),
+                evidence=int(txn.stat(self._dbs[_Db.EVIDENCE])["entries"]),
+            )
+
+    def check(self) -> None:
+        """Health probe: a read transaction that reads the schema record."""
+        with _lmdb_errors("health check"), self._env.begin() as txn:
+            if txn.get(b"schema", db=self._dbs[_Db.META]) is None:
+                raise StorageError("health check: the store has no schema record")
+
+    def copy_to(self, directory: Path) -> None:
+        """A consistent, compacted copy (one read transaction; writers go on)."""
+        with _lmdb_errors(f"copying LMDB to {directory}"):
+            self._env.copy(str(directory), compact=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    map_size: int
+    used: int
+    entries: int
+    hashes: int
+    evidence: int
 
 
 class _Abort(Exception):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
 from node.core.entry import SignedEntry
-from node.errors import NodeError, PeerError, ProvenanceError, ValidationError
+from node.errors import NodeError, PeerError, ProvenanceError, StorageError, ValidationError
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
@@ -53,9 +53,20 @@ class PeerState:
     last_error: str = ""
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
+    behind_since_ms: int = 0  # when this node last fell behind the peer; 0: caught up
 
     def lag(self, heads: dict[str, int]) -> int:
         return sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items())
+
+    def lag_seconds(self, now: int) -> float:
+        """How long the peer has advertised entries this node lacks."""
+        return max(0, now - self.behind_since_ms) / 1000 if self.behind_since_ms else 0.0
+
+    def note_lag(self, heads: dict[str, int], now: int) -> None:
+        if not self.lag(heads):
+            self.behind_since_ms = 0
+        elif not self.behind_since_ms:
+            self.behind_since_ms = now
 
 
 class SyncEngine:
@@ -108,6 +119,8 @@ class SyncEngine:
         except (ValidationError, ProvenanceError) as exc:
             state.refused += 1
             state.last_error = f"anti-entropy refused: {exc}"
+        except StorageError as exc:  # e.g. map full: keep serving, retry later
+            state.last_error = f"anti-entropy: {exc}"
         self.anti_entropy_rounds += 1
         return state.received - before
 
@@ -131,7 +144,10 @@ class SyncEngine:
                     state.last_error = "stream ended"
                 except PeerError as exc:
                     state.last_error = str(exc)
+                except StorageError as exc:  # e.g. map full: keep serving, retry later
+                    state.last_error = f"local store: {exc}"
                 except (ValidationError, ProvenanceError) as exc:
+                    self.app.observer.refused("peer", exc)
                     state.refused += 1
                     state.last_error = f"refused: {exc}"
                     log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
@@ -157,6 +173,7 @@ class SyncEngine:
                             committing = None
                         if entries:
                             committing = asyncio.ensure_future(self._commit(peer, state, entries))
+                    state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
                     yield None
         finally:
             if committing is not None:
@@ -192,6 +209,7 @@ class SyncEngine:
         result = await self.app.ingest_from_peer_async(peer.id, entries)
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
+        state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
         for index, error in result.errors:
             if not isinstance(error, NodeError):
                 continue
