@@ -13,12 +13,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from node.core.entry import Kind, SignedEntry
 from node.core.hashes import algorithm
+from node.core.tlog import TlogPolicy
 from node.core.trust import Member, TrustView, check_provenance
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.transparency import Transparency
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +71,33 @@ class MatchHit:
     retracted_by: bytes
     distance: int
     action: str
+    settled: bool = False  # covered by a quorum-cosigned checkpoint (transparency log)
+    origin_equivocated: bool = False  # evidence held that the origin forked its log
 
 
 class NodeApp:
-    def __init__(self, node_id: str, store: LmdbStore, trust: TrustView) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        store: LmdbStore,
+        trust: TrustView,
+        *,
+        tlog_policy: TlogPolicy | None = None,
+        checkpoint_key: Ed25519PrivateKey | None = None,
+    ) -> None:
         self.node_id = node_id
         self.store = store
         self.trust = trust
         self.changes = Changes()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = []
+        self.tlog = Transparency(
+            node_id,
+            store,
+            trust,
+            policy=tlog_policy,
+            checkpoint_key=checkpoint_key,
+            on_change=self.changes.notify,
+        )
 
     def on_commit(self, listener: Callable[[Sequence[SignedEntry]], None]) -> None:
         self._listeners.append(listener)
@@ -119,8 +141,7 @@ class NodeApp:
         return result
 
     def _committed(self, result: IngestResult) -> None:
-        if result.evidence:
-            log.warning("equivocation evidence recorded (%d); see `ccnode status`", result.evidence)
+        self.tlog.committed(result)  # signs checkpoints; logs and gossips new evidence
         if not result.accepted:
             return
         for listener in self._listeners:
@@ -174,4 +195,14 @@ class NodeApp:
         except NodeError:
             member = None
         action = DEFAULT_ACTION if entry.body.kind == Kind.ADD and not retracted_by else "NONE"
-        return MatchHit(entry, member, arrival, retracted_by, dist, action)
+        origin, seq = entry.body.origin, entry.body.seq
+        return MatchHit(
+            entry,
+            member,
+            arrival,
+            retracted_by,
+            dist,
+            action,
+            settled=self.tlog.settled(origin, seq),
+            origin_equivocated=self.tlog.forked(origin),
+        )

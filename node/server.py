@@ -14,13 +14,15 @@ from grpc_reflection.v1alpha import reflection
 from node.app import NodeApp
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.trust import TrustView
-from node.errors import ValidationError
+from node.errors import NodeError, ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import SERVER_OPTIONS
 from node.rpc.service import NodeServicer
 from node.store.lmdb_store import LmdbStore
 from node.sync.engine import Peer, SyncEngine
+from node.sync.gossip import EvidenceGossip
+from node.sync.witness import WitnessSubmitter
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,17 @@ class Node:
                 "and binds to loopback only"
             )
         self.store = LmdbStore(config.data_dir)
-        self.app = NodeApp(config.id, self.store, trust or config.members())
+        self.app = NodeApp(
+            config.id,
+            self.store,
+            trust or config.members(),
+            tlog_policy=config.tlog.policy(),
+            checkpoint_key=config.checkpoint_key(),
+        )
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(self.app, peers)
+        self.gossip = EvidenceGossip(self.app, peers)
+        self.witness = WitnessSubmitter(self.app, self._resolve_member)
         self.address = ""
         self._server: grpc.aio.Server | None = None
         self._health = AioHealthServicer()
@@ -67,6 +77,8 @@ class Node:
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
         self.sync.start()
+        self.gossip.start()
+        self.witness.start()
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         write_atomic(self.config.addr_file, self.address + "\n")
@@ -85,15 +97,28 @@ class Node:
                 last_error=s.last_error,
                 received=s.received,
                 refused=s.refused,
+                withholding=self.app.tlog.is_withholding(s.id),
             )
             for s in self.sync.states.values()
         ]
+
+    def _resolve_member(self, member_id: str) -> str | None:
+        """A member's node address: its peer entry here, else the members file."""
+        for p in self.config.peers:
+            if p.id == member_id:
+                return p.resolver(self.config.dir)()  # type: ignore[no-any-return]
+        try:
+            return self.app.trust.member(member_id).address or None
+        except NodeError:
+            return None
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop accepting, finish in-flight calls, stop sync, close LMDB."""
         await self._health.enter_graceful_shutdown()
         self.config.addr_file.unlink(missing_ok=True)
         await self.sync.stop()
+        await self.gossip.stop()
+        await self.witness.stop()
         self.app.changes.close()  # end follow streams so in-flight calls can finish
         if self._server is not None:
             await self._server.stop(grace)

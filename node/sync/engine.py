@@ -100,6 +100,11 @@ class SyncEngine:
                 state.frontier = dict(response.frontier.sizes)
                 if response.entries:
                     self._accept(peer, state, response.entries)
+                # Check the batch against the peer's signed roots (never fatal to
+                # the stream: a bad checkpoint becomes an alert), and watch for
+                # a peer that stays behind what witnesses cosigned.
+                self.app.tlog.receive_checkpoints(peer.id, response.checkpoints)
+                self.app.tlog.observe_frontier(peer.id, state.frontier)
                 yield None
 
     def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[object]) -> None:
