@@ -209,6 +209,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         store = self.app.store
         changes = self.app.changes
         sent_checkpoints: dict[str, str] = {}
+        sent_sizes: dict[str, int] | None = None
         while True:
             seen = changes.version
             heads = store.heads()
@@ -224,9 +225,14 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 raws = store.raw_entries_from(origin, have, min(room, max(1, limit // 4)))
                 batch.extend(raws)
                 cursors[origin] = have + len(raws)
-            frontier = pb.Frontier(sizes={o: h.next_seq for o, h in heads.items()})
+            sizes = {o: h.next_seq for o, h in heads.items()}
+            frontier = pb.Frontier(sizes=sizes)
             checkpoints = self.app.tlog.checkpoints_for_pull(cursors, sent_checkpoints)
-            if batch or checkpoints:
+            # A follow stream also reports its frontier as soon as it opens and
+            # whenever it moves, so the caller can tell withholding from lag.
+            moved = request.follow and sizes != sent_sizes
+            if batch or checkpoints or moved:
+                sent_sizes = sizes
                 yield pb.PullResponse(
                     entries=[convert.raw_to_pb(r) for r in batch],
                     frontier=frontier,

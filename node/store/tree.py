@@ -24,9 +24,11 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import lmdb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.core import evidence as ev
@@ -43,7 +45,7 @@ from node.core.tlog import (
     verify_checkpoint,
 )
 from node.core.trust import TrustView
-from node.errors import ConflictError, NotFoundError, ValidationError
+from node.errors import ConflictError, NotFoundError, StorageError, ValidationError
 
 _U64 = struct.Struct(">Q")
 
@@ -126,6 +128,17 @@ class TlogTables:
         self._write = write
         self._db = dbs
 
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A read transaction; ``lmdb.Error`` becomes StorageError."""
+        try:
+            with self._env.begin() as txn:
+                yield txn
+        except lmdb.Error as exc:
+            raise StorageError(
+                f"reading the transparency log: {type(exc).__name__}: {exc}"
+            ) from exc
+
     # -- inside the store's ingest transaction --------------------------------
 
     def append_leaf(self, txn: Any, origin: str, seq: int, signed: bytes) -> None:
@@ -176,32 +189,32 @@ class TlogTables:
             )
 
     def size(self, origin: str) -> int:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             return self._size(txn, origin)
 
     def root(self, origin: str, size: int) -> bytes:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             self._checked_size(txn, origin, size, "root")
             return merkle.root_from_store(size, _TxnReader(txn, self._db["tree"], origin))
 
     def inclusion_proof(self, origin: str, seq: int, size: int) -> list[bytes]:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             self._checked_size(txn, origin, size, "inclusion proof")
             return merkle.inclusion_proof(seq, size, _TxnReader(txn, self._db["tree"], origin))
 
     def consistency_proof(self, origin: str, old: int, new: int) -> list[bytes]:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             self._checked_size(txn, origin, new, "consistency proof")
             return merkle.consistency_proof(old, new, _TxnReader(txn, self._db["tree"], origin))
 
     def checkpoint_at(self, origin: str, size: int) -> str | None:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             raw = txn.get(checkpoint_key(origin, size), db=self._db["checkpoints"])
         return None if raw is None else bytes(raw).decode("utf-8")
 
     def latest_checkpoint(self, origin: str, at_most: int | None = None) -> tuple[int, str] | None:
         """The stored checkpoint of ``origin`` with the largest size (<= ``at_most``)."""
-        with self._env.begin() as txn:
+        with self._read() as txn:
             return self._latest(txn, origin, at_most)
 
     def _latest(self, txn: Any, origin: str, at_most: int | None) -> tuple[int, str] | None:
@@ -224,7 +237,7 @@ class TlogTables:
     def latest_checkpoints(self, at_most: dict[str, int]) -> dict[str, tuple[int, str]]:
         """For each origin, the latest stored checkpoint with size <= the given size."""
         out: dict[str, tuple[int, str]] = {}
-        with self._env.begin() as txn:
+        with self._read() as txn:
             for origin, limit in at_most.items():
                 found = self._latest(txn, origin, limit)
                 if found is not None:
@@ -234,7 +247,7 @@ class TlogTables:
     def checkpoints(self, origin: str | None = None) -> Iterator[tuple[str, int, str]]:
         """Stored checkpoints as (origin, size, note), in key order."""
         prefix = b"" if origin is None else origin.encode() + b"\x00"
-        with self._env.begin() as txn:
+        with self._read() as txn:
             cur = txn.cursor(db=self._db["checkpoints"])
             if not cur.set_range(prefix):
                 return
@@ -245,7 +258,7 @@ class TlogTables:
                 yield o, size, bytes(value).decode()
 
     def witnessed(self, origin: str) -> WitnessState:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             return self._witnessed(txn, origin)
 
     def _witnessed(self, txn: Any, origin: str) -> WitnessState:
@@ -258,18 +271,18 @@ class TlogTables:
         )
 
     def evidence(self) -> list[StoredEvidence]:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             return [
                 StoredEvidence(bytes(k), bytes(v[8:]), _U64.unpack(v[:8])[0])
                 for k, v in txn.cursor(db=self._db["forks"])
             ]
 
     def evidence_count(self) -> int:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             return int(txn.stat(self._db["forks"])["entries"])
 
     def fork_points(self) -> dict[str, int]:
-        with self._env.begin() as txn:
+        with self._read() as txn:
             return {
                 bytes(k).decode(): _U64.unpack(v)[0]
                 for k, v in txn.cursor(db=self._db["fork_points"])

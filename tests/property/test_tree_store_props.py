@@ -105,7 +105,7 @@ def test_any_single_mutation_of_a_stored_proof_fails(
 
 def test_proofs_beyond_the_stored_tree_are_not_found(store: LmdbStore) -> None:
     origin, _ = _fill(store, [], 3)
-    with pytest.raises(NotFoundError, match="holds 3 entries of .*, asked for tree size 4"):
+    with pytest.raises(NotFoundError, match=r"holds 3 entries of .*, asked for tree size 4"):
         store.tlog.inclusion_proof(origin, 0, 4)
     with pytest.raises(NotFoundError, match="asked for tree size 9"):
         store.tlog.consistency_proof(origin, 1, 9)
