@@ -389,7 +389,7 @@ def test_submit_evidence(witness: tuple[Node, Any], case: str) -> None:
 def test_proof_requests_refused(
     witness: tuple[Node, Any], method: str, request_: Any, code: grpc.StatusCode, message: str
 ) -> None:
-    node, stub = witness
+    _, stub = witness
     assert stub.Submit(pb.SubmitRequest(entries=[_pb(e) for e in Log(3).entries]), timeout=10)
     err = _refused(lambda: getattr(stub, method)(request_, timeout=10))
     assert err.code() == code
