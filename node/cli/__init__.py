@@ -14,6 +14,7 @@ PeerError (node down)  3
 NotFoundError          4
 ConflictError          5
 OrderingError          6
+audit found faults     7
 =====================  ====
 """
 
@@ -50,7 +51,7 @@ def exit_code(exc: NodeError) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from node.cli import demo, node_cmds
+    from node.cli import demo, node_cmds, tlog_cmds
 
     parser = argparse.ArgumentParser(
         prog="ccnode",
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     node_cmds.register(sub)
     demo.register(sub)
+    tlog_cmds.register(sub)
     return parser
 
 
