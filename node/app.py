@@ -130,6 +130,7 @@ class NodeApp:
                 raise type(error)(where + str(error))
         result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
         if result.errors:
+            self.tlog.committed(result)  # a refused fork is still evidence to gossip
             raise result.errors[0][1]
         self._committed(result)
         return result

@@ -31,7 +31,14 @@ from node.core.tlog import (
     verify_checkpoint,
 )
 from node.core.trust import TrustView
-from node.errors import ConflictError, NodeError, NotFoundError, ProvenanceError, ValidationError
+from node.errors import (
+    ConflictError,
+    EquivocationError,
+    NodeError,
+    NotFoundError,
+    ProvenanceError,
+    ValidationError,
+)
 from node.store.base import IngestResult
 from node.store.lmdb_store import LmdbStore
 from node.store.tree import CheckpointOutcome, StoredEvidence
@@ -101,9 +108,12 @@ class Transparency:
         self._flag_logged: set[tuple[str, str, int]] = set()
         self._settled: dict[str, int] = {}
         self._check_own_key()
-        for origin, size, text in self.tables.checkpoints():
-            if self._count_cosigners(text) >= self.policy.threshold and self.policy.witnesses:
-                self._settled[origin] = max(self._settled.get(origin, 0), size)
+        if self.policy.witnesses:
+            for origin in store.heads():
+                for size, text in self.tables.checkpoints_newest_first(origin):
+                    if self._count_cosigners(text) >= self.policy.threshold:
+                        self._settled[origin] = size
+                        break
         self.sign_own()
 
     def _check_own_key(self) -> None:
@@ -145,8 +155,11 @@ class Transparency:
 
     def committed(self, result: IngestResult) -> None:
         """Called after every ingest commit (own submissions and relayed batches)."""
-        if result.evidence:
-            self._evidence_learned(f"{result.evidence} conflicting entr(y/ies) in one batch")
+        forks = result.evidence or sum(
+            1 for _, error in result.errors if isinstance(error, EquivocationError)
+        )
+        if forks:
+            self._evidence_learned(f"{forks} conflicting signed entr(y/ies) in one batch")
         if any(e.body.origin == self.node_id for e in result.accepted):
             self.sign_own()
 

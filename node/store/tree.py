@@ -257,6 +257,21 @@ class TlogTables:
                 o, size = parse_prefixed_u64(bytes(key))
                 yield o, size, bytes(value).decode()
 
+    def checkpoints_newest_first(self, origin: str) -> Iterator[tuple[int, str]]:
+        """One origin's stored checkpoints as (size, note), largest size first."""
+        prefix = origin.encode() + b"\x00"
+        with self._read() as txn:
+            cur = txn.cursor(db=self._db["checkpoints"])
+            if cur.set_range(prefix + _U64.pack(2**64 - 1)):
+                if not cur.prev():
+                    return
+            elif not cur.last():
+                return
+            while bytes(cur.key()).startswith(prefix):
+                yield _U64.unpack(bytes(cur.key())[len(prefix) :])[0], bytes(cur.value()).decode()
+                if not cur.prev():
+                    return
+
     def witnessed(self, origin: str) -> WitnessState:
         with self._read() as txn:
             return self._witnessed(txn, origin)

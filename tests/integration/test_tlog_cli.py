@@ -175,6 +175,7 @@ def test_prove_and_verify_bundle(
     node = Node(load_config(published.gov_dir))
     try:
         loop.run(node.start())
+        assert node.app.tlog.settled_sizes() == {GOV: 5}  # recomputed from the store
         bundle = tmp_path / "bundle.json"
         target = published.entries[1]
         assert (
