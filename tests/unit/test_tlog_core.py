@@ -293,3 +293,40 @@ def test_an_aborted_batch_writes_no_tree_hashes(tmp_path: Path) -> None:
     assert store.ingest(good, atomic=True, now_ms=0).errors == []
     assert store.tlog.root(GOV, 3) == merkle.root_of([merkle.leaf_hash(e.to_bytes()) for e in good])
     store.close()
+
+
+def test_checkpoints_from_peers_are_checked_against_the_stored_tree(tmp_path: Path) -> None:
+    from node.store.tree import CheckpointOutcome as Out
+
+    gov = Origin(GOV)
+    entries = [gov.next() for _ in range(6)]
+    store = LmdbStore(tmp_path / "db")
+    store.ingest(entries[:4], atomic=True, now_ms=0)
+    tables = store.tlog
+
+    def accept(text: str) -> Out:
+        vc = verify_checkpoint(text, MEMBERS, KEYS)
+        return tables.accept_checkpoint(vc, MEMBERS, KEYS, now_ms=1)[0]
+
+    honest = _note(4, tables.root(GOV, 4))
+    assert accept(honest) is Out.STORED
+    assert accept(honest) is Out.UNCHANGED
+    assert accept(_cosign(honest, NGO)) is Out.MERGED
+    assert verify_checkpoint(tables.checkpoint_at(GOV, 4) or "", MEMBERS, KEYS).cosigners == (NGO,)
+    assert accept(_note(6, merkle.leaf_hash(b"later"))) is Out.AHEAD  # not checkable yet
+    assert tables.checkpoint_at(GOV, 6) is None
+    # A size below every stored checkpoint, with a root that is not ours: proven
+    # by the stored size-4 checkpoint and our consistency proof 2 -> 4.
+    assert accept(_note(2, merkle.leaf_hash(b"rewritten"))) is Out.FORK
+    # Two roots for size 4.
+    assert accept(_note(4, merkle.leaf_hash(b"other"))) is Out.FORK
+    proofs = [ev.ForkProof.decode(r.data) for r in tables.evidence()]
+    assert sorted(ev.verify(p, MEMBERS).fork_point for p in proofs) == [2, 4]
+    assert tables.fork_points() == {GOV: 2}
+    # Nothing stored above our last checkpoint: a mismatch there proves nothing yet.
+    store.close()
+    fresh = LmdbStore(tmp_path / "db2")
+    fresh.ingest(entries[:4], atomic=True, now_ms=0)
+    vc = verify_checkpoint(_note(3, merkle.leaf_hash(b"x")), MEMBERS, KEYS)
+    assert fresh.tlog.accept_checkpoint(vc, MEMBERS, KEYS, now_ms=1) == (Out.MISMATCH, None)
+    fresh.close()
