@@ -108,6 +108,8 @@ class Transparency:
         self._flag_logged: set[tuple[str, str, int]] = set()
         self._settled: dict[str, int] = {}
         self._check_own_key()
+        for origin in self.tables.backfill():
+            log.warning("built the Merkle tree of %s from its stored entries", origin)
         if self.policy.witnesses:
             for origin in store.heads():
                 for size, text in self.tables.checkpoints_newest_first(origin):

@@ -175,6 +175,40 @@ class TlogTables:
             self._put_evidence(txn, proof, ev.entry_fork_point(proof), now_ms)
             return
 
+    def backfill(self) -> list[str]:
+        """Build the tree of every origin whose entries predate the tree table.
+
+        Stores written before the transparency log have entries but no tree
+        hashes; this adds them, per origin in one write transaction. Returns
+        the origins it built.
+        """
+        built: list[str] = []
+        with self._read() as txn:
+            todo = [
+                bytes(k).decode()
+                for k, v in txn.cursor(db=self._db["heads"])
+                if _U64.unpack(v[:8])[0] > 0
+                and txn.get(
+                    tree_key(bytes(k).decode(), 0, _U64.unpack(v[:8])[0] - 1), db=self._db["tree"]
+                )
+                is None
+            ]
+        for origin in todo:
+
+            def fn(txn: Any, origin: str = origin) -> None:
+                prefix = origin.encode() + b"\x00"
+                cur = txn.cursor(db=self._db["entries"])
+                if not cur.set_range(prefix):
+                    return
+                for key, value in cur:
+                    if not bytes(key).startswith(prefix):
+                        break
+                    self.append_leaf(txn, origin, parse_prefixed_u64(bytes(key))[1], bytes(value))
+
+            self._write(fn)
+            built.append(origin)
+        return built
+
     # -- reads ------------------------------------------------------------------
 
     def _size(self, txn: Any, origin: str) -> int:

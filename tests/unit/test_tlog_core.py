@@ -330,3 +330,23 @@ def test_checkpoints_from_peers_are_checked_against_the_stored_tree(tmp_path: Pa
     vc = verify_checkpoint(_note(3, merkle.leaf_hash(b"x")), MEMBERS, KEYS)
     assert fresh.tlog.accept_checkpoint(vc, MEMBERS, KEYS, now_ms=1) == (Out.MISMATCH, None)
     fresh.close()
+
+
+def test_backfill_builds_trees_for_entries_stored_before_the_tree_table(tmp_path: Path) -> None:
+    from node.store.lmdb_store import _Db
+
+    gov, plat = Origin(GOV), Origin(P1)
+    entries = [gov.next() for _ in range(7)]
+    store = LmdbStore(tmp_path / "db")
+    store.ingest([*entries, plat.next()], atomic=True, now_ms=0)
+    want = store.tlog.root(GOV, 7)
+    with store._env.begin(write=True) as txn:  # an older store: entries, no tree
+        txn.drop(store._dbs[_Db.TREE], delete=False)
+    assert store.tlog.backfill() == [GOV, P1]
+    assert store.tlog.backfill() == []
+    assert store.tlog.root(GOV, 7) == want
+    assert store.ingest([gov.next()], atomic=True, now_ms=0).errors == []
+    assert store.tlog.root(GOV, 8) == merkle.root_of(
+        [merkle.leaf_hash(e.to_bytes()) for e in store.entries_from(GOV, 0, 10)]
+    )
+    store.close()
