@@ -15,8 +15,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from node.core.entry import Kind, SignedEntry
 from node.core.hashes import algorithm
+from node.core.tlog import TlogPolicy
 from node.core.trust import Member, TrustView, check_provenance
 from node.errors import (
     EquivocationError,
@@ -28,6 +31,7 @@ from node.errors import (
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.transparency import Transparency
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +124,20 @@ class MatchHit:
     retracted_by: bytes
     distance: int
     action: str
+    settled: bool = False  # covered by a quorum-cosigned checkpoint (transparency log)
+    origin_equivocated: bool = False  # evidence held that the origin forked its log
 
 
 class NodeApp:
     def __init__(
-        self, node_id: str, store: LmdbStore, trust: TrustView, *, verify_workers: int = 2
+        self,
+        node_id: str,
+        store: LmdbStore,
+        trust: TrustView,
+        *,
+        verify_workers: int = 2,
+        tlog_policy: TlogPolicy | None = None,
+        checkpoint_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -139,6 +152,14 @@ class NodeApp:
         # commits must not stall the event loop.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lmdb-writer")
         self._verify_workers = verify_workers
+        self.tlog = Transparency(
+            node_id,
+            store,
+            trust,
+            policy=tlog_policy,
+            checkpoint_key=checkpoint_key,
+            on_change=self.changes.notify,
+        )
 
     def close(self) -> None:
         self._verify_pool.shutdown(wait=True)
@@ -168,6 +189,7 @@ class NodeApp:
             _raise_first(self.verify(entries))
             result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
             if result.errors:
+                self.tlog.committed(result)  # a refused fork is still evidence to gossip
                 raise result.errors[0][1]
         except NodeError as exc:
             self._refused_submit(exc, len(entries))
@@ -186,6 +208,7 @@ class NodeApp:
                 functools.partial(self.store.ingest, entries, atomic=True, now_ms=now_ms()),
             )
             if result.errors:
+                self.tlog.committed(result)  # a refused fork is still evidence to gossip
                 raise result.errors[0][1]
         except NodeError as exc:
             self._refused_submit(exc, len(entries))
@@ -238,6 +261,7 @@ class NodeApp:
         self._committed(result, "peer")
 
     def _committed(self, result: IngestResult, source: str) -> None:
+        self.tlog.committed(result)  # signs checkpoints; logs and gossips new evidence
         self.observer.committed(source, result, now_ms())
         if result.evidence:
             log.warning("equivocation evidence recorded (%d); see `ccnode status`", result.evidence)
@@ -308,4 +332,14 @@ class NodeApp:
         except NodeError:
             member = None
         action = DEFAULT_ACTION if entry.body.kind == Kind.ADD and not retracted_by else "NONE"
-        return MatchHit(entry, member, arrival, retracted_by, dist, action)
+        origin, seq = entry.body.origin, entry.body.seq
+        return MatchHit(
+            entry,
+            member,
+            arrival,
+            retracted_by,
+            dist,
+            action,
+            settled=self.tlog.settled(origin, seq),
+            origin_equivocated=self.tlog.forked(origin),
+        )

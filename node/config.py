@@ -5,6 +5,8 @@ Layout of a node directory made by ``ccnode init``::
     DIR/config.toml      this file's options (documented below)
     DIR/members.toml     who the members are and their public keys
     DIR/keys/entry.pem   the member's Ed25519 entry signing key (0600)
+    DIR/keys/checkpoint.pem  its checkpoint (and cosigning) key (0600); without
+                         it the node signs checkpoints with the entry key
     DIR/data/            the LMDB environment
     DIR/node.addr        written by a running node: the address it listens on
 
@@ -27,6 +29,14 @@ reference)::
     withholding_after_s = 300.0   # alert when a connected peer advertises
                                   # entries it has not sent for this long
     anti_entropy_s = 5.0          # seconds between anti-entropy rounds; 0 = off
+
+    [tlog]                        # transparency log (docs/transparency.md)
+    checkpoint_key_file = "keys/checkpoint.pem"
+    witnesses = ["ngo.example"]   # members whose cosignatures count (and which
+                                  # cosign, if this node is one of them)
+    witness_threshold = 1         # cosignatures that make an entry settled
+    withholding_grace_s = 60.0    # a peer behind a quorum-cosigned checkpoint
+                                  # longer than this is flagged as withholding
 
     [[peer]]                      # one table per peer to sync from
     id = "platform.example"
@@ -57,6 +67,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from node.core import toml_out
 from node.core.entry import Signer, check_member_id
+from node.core.tlog import TlogPolicy
 from node.core.trust import MemberKind, MembersFile
 from node.errors import ValidationError
 
@@ -84,6 +95,56 @@ class PeerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TlogConfig:
+    """The ``[tlog]`` table: checkpoint key, witnesses, settling, withholding."""
+
+    checkpoint_key_file: str = "keys/checkpoint.pem"
+    witnesses: tuple[str, ...] = ()
+    witness_threshold: int = 1
+    withholding_grace_s: float = 60.0
+
+    def policy(self) -> TlogPolicy:
+        return TlogPolicy(
+            frozenset(self.witnesses),
+            self.witness_threshold,
+            round(self.withholding_grace_s * 1000),
+        )
+
+    def table(self) -> dict[str, toml_out.Value]:
+        return {
+            "checkpoint_key_file": self.checkpoint_key_file,
+            "witnesses": list(self.witnesses),
+            "witness_threshold": self.witness_threshold,
+            "withholding_grace_s": self.withholding_grace_s,
+        }
+
+    @classmethod
+    def from_table(cls, path: Path, doc: Any) -> TlogConfig:
+        if not isinstance(doc, dict):
+            raise ValidationError(f"{path}: [tlog] must be a table")
+        unknown = sorted(set(doc) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValidationError(f"{path}: unknown option tlog.{unknown[0]}")
+        witnesses = doc.get("witnesses", [])
+        if not isinstance(witnesses, list) or not all(isinstance(w, str) for w in witnesses):
+            raise ValidationError(f"{path}: tlog.witnesses must be a list of member ids")
+        threshold = doc.get("witness_threshold", 1)
+        grace = doc.get("withholding_grace_s", 60.0)
+        if isinstance(threshold, bool) or not isinstance(threshold, int):
+            raise ValidationError(f"{path}: tlog.witness_threshold must be an integer")
+        if isinstance(grace, bool) or not isinstance(grace, int | float):
+            raise ValidationError(f"{path}: tlog.withholding_grace_s must be a number")
+        config = cls(
+            str(doc.get("checkpoint_key_file", "keys/checkpoint.pem")),
+            tuple(check_member_id(w) for w in witnesses),
+            threshold,
+            float(grace),
+        )
+        config.policy()  # validates
+        return config
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     dir: Path
     id: str
@@ -101,6 +162,7 @@ class NodeConfig:
     shutdown_grace_s: float = 5.0
     withholding_after_s: float = 300.0
     anti_entropy_s: float = 5.0
+    tlog: TlogConfig = TlogConfig()
 
     @property
     def data_dir(self) -> Path:
@@ -119,6 +181,13 @@ class NodeConfig:
 
     def signer(self) -> Signer:
         return load_signer(self.dir / self.key_file)
+
+    def checkpoint_key(self) -> Ed25519PrivateKey:
+        """The checkpoint key file if there is one, else the entry key."""
+        path = self.dir / self.tlog.checkpoint_key_file
+        if path.exists():
+            return load_signer(path).private_key
+        return self.signer().private_key
 
     def dumps(self) -> str:
         top: dict[str, toml_out.Value] = {
@@ -139,7 +208,7 @@ class NodeConfig:
             }
             for p in self.peers
         ]
-        return toml_out.dumps(top, arrays={"peer": peers})
+        return toml_out.dumps(top, tables={"tlog": self.tlog.table()}, arrays={"peer": peers})
 
     def save(self) -> None:
         write_atomic(self.dir / CONFIG_NAME, self.dumps())
@@ -237,7 +306,7 @@ def load_config(directory: Path) -> NodeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML: {exc}") from None
     where = str(path)
-    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL) - {"peer"})
+    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL) - {"peer", "tlog"})
     if unknown:
         raise ValidationError(f"{where}: unknown option {unknown[0]!r}")
     for key in _REQUIRED:
@@ -281,6 +350,7 @@ def load_config(directory: Path) -> NodeConfig:
         jurisdiction=doc["jurisdiction"],
         peers=tuple(peers),
         **options,
+        tlog=TlogConfig.from_table(path, doc.get("tlog", {})),
     )
 
 

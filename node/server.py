@@ -24,6 +24,8 @@ from node.rpc.client import SERVER_OPTIONS
 from node.rpc.service import NodeServicer
 from node.store.lmdb_store import LmdbStore
 from node.sync.engine import Peer, SyncEngine
+from node.sync.gossip import EvidenceGossip
+from node.sync.witness import WitnessSubmitter
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +59,21 @@ class Node:
             map_size=config.lmdb_map_size_mib << 20,
             max_map_size=config.lmdb_map_max_mib << 20,
         )
-        self.app = NodeApp(config.id, self.store, trust or config.members())
+        self.app = NodeApp(
+            config.id,
+            self.store,
+            trust or config.members(),
+            tlog_policy=config.tlog.policy(),
+            checkpoint_key=config.checkpoint_key(),
+        )
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(
             self.app,
             peers,
             anti_entropy_s=config.anti_entropy_s if anti_entropy_s is None else anti_entropy_s,
         )
+        self.gossip = EvidenceGossip(self.app, peers)
+        self.witness = WitnessSubmitter(self.app, self._resolve_member)
         self.address = ""
         self._server: grpc.aio.Server | None = None
         self._health = AioHealthServicer()
@@ -104,6 +114,8 @@ class Node:
             await self.stop(grace=0)
             raise
         self.sync.start()
+        self.gossip.start()
+        self.witness.start()
         self._watch = asyncio.create_task(self._watch_store(), name="health:store")
         await self._set_health(self._store_healthy())
         log.info("node %s ready", self.config.id)
@@ -154,9 +166,20 @@ class Node:
                 last_error=s.last_error,
                 received=s.received,
                 refused=s.refused,
+                withholding=self.app.tlog.is_withholding(s.id),
             )
             for s in self.sync.states.values()
         ]
+
+    def _resolve_member(self, member_id: str) -> str | None:
+        """A member's node address: its peer entry here, else the members file."""
+        for p in self.config.peers:
+            if p.id == member_id:
+                return p.resolver(self.config.dir)()  # type: ignore[no-any-return]
+        try:
+            return self.app.trust.member(member_id).address or None
+        except NodeError:
+            return None
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, finish in-flight calls, stop sync, close LMDB."""
@@ -168,6 +191,8 @@ class Node:
             await asyncio.gather(self._watch, return_exceptions=True)
             self._watch = None
         await self.sync.stop()
+        await self.gossip.stop()
+        await self.witness.stop()
         self.app.changes.close()  # end follow streams so in-flight calls can finish
         if self._server is not None:
             # New calls are refused at once; in-flight ones (a Submit is one

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from node.config import NodeConfig, PeerConfig
+from node.config import NodeConfig, PeerConfig, TlogConfig
 from node.core.entry import ZERO_ID, EntryBody, Kind, SignedEntry, Signer
 from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
 
@@ -76,6 +76,7 @@ def write_node_dir(
     members: MembersFile,
     kind: MemberKind = MemberKind.PLATFORM,
     peers: tuple[PeerConfig, ...] = (),
+    tlog: TlogConfig | None = None,
 ) -> NodeConfig:
     d = root / name.replace("/", "_")
     (d / "keys").mkdir(parents=True, exist_ok=True)
@@ -85,9 +86,16 @@ def write_node_dir(
         key_path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
         key_path.chmod(0o600)
     (d / "members.toml").write_text(members.dumps())
-    config = NodeConfig(dir=d, id=name, kind=kind, jurisdiction="NZ", peers=peers)
+    config = NodeConfig(
+        dir=d, id=name, kind=kind, jurisdiction="NZ", peers=peers, tlog=tlog or TlogConfig()
+    )
     config.save()
     return config
+
+
+def peer_file(name: str) -> PeerConfig:
+    """A peer found through its node directory's ``node.addr`` (next to ours)."""
+    return PeerConfig(name, address_file=f"../{name.replace('/', '_')}/node.addr")
 
 
 class LoopThread:

@@ -14,6 +14,7 @@ PeerError (node down)  3
 NotFoundError          4
 ConflictError          5
 OrderingError          6
+audit found faults     7
 =====================  ====
 """
 
@@ -51,7 +52,7 @@ def exit_code(exc: NodeError) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from node.cli import demo, interop_cmds, node_cmds, ops_cmds
+    from node.cli import demo, interop_cmds, node_cmds, ops_cmds, tlog_cmds
 
     parser = argparse.ArgumentParser(
         prog="ccnode",
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     ops_cmds.register(sub)
     interop_cmds.register(sub)
+    tlog_cmds.register(sub)
     return parser
 
 

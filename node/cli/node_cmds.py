@@ -55,6 +55,9 @@ def register(sub: Any) -> None:
     q.add_argument("--jurisdiction", required=True)
     q.add_argument("--key", required=True, help="raw Ed25519 public key, 64 hex digits")
     q.add_argument("--address", default="")
+    q.add_argument(
+        "--checkpoint-key", default="", help="checkpoint public key, 64 hex (default: --key)"
+    )
     q.set_defaults(func=cmd_members_add)
 
     p = sub.add_parser("peers", help="add a peer to sync from")
@@ -109,11 +112,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     check_member_id(args.id)
     directory.mkdir(parents=True, exist_ok=True)
     signer = new_key(directory / "keys" / "entry.pem")
+    checkpoint = new_key(directory / "keys" / "checkpoint.pem")
     me = Member(
         args.id,
         MemberKind.parse(args.kind),
         args.jurisdiction,
         (raw_public_key(signer.public_key),),
+        checkpoint_key=raw_public_key(checkpoint.public_key),
     )
     config = NodeConfig(
         dir=directory,
@@ -126,6 +131,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     config.save()
     print(f"initialised {args.id} in {directory}")
     print(f"entry public key: {raw_public_key(signer.public_key).hex()}")
+    print(f"checkpoint public key: {raw_public_key(checkpoint.public_key).hex()}")
     return 0
 
 
@@ -157,7 +163,18 @@ def cmd_members_add(args: argparse.Namespace) -> int:
         key = bytes.fromhex(args.key)
     except ValueError:
         raise ValidationError("--key must be 64 hex digits") from None
-    new = Member(args.id, MemberKind.parse(args.kind), args.jurisdiction, (key,), args.address)
+    try:
+        checkpoint_key = bytes.fromhex(args.checkpoint_key)
+    except ValueError:
+        raise ValidationError("--checkpoint-key must be 64 hex digits") from None
+    new = Member(
+        args.id,
+        MemberKind.parse(args.kind),
+        args.jurisdiction,
+        (key,),
+        args.address,
+        checkpoint_key=checkpoint_key,
+    )
     members = MembersFile.of([*config.members().members(), new])
     write_atomic(args.dir / config.members_file, members.dumps())
     print(f"added {args.id}; restart the node to apply")
@@ -275,10 +292,13 @@ def cmd_match(args: argparse.Namespace) -> int:
     for m in matches:
         p = m.provenance
         state = "RETRACTED" if p.retracted else m.recommended_action
+        log_state = "settled" if p.settled else "not yet settled"
+        if p.origin_equivocated:
+            log_state += ", ORIGIN EQUIVOCATED"
         print(
             f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
             f"labels {','.join(p.labels) or '-'}  incident {p.incident or '-'}  "
-            f"entry {p.entry_id.hex()[:16]}"
+            f"entry {p.entry_id.hex()[:16]}  [{log_state}]"
         )
     return 0
 
@@ -301,6 +321,8 @@ def match_json(m: pb.Match) -> dict[str, Any]:
         "seq": p.seq,
         "retracted": p.retracted,
         "urgent": p.urgent,
+        "settled": p.settled,
+        "origin_equivocated": p.origin_equivocated,
     }
 
 
@@ -319,8 +341,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             "entries": s.entries,
             "evidence": s.evidence,
             "heads": {
-                h.origin: {"next_seq": h.next_seq, "head_id": h.head_id.hex()} for h in s.heads
+                h.origin: {
+                    "next_seq": h.next_seq,
+                    "head_id": h.head_id.hex(),
+                    "checkpoint_size": h.checkpoint_size,
+                    "settled_size": h.settled_size,
+                }
+                for h in s.heads
             },
+            "alerts": [
+                {"kind": a.kind, "origin": a.origin, "peer": a.peer, "detail": a.detail}
+                for a in s.alerts
+            ],
             "peers": [
                 {
                     "id": p.peer_id,
@@ -330,6 +362,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "received": p.received,
                     "refused": p.refused,
                     "last_error": p.last_error,
+                    "withholding": p.withholding,
                 }
                 for p in s.peers
             ],
@@ -339,11 +372,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"node {s.node_id} (ccnode {s.version}) at {address}: {s.entries} entries")
     if s.evidence:
         print(f"ALERT: {s.evidence} equivocation evidence record(s) held")
+    for a in s.alerts:
+        print(f"ALERT {a.kind}: {a.detail}")
     for h in s.heads:
-        print(f"  origin {h.origin:32} {h.next_seq:8} entries  head {h.head_id.hex()[:16]}")
+        print(
+            f"  origin {h.origin:32} {h.next_seq:8} entries  head {h.head_id.hex()[:16]}  "
+            f"checkpoint {h.checkpoint_size} settled {h.settled_size}"
+        )
     for p in s.peers:
         err = f"  last error: {p.last_error}" if p.last_error else ""
-        print(f"  peer {p.peer_id:34} {p.state:10} lag {p.lag_entries}{err}")
+        flag = "  WITHHOLDING" if p.withholding else ""
+        print(f"  peer {p.peer_id:34} {p.state:10} lag {p.lag_entries}{flag}{err}")
     return 0
 
 

@@ -15,6 +15,8 @@ Members file::
     jurisdiction = "NZ"          # ISO 3166-1 alpha-2
     entry_keys = ["<64 hex digits: raw Ed25519 public key>"]
     address = "127.0.0.1:7001"   # optional: where its node listens
+    checkpoint_key = "<64 hex>"  # optional: signs its log's checkpoints and its
+                                 # cosignatures; default: the first entry key
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Member:
     jurisdiction: str
     entry_keys: tuple[bytes, ...]  # raw Ed25519 public keys
     address: str = ""
+    checkpoint_key: bytes = b""  # raw Ed25519 public key; empty: the first entry key
     _by_id: dict[bytes, Ed25519PublicKey] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -88,6 +91,13 @@ class Member:
         for raw in self.entry_keys:
             key = public_key_from_raw(raw)
             self._by_id[key_id_of(key)] = key
+        if self.checkpoint_key:
+            public_key_from_raw(self.checkpoint_key)
+
+    @property
+    def checkpoint_public_key(self) -> bytes:
+        """The raw key that signs this member's checkpoints and cosignatures."""
+        return self.checkpoint_key or self.entry_keys[0]
 
     def key(self, key_id: bytes) -> Ed25519PublicKey:
         try:
@@ -151,6 +161,7 @@ class MembersFile:
                 "jurisdiction": m.jurisdiction,
                 "entry_keys": [k.hex() for k in m.entry_keys],
                 "address": m.address,
+                **({"checkpoint_key": m.checkpoint_key.hex()} if m.checkpoint_key else {}),
             }
             for m in self.by_id.values()
         ]
@@ -169,12 +180,17 @@ def _member_from_row(i: int, row: Any) -> Member:
             raw_keys = tuple(bytes.fromhex(k) for k in keys)
         except ValueError:
             raise ValidationError(f"{where}: entry_keys must be hex") from None
+        try:
+            checkpoint_key = bytes.fromhex(str(row.get("checkpoint_key", "")))
+        except ValueError:
+            raise ValidationError(f"{where}: checkpoint_key must be hex") from None
         return Member(
             id=str(row["id"]),
             kind=MemberKind.parse(str(row["kind"])),
             jurisdiction=str(row.get("jurisdiction", "")),
             entry_keys=raw_keys,
             address=str(row.get("address", "")),
+            checkpoint_key=checkpoint_key,
         )
     except KeyError as exc:
         raise ValidationError(f"{where}: missing key {exc.args[0]!r}") from None

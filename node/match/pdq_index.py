@@ -201,6 +201,22 @@ def _insert_sorted(old: U32, positions: npt.NDArray[np.intp], values: U32) -> U3
     return out
 
 
+def _within(x: U64, r: int) -> tuple[npt.NDArray[np.intp], I64]:
+    """Rows of the XORed (n, 4) array ``x`` with at most ``r`` bits set, and their counts.
+
+    The fast pass adds the four per-word counts inside one uint32 (the top
+    byte of ``w * 0x01010101``), which is the distance modulo 256: only the
+    complement (distance 256) reads as 0, so the few hits are recounted exactly.
+    """
+    w = np.bitwise_count(x).view(np.uint32).reshape(-1)
+    w *= np.uint32(0x01010101)
+    w >>= np.uint32(24)
+    hit = np.flatnonzero(w <= r)
+    d = _popcount_rows(x[hit]).astype(np.int64)
+    keep = d <= r
+    return hit[keep], d[keep]
+
+
 def _popcount_rows(x: U64) -> npt.NDArray[np.uint16]:
     """Bits set in each row of an (n, 4) uint64 array."""
     b = np.bitwise_count(x)
@@ -493,13 +509,12 @@ class PdqIndex:
             if lens.sum() > self._scan_fraction * n:
                 row, d = self._scan_rows(q, r)
             else:
-                row = self._candidates(starts, lens)
-                x = np.take(self._hashes, row, axis=0)
+                cand = self._candidates(starts, lens)
+                x = np.take(self._hashes, cand, axis=0)
                 xf = x.reshape(-1)
-                np.bitwise_xor(xf, np.tile(q, len(row)), out=xf)
-                dx = _popcount_rows(x)
-                hit = np.flatnonzero(dx <= r)
-                row, d = row[hit], dx[hit].astype(np.int64)
+                np.bitwise_xor(xf, np.tile(q, len(cand)), out=xf)
+                hit, d = _within(x, r)
+                row = cand[hit].astype(np.int64)
                 if len(row) > 1:  # the same row found through several tables
                     row, first = np.unique(row, return_index=True)
                     d = d[first]
@@ -582,11 +597,10 @@ class PdqIndex:
             x = np.take(self._hashes, row, axis=0)
             xf = x.reshape(-1)
             np.bitwise_xor(xf, np.take(q, owner, axis=0).reshape(-1), out=xf)
-            dx = _popcount_rows(x)
-            hit = np.flatnonzero(dx <= r)
+            hit, d = _within(x, r)
             qids.append(owner[hit].astype(np.int64))
-            rows.append(row[hit])
-            dists.append(dx[hit].astype(np.int64))
+            rows.append(row[hit].astype(np.int64))
+            dists.append(d)
         if not qids:
             return _empty_hits()
         qid = np.concatenate(qids)
@@ -598,7 +612,7 @@ class PdqIndex:
         live = self._alive[row]
         return qid[live], self._ids[row[live]], dist[live]
 
-    def _candidates(self, starts: I64, lens: I64) -> I64:
+    def _candidates(self, starts: I64, lens: I64) -> U32:
         """The rows in the posting slices ``[start, start + len)``, in order."""
         flat_len = lens.reshape(-1)
         nz = flat_len > 0
@@ -608,7 +622,7 @@ class PdqIndex:
         total = int(ends[-1]) if len(ends) else 0
         idx = np.arange(total, dtype=np.int64)
         idx += np.repeat(flat_start - (ends - flat_len), flat_len)
-        return self._postings[idx].astype(np.int64)
+        return self._postings[idx]
 
     def _scan_rows(self, qw: U64, r: int) -> tuple[I64, I64]:
         """Exact linear scan of the bulk part for one query: (row, distance) pairs."""
@@ -618,10 +632,9 @@ class PdqIndex:
         for lo in range(0, n, _SCAN_BLOCK):
             x = self._hashes[lo : lo + _SCAN_BLOCK]
             xf = x.reshape(-1) ^ tile[: x.size]
-            d = _popcount_rows(xf.reshape(-1, _WORDS))
-            hit = np.flatnonzero(d <= r)
+            hit, d = _within(xf.reshape(-1, _WORDS), r)
             rows.append(hit.astype(np.int64) + lo)
-            dists.append(d[hit].astype(np.int64))
+            dists.append(d)
         return np.concatenate(rows), np.concatenate(dists)
 
 

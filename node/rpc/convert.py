@@ -8,6 +8,7 @@ from node.app import MatchHit
 from node.core.entry import SignedEntry
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
+from node.transparency import Alert
 
 
 def entry_from_pb(msg: pb.SignedEntry, index: int = 0, total: int = 1) -> SignedEntry:
@@ -51,6 +52,8 @@ def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
         retracted_by=hit.retracted_by,
         urgent=body.urgent,
         reason=body.reason,
+        settled=hit.settled,
+        origin_equivocated=hit.origin_equivocated,
     )
 
 
@@ -58,3 +61,7 @@ def match_to_pb(hit: MatchHit) -> pb.Match:
     return pb.Match(
         provenance=provenance_to_pb(hit), distance=hit.distance, recommended_action=hit.action
     )
+
+
+def alert_to_pb(alert: Alert) -> pb.Alert:
+    return pb.Alert(kind=alert.kind, origin=alert.origin, peer=alert.peer, detail=alert.detail)

@@ -26,6 +26,7 @@ import grpc
 
 from node import __version__
 from node.app import NodeApp
+from node.core.tlog import StaleSizeError
 from node.errors import (
     ConflictError,
     NodeError,
@@ -59,6 +60,7 @@ MAX_PULL_BATCH = 2048
 #: one maximal (300 KiB) video-feature entry over the budget.
 MAX_PULL_BYTES = 2 * 1024 * 1024
 FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
+WITNESS_SIZE_TRAILER = "ccnode-witness-size"  # AddCheckpoint FAILED_PRECONDITION
 
 T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -130,17 +132,68 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         heads = self.app.heads()
+        sizes = self.app.tlog.sizes()
         return pb.StatusResponse(
             node_id=self.app.node_id,
             heads=[
-                pb.OriginHead(origin=o, next_seq=h.next_seq, head_id=h.head_id)
+                pb.OriginHead(
+                    origin=o,
+                    next_seq=h.next_seq,
+                    head_id=h.head_id,
+                    checkpoint_size=sizes.get(o, (0, 0))[0],
+                    settled_size=sizes.get(o, (0, 0))[1],
+                )
                 for o, h in sorted(heads.items())
             ],
             peers=list(self.peers_status()),
             entries=sum(h.next_seq for h in heads.values()),
-            evidence=len(self.app.store.evidence()),
+            evidence=self.app.tlog.evidence_count(),
             version=__version__,
+            alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()],
         )
+
+    # -- transparency log ---------------------------------------------------------
+
+    @_mapped
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: Context
+    ) -> pb.GetCheckpointResponse:
+        latest, settled = self.app.tlog.checkpoint(request.origin)
+        return pb.GetCheckpointResponse(checkpoint=latest, settled_checkpoint=settled)
+
+    @_mapped
+    async def GetInclusionProof(
+        self, request: pb.GetInclusionProofRequest, context: Context
+    ) -> pb.ProofResponse:
+        hashes = self.app.tlog.inclusion_proof(request.origin, request.seq, request.tree_size)
+        return pb.ProofResponse(hashes=hashes)
+
+    @_mapped
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: Context
+    ) -> pb.ProofResponse:
+        hashes = self.app.tlog.consistency_proof(request.origin, request.old_size, request.new_size)
+        return pb.ProofResponse(hashes=hashes)
+
+    @_mapped
+    async def AddCheckpoint(
+        self, request: pb.AddCheckpointRequest, context: Context
+    ) -> pb.AddCheckpointResponse:
+        try:
+            line = self.app.tlog.add_checkpoint(
+                request.old_size, list(request.consistency_proof), request.checkpoint
+            )
+        except StaleSizeError as exc:
+            context.set_trailing_metadata(((WITNESS_SIZE_TRAILER, str(exc.witness_size)),))
+            raise
+        return pb.AddCheckpointResponse(cosignature=line)
+
+    @_mapped
+    async def SubmitEvidence(
+        self, request: pb.SubmitEvidenceRequest, context: Context
+    ) -> pb.SubmitEvidenceResponse:
+        evidence_id, new = self.app.tlog.submit_evidence(request.evidence)
+        return pb.SubmitEvidenceResponse(evidence_id=evidence_id, new=new)
 
     async def Pull(
         self, request: pb.PullRequest, context: Context
@@ -158,6 +211,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         cursors = dict(request.cursors)
         store = self.app.store
         changes = self.app.changes
+        sent_checkpoints: dict[str, str] = {}
+        sent_sizes: dict[str, int] | None = None
         while True:
             seen = changes.version
             heads = store.heads()
@@ -184,10 +239,18 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 batch.extend(raws)
                 batch_bytes += sum(len(r) for r in raws)
                 cursors[origin] = have + len(raws)
-            frontier = pb.Frontier(sizes={o: h.next_seq for o, h in heads.items()})
-            if batch:
+            sizes = {o: h.next_seq for o, h in heads.items()}
+            frontier = pb.Frontier(sizes=sizes)
+            checkpoints = self.app.tlog.checkpoints_for_pull(cursors, sent_checkpoints)
+            # A follow stream also reports its frontier as soon as it opens and
+            # whenever it moves, so the caller can tell withholding from lag.
+            moved = request.follow and sizes != sent_sizes
+            if batch or checkpoints or moved:
+                sent_sizes = sizes
                 yield pb.PullResponse(
-                    entries=[convert.raw_to_pb(r) for r in batch], frontier=frontier
+                    entries=[convert.raw_to_pb(r) for r in batch],
+                    frontier=frontier,
+                    checkpoints=checkpoints,
                 )
                 continue
             if not request.follow or changes.closed:

@@ -11,6 +11,9 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
     cursors   peer 0x00 origin             -> next_seq:u64 (what that peer gave us)
     evidence  origin 0x00 seq:u64 entry_id -> recorded_ms:u64 conflicting signed bytes
     meta      name                         -> value
+    tree, checkpoints, witnessed, forks, fork_points: the transparency log,
+              see ``node.store.tree`` (tree hashes are written in the same
+              transaction as the entry they cover)
 
 Every batch is one write transaction: an entry is acknowledged only after
 the transaction that stored it has committed (``sync`` and ``metasync`` on).
@@ -43,6 +46,7 @@ from node.errors import (
     ValidationError,
 )
 from node.store.base import Evidence, Head, IngestResult, Outcome, StoredEntry
+from node.store.tree import TlogTables
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,11 @@ class _Db(enum.Enum):
     CURSORS = b"cursors"
     EVIDENCE = b"evidence"
     META = b"meta"
+    TREE = b"tree"
+    CHECKPOINTS = b"checkpoints"
+    WITNESSED = b"witnessed"
+    FORKS = b"forks"
+    FORK_POINTS = b"fork_points"
 
 
 def _entry_key(origin: str, seq: int) -> bytes:
@@ -127,6 +136,7 @@ class LmdbStore:
                         f"store schema {_U64.unpack(stored)[0]}: this node reads {SCHEMA_VERSION}"
                     )
         self.path = path
+        self.tlog = TlogTables(self._env, self._write, {d.name.lower(): self._dbs[d] for d in _Db})
 
     # -- reads -------------------------------------------------------------
 
@@ -350,10 +360,11 @@ class LmdbStore:
             stored = None
             if entry.body.seq < head.next_seq:
                 raw = txn.get(_entry_key(origin, entry.body.seq), db=self._dbs[_Db.ENTRIES])
-                stored = SignedEntry.from_bytes(bytes(raw)).body_bytes if raw else None
+                stored = bytes(raw) if raw else None
             try:
                 decision = decide(entry, head.next_seq, head.head_id, stored)
                 if decision is Decision.APPEND:
+                    self.tlog.check_append(txn, entry)
                     self._check_target(txn, entry)
             except NodeError as exc:
                 is_fork = isinstance(exc, EquivocationError)
@@ -402,6 +413,7 @@ class LmdbStore:
         body = entry.body
         eid = entry.entry_id
         txn.put(_entry_key(body.origin, body.seq), entry.to_bytes(), db=self._dbs[_Db.ENTRIES])
+        self.tlog.append_leaf(txn, body.origin, body.seq, entry.to_bytes())
         txn.put(
             eid,
             struct.pack(">QQ", now_ms, body.seq) + body.origin.encode(),
@@ -416,6 +428,7 @@ class LmdbStore:
     def _put_evidence(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         key = _entry_key(entry.body.origin, entry.body.seq) + entry.entry_id
         txn.put(key, _U64.pack(now_ms) + entry.to_bytes(), db=self._dbs[_Db.EVIDENCE])
+        self.tlog.record_entry_fork(txn, entry, now_ms)
 
     def _head(self, txn: Any, origin: str) -> Head:
         raw = txn.get(origin.encode(), db=self._dbs[_Db.HEADS])

@@ -112,8 +112,7 @@ class SyncEngine:
             async with NodeClient(address) as client:
                 async for response in client.pull(cursors, follow=False):
                     state.frontier = dict(response.frontier.sizes)
-                    if response.entries:
-                        await self._accept(peer, state, response.entries)
+                    await self._accept(peer, state, response)
         except PeerError as exc:
             state.last_error = f"anti-entropy: {exc}"
         except (ValidationError, ProvenanceError) as exc:
@@ -166,13 +165,18 @@ class SyncEngine:
                 async for response in client.pull(cursors, follow=True, max_batch=PULL_BATCH):
                     state.state = "streaming"
                     state.frontier = dict(response.frontier.sizes)
-                    if response.entries:
-                        entries = await self._prepare(state, response.entries)
-                        if committing is not None:
-                            await committing
-                            committing = None
-                        if entries:
-                            committing = asyncio.ensure_future(self._commit(peer, state, entries))
+                    entries = await self._prepare(state, response.entries)
+                    if committing is not None:
+                        await committing
+                        committing = None
+                    if entries:
+                        # Checkpoints are checked against the stored tree once
+                        # the batch they cover has committed.
+                        committing = asyncio.ensure_future(
+                            self._commit(peer, state, entries, response.checkpoints)
+                        )
+                    else:
+                        self._checkpoints(peer, state, response.checkpoints)
                     state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
                     yield None
         finally:
@@ -181,13 +185,25 @@ class SyncEngine:
                 # the state we report matches what was committed.
                 await asyncio.shield(committing)
 
-    async def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> None:
-        entries = await self._prepare(state, msgs)
+    def _checkpoints(self, peer: Peer, state: PeerState, checkpoints: Sequence[str]) -> None:
+        """Check a batch against the peer's signed roots (never fatal to the
+        stream: a bad checkpoint becomes an alert), and watch for a peer that
+        stays behind what witnesses cosigned."""
+        if checkpoints:
+            self.app.tlog.receive_checkpoints(peer.id, checkpoints)
+        self.app.tlog.observe_frontier(peer.id, state.frontier)
+
+    async def _accept(self, peer: Peer, state: PeerState, response: pb.PullResponse) -> None:
+        entries = await self._prepare(state, response.entries)
         if entries:
-            await self._commit(peer, state, entries)
+            await self._commit(peer, state, entries, response.checkpoints)
+        else:
+            self._checkpoints(peer, state, response.checkpoints)
 
     async def _prepare(self, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> list[SignedEntry]:
         """Drop stored duplicates, decode and verify; raise on a bad entry."""
+        if not msgs:
+            return []
         # In a mesh every entry arrives once per neighbour: drop the ones
         # already stored (same id = same body bytes) before paying to decode
         # and verify them. A *different* body for a stored seq has another id
@@ -205,8 +221,15 @@ class SyncEngine:
                 raise type(error)(where + str(error))
         return entries
 
-    async def _commit(self, peer: Peer, state: PeerState, entries: list[SignedEntry]) -> None:
+    async def _commit(
+        self,
+        peer: Peer,
+        state: PeerState,
+        entries: list[SignedEntry],
+        checkpoints: Sequence[str] = (),
+    ) -> None:
         result = await self.app.ingest_from_peer_async(peer.id, entries)
+        self._checkpoints(peer, state, checkpoints)
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
         state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())

@@ -77,7 +77,7 @@ class MatchRequest(_message.Message):
     def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason")
+    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "settled", "origin_equivocated")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,8 @@ class Provenance(_message.Message):
     RETRACTED_BY_FIELD_NUMBER: _ClassVar[int]
     URGENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_EQUIVOCATED_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
     origin: str
     origin_kind: str
@@ -108,7 +110,9 @@ class Provenance(_message.Message):
     retracted_by: bytes
     urgent: bool
     reason: str
-    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    settled: bool
+    origin_equivocated: bool
+    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., settled: _Optional[bool] = ..., origin_equivocated: _Optional[bool] = ...) -> None: ...
 
 class Match(_message.Message):
     __slots__ = ("provenance", "distance", "recommended_action")
@@ -163,19 +167,21 @@ class Frontier(_message.Message):
     def __init__(self, sizes: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class PullResponse(_message.Message):
-    __slots__ = ("entries", "frontier")
+    __slots__ = ("entries", "frontier", "checkpoints")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     FRONTIER_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[SignedEntry]
     frontier: Frontier
-    def __init__(self, entries: _Optional[_Iterable[_Union[SignedEntry, _Mapping]]] = ..., frontier: _Optional[_Union[Frontier, _Mapping]] = ...) -> None: ...
+    checkpoints: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, entries: _Optional[_Iterable[_Union[SignedEntry, _Mapping]]] = ..., frontier: _Optional[_Union[Frontier, _Mapping]] = ..., checkpoints: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class PeerStatus(_message.Message):
-    __slots__ = ("peer_id", "address", "state", "lag_entries", "last_received_ms", "last_error", "received", "refused")
+    __slots__ = ("peer_id", "address", "state", "lag_entries", "last_received_ms", "last_error", "received", "refused", "withholding")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +190,7 @@ class PeerStatus(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
+    WITHHOLDING_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     address: str
     state: str
@@ -192,30 +199,119 @@ class PeerStatus(_message.Message):
     last_error: str
     received: int
     refused: int
-    def __init__(self, peer_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., lag_entries: _Optional[int] = ..., last_received_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., received: _Optional[int] = ..., refused: _Optional[int] = ...) -> None: ...
+    withholding: bool
+    def __init__(self, peer_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., lag_entries: _Optional[int] = ..., last_received_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., received: _Optional[int] = ..., refused: _Optional[int] = ..., withholding: _Optional[bool] = ...) -> None: ...
 
 class OriginHead(_message.Message):
-    __slots__ = ("origin", "next_seq", "head_id")
+    __slots__ = ("origin", "next_seq", "head_id", "checkpoint_size", "settled_size")
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEQ_FIELD_NUMBER: _ClassVar[int]
     HEAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_SIZE_FIELD_NUMBER: _ClassVar[int]
     origin: str
     next_seq: int
     head_id: bytes
-    def __init__(self, origin: _Optional[str] = ..., next_seq: _Optional[int] = ..., head_id: _Optional[bytes] = ...) -> None: ...
+    checkpoint_size: int
+    settled_size: int
+    def __init__(self, origin: _Optional[str] = ..., next_seq: _Optional[int] = ..., head_id: _Optional[bytes] = ..., checkpoint_size: _Optional[int] = ..., settled_size: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version")
+    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version", "alerts")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEADS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     heads: _containers.RepeatedCompositeFieldContainer[OriginHead]
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
     entries: int
     evidence: int
     version: str
-    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("kind", "origin", "peer", "detail")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    origin: str
+    peer: str
+    detail: str
+    def __init__(self, kind: _Optional[str] = ..., origin: _Optional[str] = ..., peer: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("origin",)
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    def __init__(self, origin: _Optional[str] = ...) -> None: ...
+
+class GetCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint", "settled_checkpoint")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: str
+    settled_checkpoint: str
+    def __init__(self, checkpoint: _Optional[str] = ..., settled_checkpoint: _Optional[str] = ...) -> None: ...
+
+class GetInclusionProofRequest(_message.Message):
+    __slots__ = ("origin", "seq", "tree_size")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    seq: int
+    tree_size: int
+    def __init__(self, origin: _Optional[str] = ..., seq: _Optional[int] = ..., tree_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("origin", "old_size", "new_size")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    old_size: int
+    new_size: int
+    def __init__(self, origin: _Optional[str] = ..., old_size: _Optional[int] = ..., new_size: _Optional[int] = ...) -> None: ...
+
+class ProofResponse(_message.Message):
+    __slots__ = ("hashes",)
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AddCheckpointRequest(_message.Message):
+    __slots__ = ("old_size", "consistency_proof", "checkpoint")
+    OLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    old_size: int
+    consistency_proof: _containers.RepeatedScalarFieldContainer[bytes]
+    checkpoint: str
+    def __init__(self, old_size: _Optional[int] = ..., consistency_proof: _Optional[_Iterable[bytes]] = ..., checkpoint: _Optional[str] = ...) -> None: ...
+
+class AddCheckpointResponse(_message.Message):
+    __slots__ = ("cosignature",)
+    COSIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    cosignature: str
+    def __init__(self, cosignature: _Optional[str] = ...) -> None: ...
+
+class SubmitEvidenceRequest(_message.Message):
+    __slots__ = ("evidence",)
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    evidence: bytes
+    def __init__(self, evidence: _Optional[bytes] = ...) -> None: ...
+
+class SubmitEvidenceResponse(_message.Message):
+    __slots__ = ("evidence_id", "new")
+    EVIDENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_FIELD_NUMBER: _ClassVar[int]
+    evidence_id: bytes
+    new: bool
+    def __init__(self, evidence_id: _Optional[bytes] = ..., new: _Optional[bool] = ...) -> None: ...

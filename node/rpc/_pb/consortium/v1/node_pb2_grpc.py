@@ -59,6 +59,31 @@ class NodeServiceStub:
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
                 response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/consortium.v1.NodeService/GetCheckpoint',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/consortium.v1.NodeService/GetInclusionProof',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ProofResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/consortium.v1.NodeService/GetConsistencyProof',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ProofResponse.FromString,
+                _registered_method=True)
+        self.AddCheckpoint = channel.unary_unary(
+                '/consortium.v1.NodeService/AddCheckpoint',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AddCheckpointRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AddCheckpointResponse.FromString,
+                _registered_method=True)
+        self.SubmitEvidence = channel.unary_unary(
+                '/consortium.v1.NodeService/SubmitEvidence',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -97,6 +122,43 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCheckpoint(self, request, context):
+        """--- transparency log (docs/transparency.md) ---
+        The latest checkpoint this node holds for an origin's log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCheckpoint(self, request, context):
+        """Witnesses (C2SP tlog-witness): cosign a consistent extension of the
+        checkpoint cosigned last. FAILED_PRECONDITION (trailer
+        "ccnode-witness-size") when old_size is stale; INVALID_ARGUMENT for a
+        bad proof.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitEvidence(self, request, context):
+        """Fork evidence, verified and kept; new evidence is gossiped on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +186,31 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.FromString,
                     response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ProofResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ProofResponse.SerializeToString,
+            ),
+            'AddCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCheckpoint,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AddCheckpointRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AddCheckpointResponse.SerializeToString,
+            ),
+            'SubmitEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitEvidence,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +348,141 @@ class NodeService:
             '/consortium.v1.NodeService/Status',
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/GetCheckpoint',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetCheckpointRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/GetInclusionProof',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetInclusionProofRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/GetConsistencyProof',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.GetConsistencyProofRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/AddCheckpoint',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AddCheckpointRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AddCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/SubmitEvidence',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceResponse.FromString,
             options,
             channel_credentials,
             insecure,
