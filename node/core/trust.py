@@ -51,8 +51,16 @@ class MemberKind(enum.Enum):
             ) from None
 
 
-#: Which member kinds may publish which entry kinds (roles refine this later).
-_SUBMITTERS = frozenset({MemberKind.GOVERNMENT, MemberKind.PLATFORM, MemberKind.NGO})
+_CONTRIBUTES = frozenset({Kind.ADD, Kind.RETRACT, Kind.RELABEL, Kind.ENDORSE, Kind.DISPUTE})
+
+#: Which member kinds may publish which entry kinds. The roster's roles
+#: (SUBMIT, ENDORSE, ...) replace this table inside :func:`may_publish`.
+_PUBLISHES: dict[MemberKind, frozenset[Kind]] = {
+    MemberKind.GOVERNMENT: _CONTRIBUTES,
+    MemberKind.NGO: _CONTRIBUTES,
+    MemberKind.PLATFORM: _CONTRIBUTES | {Kind.ACTION_REPORT},  # platforms act on matches
+    MemberKind.OBSERVER: frozenset(),
+}
 
 
 def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
@@ -180,6 +188,11 @@ def _member_from_row(i: int, row: Any) -> Member:
         raise ValidationError(f"{where}: missing key {exc.args[0]!r}") from None
 
 
+def may_publish(member: Member, kind: Kind) -> bool:
+    """The one place that decides which member may publish which entry kind."""
+    return kind in _PUBLISHES[member.kind]
+
+
 def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
     """The origin is a member allowed to publish this kind, and signed it.
 
@@ -187,7 +200,7 @@ def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
     """
     body = entry.body
     member = trust.member(body.origin)
-    if member.kind not in _SUBMITTERS:
+    if not may_publish(member, Kind(body.kind)):
         raise ProvenanceError(
             f"member {member.id} is a {member.kind.value}: not allowed to publish "
             f"{Kind(body.kind).name} entries"

@@ -10,6 +10,7 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
     cursors   peer 0x00 origin             -> next_seq:u64 (what that peer gave us)
     evidence  origin 0x00 seq:u64 entry_id -> recorded_ms:u64 conflicting signed bytes
     meta      name                         -> value
+    feedback  target entry_id || entry_id  -> kind:u8 (node/store/feedback.py)
 
 Every batch is one write transaction: an entry is acknowledged only after
 the transaction that stored it has committed (``sync`` and ``metasync`` on).
@@ -29,16 +30,16 @@ from typing import Any
 import lmdb
 
 from node.core.entry import Kind, SignedEntry
+from node.core.feedback import Stored
 from node.core.ordering import Decision, decide
 from node.errors import (
     EquivocationError,
     NodeError,
-    NotFoundError,
     OrderingError,
     StorageError,
-    ValidationError,
 )
 from node.store.base import Evidence, Head, IngestResult, Outcome, StoredEntry
+from node.store.feedback import FeedbackIndex
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class _Db(enum.Enum):
     CURSORS = b"cursors"
     EVIDENCE = b"evidence"
     META = b"meta"
+    FEEDBACK = b"feedback"
 
 
 def _entry_key(origin: str, seq: int) -> bytes:
@@ -103,6 +105,9 @@ class LmdbStore:
                         f"store schema {_U64.unpack(stored)[0]}: this node reads {SCHEMA_VERSION}"
                     )
         self.path = path
+        self._feedback = FeedbackIndex(
+            self._dbs[_Db.FEEDBACK], self._dbs[_Db.RETRACTED], self._stored_in
+        )
 
     # -- reads -------------------------------------------------------------
 
@@ -119,15 +124,23 @@ class LmdbStore:
 
     def get(self, entry_id: bytes) -> StoredEntry | None:
         with _lmdb_errors("reading entry"), self._env.begin() as txn:
-            loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
-            if loc is None:
-                return None
-            arrival, seq = struct.unpack(">QQ", loc[:16])
-            raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
-            if raw is None:
-                raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
-            retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
+            return self._stored_in(txn, entry_id)
+
+    def _stored_in(self, txn: Any, entry_id: bytes) -> StoredEntry | None:
+        loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
+        if loc is None:
+            return None
+        arrival, seq = struct.unpack(">QQ", loc[:16])
+        raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
+        if raw is None:
+            raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
+        retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
         return StoredEntry(SignedEntry.from_bytes(bytes(raw)), arrival, bytes(retracted_by))
+
+    def feedback_for(self, target: bytes) -> list[Stored]:
+        """Stored feedback entries acting on ``target`` (it need not be stored)."""
+        with _lmdb_errors("reading feedback"), self._env.begin() as txn:
+            return self._feedback.items(txn, target)
 
     def entries_from(self, origin: str, seq: int, limit: int) -> list[SignedEntry]:
         return [SignedEntry.from_bytes(raw) for raw in self.raw_entries_from(origin, seq, limit)]
@@ -290,7 +303,7 @@ class LmdbStore:
             try:
                 decision = decide(entry, head.next_seq, head.head_id, stored)
                 if decision is Decision.APPEND:
-                    self._check_target(txn, entry)
+                    self._feedback.check(txn, entry, strict=peer is None)
             except NodeError as exc:
                 is_fork = isinstance(exc, EquivocationError)
                 if atomic:
@@ -319,21 +332,6 @@ class LmdbStore:
                 )
         return IngestResult(tuple(outcomes), tuple(accepted), evidence)
 
-    def _check_target(self, txn: Any, entry: SignedEntry) -> None:
-        body = entry.body
-        if body.kind != Kind.RETRACT:
-            return
-        loc = txn.get(body.target, db=self._dbs[_Db.IDS])
-        if loc is None:
-            raise NotFoundError(
-                f"{body.origin} seq {body.seq} retracts {body.target.hex()[:16]}, "
-                "which is not stored here"
-            )
-        if bytes(loc[16:]).decode() != body.origin:
-            raise ValidationError(
-                f"{body.origin} seq {body.seq} retracts an entry of another member"
-            )
-
     def _append(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         body = entry.body
         eid = entry.entry_id
@@ -346,8 +344,7 @@ class LmdbStore:
         txn.put(body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS])
         if body.kind == Kind.ADD:
             txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._dbs[_Db.HASHES])
-        elif body.kind == Kind.RETRACT:
-            txn.put(body.target, eid, db=self._dbs[_Db.RETRACTED], overwrite=False)
+        self._feedback.on_append(txn, entry)
 
     def _put_evidence(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         key = _entry_key(entry.body.origin, entry.body.seq) + entry.entry_id
