@@ -12,19 +12,23 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from node.core.entry import Kind, SignedEntry
+from node.accountability import Accountability
+from node.core.entry import SignedEntry
+from node.core.feedback import Aggregate
 from node.core.hashes import algorithm
+from node.core.policy import Decision
 from node.core.trust import Member, TrustView, check_provenance
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
 
 log = logging.getLogger(__name__)
 
 MAX_SUBMIT_BATCH = 1000
 MAX_MATCH_BATCH = 10_000
-DEFAULT_ACTION = "REVIEW"
 
 
 def now_ms() -> int:
@@ -67,13 +71,26 @@ class MatchHit:
     retracted_by: bytes
     distance: int
     action: str
+    rule: str = ""  # the policy rule that recommended ``action``
+    feedback: Aggregate | None = None
 
 
 class NodeApp:
-    def __init__(self, node_id: str, store: LmdbStore, trust: TrustView) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        store: LmdbStore,
+        trust: TrustView,
+        *,
+        policy_path: Path | None = None,
+        matchlog: MatchLog | None = None,
+    ) -> None:
         self.node_id = node_id
         self.store = store
         self.trust = trust
+        self.accountability = Accountability(
+            node_id, store, trust, policy_path=policy_path, matchlog=matchlog
+        )
         self.changes = Changes()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = []
 
@@ -141,7 +158,11 @@ class NodeApp:
         return self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0)
 
     def match(
-        self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
     ) -> list[list[MatchHit]]:
         if not queries:
             raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")
@@ -166,12 +187,37 @@ class NodeApp:
                     continue
                 hits.append(self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0))
             out.append(hits)
+        if record:
+            self.accountability.record_matches(
+                [
+                    (h.entry.entry_id, h.action, h.rule)
+                    for hs in out
+                    for h in hs
+                    if not h.retracted_by
+                ],
+                now_ms(),
+            )
         return out
+
+    def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
+        """The entry as a match answer, and the policy's rule-by-rule reasoning."""
+        hit = self.get(entry_id)
+        verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
+        return hit, verdict.decision
 
     def _hit(self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
-        action = DEFAULT_ACTION if entry.body.kind == Kind.ADD and not retracted_by else "NONE"
-        return MatchHit(entry, member, arrival, retracted_by, dist, action)
+        verdict = self.accountability.verdict(entry, retracted_by)
+        return MatchHit(
+            entry,
+            member,
+            arrival,
+            retracted_by,
+            dist,
+            verdict.action,
+            verdict.rule,
+            verdict.feedback,
+        )

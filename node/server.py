@@ -11,20 +11,23 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from node.accountability import POLICY_FILE
 from node.app import NodeApp
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.trust import TrustView
-from node.errors import ValidationError
+from node.errors import NodeError, ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import SERVER_OPTIONS
 from node.rpc.service import NodeServicer
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
 from node.sync.engine import Peer, SyncEngine
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
+MATCHLOG_DIR = "matchlog"  # the local match log's LMDB environment, in the node dir
 
 
 def _is_loopback(host: str) -> bool:
@@ -43,7 +46,14 @@ class Node:
                 "and binds to loopback only"
             )
         self.store = LmdbStore(config.data_dir)
-        self.app = NodeApp(config.id, self.store, trust or config.members())
+        self.matchlog = MatchLog(config.dir / MATCHLOG_DIR)
+        self.app = NodeApp(
+            config.id,
+            self.store,
+            trust or config.members(),
+            policy_path=config.dir / POLICY_FILE,
+            matchlog=self.matchlog,
+        )
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(self.app, peers)
         self.address = ""
@@ -99,6 +109,16 @@ class Node:
             await self._server.stop(grace)
             self._server = None
         self.store.close()
+        self.matchlog.close()
+
+    def reload_policy(self) -> None:
+        """SIGHUP: re-read DIR/policy.toml; a bad file keeps the current policy."""
+        try:
+            policy = self.app.accountability.reload()
+        except NodeError as exc:
+            log.error("policy not reloaded, keeping the current one: %s", exc)
+            return
+        log.warning("policy reloaded from %s (%d rules)", policy.source, len(policy.rules))
 
     async def wait(self) -> None:
         if self._server is not None:
@@ -117,6 +137,7 @@ async def serve(directory: Path, *, parent_pid: int = 0) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, node.reload_policy)
 
     async def watch_parent() -> None:
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - polling another process
