@@ -50,7 +50,7 @@ def exit_code(exc: NodeError) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from node.cli import demo, node_cmds
+    from node.cli import demo, node_cmds, policy_cmds, report_cmds
 
     parser = argparse.ArgumentParser(
         prog="ccnode",
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     node_cmds.register(sub)
     demo.register(sub)
+    policy_cmds.register(sub)
+    report_cmds.register(sub)
     return parser
 
 

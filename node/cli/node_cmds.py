@@ -266,8 +266,10 @@ def cmd_match(args: argparse.Namespace) -> int:
         state = "RETRACTED" if p.retracted else m.recommended_action
         print(
             f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
-            f"labels {','.join(p.labels) or '-'}  incident {p.incident or '-'}  "
-            f"entry {p.entry_id.hex()[:16]}"
+            f"labels {','.join(p.current_labels or p.labels) or '-'}  "
+            f"incident {p.incident or '-'}  entry {p.entry_id.hex()[:16]}  "
+            f"rule {m.rule or '-'}  endorsed {sum(t.count for t in p.endorsements)}  "
+            f"disputed {sum(t.count for t in p.disputes)}"
         )
     return 0
 
@@ -290,7 +292,27 @@ def match_json(m: pb.Match) -> dict[str, Any]:
         "seq": p.seq,
         "retracted": p.retracted,
         "urgent": p.urgent,
+        "rule": m.rule,
+        "current_labels": list(p.current_labels),
+        "relabelled_by": p.relabelled_by.hex() or None,
+        "endorsements": [tally_json(t) for t in p.endorsements],
+        "disputes": [tally_json(t) for t in p.disputes],
+        "votes": [
+            {
+                "member": v.member,
+                "kind": v.member_kind,
+                "jurisdiction": v.jurisdiction,
+                "vote": v.vote,
+                "reason": v.reason or None,
+                "entry_id": v.entry_id.hex(),
+            }
+            for v in p.votes
+        ],
     }
+
+
+def tally_json(t: pb.VoteTally) -> dict[str, Any]:
+    return {"member_kind": t.member_kind, "jurisdiction": t.jurisdiction, "count": t.count}
 
 
 def cmd_status(args: argparse.Namespace) -> int:

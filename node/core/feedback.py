@@ -57,6 +57,7 @@ __all__ = [
     "ActionCounts",
     "Aggregate",
     "DisputeReason",
+    "MemberLookup",
     "Report",
     "Stored",
     "Tally",
