@@ -81,6 +81,11 @@ class Kind(enum.IntEnum):
 SUPPORTED_KINDS = frozenset(Kind)
 
 
+def a_an(word: str) -> str:
+    """``"an ENDORSE"``, ``"a DISPUTE"``: for messages."""
+    return ("an " if word[:1].upper() in "AEIOU" else "a ") + word
+
+
 def check_member_id(member_id: str) -> str:
     if len(member_id) > MAX_ORIGIN_LEN or not _MEMBER_ID.match(member_id):
         raise ValidationError(
@@ -153,7 +158,7 @@ class EntryBody:
             return
         if len(self.target) != 32:
             raise ValidationError(
-                f"a {self.kind.name} entry needs a 32-byte target entry id, "
+                f"{a_an(self.kind.name)} entry needs a 32-byte target entry id, "
                 f"got {len(self.target)} bytes"
             )
         _check_feedback_content(self)
@@ -311,18 +316,18 @@ def _check_feedback_content(body: EntryBody) -> None:
     """Kind-specific content of a non-ADD body (rules: node/core/feedback.py)."""
     kind = body.kind
     if body.algorithm or body.hash:
-        raise ValidationError(f"a {kind.name} entry carries no hash")
+        raise ValidationError(f"{a_an(kind.name)} entry carries no hash")
     if kind == Kind.RELABEL:
         if not body.labels:
             raise ValidationError("a RELABEL entry needs the new labels (at least one)")
     elif body.labels:
-        raise ValidationError(f"a {kind.name} entry carries no labels")
+        raise ValidationError(f"{a_an(kind.name)} entry carries no labels")
     if kind == Kind.DISPUTE:
         payloads.decode_dispute(body.payload)
     elif kind == Kind.ACTION_REPORT:
         payloads.ActionCounts.decode(body.payload)
     elif body.payload:
-        raise ValidationError(f"a {kind.name} entry has no payload")
+        raise ValidationError(f"{a_an(kind.name)} entry has no payload")
 
 
 def _put_str8(out: bytearray, text: str) -> None:

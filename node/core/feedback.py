@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.core import labels as labels_mod
-from node.core.entry import EntryBody, Kind, SignedEntry
+from node.core.entry import EntryBody, Kind, SignedEntry, a_an
 from node.core.payloads import ActionCounts, DisputeReason, decode_dispute, encode_dispute
 from node.core.trust import Member
 from node.errors import ConflictError, NotFoundError, OrderingError, ValidationError
@@ -129,7 +129,7 @@ def check_submission(
             )
         return
     if tbody.kind != Kind.ADD:
-        raise ValidationError(f"{where}, a {tbody.kind.name} entry: expected an ADD entry")
+        raise ValidationError(f"{where}, {a_an(tbody.kind.name)} entry: expected an ADD entry")
     if body.incident and body.incident != tbody.incident:
         raise ValidationError(
             f"{where}: names incident {body.incident!r}, but its target is in "

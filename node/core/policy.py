@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.core import labels as labels_mod
-from node.core.entry import EntryBody, check_member_id
+from node.core.entry import EntryBody, a_an, check_member_id
 from node.core.feedback import Aggregate
 from node.core.payloads import DisputeReason
 from node.core.trust import Member, MemberKind
@@ -560,9 +560,9 @@ def _rule(i: int, row: object, designation: frozenset[str], source: str) -> Rule
         kinds = _kinds(row["submitter_kind"], where, "submitter_kind")
         conditions.append(
             Condition(
-                f"it was submitted by a {_words(kinds)} member",
+                f"it was submitted by {a_an(_words(kinds))} member",
                 lambda f: f.submitter_kind in kinds,
-                lambda f: f"{f.submitter} is a {f.submitter_kind or 'former member'}",
+                lambda f: f"{f.submitter} is {a_an(f.submitter_kind or 'former member')}",
             )
         )
     if "submitter_jurisdiction" in row:

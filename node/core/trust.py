@@ -29,7 +29,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import toml_out
-from node.core.entry import Kind, SignedEntry, check_member_id, key_id_of, verify_signature
+from node.core.entry import (
+    Kind,
+    SignedEntry,
+    a_an,
+    check_member_id,
+    key_id_of,
+    verify_signature,
+)
 from node.errors import ProvenanceError, ValidationError
 
 _JURISDICTION = re.compile(r"^[A-Z]{2}$")
@@ -202,7 +209,7 @@ def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
     member = trust.member(body.origin)
     if not may_publish(member, Kind(body.kind)):
         raise ProvenanceError(
-            f"member {member.id} is a {member.kind.value}: not allowed to publish "
+            f"member {member.id} is {a_an(member.kind.value)}: not allowed to publish "
             f"{Kind(body.kind).name} entries"
         )
     verify_signature(entry, member.key(body.key_id))
