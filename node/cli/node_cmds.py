@@ -83,6 +83,7 @@ def register(sub: Any) -> None:
     p.add_argument("--algo", required=True)
     p.add_argument("--hash", dest="hash_hex", required=True)
     p.add_argument("--include-retracted", action="store_true")
+    p.add_argument("--record", action="store_true", help="log hits in the node's match log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_match)
 
@@ -252,7 +253,9 @@ def cmd_match(args: argparse.Namespace) -> int:
 
     async def go() -> pb.MatchResponse:
         async with NodeClient(address) as client:
-            return await client.match([(algo, value)], include_retracted=args.include_retracted)
+            return await client.match(
+                [(algo, value)], include_retracted=args.include_retracted, record=args.record
+            )
 
     matches = list(asyncio.run(go()).results[0].matches)
     if args.json:
