@@ -425,6 +425,7 @@ def transparency_html(r: TransparencyReport) -> str:
         ],
         ["disputed %", "retracted %", "relabelled %"],
         grouped=True,
+        scale_max=100,
     )
     charts += svg_strip(
         "Propagation: arrival at each member's node after publication (each dot is one hash)",
@@ -535,6 +536,7 @@ def svg_stacked(
     series: Sequence[str],
     *,
     grouped: bool = False,
+    scale_max: float | None = None,
 ) -> str:
     """Stacked (or grouped) horizontal bars, one row per item, with a legend."""
     if not items:
@@ -542,7 +544,7 @@ def svg_stacked(
     left, width = 260, 720
     row = 14 * len(series) + 8 if grouped else 22
     plot = width - left - 60
-    top = _nice_max(max((max(vs) if grouped else sum(vs)) for _, vs in items) or 1)
+    top = scale_max or _nice_max(max((max(vs) if grouped else sum(vs)) for _, vs in items) or 1)
     height = row * len(items) + 34
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
