@@ -15,6 +15,7 @@ def loop() -> Iterator[LoopThread]:
     finally:
         lt.close()
 
+
 from hypothesis import settings  # noqa: E402
 
 # Shared 2-core machines: judge properties by examples, never by wall time.

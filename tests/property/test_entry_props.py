@@ -109,8 +109,14 @@ def test_any_flipped_key_id_byte_is_rejected(body: EntryBody, i: int, x: int) ->
 
 def test_signature_is_domain_separated() -> None:
     body = EntryBody(
-        origin="platform.example", seq=0, prev=ZERO_ID, key_id=SIGNER.key_id, time_ms=0,
-        kind=Kind.ADD, algorithm="MD5", hash=bytes(range(16)),
+        origin="platform.example",
+        seq=0,
+        prev=ZERO_ID,
+        key_id=SIGNER.key_id,
+        time_ms=0,
+        kind=Kind.ADD,
+        algorithm="MD5",
+        hash=bytes(range(16)),
     )
     data = body.encode()
     raw_sig = SIGNER.private_key.sign(data)  # signed without the domain tag
