@@ -18,7 +18,7 @@ label_sets = st.lists(st.sampled_from(sorted(labels.ALL_LABELS)), min_size=1, ma
 counts = st.integers(0, 2**40).flatmap(
     lambda t: st.builds(
         lambda n, b, r, v: ActionCounts(
-            t, t if n else 0, t + 1 if b + r + v else 0, t + 2, n, b, r, v
+            t, t + 1 if n else 0, t + 2 if b + r + v else 0, t + 3, n, b, r, v
         ),
         *[st.integers(0, 1000)] * 4,
     )
