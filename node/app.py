@@ -14,11 +14,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from node.core.entry import Kind, SignedEntry
+from node.accountability import Accountability
+from node.core.entry import SignedEntry
+from node.core.feedback import Aggregate
 from node.core.hashes import algorithm
+from node.core.policy import Decision
 from node.core.tlog import TlogPolicy
 from node.core.trust import Member, TrustView, check_provenance
 from node.errors import (
@@ -31,13 +35,13 @@ from node.errors import (
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
 from node.transparency import Transparency
 
 log = logging.getLogger(__name__)
 
 MAX_SUBMIT_BATCH = 1000
 MAX_MATCH_BATCH = 10_000
-DEFAULT_ACTION = "REVIEW"
 
 
 def _raise_first(errors: Sequence[NodeError | None]) -> None:
@@ -126,6 +130,8 @@ class MatchHit:
     action: str
     settled: bool = False  # covered by a quorum-cosigned checkpoint (transparency log)
     origin_equivocated: bool = False  # evidence held that the origin forked its log
+    rule: str = ""  # the policy rule that recommended ``action``
+    feedback: Aggregate | None = None
 
 
 class NodeApp:
@@ -138,10 +144,15 @@ class NodeApp:
         verify_workers: int = 2,
         tlog_policy: TlogPolicy | None = None,
         checkpoint_key: Ed25519PrivateKey | None = None,
+        policy_path: Path | None = None,
+        matchlog: MatchLog | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
         self.trust = trust
+        self.accountability = Accountability(
+            node_id, store, trust, policy_path=policy_path, matchlog=matchlog
+        )
         self.changes = Changes()
         self.urgent = UrgentTracker()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = [self.urgent.add]
@@ -160,6 +171,14 @@ class NodeApp:
             checkpoint_key=checkpoint_key,
             on_change=self.changes.notify,
         )
+        self.accountability.settled = self._settled
+
+    def _settled(self, entry_id: bytes) -> bool | None:
+        """Policy input: is this entry covered by a quorum-cosigned checkpoint?"""
+        stored = self.store.get(entry_id)
+        if stored is None:
+            return None
+        return self.tlog.settled(stored.entry.body.origin, stored.entry.body.seq)
 
     def close(self) -> None:
         self._verify_pool.shutdown(wait=True)
@@ -286,11 +305,15 @@ class NodeApp:
         return self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0)
 
     def match(
-        self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
     ) -> list[list[MatchHit]]:
         started = time.perf_counter()
         try:
-            out = self._match(queries, include_retracted)
+            out = self._match(queries, include_retracted, record)
         except NodeError:
             self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
             raise
@@ -299,7 +322,7 @@ class NodeApp:
         return out
 
     def _match(
-        self, queries: Sequence[tuple[str, bytes]], include_retracted: bool
+        self, queries: Sequence[tuple[str, bytes]], include_retracted: bool, record: bool
     ) -> list[list[MatchHit]]:
         if not queries:
             raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")
@@ -324,22 +347,40 @@ class NodeApp:
                     continue
                 hits.append(self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0))
             out.append(hits)
+        if record:
+            self.accountability.record_matches(
+                [
+                    (h.entry.entry_id, h.action, h.rule)
+                    for hs in out
+                    for h in hs
+                    if not h.retracted_by
+                ],
+                now_ms(),
+            )
         return out
+
+    def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
+        """The entry as a match answer, and the policy's rule-by-rule reasoning."""
+        hit = self.get(entry_id)
+        verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
+        return hit, verdict.decision
 
     def _hit(self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
-        action = DEFAULT_ACTION if entry.body.kind == Kind.ADD and not retracted_by else "NONE"
         origin, seq = entry.body.origin, entry.body.seq
+        verdict = self.accountability.verdict(entry, retracted_by)
         return MatchHit(
             entry,
             member,
             arrival,
             retracted_by,
             dist,
-            action,
+            verdict.action,
+            rule=verdict.rule,
+            feedback=verdict.feedback,
             settled=self.tlog.settled(origin, seq),
             origin_equivocated=self.tlog.forked(origin),
         )

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from node.accountability import POLICY_FILE
 from node.app import NodeApp
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.trust import TrustView
@@ -23,6 +24,7 @@ from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import SERVER_OPTIONS
 from node.rpc.service import NodeServicer
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
 from node.sync.engine import Peer, SyncEngine
 from node.sync.gossip import EvidenceGossip
 from node.sync.witness import WitnessSubmitter
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
+MATCHLOG_DIR = "matchlog"  # the local match log's LMDB environment, in the node dir
 
 
 def _is_loopback(host: str) -> bool:
@@ -59,12 +62,15 @@ class Node:
             map_size=config.lmdb_map_size_mib << 20,
             max_map_size=config.lmdb_map_max_mib << 20,
         )
+        self.matchlog = MatchLog(config.dir / MATCHLOG_DIR)
         self.app = NodeApp(
             config.id,
             self.store,
             trust or config.members(),
             tlog_policy=config.tlog.policy(),
             checkpoint_key=config.checkpoint_key(),
+            policy_path=config.dir / POLICY_FILE,
+            matchlog=self.matchlog,
         )
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(
@@ -202,6 +208,16 @@ class Node:
         self.metrics.stop()
         self.app.close()
         self.store.close()
+        self.matchlog.close()
+
+    def reload_policy(self) -> None:
+        """SIGHUP: re-read DIR/policy.toml; a bad file keeps the current policy."""
+        try:
+            policy = self.app.accountability.reload()
+        except NodeError as exc:
+            log.error("policy not reloaded, keeping the current one: %s", exc)
+            return
+        log.warning("policy reloaded from %s (%d rules)", policy.source, len(policy.rules))
 
     async def wait(self) -> None:
         if self._server is not None:
@@ -233,6 +249,7 @@ async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | No
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, node.reload_policy)
     await node.start()
 
     async def watch_parent() -> None:

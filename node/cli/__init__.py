@@ -52,7 +52,15 @@ def exit_code(exc: NodeError) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from node.cli import demo, interop_cmds, node_cmds, ops_cmds, tlog_cmds
+    from node.cli import (
+        demo,
+        interop_cmds,
+        node_cmds,
+        ops_cmds,
+        policy_cmds,
+        report_cmds,
+        tlog_cmds,
+    )
 
     parser = argparse.ArgumentParser(
         prog="ccnode",
@@ -68,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     ops_cmds.register(sub)
     interop_cmds.register(sub)
     tlog_cmds.register(sub)
+    policy_cmds.register(sub)
+    report_cmds.register(sub)
     return parser
 
 

@@ -89,6 +89,7 @@ def register(sub: Any) -> None:
     p.add_argument("--algo", required=True)
     p.add_argument("--hash", dest="hash_hex", required=True)
     p.add_argument("--include-retracted", action="store_true")
+    p.add_argument("--record", action="store_true", help="log hits in the node's match log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_match)
 
@@ -280,7 +281,9 @@ def cmd_match(args: argparse.Namespace) -> int:
 
     async def go() -> pb.MatchResponse:
         async with NodeClient(address) as client:
-            return await client.match([(algo, value)], include_retracted=args.include_retracted)
+            return await client.match(
+                [(algo, value)], include_retracted=args.include_retracted, record=args.record
+            )
 
     matches = list(asyncio.run(go()).results[0].matches)
     if args.json:
@@ -297,8 +300,11 @@ def cmd_match(args: argparse.Namespace) -> int:
             log_state += ", ORIGIN EQUIVOCATED"
         print(
             f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
-            f"labels {','.join(p.labels) or '-'}  incident {p.incident or '-'}  "
-            f"entry {p.entry_id.hex()[:16]}  [{log_state}]"
+            f"labels {','.join(p.current_labels or p.labels) or '-'}  "
+            f"incident {p.incident or '-'}  entry {p.entry_id.hex()[:16]}  "
+            f"rule {m.rule or '-'}  endorsed {sum(t.count for t in p.endorsements)}  "
+            f"disputed {sum(t.count for t in p.disputes)}  "
+            f"[{log_state}]"
         )
     return 0
 
@@ -323,7 +329,27 @@ def match_json(m: pb.Match) -> dict[str, Any]:
         "urgent": p.urgent,
         "settled": p.settled,
         "origin_equivocated": p.origin_equivocated,
+        "rule": m.rule,
+        "current_labels": list(p.current_labels),
+        "relabelled_by": p.relabelled_by.hex() or None,
+        "endorsements": [tally_json(t) for t in p.endorsements],
+        "disputes": [tally_json(t) for t in p.disputes],
+        "votes": [
+            {
+                "member": v.member,
+                "kind": v.member_kind,
+                "jurisdiction": v.jurisdiction,
+                "vote": v.vote,
+                "reason": v.reason or None,
+                "entry_id": v.entry_id.hex(),
+            }
+            for v in p.votes
+        ],
     }
+
+
+def tally_json(t: pb.VoteTally) -> dict[str, Any]:
+    return {"member_kind": t.member_kind, "jurisdiction": t.jurisdiction, "count": t.count}
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -31,7 +31,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import toml_out
-from node.core.entry import Kind, SignedEntry, check_member_id, key_id_of, verify_signature
+from node.core.entry import (
+    Kind,
+    SignedEntry,
+    a_an,
+    check_member_id,
+    key_id_of,
+    verify_signature,
+)
 from node.errors import ProvenanceError, ValidationError
 
 _JURISDICTION = re.compile(r"^[A-Z]{2}$")
@@ -53,8 +60,16 @@ class MemberKind(enum.Enum):
             ) from None
 
 
-#: Which member kinds may publish which entry kinds (roles refine this later).
-_SUBMITTERS = frozenset({MemberKind.GOVERNMENT, MemberKind.PLATFORM, MemberKind.NGO})
+_CONTRIBUTES = frozenset({Kind.ADD, Kind.RETRACT, Kind.RELABEL, Kind.ENDORSE, Kind.DISPUTE})
+
+#: Which member kinds may publish which entry kinds. The roster's roles
+#: (SUBMIT, ENDORSE, ...) replace this table inside :func:`may_publish`.
+_PUBLISHES: dict[MemberKind, frozenset[Kind]] = {
+    MemberKind.GOVERNMENT: _CONTRIBUTES,
+    MemberKind.NGO: _CONTRIBUTES,
+    MemberKind.PLATFORM: _CONTRIBUTES | {Kind.ACTION_REPORT},  # platforms act on matches
+    MemberKind.OBSERVER: frozenset(),
+}
 
 
 def public_key_from_raw(raw: bytes) -> Ed25519PublicKey:
@@ -196,6 +211,11 @@ def _member_from_row(i: int, row: Any) -> Member:
         raise ValidationError(f"{where}: missing key {exc.args[0]!r}") from None
 
 
+def may_publish(member: Member, kind: Kind) -> bool:
+    """The one place that decides which member may publish which entry kind."""
+    return kind in _PUBLISHES[member.kind]
+
+
 def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
     """The origin is a member allowed to publish this kind, and signed it.
 
@@ -203,9 +223,9 @@ def check_provenance(trust: TrustView, entry: SignedEntry) -> Member:
     """
     body = entry.body
     member = trust.member(body.origin)
-    if member.kind not in _SUBMITTERS:
+    if not may_publish(member, Kind(body.kind)):
         raise ProvenanceError(
-            f"member {member.id} is a {member.kind.value}: not allowed to publish "
+            f"member {member.id} is {a_an(member.kind.value)}: not allowed to publish "
             f"{Kind(body.kind).name} entries"
         )
     verify_signature(entry, member.key(body.key_id))

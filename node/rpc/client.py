@@ -109,11 +109,16 @@ class NodeClient:
             raise error_from_rpc(exc, self.address) from None
 
     async def match(
-        self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
     ) -> pb.MatchResponse:
         request = pb.MatchRequest(
             queries=[pb.HashQuery(algorithm=a, value=v) for a, v in queries],
             include_retracted=include_retracted,
+            record=record,
         )
         try:
             response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
@@ -200,5 +205,42 @@ class NodeClient:
     async def submit_evidence(self, evidence: bytes) -> pb.SubmitEvidenceResponse:
         response: pb.SubmitEvidenceResponse = await self._call(
             self.stub.SubmitEvidence, pb.SubmitEvidenceRequest(evidence=evidence)
+        )
+        return response
+
+    # -- policy and accountability (docs/policy.md) ---------------------------
+
+    async def reload_policy(self) -> pb.ReloadPolicyResponse:
+        response: pb.ReloadPolicyResponse = await self._call(
+            self.stub.ReloadPolicy, pb.ReloadPolicyRequest()
+        )
+        return response
+
+    async def explain_policy(self, entry_id: bytes) -> pb.ExplainPolicyResponse:
+        response: pb.ExplainPolicyResponse = await self._call(
+            self.stub.ExplainPolicy, pb.ExplainPolicyRequest(entry_id=entry_id)
+        )
+        return response
+
+    async def record_action(
+        self, entry_id: bytes, action: pb.ActionTaken, count: int = 1
+    ) -> pb.RecordActionResponse:
+        """``action`` is a ``pb.ACTION_TAKEN_*`` value."""
+        response: pb.RecordActionResponse = await self._call(
+            self.stub.RecordAction,
+            pb.RecordActionRequest(entry_id=entry_id, action=action, count=count),
+        )
+        return response
+
+    async def action_summaries(self, *, unreported_only: bool) -> pb.ActionSummariesResponse:
+        response: pb.ActionSummariesResponse = await self._call(
+            self.stub.ActionSummaries,
+            pb.ActionSummariesRequest(unreported_only=unreported_only),
+        )
+        return response
+
+    async def prune_match_log(self, before_ms: int) -> pb.PruneMatchLogResponse:
+        response: pb.PruneMatchLogResponse = await self._call(
+            self.stub.PruneMatchLog, pb.PruneMatchLogRequest(before_ms=before_ms)
         )
         return response

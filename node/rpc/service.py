@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import grpc
 
 from node import __version__
-from node.app import NodeApp
+from node.app import NodeApp, now_ms
 from node.core.tlog import StaleSizeError
 from node.errors import (
     ConflictError,
@@ -40,7 +40,9 @@ from node.errors import (
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+from node.rpc.operator import require_operator
 from node.store.base import Outcome
+from node.store.matchlog import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,12 @@ STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (StorageError, grpc.StatusCode.INTERNAL),
     (PeerError, grpc.StatusCode.UNAVAILABLE),
 )
+
+_ACTION_TAKEN = {
+    pb.ACTION_TAKEN_BLOCKED_AT_UPLOAD: EventKind.BLOCKED_AT_UPLOAD,
+    pb.ACTION_TAKEN_REMOVED: EventKind.REMOVED,
+    pb.ACTION_TAKEN_REVIEWED: EventKind.REVIEWED,
+}
 
 DEFAULT_PULL_BATCH = 256
 MAX_PULL_BATCH = 2048
@@ -122,7 +130,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         queries = [(q.algorithm, q.value) for q in request.queries]
-        results = self.app.match(queries, include_retracted=request.include_retracted)
+        results = self.app.match(
+            queries, include_retracted=request.include_retracted, record=request.record
+        )
         return pb.MatchResponse(
             results=[
                 pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits]) for hits in results
@@ -194,6 +204,56 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     ) -> pb.SubmitEvidenceResponse:
         evidence_id, new = self.app.tlog.submit_evidence(request.evidence)
         return pb.SubmitEvidenceResponse(evidence_id=evidence_id, new=new)
+
+    # -- policy and accountability (docs/policy.md) ---------------------------
+
+    @_mapped
+    async def ReloadPolicy(
+        self, request: pb.ReloadPolicyRequest, context: Context
+    ) -> pb.ReloadPolicyResponse:
+        require_operator(context.peer(), "ReloadPolicy")
+        policy = self.app.accountability.reload()
+        return pb.ReloadPolicyResponse(source=policy.source, rules=policy.describe())
+
+    @_mapped
+    async def ExplainPolicy(
+        self, request: pb.ExplainPolicyRequest, context: Context
+    ) -> pb.ExplainPolicyResponse:
+        hit, decision = self.app.explain(request.entry_id)
+        policy = self.app.accountability.policy
+        return convert.explain_to_pb(hit, decision, policy.source, policy.default.wire)
+
+    @_mapped
+    async def RecordAction(
+        self, request: pb.RecordActionRequest, context: Context
+    ) -> pb.RecordActionResponse:
+        require_operator(context.peer(), "RecordAction")
+        kind = _ACTION_TAKEN.get(request.action)
+        if kind is None:
+            raise ValidationError(
+                f"action {request.action}: expected blocked-at-upload, removed or reviewed"
+            )
+        when = now_ms()
+        self.app.accountability.record_action(request.entry_id, kind, request.count or 1, when)
+        return pb.RecordActionResponse(time_ms=when)
+
+    @_mapped
+    async def ActionSummaries(
+        self, request: pb.ActionSummariesRequest, context: Context
+    ) -> pb.ActionSummariesResponse:
+        require_operator(context.peer(), "ActionSummaries")
+        summaries = self.app.accountability.summaries(
+            now_ms(), unreported_only=request.unreported_only
+        )
+        return pb.ActionSummariesResponse(summaries=[convert.summary_to_pb(s) for s in summaries])
+
+    @_mapped
+    async def PruneMatchLog(
+        self, request: pb.PruneMatchLogRequest, context: Context
+    ) -> pb.PruneMatchLogResponse:
+        require_operator(context.peer(), "PruneMatchLog")
+        removed, kept = self.app.accountability.prune(request.before_ms)
+        return pb.PruneMatchLogResponse(removed=removed, kept=kept)
 
     async def Pull(
         self, request: pb.PullRequest, context: Context

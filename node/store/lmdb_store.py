@@ -14,6 +14,7 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
     tree, checkpoints, witnessed, forks, fork_points: the transparency log,
               see ``node.store.tree`` (tree hashes are written in the same
               transaction as the entry they cover)
+    feedback  target entry_id || entry_id  -> kind:u8 (node/store/feedback.py)
 
 Every batch is one write transaction: an entry is acknowledged only after
 the transaction that stored it has committed (``sync`` and ``metasync`` on).
@@ -35,17 +36,17 @@ from typing import Any, NoReturn
 import lmdb
 
 from node.core.entry import Kind, SignedEntry
+from node.core.feedback import Stored
 from node.core.hashes import ALGORITHMS, Matching
 from node.core.ordering import Decision, decide
 from node.errors import (
     EquivocationError,
     NodeError,
-    NotFoundError,
     OrderingError,
     StorageError,
-    ValidationError,
 )
 from node.store.base import Evidence, Head, IngestResult, Outcome, StoredEntry
+from node.store.feedback import FeedbackIndex
 from node.store.tree import TlogTables
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class _Db(enum.Enum):
     WITNESSED = b"witnessed"
     FORKS = b"forks"
     FORK_POINTS = b"fork_points"
+    FEEDBACK = b"feedback"
 
 
 def _entry_key(origin: str, seq: int) -> bytes:
@@ -137,6 +139,9 @@ class LmdbStore:
                     )
         self.path = path
         self.tlog = TlogTables(self._env, self._write, {d.name.lower(): self._dbs[d] for d in _Db})
+        self._feedback = FeedbackIndex(
+            self._dbs[_Db.FEEDBACK], self._dbs[_Db.RETRACTED], self._stored_in
+        )
 
     # -- reads -------------------------------------------------------------
 
@@ -153,15 +158,23 @@ class LmdbStore:
 
     def get(self, entry_id: bytes) -> StoredEntry | None:
         with _lmdb_errors("reading entry"), self._env.begin() as txn:
-            loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
-            if loc is None:
-                return None
-            arrival, seq = struct.unpack(">QQ", loc[:16])
-            raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
-            if raw is None:
-                raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
-            retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
+            return self._stored_in(txn, entry_id)
+
+    def _stored_in(self, txn: Any, entry_id: bytes) -> StoredEntry | None:
+        loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
+        if loc is None:
+            return None
+        arrival, seq = struct.unpack(">QQ", loc[:16])
+        raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
+        if raw is None:
+            raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
+        retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
         return StoredEntry(SignedEntry.from_bytes(bytes(raw)), arrival, bytes(retracted_by))
+
+    def feedback_for(self, target: bytes) -> list[Stored]:
+        """Stored feedback entries acting on ``target`` (it need not be stored)."""
+        with _lmdb_errors("reading feedback"), self._env.begin() as txn:
+            return self._feedback.items(txn, target)
 
     def entries_from(self, origin: str, seq: int, limit: int) -> list[SignedEntry]:
         return [SignedEntry.from_bytes(raw) for raw in self.raw_entries_from(origin, seq, limit)]
@@ -365,7 +378,7 @@ class LmdbStore:
                 decision = decide(entry, head.next_seq, head.head_id, stored)
                 if decision is Decision.APPEND:
                     self.tlog.check_append(txn, entry)
-                    self._check_target(txn, entry)
+                    self._feedback.check(txn, entry, strict=peer is None)
             except NodeError as exc:
                 is_fork = isinstance(exc, EquivocationError)
                 if atomic:
@@ -394,21 +407,6 @@ class LmdbStore:
                 )
         return IngestResult(tuple(outcomes), tuple(accepted), evidence)
 
-    def _check_target(self, txn: Any, entry: SignedEntry) -> None:
-        body = entry.body
-        if body.kind != Kind.RETRACT:
-            return
-        loc = txn.get(body.target, db=self._dbs[_Db.IDS])
-        if loc is None:
-            raise NotFoundError(
-                f"{body.origin} seq {body.seq} retracts {body.target.hex()[:16]}, "
-                "which is not stored here"
-            )
-        if bytes(loc[16:]).decode() != body.origin:
-            raise ValidationError(
-                f"{body.origin} seq {body.seq} retracts an entry of another member"
-            )
-
     def _append(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         body = entry.body
         eid = entry.entry_id
@@ -422,8 +420,7 @@ class LmdbStore:
         txn.put(body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS])
         if body.kind == Kind.ADD:
             txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._dbs[_Db.HASHES])
-        elif body.kind == Kind.RETRACT:
-            txn.put(body.target, eid, db=self._dbs[_Db.RETRACTED], overwrite=False)
+        self._feedback.on_append(txn, entry)
 
     def _put_evidence(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         key = _entry_key(entry.body.origin, entry.body.seq) + entry.entry_id

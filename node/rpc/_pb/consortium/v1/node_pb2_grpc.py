@@ -84,6 +84,31 @@ class NodeServiceStub:
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceRequest.SerializeToString,
                 response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceResponse.FromString,
                 _registered_method=True)
+        self.ReloadPolicy = channel.unary_unary(
+                '/consortium.v1.NodeService/ReloadPolicy',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ReloadPolicyRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ReloadPolicyResponse.FromString,
+                _registered_method=True)
+        self.ExplainPolicy = channel.unary_unary(
+                '/consortium.v1.NodeService/ExplainPolicy',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ExplainPolicyRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ExplainPolicyResponse.FromString,
+                _registered_method=True)
+        self.RecordAction = channel.unary_unary(
+                '/consortium.v1.NodeService/RecordAction',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.RecordActionRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.RecordActionResponse.FromString,
+                _registered_method=True)
+        self.ActionSummaries = channel.unary_unary(
+                '/consortium.v1.NodeService/ActionSummaries',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ActionSummariesRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ActionSummariesResponse.FromString,
+                _registered_method=True)
+        self.PruneMatchLog = channel.unary_unary(
+                '/consortium.v1.NodeService/PruneMatchLog',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PruneMatchLogRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PruneMatchLogResponse.FromString,
+                _registered_method=True)
 
 
 class NodeServiceServicer:
@@ -159,6 +184,42 @@ class NodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadPolicy(self, request, context):
+        """Policy and accountability (docs/policy.md). Operator-only calls are
+        refused unless they come from the node's own host (loopback).
+        operator only
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAction(self, request, context):
+        """operator only
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActionSummaries(self, request, context):
+        """operator only
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneMatchLog(self, request, context):
+        """operator only
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +272,31 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.SubmitEvidence,
                     request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceRequest.FromString,
                     response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceResponse.SerializeToString,
+            ),
+            'ReloadPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadPolicy,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ReloadPolicyRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ReloadPolicyResponse.SerializeToString,
+            ),
+            'ExplainPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainPolicy,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ExplainPolicyRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ExplainPolicyResponse.SerializeToString,
+            ),
+            'RecordAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAction,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.RecordActionRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.RecordActionResponse.SerializeToString,
+            ),
+            'ActionSummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActionSummaries,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ActionSummariesRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ActionSummariesResponse.SerializeToString,
+            ),
+            'PruneMatchLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneMatchLog,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PruneMatchLogRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PruneMatchLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +569,141 @@ class NodeService:
             '/consortium.v1.NodeService/SubmitEvidence',
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceRequest.SerializeToString,
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.SubmitEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/ReloadPolicy',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ReloadPolicyRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ReloadPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/ExplainPolicy',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ExplainPolicyRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ExplainPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/RecordAction',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.RecordActionRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.RecordActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActionSummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/ActionSummaries',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ActionSummariesRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.ActionSummariesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneMatchLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consortium.v1.NodeService/PruneMatchLog',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PruneMatchLogRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PruneMatchLogResponse.FromString,
             options,
             channel_credentials,
             insecure,
