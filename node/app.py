@@ -8,27 +8,88 @@ and no network I/O.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
-from node.core.entry import Kind, SignedEntry
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from node.accountability import Accountability
+from node.core.entry import SignedEntry
+from node.core.feedback import Aggregate
 from node.core.hashes import algorithm
+from node.core.policy import Decision
+from node.core.tlog import TlogPolicy
 from node.core.trust import Member, Standing, TrustView, check_provenance
-from node.errors import NodeError, NotFoundError, ValidationError
+from node.errors import (
+    EquivocationError,
+    NodeError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
+from node.transparency import Transparency
 
 log = logging.getLogger(__name__)
 
 MAX_SUBMIT_BATCH = 1000
 MAX_MATCH_BATCH = 10_000
-DEFAULT_ACTION = "REVIEW"
+
+
+def _raise_first(errors: Sequence[NodeError | None]) -> None:
+    """Raise the first verification error, naming its place in the batch."""
+    for i, error in enumerate(errors):
+        if error is not None:
+            where = f"entry {i + 1} of {len(errors)}: " if len(errors) > 1 else ""
+            raise type(error)(where + str(error))
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _check_batch(entries: Sequence[SignedEntry]) -> None:
+    if not entries:
+        raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
+    if len(entries) > MAX_SUBMIT_BATCH:
+        raise ValidationError(
+            f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
+        )
+
+
+class UrgentTracker:
+    """Recently committed urgent entries, so Pull can serve them first.
+
+    Bounded: only the newest ``cap`` urgent entries are remembered (urgency
+    matters for new entries; after a restart old ones are ordinary).
+    """
+
+    def __init__(self, cap: int = 100_000) -> None:
+        self.cap = cap
+        self._seqs: dict[str, list[int]] = {}
+        self._count = 0
+
+    def add(self, entries: Sequence[SignedEntry]) -> None:
+        for e in entries:
+            if e.body.urgent:
+                self._seqs.setdefault(e.body.origin, []).append(e.body.seq)
+                self._count += 1
+        while self._count > self.cap:
+            origin = next(iter(self._seqs))
+            self._count -= len(self._seqs.pop(origin))
+
+    def pending(self, origin: str, cursor: int) -> bool:
+        """Is there an urgent entry of ``origin`` at or after ``cursor``?"""
+        seqs = self._seqs.get(origin)
+        return seqs is not None and bool(seqs) and seqs[-1] >= cursor
 
 
 class Changes:
@@ -67,16 +128,62 @@ class MatchHit:
     retracted_by: bytes
     distance: int
     action: str
+    settled: bool = False  # covered by a quorum-cosigned checkpoint (transparency log)
+    origin_equivocated: bool = False  # evidence held that the origin forked its log
+    rule: str = ""  # the policy rule that recommended ``action``
+    feedback: Aggregate | None = None
     standing: Standing = Standing.ACTIVE  # revoked members' entries stay, flagged
 
 
 class NodeApp:
-    def __init__(self, node_id: str, store: LmdbStore, trust: TrustView) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        store: LmdbStore,
+        trust: TrustView,
+        *,
+        verify_workers: int = 2,
+        tlog_policy: TlogPolicy | None = None,
+        checkpoint_key: Ed25519PrivateKey | None = None,
+        policy_path: Path | None = None,
+        matchlog: MatchLog | None = None,
+    ) -> None:
         self.node_id = node_id
         self.store = store
         self.trust = trust
+        self.accountability = Accountability(
+            node_id, store, trust, policy_path=policy_path, matchlog=matchlog
+        )
         self.changes = Changes()
-        self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = []
+        self.urgent = UrgentTracker()
+        self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = [self.urgent.add]
+        self.observer: Observer = NullObserver()
+        # Ed25519 verification releases the GIL: a small pool uses every core.
+        self._verify_pool = ThreadPoolExecutor(verify_workers, thread_name_prefix="verify")
+        # One writer thread: LMDB has one writer at a time, and fsync-ing
+        # commits must not stall the event loop.
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="lmdb-writer")
+        self._verify_workers = verify_workers
+        self.tlog = Transparency(
+            node_id,
+            store,
+            trust,
+            policy=tlog_policy,
+            checkpoint_key=checkpoint_key,
+            on_change=self.changes.notify,
+        )
+        self.accountability.settled = self._settled
+
+    def _settled(self, entry_id: bytes) -> bool | None:
+        """Policy input: is this entry covered by a quorum-cosigned checkpoint?"""
+        stored = self.store.get(entry_id)
+        if stored is None:
+            return None
+        return self.tlog.settled(stored.entry.body.origin, stored.entry.body.seq)
+
+    def close(self) -> None:
+        self._verify_pool.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
 
     def on_commit(self, listener: Callable[[Sequence[SignedEntry]], None]) -> None:
         self._listeners.append(listener)
@@ -97,31 +204,88 @@ class NodeApp:
 
     def submit(self, entries: Sequence[SignedEntry]) -> IngestResult:
         """All-or-nothing: verify every entry, then commit them in one txn."""
-        if not entries:
-            raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
-        if len(entries) > MAX_SUBMIT_BATCH:
-            raise ValidationError(
-                f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
-            )
-        for i, error in enumerate(self.verify(entries)):
-            if error is not None:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise type(error)(where + str(error))
-        result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
-        if result.errors:
-            raise result.errors[0][1]
-        self._committed(result)
+        try:
+            _check_batch(entries)
+            _raise_first(self.verify(entries))
+            result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
+            if result.errors:
+                self.tlog.committed(result)  # a refused fork is still evidence to gossip
+                raise result.errors[0][1]
+        except NodeError as exc:
+            self._refused_submit(exc, len(entries))
+            raise
+        self._committed(result, "submit")
         return result
+
+    async def submit_async(self, entries: Sequence[SignedEntry]) -> IngestResult:
+        """:meth:`submit` with verification and the commit off the event loop."""
+        try:
+            _check_batch(entries)
+            _raise_first(await self.verify_async(entries))
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self._writer,
+                functools.partial(self.store.ingest, entries, atomic=True, now_ms=now_ms()),
+            )
+            if result.errors:
+                self.tlog.committed(result)  # a refused fork is still evidence to gossip
+                raise result.errors[0][1]
+        except NodeError as exc:
+            self._refused_submit(exc, len(entries))
+            raise
+        self._committed(result, "submit")
+        return result
+
+    def _refused_submit(self, exc: NodeError, count: int) -> None:
+        self.observer.refused("submit", exc, max(1, count))
+        if isinstance(exc, EquivocationError):
+            self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
+        if isinstance(exc, StorageError) and self.store.write_error:
+            self.observer.alert(ALERT_MAP_FULL, self.node_id)
+
+    async def verify_async(self, entries: Sequence[SignedEntry]) -> list[NodeError | None]:
+        """:meth:`verify` split across the verification pool."""
+        loop = asyncio.get_running_loop()
+        if len(entries) < 64:
+            return await loop.run_in_executor(self._verify_pool, self.verify, entries)
+        size = -(-len(entries) // self._verify_workers)
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._verify_pool, self.verify, entries[i : i + size])
+                for i in range(0, len(entries), size)
+            )
+        )
+        return [e for part in parts for e in part]
 
     def ingest_from_peer(self, peer: str, entries: Sequence[SignedEntry]) -> IngestResult:
         """Entries relayed by a peer: already verified by the caller."""
         result = self.store.ingest(entries, atomic=False, peer=peer, now_ms=now_ms())
-        self._committed(result)
+        self._relayed(result)
         return result
 
-    def _committed(self, result: IngestResult) -> None:
+    async def ingest_from_peer_async(
+        self, peer: str, entries: Sequence[SignedEntry]
+    ) -> IngestResult:
+        """:meth:`ingest_from_peer` with the commit off the event loop."""
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._writer,
+            functools.partial(self.store.ingest, entries, atomic=False, peer=peer, now_ms=now_ms()),
+        )
+        self._relayed(result)
+        return result
+
+    def _relayed(self, result: IngestResult) -> None:
+        for _index, error in result.errors:
+            self.observer.refused("peer", error)
+        self._committed(result, "peer")
+
+    def _committed(self, result: IngestResult, source: str) -> None:
+        self.tlog.committed(result)  # signs checkpoints; logs and gossips new evidence
+        self.observer.committed(source, result, now_ms())
         if result.evidence:
             log.warning("equivocation evidence recorded (%d); see `ccnode status`", result.evidence)
+            self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
         if not result.accepted:
             return
         for listener in self._listeners:
@@ -142,7 +306,24 @@ class NodeApp:
         return self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0)
 
     def match(
-        self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
+    ) -> list[list[MatchHit]]:
+        started = time.perf_counter()
+        try:
+            out = self._match(queries, include_retracted, record)
+        except NodeError:
+            self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
+            raise
+        hits = sum(len(h) for h in out)
+        self.observer.matched(len(queries), hits, time.perf_counter() - started, ok=True)
+        return out
+
+    def _match(
+        self, queries: Sequence[tuple[str, bytes]], include_retracted: bool, record: bool
     ) -> list[list[MatchHit]]:
         if not queries:
             raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")
@@ -167,13 +348,41 @@ class NodeApp:
                     continue
                 hits.append(self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0))
             out.append(hits)
+        if record:
+            self.accountability.record_matches(
+                [
+                    (h.entry.entry_id, h.action, h.rule)
+                    for hs in out
+                    for h in hs
+                    if not h.retracted_by
+                ],
+                now_ms(),
+            )
         return out
+
+    def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
+        """The entry as a match answer, and the policy's rule-by-rule reasoning."""
+        hit = self.get(entry_id)
+        verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
+        return hit, verdict.decision
 
     def _hit(self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
-        standing = member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN
-        action = DEFAULT_ACTION if entry.body.kind == Kind.ADD and not retracted_by else "NONE"
-        return MatchHit(entry, member, arrival, retracted_by, dist, action, standing)
+        origin, seq = entry.body.origin, entry.body.seq
+        verdict = self.accountability.verdict(entry, retracted_by)
+        return MatchHit(
+            entry,
+            member,
+            arrival,
+            retracted_by,
+            dist,
+            verdict.action,
+            rule=verdict.rule,
+            feedback=verdict.feedback,
+            settled=self.tlog.settled(origin, seq),
+            origin_equivocated=self.tlog.forked(origin),
+            standing=member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN,
+        )

@@ -8,14 +8,18 @@ Layout of a node directory made by ``ccnode init``::
     DIR/roster.json          the roster: the trust anchor the operator
                              installs, then the newest roster the node adopted
     DIR/keys/entry.pem       Ed25519 entry signing key (0600)
-    DIR/keys/checkpoint.pem  Ed25519 checkpoint signing key (0600)
+    DIR/keys/checkpoint.pem  Ed25519 checkpoint (and cosigning) key (0600);
+                             without it the node signs checkpoints with the
+                             entry key (the roster must then list no other)
     DIR/keys/tls.key         ECDSA P-256 TLS key (0600)
     DIR/keys/tls.crt         its self-signed certificate (pinned by the roster)
     DIR/keys/governance.pem  only with ``init --genesis``: a governance key
     DIR/data/                the LMDB environment
     DIR/node.addr            written by a running node: the address it listens on
 
-config.toml::
+config.toml (every option; only ``id``, ``kind`` and ``jurisdiction`` are
+required, the rest show their defaults; docs/operators.md has the full
+reference)::
 
     id = "gov.example/ct-unit"    # this member's id
     kind = "government"           # government | platform | ngo | observer
@@ -25,23 +29,46 @@ config.toml::
     roster_file = "roster.json"   # relative to DIR
     tls_key_file = "keys/tls.key"
     tls_cert_file = "keys/tls.crt"
-    checkpoint_key_file = "keys/checkpoint.pem"
     insecure = false              # true: plaintext, no authentication; loopback only
     roster_peers = true           # also sync from roster members that list an address
     roster_poll_s = 30.0          # seconds between roster checks with peers; 0 disables
     key_only = false              # a key-only submitter's directory: no node to serve
+    metrics_listen = ""           # host:port for Prometheus /metrics; "" = off
+    log_json = false              # JSON lines instead of human-readable logs
+    log_level = "info"            # debug | info | warning | error
+    lmdb_map_size_mib = 16384     # initial LMDB map (address space, not disk)
+    lmdb_map_max_mib = 0          # grow the map up to this; 0 = no cap
+    shutdown_grace_s = 5.0        # SIGTERM: time in-flight calls get to finish
+    withholding_after_s = 300.0   # alert when a connected peer advertises
+                                  # entries it has not sent for this long
+    anti_entropy_s = 5.0          # seconds between anti-entropy rounds; 0 = off
+
+    [tlog]                        # transparency log (docs/transparency.md)
+    checkpoint_key_file = "keys/checkpoint.pem"
+    withholding_grace_s = 60.0    # a peer behind a quorum-cosigned checkpoint
+                                  # longer than this is flagged as withholding
+
+Who witnesses, and how many cosignatures settle an entry, is the roster's
+to say (members with the WITNESS role, its ``witness_threshold``), so
+every node counts "settled" alike; ``tlog.witnesses`` and
+``tlog.witness_threshold`` are retired.
 
     [[peer]]                      # one table per peer to sync from
     id = "platform.example"
     address = "127.0.0.1:7001"    # or:
     address_file = "../b/node.addr"  # read at each connect (local meshes)
+
+Environment overrides (applied by ``ccnode serve`` only, never written
+back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_LOG_JSON``
+(1/0, true/false), ``CCNODE_LOG_LEVEL``. See :func:`apply_env`.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +110,66 @@ class PeerConfig:
         return resolve
 
 
+#: Options of the members-file era and what replaced them (a clear refusal
+#: beats a silent change of who is trusted).
+_RETIRED = {
+    "members_file": (
+        "'members_file' is retired: membership now comes from a signed roster. "
+        "Make this member's keys and card with `ccnode init NEWDIR ...`, have governance "
+        "add the card (`ccnode roster add-member`), then `ccnode roster publish ROSTER NEWDIR`"
+    ),
+    "tlog.witnesses": (
+        "'tlog.witnesses' is retired: the witnesses are the roster's members with the "
+        "WITNESS role (`ccnode roster set-role FILE --id ID --roles ...,witness`); "
+        "remove the option"
+    ),
+    "tlog.witness_threshold": (
+        "'tlog.witness_threshold' is retired: the roster's witness threshold settles "
+        "entries (`ccnode roster set-role FILE --witness-threshold K`); remove the option"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TlogConfig:
+    """The ``[tlog]`` table: checkpoint key and withholding grace.
+
+    Witnesses and their threshold come from the roster
+    (``node.core.tlog.roster_policy``).
+    """
+
+    checkpoint_key_file: str = "keys/checkpoint.pem"
+    withholding_grace_s: float = 60.0
+
+    @property
+    def withholding_grace_ms(self) -> int:
+        return round(self.withholding_grace_s * 1000)
+
+    def table(self) -> dict[str, toml_out.Value]:
+        return {
+            "checkpoint_key_file": self.checkpoint_key_file,
+            "withholding_grace_s": self.withholding_grace_s,
+        }
+
+    @classmethod
+    def from_table(cls, path: Path, doc: Any) -> TlogConfig:
+        if not isinstance(doc, dict):
+            raise ValidationError(f"{path}: [tlog] must be a table")
+        for name in sorted(doc):
+            if f"tlog.{name}" in _RETIRED:
+                raise ValidationError(f"{path}: {_RETIRED[f'tlog.{name}']}")
+        unknown = sorted(set(doc) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValidationError(f"{path}: unknown option tlog.{unknown[0]}")
+        key_file = doc.get("checkpoint_key_file", "keys/checkpoint.pem")
+        if not isinstance(key_file, str) or not key_file:
+            raise ValidationError(f"{path}: tlog.checkpoint_key_file must be a non-empty string")
+        grace = doc.get("withholding_grace_s", 60.0)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or not grace >= 0:
+            raise ValidationError(f"{path}: tlog.withholding_grace_s must be a number >= 0")
+        return cls(key_file, float(grace))
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     dir: Path
@@ -95,11 +182,19 @@ class NodeConfig:
     roster_file: str = "roster.json"
     tls_key_file: str = "keys/tls.key"
     tls_cert_file: str = "keys/tls.crt"
-    checkpoint_key_file: str = "keys/checkpoint.pem"
     insecure: bool = False
     roster_peers: bool = True
     roster_poll_s: float = 30.0
     key_only: bool = False
+    metrics_listen: str = ""
+    log_json: bool = False
+    log_level: str = "info"
+    lmdb_map_size_mib: int = 16384
+    lmdb_map_max_mib: int = 0
+    shutdown_grace_s: float = 5.0
+    withholding_after_s: float = 300.0
+    anti_entropy_s: float = 5.0
+    tlog: TlogConfig = TlogConfig()
 
     @property
     def data_dir(self) -> Path:
@@ -148,6 +243,13 @@ class NodeConfig:
     def tls_identity(self) -> TlsIdentity:
         return load_identity(self.dir / self.tls_key_file, self.dir / self.tls_cert_file)
 
+    def checkpoint_key(self) -> Ed25519PrivateKey:
+        """The checkpoint key file if there is one, else the entry key."""
+        path = self.dir / self.tlog.checkpoint_key_file
+        if path.exists():
+            return load_signer(path).private_key
+        return self.signer().private_key
+
     def dumps(self) -> str:
         top: dict[str, toml_out.Value] = {
             "id": self.id,
@@ -155,15 +257,9 @@ class NodeConfig:
             "jurisdiction": self.jurisdiction,
             "listen": self.listen,
             "key_file": self.key_file,
-            "roster_file": self.roster_file,
-            "tls_key_file": self.tls_key_file,
-            "tls_cert_file": self.tls_cert_file,
-            "checkpoint_key_file": self.checkpoint_key_file,
-            "insecure": self.insecure,
-            "roster_peers": self.roster_peers,
-            "roster_poll_s": self.roster_poll_s,
-            "key_only": self.key_only,
         }
+        for name in _OPTIONAL:
+            top[name] = getattr(self, name)
         peers = [
             {
                 k: v
@@ -172,31 +268,100 @@ class NodeConfig:
             }
             for p in self.peers
         ]
-        return toml_out.dumps(top, arrays={"peer": peers})
+        return toml_out.dumps(top, tables={"tlog": self.tlog.table()}, arrays={"peer": peers})
 
     def save(self) -> None:
         write_atomic(self.dir / CONFIG_NAME, self.dumps())
 
 
-_KNOWN = {
-    "id",
-    "kind",
-    "jurisdiction",
-    "listen",
-    "key_file",
-    "peer",
-    "roster_file",
-    "tls_key_file",
-    "tls_cert_file",
-    "checkpoint_key_file",
-    "insecure",
-    "roster_peers",
-    "roster_poll_s",
-    "key_only",
+def _listen(where: str, name: str, value: object, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"{where}: option {name!r} must be a string 'host:port', got {_show(value)}"
+        )
+    if allow_empty and value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(
+            f"{where}: option {name!r} must be 'host:port' with a port 0..65535, got {value!r}"
+        )
+    return value
+
+
+def _string(where: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(
+            f"{where}: option {name!r} must be a non-empty string, got {_show(value)}"
+        )
+    return value
+
+
+def _bool(where: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{where}: option {name!r} must be true or false, got {_show(value)}")
+    return value
+
+
+def _level(where: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or value.lower() not in LOG_LEVELS:
+        raise ValidationError(
+            f"{where}: option {name!r} must be one of {', '.join(LOG_LEVELS)}, got {_show(value)}"
+        )
+    return value.lower()
+
+
+def _int_at_least(low: int) -> Any:
+    def check(where: str, name: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(
+                f"{where}: option {name!r} must be an integer >= {low}, got {_show(value)}"
+            )
+        return value
+
+    return check
+
+
+def _seconds(where: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValidationError(
+            f"{where}: option {name!r} must be a number of seconds >= 0, got {_show(value)}"
+        )
+    return float(value)
+
+
+def _show(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: Optional top-level options: name -> validator(where, name, value).
+_OPTIONAL: dict[str, Any] = {
+    "listen": _listen,
+    "key_file": _string,
+    "roster_file": _string,
+    "tls_key_file": _string,
+    "tls_cert_file": _string,
+    "insecure": _bool,
+    "roster_peers": _bool,
+    "roster_poll_s": _seconds,
+    "key_only": _bool,
+    "metrics_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
+    "log_json": _bool,
+    "log_level": _level,
+    "lmdb_map_size_mib": _int_at_least(1),
+    "lmdb_map_max_mib": _int_at_least(0),
+    "shutdown_grace_s": _seconds,
+    "withholding_after_s": _seconds,
+    "anti_entropy_s": _seconds,
 }
+_REQUIRED = ("id", "kind", "jurisdiction")
+_PEER_KEYS = ("id", "address", "address_file")
 
 
 def load_config(directory: Path) -> NodeConfig:
+    """Read and validate DIR/config.toml; errors name the file and the key."""
     path = directory / CONFIG_NAME
     try:
         doc = tomllib.loads(path.read_text())
@@ -206,58 +371,93 @@ def load_config(directory: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path} is not valid TOML: {exc}") from None
+    where = str(path)
     if "members_file" in doc:
-        raise ValidationError(
-            f"{path}: 'members_file' is retired: membership now comes from a signed roster. "
-            "Make this member's keys and card with `ccnode init NEWDIR ...`, have governance "
-            "add the card (`ccnode roster add-member`), then `ccnode roster publish ROSTER NEWDIR`"
-        )
-    unknown = sorted(set(doc) - _KNOWN)
+        raise ValidationError(f"{where}: {_RETIRED['members_file']}")
+    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL) - {"peer", "tlog"})
     if unknown:
-        raise ValidationError(f"{path}: unknown option {unknown[0]!r}")
-    for key in ("id", "kind", "jurisdiction"):
+        raise ValidationError(f"{where}: unknown option {unknown[0]!r}")
+    for key in _REQUIRED:
         if not isinstance(doc.get(key), str):
-            raise ValidationError(f"{path}: option {key!r} is required (a string)")
+            raise ValidationError(f"{where}: option {key!r} is required (a string)")
+    options = {
+        name: check(where, name, doc[name]) for name, check in _OPTIONAL.items() if name in doc
+    }
+    rows = doc.get("peer", [])
+    if not isinstance(rows, list):
+        raise ValidationError(f"{where}: 'peer' must be an array of tables ([[peer]])")
     peers = []
-    for i, row in enumerate(doc.get("peer", [])):
+    for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-            raise ValidationError(f"{path}: peer #{i + 1} needs an 'id'")
+            raise ValidationError(f"{where}: peer #{i + 1} needs an 'id'")
+        extra = sorted(set(row) - set(_PEER_KEYS))
+        if extra:
+            raise ValidationError(f"{where}: peer {row['id']!r}: unknown option {extra[0]!r}")
         if not (row.get("address") or row.get("address_file")):
-            raise ValidationError(f"{path}: peer {row['id']!r} needs 'address' or 'address_file'")
+            raise ValidationError(f"{where}: peer {row['id']!r} needs 'address' or 'address_file'")
+        if row.get("address"):
+            _listen(f"{where}: peer {row['id']!r}", "address", row["address"])
+        if not isinstance(row.get("address_file", ""), str):
+            raise ValidationError(f"{where}: peer {row['id']!r}: 'address_file' must be a string")
         peers.append(
-            PeerConfig(row["id"], str(row.get("address", "")), str(row.get("address_file", "")))
+            PeerConfig(
+                check_member_id(row["id"]),
+                str(row.get("address", "")),
+                str(row.get("address_file", "")),
+            )
         )
+    try:
+        kind = MemberKind.parse(doc["kind"])
+        member_id = check_member_id(doc["id"])
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc}") from None
     return NodeConfig(
         dir=directory,
-        id=check_member_id(doc["id"]),
-        kind=MemberKind.parse(doc["kind"]),
+        id=member_id,
+        kind=kind,
         jurisdiction=doc["jurisdiction"],
-        listen=str(doc.get("listen", "127.0.0.1:0")),
-        key_file=str(doc.get("key_file", "keys/entry.pem")),
         peers=tuple(peers),
-        roster_file=str(doc.get("roster_file", "roster.json")),
-        tls_key_file=str(doc.get("tls_key_file", "keys/tls.key")),
-        tls_cert_file=str(doc.get("tls_cert_file", "keys/tls.crt")),
-        checkpoint_key_file=str(doc.get("checkpoint_key_file", "keys/checkpoint.pem")),
-        insecure=_flag(path, doc, "insecure", False),
-        roster_peers=_flag(path, doc, "roster_peers", True),
-        roster_poll_s=_seconds(path, doc, "roster_poll_s", 30.0),
-        key_only=_flag(path, doc, "key_only", False),
+        **options,
+        tlog=TlogConfig.from_table(path, doc.get("tlog", {})),
     )
 
 
-def _flag(path: Path, doc: dict[str, Any], key: str, default: bool) -> bool:
-    value = doc.get(key, default)
-    if not isinstance(value, bool):
-        raise ValidationError(f"{path}: option {key!r} must be true or false, got {value!r}")
-    return value
+#: Environment variables ``ccnode serve`` honours: variable -> option.
+ENV_OVERRIDES = {
+    "CCNODE_LISTEN": "listen",
+    "CCNODE_METRICS_LISTEN": "metrics_listen",
+    "CCNODE_LOG_JSON": "log_json",
+    "CCNODE_LOG_LEVEL": "log_level",
+}
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-def _seconds(path: Path, doc: dict[str, Any], key: str, default: float) -> float:
-    value = doc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValidationError(f"{path}: option {key!r} must be a number >= 0, got {value!r}")
-    return float(value)
+def apply_env(config: NodeConfig, environ: Mapping[str, str]) -> NodeConfig:
+    """The per-deployment overrides, validated like the file; never saved."""
+    changes: dict[str, Any] = {}
+    for var, name in ENV_OVERRIDES.items():
+        if var not in environ:
+            continue
+        raw: object = environ[var]
+        if name == "log_json":
+            text = str(raw).strip().lower()
+            if text not in TRUE_WORDS + FALSE_WORDS:
+                raise ValidationError(
+                    f"environment {var}: expected 1/0 or true/false, got {str(raw)[:40]!r}"
+                )
+            raw = text in TRUE_WORDS
+        changes[name] = _OPTIONAL[name](f"environment {var}", name, raw)
+    return replace(config, **changes) if changes else config
+
+
+def with_overrides(config: NodeConfig, **changes: Any) -> NodeConfig:
+    """Command-line overrides (``ccnode serve --metrics ...``), validated."""
+    checked = {
+        name: _OPTIONAL[name]("command line", name, value)
+        for name, value in changes.items()
+        if value is not None
+    }
+    return replace(config, **checked) if checked else config
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:

@@ -8,9 +8,20 @@ speaks plaintext, for local development only.
 
 from __future__ import annotations
 
-from node.config import NodeConfig
+from pathlib import Path
+
+import grpc
+
+from node.config import NodeConfig, load_config
 from node.rpc.client import DEFAULT_DEADLINE_S, NodeClient
-from node.rpc.tls import secure_client
+from node.rpc.tls import channel_credentials, secure_client
+
+
+def _trusted(config: NodeConfig) -> tuple[bytes, ...]:
+    signed = config.signed_roster()
+    certs = signed.roster.pinned_certs() if signed is not None else ()
+    own = config.tls_identity().cert_der
+    return certs if own in certs else (*certs, own)
 
 
 def client_for(
@@ -18,9 +29,16 @@ def client_for(
 ) -> NodeClient:
     if config.insecure:
         return NodeClient(address, deadline_s=deadline_s)
-    identity = config.tls_identity()
-    signed = config.signed_roster()
-    certs = signed.roster.pinned_certs() if signed is not None else ()
-    if identity.cert_der not in certs:
-        certs = (*certs, identity.cert_der)
-    return secure_client(address, identity, certs, deadline_s=deadline_s)
+    return secure_client(address, config.tls_identity(), _trusted(config), deadline_s=deadline_s)
+
+
+def credentials_for(config: NodeConfig) -> grpc.ChannelCredentials | None:
+    """Channel credentials for synchronous gRPC tools (``node.interop.feed``);
+    None for a plaintext (``insecure``) directory."""
+    if config.insecure:
+        return None
+    return channel_credentials(config.tls_identity(), _trusted(config))
+
+
+def credentials_for_dir(directory: str | Path | None) -> grpc.ChannelCredentials | None:
+    return credentials_for(load_config(Path(directory))) if directory else None

@@ -75,7 +75,7 @@ def init_member_dir(
         key_only=key_only,
     )
     entry = new_key(directory / config.key_file)
-    checkpoint = None if key_only else new_key(directory / config.checkpoint_key_file)
+    checkpoint = None if key_only else new_key(directory / config.tlog.checkpoint_key_file)
     identity = new_tls_identity(
         directory / config.tls_key_file, directory / config.tls_cert_file, member_id, now_ms()
     )

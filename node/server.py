@@ -1,21 +1,33 @@
-"""Wire core, store, rpc and sync into a running node."""
+"""Wire core, store, rpc and sync into a running node.
+
+The node's trust view is its roster (``node/rosters.py``): it verifies
+entries, pins the TLS certificates peers and clients present, names the
+witnesses and the witness threshold of the transparency log, and lists the
+members whose node addresses are synced from.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from node.accountability import POLICY_FILE
 from node.app import NodeApp
 from node.config import NodeConfig, load_config, write_atomic
+from node.core.roster import SignedRoster
+from node.core.tlog import TlogPolicy, roster_policy
 from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
-from node.errors import PeerError, ValidationError
+from node.errors import NodeError, PeerError, ValidationError
+from node.metrics import NodeMetrics, Snapshot, take_snapshot
 from node.rosters import RosterKeeper
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
@@ -23,12 +35,17 @@ from node.rpc.client import SERVER_OPTIONS, NodeClient
 from node.rpc.service import NodeServicer
 from node.rpc.tls import Authorizer, secure_client, server_credentials
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
 from node.sync.engine import Peer, SyncEngine
+from node.sync.gossip import EvidenceGossip
 from node.sync.roster_gossip import RosterGossip
+from node.sync.witness import WitnessSubmitter
 
 log = logging.getLogger(__name__)
 
+HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
+MATCHLOG_DIR = "matchlog"  # the local match log's LMDB environment, in the node dir
 
 
 def _is_loopback(host: str) -> bool:
@@ -38,7 +55,13 @@ def _is_loopback(host: str) -> bool:
 class Node:
     """A running node: ``await node.start()`` ... ``await node.stop()``."""
 
-    def __init__(self, config: NodeConfig, *, trust: TrustView | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        trust: TrustView | None = None,
+        anti_entropy_s: float | None = None,
+    ) -> None:
         self.config = config
         if config.key_only:
             raise ValidationError(
@@ -52,7 +75,12 @@ class Node:
                 "development and binds to loopback only; drop --insecure to use mutual TLS"
             )
         self.identity: TlsIdentity | None = None if config.insecure else config.tls_identity()
-        self.store = LmdbStore(config.data_dir)
+        checkpoint_key = config.checkpoint_key()
+        self.store = LmdbStore(
+            config.data_dir,
+            map_size=config.lmdb_map_size_mib << 20,
+            max_map_size=config.lmdb_map_max_mib << 20,
+        )
         try:
             self.rosters = RosterKeeper(
                 self.store,
@@ -61,24 +89,52 @@ class Node:
                 own_cert=self.identity.cert_der if self.identity else b"",
                 own_spki=self.identity.spki if self.identity else b"",
             )
+            self.matchlog = MatchLog(config.dir / MATCHLOG_DIR)
         except BaseException:
             self.store.close()
             raise
-        self.app = NodeApp(config.id, self.store, trust or self.rosters)
-        # Wake follow streams so they announce a newly adopted roster.
-        self.rosters.on_adopt(lambda _: self.app.changes.notify())
+        try:
+            self.app = NodeApp(
+                config.id,
+                self.store,
+                trust or self.rosters,
+                tlog_policy=self._tlog_policy(),
+                checkpoint_key=checkpoint_key,
+                policy_path=config.dir / POLICY_FILE,
+                matchlog=self.matchlog,
+            )
+        except BaseException:
+            self.store.close()
+            self.matchlog.close()
+            raise
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
-        self.sync = SyncEngine(self.app, peers, client=self._client)
-        self.gossip = RosterGossip(
+        self.sync = SyncEngine(
+            self.app,
+            peers,
+            anti_entropy_s=config.anti_entropy_s if anti_entropy_s is None else anti_entropy_s,
+            client=self._client,
+        )
+        self.gossip = EvidenceGossip(self.app, peers, client=self._client)
+        self.sync.peer_listeners.append(self.gossip.add_peer)
+        self.witness = WitnessSubmitter(self.app, self._resolve_member, client=self._client)
+        self.roster_gossip = RosterGossip(
             self.rosters,
             self.sync,
             own_id=config.id,
             poll_s=config.roster_poll_s,
             roster_peers=config.roster_peers,
         )
+        self.rosters.on_adopt(self._roster_adopted)
         self.address = ""
         self._server: grpc.aio.Server | None = None
         self._health = AioHealthServicer()
+        self.metrics = NodeMetrics(config.id, withholding_after_s=config.withholding_after_s)
+        self.app.observer = self.metrics
+        #: Start-up work (index builds, roster load) run after the port opens and
+        #: before health says SERVING; append coroutine functions before start().
+        self.startup: list[Callable[[], Awaitable[None]]] = [self._check_store]
+        self.ready = False
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
         server = grpc.aio.server(options=SERVER_OPTIONS)
@@ -91,6 +147,7 @@ class Node:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
+        await self._set_health(False)  # NOT_SERVING until start-up work is done
         if self.identity is None:
             port = server.add_insecure_port(self.config.listen)
         else:
@@ -102,18 +159,30 @@ class Node:
         self._server = server
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
-        self.sync.start()
-        self.gossip.start()
-        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.bind(self._snapshot, asyncio.get_running_loop())
+        if self.config.metrics_listen:
+            self.metrics.serve(self.config.metrics_listen)
         write_atomic(self.config.addr_file, self.address + "\n")
         log.info(
-            "node %s listening on %s (%s, roster version %d)",
+            "node %s listening on %s (%s, roster version %d); starting up",
             self.config.id,
             self.address,
             "plaintext" if self.identity is None else "mutual TLS",
             self.rosters.version,
         )
+        try:
+            for task in self.startup:
+                await task()
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        self.sync.start()
+        self.gossip.start()
+        self.witness.start()
+        self.roster_gossip.start()
+        self._watch = asyncio.create_task(self._watch_store(), name="health:store")
+        await self._set_health(self._store_healthy())
+        log.info("node %s ready", self.config.id)
         return self.address
 
     def _client(self, peer_id: str, address: str) -> NodeClient:
@@ -128,6 +197,50 @@ class Node:
             )
         return secure_client(address, self.identity, [member.tls_cert])
 
+    def _tlog_policy(self) -> TlogPolicy:
+        """Witnesses and their threshold: the roster's (docs/transparency.md)."""
+        return roster_policy(self.rosters.roster, self.config.tlog.withholding_grace_ms)
+
+    def _roster_adopted(self, signed: SignedRoster) -> None:
+        # Wake follow streams so they announce the new roster, and follow its
+        # witness set (who cosigns, how many settle) and checkpoint keys.
+        self.app.tlog.reconfigure(self._tlog_policy())
+        self.witness.refresh()
+        self.app.changes.notify()
+
+    async def _check_store(self) -> None:
+        self.store.check()
+
+    def _store_healthy(self) -> bool:
+        try:
+            self.store.check()
+        except NodeError as exc:
+            log.error("store unhealthy: %s", exc)
+            return False
+        return not self.store.write_error
+
+    async def _set_health(self, serving: bool) -> None:
+        self.ready = serving
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self._health.set(SERVICE_NAME, status)
+        await self._health.set("", status)
+
+    async def _watch_store(self) -> None:
+        """Health follows the store: NOT_SERVING while it fails or refuses writes."""
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            healthy = self._store_healthy()
+            if healthy is not self.ready:
+                log.warning("health: %s", "SERVING" if healthy else "NOT_SERVING")
+                await self._set_health(healthy)
+
+    def _snapshot(self) -> Snapshot:
+        return take_snapshot(self.config.id, self.store, self.sync.states.values(), self.ready)
+
     def _peers_status(self) -> list[pb.PeerStatus]:
         heads = {o: h.next_seq for o, h in self.app.heads().items()}
         return [
@@ -140,43 +253,86 @@ class Node:
                 last_error=s.last_error,
                 received=s.received,
                 refused=s.refused,
+                withholding=self.app.tlog.is_withholding(s.id),
             )
             for s in self.sync.states.values()
         ]
 
-    async def stop(self, grace: float = 2.0) -> None:
+    def _resolve_member(self, member_id: str) -> str | None:
+        """A member's node address: its peer entry here, else the roster."""
+        for p in self.config.peers:
+            if p.id == member_id:
+                return p.resolver(self.config.dir)()  # type: ignore[no-any-return]
+        try:
+            return self.app.trust.member(member_id).address or None
+        except NodeError:
+            return None
+
+    async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, finish in-flight calls, stop sync, close LMDB."""
+        self.ready = False
         await self._health.enter_graceful_shutdown()
         self.config.addr_file.unlink(missing_ok=True)
-        await self.gossip.stop()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+        await self.roster_gossip.stop()
         await self.sync.stop()
+        await self.gossip.stop()
+        await self.witness.stop()
         self.app.changes.close()  # end follow streams so in-flight calls can finish
         if self._server is not None:
-            await self._server.stop(grace)
+            # New calls are refused at once; in-flight ones (a Submit is one
+            # LMDB transaction) get the grace period to finish.
+            await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
             self._server = None
+        self.metrics.stop()
+        self.app.close()
         self.store.close()
+        self.matchlog.close()
+
+    def reload_policy(self) -> None:
+        """SIGHUP: re-read DIR/policy.toml; a bad file keeps the current policy."""
+        try:
+            policy = self.app.accountability.reload()
+        except NodeError as exc:
+            log.error("policy not reloaded, keeping the current one: %s", exc)
+            return
+        log.warning("policy reloaded from %s (%d rules)", policy.source, len(policy.rules))
 
     async def wait(self) -> None:
         if self._server is not None:
             await self._server.wait_for_termination()
 
 
-async def serve(directory: Path, *, parent_pid: int = 0, insecure: bool = False) -> None:
+def serve_config(directory: Path, **overrides: Any) -> NodeConfig:
+    """config.toml, then the environment, then command-line overrides."""
+    import os
+
+    from node.config import apply_env, with_overrides
+
+    return with_overrides(apply_env(load_config(directory), os.environ), **overrides)
+
+
+async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | None = None) -> None:
     """Run a node until SIGTERM/SIGINT (or, for launched meshes, until the
     launching process is gone, so a killed launcher leaves no orphans)."""
-    import dataclasses
     import os
     import signal
 
-    config = load_config(directory)
-    if insecure:
-        config = dataclasses.replace(config, insecure=True)
-    node = Node(config)
-    await node.start()
+    node = Node(config or load_config(directory))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.info("%s: shutting down gracefully", sig.name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, node.reload_policy)
+    await node.start()
 
     async def watch_parent() -> None:
         while os.getppid() == parent_pid:  # noqa: ASYNC110 - polling another process
@@ -185,8 +341,10 @@ async def serve(directory: Path, *, parent_pid: int = 0, insecure: bool = False)
         stop.set()
 
     watcher = asyncio.create_task(watch_parent()) if parent_pid else None
-    print(f"ccnode: {node.config.id} serving on {node.address}", flush=True)
+    metrics = f"; metrics on http://{node.metrics.address}/metrics" if node.metrics.address else ""
+    print(f"ccnode: {node.config.id} serving on {node.address}{metrics}", flush=True)
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
     await node.stop()
+    log.info("node %s stopped; store closed", node.config.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import threading
@@ -20,11 +21,12 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from node.config import NodeConfig, PeerConfig
+from node.config import NodeConfig, PeerConfig, TlogConfig
 from node.core import tlscert
 from node.core.entry import ZERO_ID, EntryBody, Kind, SignedEntry, Signer
 from node.core.roster import (
     EntryKey,
+    Role,
     Roster,
     SignedRoster,
     default_roles,
@@ -60,14 +62,14 @@ def member(
     jurisdiction: str = "NZ",
     **fields: Any,
 ) -> Member:
-    """A member with deterministic entry, checkpoint and TLS keys."""
+    """A member with deterministic entry and TLS keys; it signs checkpoints
+    with its entry key unless ``checkpoint_key`` is given."""
     base: dict[str, Any] = dict(
         id=name,
         kind=kind,
         jurisdiction=jurisdiction,
         entry_keys=(EntryKey(raw_public_key(signer_for(name).public_key)),),
         roles=default_roles(kind),
-        checkpoint_key=raw_public_key(signer_for("checkpoint:" + name).public_key),
         tls_cert=tls_for(name).cert_der,
     )
     base.update(fields)
@@ -97,6 +99,22 @@ def genesis(
         witness_threshold=witness_threshold,
     )
     return sign(SignedRoster.draft(roster), keys)
+
+
+def witnessed(
+    members: Sequence[Member] | MembersFile, witnesses: Sequence[str], threshold: int = 1
+) -> SignedRoster:
+    """A genesis roster in which exactly ``witnesses`` hold the WITNESS role and
+    ``threshold`` cosignatures settle an entry (the transparency log's quorum)."""
+    listed = members.members() if isinstance(members, MembersFile) else tuple(members)
+    chosen = set(witnesses)
+    adjusted = [
+        dataclasses.replace(
+            m, roles=m.roles | {Role.WITNESS} if m.id in chosen else m.roles - {Role.WITNESS}
+        )
+        for m in listed
+    ]
+    return genesis(adjusted, witness_threshold=threshold)
 
 
 def sign(signed: SignedRoster, keys: Sequence[Signer]) -> SignedRoster:
@@ -147,6 +165,7 @@ def write_node_dir(
     members: MembersFile | Sequence[Member] | SignedRoster,
     kind: MemberKind = MemberKind.PLATFORM,
     peers: tuple[PeerConfig, ...] = (),
+    tlog: TlogConfig | None = None,
     *,
     insecure: bool = True,
     **options: Any,
@@ -173,10 +192,22 @@ def write_node_dir(
     roster = members if isinstance(members, SignedRoster) else genesis(members)
     (d / "roster.json").write_text(dumps_file(roster))
     config = NodeConfig(
-        dir=d, id=name, kind=kind, jurisdiction="NZ", peers=peers, insecure=insecure, **options
+        dir=d,
+        id=name,
+        kind=kind,
+        jurisdiction="NZ",
+        peers=peers,
+        insecure=insecure,
+        tlog=tlog or TlogConfig(),
+        **options,
     )
     config.save()
     return config
+
+
+def peer_file(name: str) -> PeerConfig:
+    """A peer found through its node directory's ``node.addr`` (next to ours)."""
+    return PeerConfig(name, address_file=f"../{name.replace('/', '_')}/node.addr")
 
 
 class LoopThread:

@@ -14,6 +14,7 @@ PeerError (node down)  3
 NotFoundError          4
 ConflictError          5
 OrderingError          6
+audit found faults     7
 =====================  ====
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,16 +52,33 @@ def exit_code(exc: NodeError) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from node.cli import demo, node_cmds, roster_cmds
+    from node.cli import (
+        demo,
+        interop_cmds,
+        node_cmds,
+        ops_cmds,
+        policy_cmds,
+        report_cmds,
+        roster_cmds,
+        tlog_cmds,
+    )
 
     parser = argparse.ArgumentParser(
         prog="ccnode",
         description="A consortium hash-sharing node: signed hashes, verified provenance.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument(
+        "--log-json", action="store_true", help="log JSON lines (default: human-readable)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     node_cmds.register(sub)
     demo.register(sub)
+    ops_cmds.register(sub)
+    interop_cmds.register(sub)
+    tlog_cmds.register(sub)
+    policy_cmds.register(sub)
+    report_cmds.register(sub)
     roster_cmds.register(sub)
     return parser
 
@@ -67,9 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    from node.config import TRUE_WORDS
+    from node.logs import setup_logging
+
+    setup_logging(
+        logging.INFO if args.verbose else logging.WARNING,
+        json_lines=args.log_json or os.environ.get("CCNODE_LOG_JSON", "").lower() in TRUE_WORDS,
     )
     try:
         code: int = args.func(args)

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,9 @@ def register(sub: Any) -> None:
         "--insecure", action="store_true", help="plaintext, no authentication (loopback only)"
     )
     p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    p.add_argument("--log-json", dest="serve_log_json", action="store_true", help="JSON logs")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("peers", help="add a peer to sync from")
@@ -89,6 +91,7 @@ def register(sub: Any) -> None:
     p.add_argument("--hash", dest="hash_hex", required=True)
     p.add_argument("--include-retracted", action="store_true")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
+    p.add_argument("--record", action="store_true", help="log hits in the node's match log")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_match)
 
@@ -124,6 +127,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     what = "key-only member" if args.key_only else "node"
     print(f"initialised {what} {args.id} in {args.dir}")
     print(f"entry public key: {me.entry_keys[0].public_key.hex()}")
+    if me.checkpoint_key:
+        print(f"checkpoint public key: {me.checkpoint_key.hex()}")
     print(f"TLS key pin (SPKI SHA-256): {me.tls_spki.hex()}")
     print(f"member card for the roster: {args.dir / 'member.json'}")
     if args.genesis:
@@ -142,9 +147,18 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from node.server import serve
+    from node.logs import setup_logging
+    from node.server import serve, serve_config
 
-    asyncio.run(serve(args.dir, parent_pid=args.parent_pid, insecure=args.insecure))
+    config = serve_config(
+        args.dir,
+        metrics_listen=args.metrics,
+        log_json=True if (args.log_json or args.serve_log_json) else None,
+        log_level=args.log_level or ("debug" if args.verbose else None),
+        insecure=True if args.insecure else None,
+    )
+    setup_logging(config.log_level, json_lines=config.log_json)
+    asyncio.run(serve(args.dir, parent_pid=args.parent_pid, config=config))
     return 0
 
 
@@ -275,7 +289,9 @@ def cmd_match(args: argparse.Namespace) -> int:
 
     async def go() -> pb.MatchResponse:
         async with connect(args) as client:
-            return await client.match([(algo, value)], include_retracted=args.include_retracted)
+            return await client.match(
+                [(algo, value)], include_retracted=args.include_retracted, record=args.record
+            )
 
     matches = list(asyncio.run(go()).results[0].matches)
     if args.json:
@@ -287,11 +303,18 @@ def cmd_match(args: argparse.Namespace) -> int:
     for m in matches:
         p = m.provenance
         state = "RETRACTED" if p.retracted else m.recommended_action
-        standing = "" if p.origin_status in ("", "active") else f"  [{p.origin_status}]"
+        log_state = "settled" if p.settled else "not yet settled"
+        if p.origin_equivocated:
+            log_state += ", ORIGIN EQUIVOCATED"
+        if p.origin_status not in ("", "active"):
+            log_state += f", {p.origin_status.upper()}"
         print(
             f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
-            f"labels {','.join(p.labels) or '-'}  incident {p.incident or '-'}  "
-            f"entry {p.entry_id.hex()[:16]}{standing}"
+            f"labels {','.join(p.current_labels or p.labels) or '-'}  "
+            f"incident {p.incident or '-'}  entry {p.entry_id.hex()[:16]}  "
+            f"rule {m.rule or '-'}  endorsed {sum(t.count for t in p.endorsements)}  "
+            f"disputed {sum(t.count for t in p.disputes)}  "
+            f"[{log_state}]"
         )
     return 0
 
@@ -316,7 +339,29 @@ def match_json(m: pb.Match) -> dict[str, Any]:
         "urgent": p.urgent,
         "origin_status": p.origin_status,
         "origin_name": p.origin_name,
+        "settled": p.settled,
+        "origin_equivocated": p.origin_equivocated,
+        "rule": m.rule,
+        "current_labels": list(p.current_labels),
+        "relabelled_by": p.relabelled_by.hex() or None,
+        "endorsements": [tally_json(t) for t in p.endorsements],
+        "disputes": [tally_json(t) for t in p.disputes],
+        "votes": [
+            {
+                "member": v.member,
+                "kind": v.member_kind,
+                "jurisdiction": v.jurisdiction,
+                "vote": v.vote,
+                "reason": v.reason or None,
+                "entry_id": v.entry_id.hex(),
+            }
+            for v in p.votes
+        ],
     }
+
+
+def tally_json(t: pb.VoteTally) -> dict[str, Any]:
+    return {"member_kind": t.member_kind, "jurisdiction": t.jurisdiction, "count": t.count}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -337,8 +382,18 @@ def cmd_status(args: argparse.Namespace) -> int:
             "roster_expires": when(s.roster_expires_ms),
             "roster_id": s.roster_id.hex(),
             "heads": {
-                h.origin: {"next_seq": h.next_seq, "head_id": h.head_id.hex()} for h in s.heads
+                h.origin: {
+                    "next_seq": h.next_seq,
+                    "head_id": h.head_id.hex(),
+                    "checkpoint_size": h.checkpoint_size,
+                    "settled_size": h.settled_size,
+                }
+                for h in s.heads
             },
+            "alerts": [
+                {"kind": a.kind, "origin": a.origin, "peer": a.peer, "detail": a.detail}
+                for a in s.alerts
+            ],
             "peers": [
                 {
                     "id": p.peer_id,
@@ -348,6 +403,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "received": p.received,
                     "refused": p.refused,
                     "last_error": p.last_error,
+                    "withholding": p.withholding,
                 }
                 for p in s.peers
             ],
@@ -356,15 +412,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"node {s.node_id} (ccnode {s.version}) at {address}: {s.entries} entries")
     print(f"  roster version {s.roster_version}, expires {when(s.roster_expires_ms)}")
-    if s.roster_expires_ms and s.roster_expires_ms <= time.time_ns() // 1_000_000:
-        print(f"ALERT: roster version {s.roster_version} has expired; governance must publish")
     if s.evidence:
         print(f"ALERT: {s.evidence} equivocation evidence record(s) held")
+    for a in s.alerts:
+        print(f"ALERT {a.kind}: {a.detail}")
     for h in s.heads:
-        print(f"  origin {h.origin:32} {h.next_seq:8} entries  head {h.head_id.hex()[:16]}")
+        print(
+            f"  origin {h.origin:32} {h.next_seq:8} entries  head {h.head_id.hex()[:16]}  "
+            f"checkpoint {h.checkpoint_size} settled {h.settled_size}"
+        )
     for p in s.peers:
         err = f"  last error: {p.last_error}" if p.last_error else ""
-        print(f"  peer {p.peer_id:34} {p.state:10} lag {p.lag_entries}{err}")
+        flag = "  WITHHOLDING" if p.withholding else ""
+        print(f"  peer {p.peer_id:34} {p.state:10} lag {p.lag_entries}{flag}{err}")
     return 0
 
 

@@ -55,7 +55,7 @@ from node.core.roster import (
     verify_anchor,
     when,
 )
-from node.errors import NotFoundError, ValidationError
+from node.errors import NodeError, NotFoundError, ValidationError
 
 DAY_MS = 86_400_000
 
@@ -187,6 +187,18 @@ def load_roster(path: Path) -> SignedRoster:
         return loads_file(text)
     except ValidationError as exc:
         raise ValidationError(f"{path}: {exc}") from None
+
+
+def roster_to_trust(path: Path) -> Roster:
+    """A roster file (or a member directory's) to check data against offline:
+    signed by its own governance threshold; it may have expired since (old
+    data is checked against the roster of its day)."""
+    signed = load_roster(path)
+    try:
+        check_threshold(signed, signed.roster)
+    except NodeError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return signed.roster
 
 
 def _save(path: Path, signed: SignedRoster) -> None:

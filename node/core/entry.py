@@ -14,7 +14,7 @@ Body encoding (all integers big-endian)::
     prev       32 bytes entry id of seq-1; zeros at seq 0
     key_id     32 bytes SHA-256 of the raw Ed25519 public key that signs
     time_ms    i64      signing time, ms since the Unix epoch (informational)
-    kind       u8       Kind
+    kind       u8       Kind (ADD, RETRACT, ENDORSE, DISPUTE, RELABEL, ACTION_REPORT)
     flags      u8       bit 0: urgent; other bits must be zero
     algorithm  str8     hash algorithm name ('' unless kind carries a hash)
     hash       bytes32  hash value (u32 length prefix)
@@ -22,7 +22,8 @@ Body encoding (all integers big-endian)::
     incident   str8     incident id or ''
     target     bytes8   entry id this entry acts on (u8 length: 0 or 32)
     reason     str16    free text, at most 1024 bytes of UTF-8
-    payload    bytes32  kind-specific data; empty for ADD and RETRACT
+    payload    bytes32  kind-specific data (node/core/payloads.py); empty for
+                        ADD, RETRACT, ENDORSE and RELABEL
 
 The signature is Ed25519 over ``PAE("consortium-entry/v1", body)`` where
 ``PAE(tag, m) = u64le(len(tag)) || tag || u64le(len(m)) || m`` (DSSE's
@@ -49,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from node.core import hashes, labels
+from node.core import hashes, labels, payloads
 from node.errors import ProvenanceError, ValidationError
 
 MAGIC = b"CCE1"
@@ -76,8 +77,13 @@ class Kind(enum.IntEnum):
     ACTION_REPORT = 6
 
 
-#: Kinds this version of the node accepts; the others are reserved.
-SUPPORTED_KINDS = frozenset({Kind.ADD, Kind.RETRACT})
+#: Kinds this version of the node accepts (feedback kinds: node/core/feedback.py).
+SUPPORTED_KINDS = frozenset(Kind)
+
+
+def a_an(word: str) -> str:
+    """``"an ENDORSE"``, ``"a DISPUTE"``: for messages."""
+    return ("an " if word[:1].upper() in "AEIOU" else "a ") + word
 
 
 def check_member_id(member_id: str) -> str:
@@ -147,15 +153,15 @@ class EntryBody:
             hashes.check_hash(self.algorithm, self.hash)
             if self.target:
                 raise ValidationError("an ADD entry has no target")
-        elif self.kind == Kind.RETRACT and (self.algorithm or self.hash or self.labels):
-            raise ValidationError("a RETRACT entry carries no hash and no labels")
-        if self.kind == Kind.ADD and self.payload:
-            raise ValidationError(f"a {self.kind.name} entry has no payload")
-        if self.kind != Kind.ADD and len(self.target) != 32:
+            if self.payload:
+                raise ValidationError("an ADD entry has no payload")
+            return
+        if len(self.target) != 32:
             raise ValidationError(
-                f"a {self.kind.name} entry needs a 32-byte target entry id, "
+                f"{a_an(self.kind.name)} entry needs a 32-byte target entry id, "
                 f"got {len(self.target)} bytes"
             )
+        _check_feedback_content(self)
 
     @property
     def entry_id(self) -> bytes:
@@ -247,17 +253,17 @@ class SignedEntry:
     body_bytes: bytes
     signature: bytes
     body: EntryBody = field(compare=False, repr=False)
+    entry_id: bytes = field(init=False, compare=False, repr=False)
 
-    @property
-    def entry_id(self) -> bytes:
-        return hashlib.sha256(self.body_bytes).digest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entry_id", hashlib.sha256(self.body_bytes).digest())
 
     def to_bytes(self) -> bytes:
         return struct.pack(">I", len(self.body_bytes)) + self.body_bytes + self.signature
 
     @classmethod
     def parse(cls, body_bytes: bytes, signature: bytes) -> SignedEntry:
-        """Decode (not verify) a received entry; see :func:`verify_entry`."""
+        """Decode (not verify) a received entry; see :func:`verify_signature`."""
         if len(signature) != SIG_LEN:
             raise ValidationError(f"signature has {len(signature)} bytes: expected {SIG_LEN}")
         return cls(body_bytes, signature, EntryBody.decode(body_bytes))
@@ -304,6 +310,24 @@ def verify_signature(entry: SignedEntry, public_key: Ed25519PublicKey) -> None:
             f"bad signature on {entry.body.origin} seq {entry.body.seq}: "
             "not signed by the key it names"
         ) from None
+
+
+def _check_feedback_content(body: EntryBody) -> None:
+    """Kind-specific content of a non-ADD body (rules: node/core/feedback.py)."""
+    kind = body.kind
+    if body.algorithm or body.hash:
+        raise ValidationError(f"{a_an(kind.name)} entry carries no hash")
+    if kind == Kind.RELABEL:
+        if not body.labels:
+            raise ValidationError("a RELABEL entry needs the new labels (at least one)")
+    elif body.labels:
+        raise ValidationError(f"{a_an(kind.name)} entry carries no labels")
+    if kind == Kind.DISPUTE:
+        payloads.decode_dispute(body.payload)
+    elif kind == Kind.ACTION_REPORT:
+        payloads.ActionCounts.decode(body.payload)
+    elif body.payload:
+        raise ValidationError(f"{a_an(kind.name)} entry has no payload")
 
 
 def _put_str8(out: bytearray, text: str) -> None:

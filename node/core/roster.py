@@ -73,7 +73,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import tlscert
-from node.core.entry import ZERO_ID, EntryBody, Kind, check_member_id, pae
+from node.core.entry import ZERO_ID, EntryBody, Kind, a_an, check_member_id, pae
 from node.errors import ConflictError, ProvenanceError, ValidationError
 
 MAGIC = b"CCR1"
@@ -125,7 +125,7 @@ _KIND_BY_CODE = {v: k for k, v in _KIND_CODES.items()}
 class Role(enum.Enum):
     """What a member may do. The value is its bit in the encoding."""
 
-    SUBMIT = 1  # publish entries: ADD, RETRACT, RELABEL, ACTION_REPORT
+    SUBMIT = 1  # publish entries: ADD, RETRACT, RELABEL; ACTION_REPORT (platforms)
     ENDORSE = 2  # publish ENDORSE and DISPUTE entries
     WITNESS = 4  # cosign other origins' checkpoints
     READ = 8  # Pull, GetEntry and Match at other members' nodes
@@ -155,6 +155,33 @@ ROLE_FOR_KIND: Mapping[Kind, Role] = {
     Kind.ENDORSE: Role.ENDORSE,
     Kind.DISPUTE: Role.ENDORSE,
 }
+
+
+def may_publish(member: Member, kind: Kind) -> bool:
+    """The one place that decides which member may publish which entry kind.
+
+    ADD, RETRACT and RELABEL need the SUBMIT role; ENDORSE and DISPUTE the
+    ENDORSE role; ACTION_REPORT the SUBMIT role and a platform (platforms
+    act on matches). Revocation and key cut-offs are checked elsewhere
+    (:meth:`Member.check_entry`).
+    """
+    need = ROLE_FOR_KIND.get(kind)
+    if need is None or need not in member.roles:
+        return False
+    return kind is not Kind.ACTION_REPORT or member.kind is MemberKind.PLATFORM
+
+
+def _why_not(member: Member, kind: Kind) -> str:
+    need = ROLE_FOR_KIND.get(kind)
+    if need is not None and need in member.roles:
+        return (
+            f"member {member.id} is {a_an(member.kind.value)}: {kind.name} entries come from "
+            "platforms"
+        )
+    return (
+        f"member {member.id} ({member.kind.value}) has roles {roles_text(member.roles)}: "
+        f"{kind.name} entries need the {need.name if need else '?'} role"
+    )
 
 
 def default_roles(kind: MemberKind) -> frozenset[Role]:
@@ -284,6 +311,12 @@ class Member:
         if self.tls_cert:
             object.__setattr__(self, "tls_spki", tlscert.spki_sha256(self.tls_cert))
 
+    @property
+    def checkpoint_public_key(self) -> bytes:
+        """The raw key that signs this member's checkpoints and cosignatures
+        (the transparency log): its checkpoint key, else its first entry key."""
+        return self.checkpoint_key or self.entry_keys[0].public_key
+
     # -- the entry rules --------------------------------------------------
 
     def key(self, key_id: bytes) -> EntryKey:
@@ -309,12 +342,8 @@ class Member:
                 else f"member {self.id} is revoked: entries after seq {key.valid_until_seq} "
                 f"are refused, got seq {body.seq}"
             )
-        need = ROLE_FOR_KIND.get(body.kind)
-        if need is None or need not in self.roles:
-            raise ProvenanceError(
-                f"member {self.id} ({self.kind.value}) has roles {roles_text(self.roles)}: "
-                f"{body.kind.name} entries need the {need.name if need else '?'} role"
-            )
+        if not may_publish(self, body.kind):
+            raise ProvenanceError(_why_not(self, body.kind))
         if not key.allows(body.seq):
             raise ProvenanceError(
                 f"key {short(body.key_id)} of member {self.id} is valid until seq "
@@ -812,7 +841,8 @@ class Action(enum.Enum):
 
     READ = "read"  # Pull, GetEntry, Match: the READ role
     SUBMIT = "submit"  # Submit: the SUBMIT role, and only the caller's own entries
-    MEMBER = "member"  # Status, GetRoster, OfferRoster: any unrevoked member
+    MEMBER = "member"  # Status, GetRoster, OfferRoster, AddCheckpoint, SubmitEvidence
+    OPERATOR = "operator"  # policy reload, match log: this node's own TLS key only
 
 
 @dataclass(frozen=True, slots=True)
@@ -848,6 +878,10 @@ def authorize(
         )
     if member.revoked:
         raise ProvenanceError(f"caller {member.id} is revoked in roster version {roster.version}")
+    if action is Action.OPERATOR:
+        raise ProvenanceError(
+            f"{what} is for this node's operator (its own TLS key): caller {member.id} may not"
+        )
     need = _ROLE_FOR_ACTION.get(action)
     if need is not None and need not in member.roles:
         raise ProvenanceError(

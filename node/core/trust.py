@@ -20,6 +20,7 @@ from node.core.roster import (
     Role,
     Standing,
     default_roles,
+    may_publish,
     public_key_from_raw,
     raw_public_key,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "TrustView",
     "check_provenance",
     "default_roles",
+    "may_publish",
     "public_key_from_raw",
     "raw_public_key",
     "standing_of",

@@ -48,6 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -73,8 +74,8 @@ _STRIDE = _BUCKETS + 1  # offsets per chunk table
 _MAX_ID = (1 << 63) - 1
 _MAX_ROWS = (1 << 32) // _CHUNKS - 1  # postings and offsets are uint32
 
-# Candidates verified per vectorised step (bounds temporary memory to ~100 MB).
-_STEP_CANDIDATES = 1 << 20
+# Candidates verified per vectorised step: small enough for the temporaries to stay in cache.
+_STEP_CANDIDATES = 1 << 14
 _SCAN_BLOCK = 1 << 15  # rows per block of a linear scan
 
 U64 = npt.NDArray[np.uint64]
@@ -147,12 +148,73 @@ def _check_radius(radius: int) -> int:
     return int(radius)
 
 
-def _words(hashes: Sequence[bytes]) -> U64:
-    """Validated hashes as an (n, 4) uint64 array."""
-    for h in hashes:
-        _check_hash(h)
+def _words(hashes: Sequence[bytes] | npt.NDArray[np.uint8]) -> U64:
+    """Validated hashes as an (n, 4) uint64 array (a copy)."""
+    if isinstance(hashes, np.ndarray):
+        if hashes.dtype != np.uint8 or hashes.ndim != 2 or hashes.shape[1] != HASH_BYTES:
+            raise ValidationError(
+                f"PDQ hash array must be uint8 of shape (n, {HASH_BYTES}): "
+                f"got {hashes.dtype} {hashes.shape}"
+            )
+        return np.ascontiguousarray(hashes).view(np.uint64).copy()
+    if set(map(type, hashes)) - {bytes}:
+        for h in hashes:  # name the first offender
+            _check_hash(h)
+    if set(map(len, hashes)) - {HASH_BYTES}:
+        for h in hashes:
+            _check_hash(h)
     flat = np.frombuffer(b"".join(hashes), dtype=np.uint64)
     return flat.reshape(-1, _WORDS).copy()
+
+
+def _id_array(item_ids: Sequence[int] | npt.NDArray[np.integer[Any]]) -> I64:
+    """Validated item ids as an int64 array."""
+    if isinstance(item_ids, np.ndarray):
+        if item_ids.ndim != 1 or item_ids.dtype.kind not in "iu":
+            raise ValidationError(
+                f"item id array must be 1-d integers: got {item_ids.dtype} {item_ids.shape}"
+            )
+        if len(item_ids) and (item_ids.min() < 0 or int(item_ids.max()) > _MAX_ID):
+            raise ValidationError("item ids must be in 0..2**63-1")
+        return item_ids.astype(np.int64)
+    if set(map(type, item_ids)) - {int}:
+        for i in item_ids:  # name the first offender
+            _check_id(i)
+    try:
+        ids = np.array(item_ids, dtype=np.int64)
+    except OverflowError:
+        raise ValidationError("item ids must be in 0..2**63-1") from None
+    if len(ids) and ids.min() < 0:
+        raise ValidationError(f"item ids must be in 0..2**63-1: got {int(ids.min())}")
+    return ids
+
+
+def _insert_sorted(old: U32, positions: npt.NDArray[np.intp], values: U32) -> U32:
+    """``np.insert`` for positions already in ascending order, without its sort."""
+    m = len(positions)
+    out = np.empty(len(old) + m, dtype=old.dtype)
+    slots = positions + np.arange(m)
+    out[slots] = values
+    rest = np.ones(len(out), dtype=np.bool_)
+    rest[slots] = False
+    out[rest] = old
+    return out
+
+
+def _within(x: U64, r: int) -> tuple[npt.NDArray[np.intp], I64]:
+    """Rows of the XORed (n, 4) array ``x`` with at most ``r`` bits set, and their counts.
+
+    The fast pass adds the four per-word counts inside one uint32 (the top
+    byte of ``w * 0x01010101``), which is the distance modulo 256: only the
+    complement (distance 256) reads as 0, so the few hits are recounted exactly.
+    """
+    w = np.bitwise_count(x).view(np.uint32).reshape(-1)
+    w *= np.uint32(0x01010101)
+    w >>= np.uint32(24)
+    hit = np.flatnonzero(w <= r)
+    d = _popcount_rows(x[hit]).astype(np.int64)
+    keep = d <= r
+    return hit[keep], d[keep]
 
 
 def _popcount_rows(x: U64) -> npt.NDArray[np.uint16]:
@@ -270,13 +332,18 @@ class PdqIndex:
         if self._buf_n >= self._limit():
             self._merge(np.zeros((0, _WORDS), dtype=np.uint64), np.zeros(0, dtype=np.int64))
 
-    def add_many(self, item_ids: Sequence[int], hashes: Sequence[bytes]) -> None:
+    def add_many(
+        self,
+        item_ids: Sequence[int] | npt.NDArray[np.integer[Any]],
+        hashes: Sequence[bytes] | npt.NDArray[np.uint8],
+    ) -> None:
         """Bulk load: validate everything first, then merge once (all or nothing)."""
-        if len(item_ids) != len(hashes):
-            raise ValidationError(f"{len(item_ids)} item ids for {len(hashes)} hashes")
-        ids = np.fromiter((_check_id(i) for i in item_ids), dtype=np.int64, count=len(item_ids))
+        ids = _id_array(item_ids)
         words = _words(hashes)
-        if len(np.unique(ids)) != len(ids):
+        if len(ids) != len(words):
+            raise ValidationError(f"{len(ids)} item ids for {len(words)} hashes")
+        ordered = np.sort(ids)
+        if np.any(ordered[1:] == ordered[:-1]):
             raise ValidationError("item ids repeat within one add_many call")
         keep = np.ones(len(ids), dtype=np.bool_)
         for k in self._maybe_present(ids):
@@ -347,7 +414,9 @@ class PdqIndex:
 
     def _maybe_present(self, ids: I64) -> list[int]:
         """Positions in ``ids`` that may already be indexed (checked one by one)."""
-        hits = [k for k, i in enumerate(ids.tolist()) if i in self._buf_slot]
+        hits = []
+        if self._buf_slot:
+            hits = [k for k, i in enumerate(ids.tolist()) if i in self._buf_slot]
         if len(self._ids):
             sorted_ids = self._ids[self._order]
             pos = np.searchsorted(sorted_ids, ids)
@@ -384,13 +453,13 @@ class PdqIndex:
             counts = np.bincount(v, minlength=_BUCKETS)
             new_off[c, 1:] += np.cumsum(counts) + c * m
             new_off[c, 0] += c * m
-        self._postings = np.insert(
+        self._postings = _insert_sorted(
             self._postings, np.concatenate(positions), np.concatenate(values)
         )
         self._offsets = new_off.astype(np.uint32).reshape(-1)
         by_id = np.argsort(ids, kind="stable")
         where = np.searchsorted(self._ids[self._order], ids[by_id], side="right")
-        self._order = np.insert(self._order, where, rows[by_id])
+        self._order = _insert_sorted(self._order, where, rows[by_id])
         self._hashes = np.concatenate([self._hashes, words])
         self._ids = np.concatenate([self._ids, ids])
         self._alive = np.concatenate([self._alive, np.ones(m, dtype=np.bool_)])
@@ -427,7 +496,36 @@ class PdqIndex:
 
     def search(self, hash32: bytes, radius: int = DEFAULT_RADIUS) -> list[Hit]:
         """``(item_id, distance)`` of every hash within ``radius``, by distance then id."""
-        return self.search_batch([hash32], radius)[0]
+        r = _check_radius(radius)
+        q = np.frombuffer(_check_hash(hash32), dtype=np.uint64)
+        ids: list[int] = []
+        dists: list[int] = []
+        n = len(self._ids)
+        if n:
+            plan = _plan(r)
+            g = (q.view(np.uint16)[plan.chunk] ^ plan.mask).astype(np.intp) + plan.base
+            starts = self._offsets[g].astype(np.int64)
+            lens = self._offsets[g + 1].astype(np.int64) - starts
+            if lens.sum() > self._scan_fraction * n:
+                row, d = self._scan_rows(q, r)
+            else:
+                cand = self._candidates(starts, lens)
+                x = np.take(self._hashes, cand, axis=0)
+                xf = x.reshape(-1)
+                np.bitwise_xor(xf, np.tile(q, len(cand)), out=xf)
+                hit, d = _within(x, r)
+                row = cand[hit].astype(np.int64)
+                if len(row) > 1:  # the same row found through several tables
+                    row, first = np.unique(row, return_index=True)
+                    d = d[first]
+            live = self._alive[row]
+            ids = self._ids[row[live]].tolist()
+            dists = d[live].tolist()
+        if self._buf_n:
+            _, bid, bd = self._search_buffer(q.reshape(1, _WORDS), r)
+            ids += bid.tolist()
+            dists += bd.tolist()
+        return [(i, d) for d, i in sorted(zip(dists, ids, strict=True))]
 
     def search_batch(
         self, hashes: Sequence[bytes], radius: int = DEFAULT_RADIUS
@@ -443,15 +541,15 @@ class PdqIndex:
         ids = np.concatenate([p[1] for p in parts])
         dist = np.concatenate([p[2] for p in parts])
         srt = np.lexsort((ids, dist, qid))
-        qid, ids, dist = qid[srt], ids[srt], dist[srt]
-        bounds = np.searchsorted(qid, np.arange(nq + 1)).tolist()
-        id_list = ids.tolist()
-        d_list = dist.tolist()
+        bounds = np.searchsorted(qid[srt], np.arange(nq + 1)).tolist()
+        id_list = ids[srt].tolist()
+        d_list = dist[srt].tolist()
         return [
             list(zip(id_list[lo:hi], d_list[lo:hi], strict=True)) for lo, hi in pairwise(bounds)
         ]
 
     def _search_buffer(self, q: U64, r: int) -> tuple[I64, I64, I64]:
+        """Linear scan of the recent-additions buffer: (query, id, distance) triples."""
         b = self._buf_n
         if b == 0:
             return _empty_hits()
@@ -470,13 +568,13 @@ class PdqIndex:
         return np.concatenate(qids), np.concatenate(ids), np.concatenate(dists)
 
     def _search_bulk(self, q: U64, r: int) -> tuple[I64, I64, I64]:
+        """Probe (or scan) the bulk part for every query: (query, id, distance) triples."""
         n = len(self._ids)
         if n == 0:
             return _empty_hits()
         plan = _plan(r)
-        keys = q.view(np.uint16)[:, plan.chunk] ^ plan.mask  # (Q, P)
-        g = keys.astype(np.intp) + plan.base
-        starts = self._offsets[g].astype(np.int64)
+        g = (q.view(np.uint16)[:, plan.chunk] ^ plan.mask).astype(np.intp) + plan.base
+        starts = self._offsets[g].astype(np.int64)  # (Q, P)
         lens = self._offsets[g + 1].astype(np.int64) - starts
         per_query = lens.sum(axis=1)
         scan = per_query > self._scan_fraction * n
@@ -486,61 +584,57 @@ class PdqIndex:
             qids.append(np.full(len(rw), k, dtype=np.int64))
             rows.append(rw)
             dists.append(d)
+        # probe the other queries in groups of about _STEP_CANDIDATES candidates,
+        # so that the temporaries stay in cache
         probe = np.flatnonzero(~scan)
-        # group the probing queries into steps of about _STEP_CANDIDATES candidates
         step = (np.cumsum(per_query[probe]) - 1) // _STEP_CANDIDATES
-        cuts = np.flatnonzero(np.diff(step)) + 1
-        for group in np.split(probe, cuts):
-            if len(group):
-                qi, rw, d = self._probe(q, group, starts[group], lens[group], r)
-                qids.append(qi)
-                rows.append(rw)
-                dists.append(d)
+        for group in np.split(probe, np.flatnonzero(np.diff(step)) + 1):
+            if len(group) == 0:
+                continue
+            glens = lens[group]
+            row = self._candidates(starts[group], glens)
+            owner = np.repeat(group, glens.sum(axis=1))
+            x = np.take(self._hashes, row, axis=0)
+            xf = x.reshape(-1)
+            np.bitwise_xor(xf, np.take(q, owner, axis=0).reshape(-1), out=xf)
+            hit, d = _within(x, r)
+            qids.append(owner[hit].astype(np.int64))
+            rows.append(row[hit].astype(np.int64))
+            dists.append(d)
         if not qids:
             return _empty_hits()
         qid = np.concatenate(qids)
         row = np.concatenate(rows)
         dist = np.concatenate(dists)
-        # drop duplicate (query, row) pairs found through several tables, then dead rows
+        # drop (query, row) pairs found through several tables, then dead rows
         _, first = np.unique(qid * n + row, return_index=True)
         qid, row, dist = qid[first], row[first], dist[first]
         live = self._alive[row]
         return qid[live], self._ids[row[live]], dist[live]
 
-    def _probe(
-        self, q: U64, group: npt.NDArray[np.intp], starts: I64, lens: I64, r: int
-    ) -> tuple[I64, I64, I64]:
-        """Verify the candidates of the probed buckets for the queries in ``group``."""
+    def _candidates(self, starts: I64, lens: I64) -> U32:
+        """The rows in the posting slices ``[start, start + len)``, in order."""
         flat_len = lens.reshape(-1)
         nz = flat_len > 0
         flat_len = flat_len[nz]
         flat_start = starts.reshape(-1)[nz]
-        total = int(flat_len.sum())
-        if total == 0:
-            return _empty_hits()
         ends = np.cumsum(flat_len)
-        idx = np.arange(total, dtype=np.int64) + np.repeat(flat_start - (ends - flat_len), flat_len)
-        row = self._postings[idx]
-        owner = np.repeat(np.repeat(group, lens.shape[1])[nz], flat_len)
-        x = np.take(self._hashes, row, axis=0)
-        xf = x.reshape(-1)
-        np.bitwise_xor(xf, np.take(q, owner, axis=0).reshape(-1), out=xf)
-        d = _popcount_rows(x)
-        hit = np.flatnonzero(d <= r)
-        return owner[hit].astype(np.int64), row[hit].astype(np.int64), d[hit].astype(np.int64)
+        total = int(ends[-1]) if len(ends) else 0
+        idx = np.arange(total, dtype=np.int64)
+        idx += np.repeat(flat_start - (ends - flat_len), flat_len)
+        return self._postings[idx]
 
     def _scan_rows(self, qw: U64, r: int) -> tuple[I64, I64]:
-        """Exact linear scan of the bulk part for one query."""
+        """Exact linear scan of the bulk part for one query: (row, distance) pairs."""
         n = len(self._ids)
         tile = np.tile(qw, min(n, _SCAN_BLOCK))
         rows, dists = [], []
         for lo in range(0, n, _SCAN_BLOCK):
             x = self._hashes[lo : lo + _SCAN_BLOCK]
             xf = x.reshape(-1) ^ tile[: x.size]
-            d = _popcount_rows(xf.reshape(-1, _WORDS))
-            hit = np.flatnonzero(d <= r)
+            hit, d = _within(xf.reshape(-1, _WORDS), r)
             rows.append(hit.astype(np.int64) + lo)
-            dists.append(d[hit].astype(np.int64))
+            dists.append(d)
         return np.concatenate(rows), np.concatenate(dists)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
+from typing import Any
 
 import grpc
 
 from node.core.entry import SignedEntry
 from node.core.roster import SignedRoster
+from node.core.tlog import StaleSizeError
 from node.core.tlscert import TLS_NAME
 from node.errors import (
     ConflictError,
@@ -24,6 +26,7 @@ from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 
+WITNESS_SIZE_TRAILER = "ccnode-witness-size"  # same as node.rpc.service
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_DEADLINE_S = 10.0
 
@@ -111,11 +114,16 @@ class NodeClient:
             raise error_from_rpc(exc, self.address) from None
 
     async def match(
-        self, queries: Sequence[tuple[str, bytes]], *, include_retracted: bool = False
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
     ) -> pb.MatchResponse:
         request = pb.MatchRequest(
             queries=[pb.HashQuery(algorithm=a, value=v) for a, v in queries],
             include_retracted=include_retracted,
+            record=record,
         )
         try:
             response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
@@ -156,6 +164,93 @@ class NodeClient:
             raise error_from_rpc(exc, self.address) from None
         finally:
             call.cancel()
+
+    # -- transparency log ---------------------------------------------------------
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.deadline_s)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def get_checkpoint(self, origin: str) -> pb.GetCheckpointResponse:
+        response: pb.GetCheckpointResponse = await self._call(
+            self.stub.GetCheckpoint, pb.GetCheckpointRequest(origin=origin)
+        )
+        return response
+
+    async def inclusion_proof(self, origin: str, seq: int, tree_size: int) -> list[bytes]:
+        request = pb.GetInclusionProofRequest(origin=origin, seq=seq, tree_size=tree_size)
+        response: pb.ProofResponse = await self._call(self.stub.GetInclusionProof, request)
+        return list(response.hashes)
+
+    async def consistency_proof(self, origin: str, old_size: int, new_size: int) -> list[bytes]:
+        request = pb.GetConsistencyProofRequest(origin=origin, old_size=old_size, new_size=new_size)
+        response: pb.ProofResponse = await self._call(self.stub.GetConsistencyProof, request)
+        return list(response.hashes)
+
+    async def add_checkpoint(self, old_size: int, proof: Sequence[bytes], checkpoint: str) -> str:
+        """A witness's cosignature line(s); StaleSizeError carries the witness's size."""
+        request = pb.AddCheckpointRequest(
+            old_size=old_size, consistency_proof=list(proof), checkpoint=checkpoint
+        )
+        try:
+            response: pb.AddCheckpointResponse = await self.stub.AddCheckpoint(
+                request, timeout=self.deadline_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                trailers: Any = exc.trailing_metadata() or ()
+                for key, value in trailers:
+                    if key == WITNESS_SIZE_TRAILER and str(value).isdigit():
+                        raise StaleSizeError(exc.details() or "", int(value)) from None
+            raise error_from_rpc(exc, self.address) from None
+        return response.cosignature
+
+    async def submit_evidence(self, evidence: bytes) -> pb.SubmitEvidenceResponse:
+        response: pb.SubmitEvidenceResponse = await self._call(
+            self.stub.SubmitEvidence, pb.SubmitEvidenceRequest(evidence=evidence)
+        )
+        return response
+
+    # -- policy and accountability (docs/policy.md) ---------------------------
+
+    async def reload_policy(self) -> pb.ReloadPolicyResponse:
+        response: pb.ReloadPolicyResponse = await self._call(
+            self.stub.ReloadPolicy, pb.ReloadPolicyRequest()
+        )
+        return response
+
+    async def explain_policy(self, entry_id: bytes) -> pb.ExplainPolicyResponse:
+        response: pb.ExplainPolicyResponse = await self._call(
+            self.stub.ExplainPolicy, pb.ExplainPolicyRequest(entry_id=entry_id)
+        )
+        return response
+
+    async def record_action(
+        self, entry_id: bytes, action: pb.ActionTaken, count: int = 1
+    ) -> pb.RecordActionResponse:
+        """``action`` is a ``pb.ACTION_TAKEN_*`` value."""
+        response: pb.RecordActionResponse = await self._call(
+            self.stub.RecordAction,
+            pb.RecordActionRequest(entry_id=entry_id, action=action, count=count),
+        )
+        return response
+
+    async def action_summaries(self, *, unreported_only: bool) -> pb.ActionSummariesResponse:
+        response: pb.ActionSummariesResponse = await self._call(
+            self.stub.ActionSummaries,
+            pb.ActionSummariesRequest(unreported_only=unreported_only),
+        )
+        return response
+
+    async def prune_match_log(self, before_ms: int) -> pb.PruneMatchLogResponse:
+        response: pb.PruneMatchLogResponse = await self._call(
+            self.stub.PruneMatchLog, pb.PruneMatchLogRequest(before_ms=before_ms)
+        )
+        return response
+
+    # -- roster (docs/roster.md) -----------------------------------------------
 
     async def get_roster(self, after_version: int = 0) -> pb.GetRosterResponse:
         try:

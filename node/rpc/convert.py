@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from node.accountability import ActionSummary
 from node.app import MatchHit
-from node.core.entry import SignedEntry
+from node.core.entry import Kind, SignedEntry
+from node.core.feedback import ActionCounts, Aggregate
+from node.core.policy import Decision
 from node.core.roster import RosterSignature, SignedRoster
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
+from node.transparency import Alert
 
 
 def entry_from_pb(msg: pb.SignedEntry, index: int = 0, total: int = 1) -> SignedEntry:
@@ -36,7 +40,7 @@ def raw_to_pb(raw: bytes) -> pb.SignedEntry:
 
 def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
     body = hit.entry.body
-    return pb.Provenance(
+    msg = pb.Provenance(
         entry_id=hit.entry.entry_id,
         origin=body.origin,
         origin_kind=hit.member.kind.value if hit.member else "",
@@ -52,15 +56,112 @@ def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
         retracted_by=hit.retracted_by,
         urgent=body.urgent,
         reason=body.reason,
+        settled=hit.settled,
+        origin_equivocated=hit.origin_equivocated,
         origin_status=hit.standing.value,
         origin_name=hit.member.display_name if hit.member else "",
     )
+    if hit.feedback is not None:
+        _feedback_to_pb(hit.feedback, msg)
+    return msg
 
 
 def match_to_pb(hit: MatchHit) -> pb.Match:
     return pb.Match(
-        provenance=provenance_to_pb(hit), distance=hit.distance, recommended_action=hit.action
+        provenance=provenance_to_pb(hit),
+        distance=hit.distance,
+        recommended_action=hit.action,
+        rule=hit.rule,
     )
+
+
+# -- feedback, policy and action reports (docs/policy.md) ----------------------------
+
+
+def _feedback_to_pb(agg: Aggregate, msg: pb.Provenance) -> None:
+    msg.votes.extend(
+        pb.Vote(
+            member=v.member,
+            member_kind=v.member_kind,
+            jurisdiction=v.jurisdiction,
+            vote=v.kind.name.lower(),
+            reason=v.reason.text if v.reason else "",
+            entry_id=v.entry_id,
+            time_ms=v.time_ms,
+        )
+        for v in agg.votes
+    )
+    for kind, field in ((Kind.ENDORSE, msg.endorsements), (Kind.DISPUTE, msg.disputes)):
+        field.extend(
+            pb.VoteTally(member_kind=t.member_kind, jurisdiction=t.jurisdiction, count=t.count)
+            for t in agg.tallies(kind)
+        )
+    msg.current_labels.extend(agg.labels)
+    msg.relabelled_by = agg.relabelled_by
+    msg.relabels = agg.relabels
+    msg.action_reports.extend(
+        pb.ActionReportRef(member=r.member, entry_id=r.entry_id, counts=counts_to_pb(r.counts))
+        for r in agg.reports
+    )
+
+
+def counts_to_pb(c: ActionCounts) -> pb.ActionCounts:
+    return pb.ActionCounts(
+        arrival_ms=c.arrival_ms,
+        first_match_ms=c.first_match_ms,
+        first_action_ms=c.first_action_ms,
+        as_of_ms=c.as_of_ms,
+        matches=c.matches,
+        blocked_at_upload=c.blocked_at_upload,
+        removals=c.removals,
+        reviews=c.reviews,
+    )
+
+
+def counts_from_pb(m: pb.ActionCounts) -> ActionCounts:
+    return ActionCounts(
+        arrival_ms=m.arrival_ms,
+        first_match_ms=m.first_match_ms,
+        first_action_ms=m.first_action_ms,
+        as_of_ms=m.as_of_ms,
+        matches=m.matches,
+        blocked_at_upload=m.blocked_at_upload,
+        removals=m.removals,
+        reviews=m.reviews,
+    )
+
+
+def explain_to_pb(
+    hit: MatchHit, decision: Decision | None, source: str, default: str
+) -> pb.ExplainPolicyResponse:
+    rules = []
+    for t in decision.trace if decision is not None else ():
+        rules.append(
+            pb.RuleTrace(
+                name=t.name,
+                action=t.action.wire,
+                matched=t.matched,
+                reached=t.reached,
+                reasons=[pb.Reason(holds=h, text=text) for h, text in t.reasons],
+            )
+        )
+    return pb.ExplainPolicyResponse(
+        match=match_to_pb(hit), rules=rules, policy_source=source, default_action=default
+    )
+
+
+def summary_to_pb(s: ActionSummary) -> pb.ActionSummary:
+    return pb.ActionSummary(
+        entry_id=s.entry_id,
+        incident=s.incident,
+        counts=counts_to_pb(s.counts),
+        reported_by=s.reported_by,
+        reported=s.reported,
+    )
+
+
+def alert_to_pb(alert: Alert) -> pb.Alert:
+    return pb.Alert(kind=alert.kind, origin=alert.origin, peer=alert.peer, detail=alert.detail)
 
 
 def roster_to_pb(signed: SignedRoster) -> pb.SignedRoster:

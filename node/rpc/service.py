@@ -29,8 +29,9 @@ from typing import Any, TypeVar
 import grpc
 
 from node import __version__
-from node.app import NodeApp
-from node.core.roster import Action, check_own_entries
+from node.app import NodeApp, now_ms
+from node.core.roster import Action, check_own_entries, when
+from node.core.tlog import StaleSizeError
 from node.errors import (
     ConflictError,
     NodeError,
@@ -47,6 +48,7 @@ from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.tls import Authorizer
 from node.store.base import Outcome
+from node.store.matchlog import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,19 @@ STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (PeerError, grpc.StatusCode.UNAVAILABLE),
 )
 
+_ACTION_TAKEN = {
+    pb.ACTION_TAKEN_BLOCKED_AT_UPLOAD: EventKind.BLOCKED_AT_UPLOAD,
+    pb.ACTION_TAKEN_REMOVED: EventKind.REMOVED,
+    pb.ACTION_TAKEN_REVIEWED: EventKind.REVIEWED,
+}
+
 DEFAULT_PULL_BATCH = 256
 MAX_PULL_BATCH = 2048
+#: Bytes of entries per Pull response: under the 4 MiB message cap even with
+#: one maximal (300 KiB) video-feature entry over the budget.
+MAX_PULL_BYTES = 2 * 1024 * 1024
 FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
+WITNESS_SIZE_TRAILER = "ccnode-witness-size"  # AddCheckpoint FAILED_PRECONDITION
 
 T = TypeVar("T")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -122,7 +134,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         caller = self.auth.check(context, Action.SUBMIT, "Submit")
         entries = convert.entries_from_pb(request.entries)
         check_own_entries(caller, [e.body.origin for e in entries])
-        result = self.app.submit(entries)
+        result = await self.app.submit_async(entries)
         return pb.SubmitResponse(
             results=[
                 pb.SubmitResult(
@@ -145,7 +157,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
         queries = [(q.algorithm, q.value) for q in request.queries]
-        results = self.app.match(queries, include_retracted=request.include_retracted)
+        results = self.app.match(
+            queries, include_retracted=request.include_retracted, record=request.record
+        )
         return pb.MatchResponse(
             results=[
                 pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits]) for hits in results
@@ -156,21 +170,42 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
         self.auth.check(context, Action.MEMBER, "Status")
         heads = self.app.heads()
+        sizes = self.app.tlog.sizes()
         roster = self.rosters.signed if self.rosters else None
         return pb.StatusResponse(
             node_id=self.app.node_id,
             heads=[
-                pb.OriginHead(origin=o, next_seq=h.next_seq, head_id=h.head_id)
+                pb.OriginHead(
+                    origin=o,
+                    next_seq=h.next_seq,
+                    head_id=h.head_id,
+                    checkpoint_size=sizes.get(o, (0, 0))[0],
+                    settled_size=sizes.get(o, (0, 0))[1],
+                )
                 for o, h in sorted(heads.items())
             ],
             peers=list(self.peers_status()),
             entries=sum(h.next_seq for h in heads.values()),
-            evidence=len(self.app.store.evidence()),
+            evidence=self.app.tlog.evidence_count(),
             version=__version__,
+            alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()] + self._roster_alerts(),
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
         )
+
+    def _roster_alerts(self) -> list[pb.Alert]:
+        if self.rosters is None or not self.rosters.expired:
+            return []
+        signed = self.rosters.signed
+        return [
+            pb.Alert(
+                kind="roster",
+                detail=f"roster version {signed.version} expired at "
+                f"{when(signed.roster.expires_ms)}; still enforced until governance "
+                "publishes the next version",
+            )
+        ]
 
     @_mapped
     async def GetRoster(
@@ -194,6 +229,105 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             version=rosters.version, adopted=len(update.adopted), refused=update.refused
         )
 
+    # -- transparency log ---------------------------------------------------------
+
+    @_mapped
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: Context
+    ) -> pb.GetCheckpointResponse:
+        self.auth.check(context, Action.READ, "GetCheckpoint")
+        latest, settled = self.app.tlog.checkpoint(request.origin)
+        return pb.GetCheckpointResponse(checkpoint=latest, settled_checkpoint=settled)
+
+    @_mapped
+    async def GetInclusionProof(
+        self, request: pb.GetInclusionProofRequest, context: Context
+    ) -> pb.ProofResponse:
+        self.auth.check(context, Action.READ, "GetInclusionProof")
+        hashes = self.app.tlog.inclusion_proof(request.origin, request.seq, request.tree_size)
+        return pb.ProofResponse(hashes=hashes)
+
+    @_mapped
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: Context
+    ) -> pb.ProofResponse:
+        self.auth.check(context, Action.READ, "GetConsistencyProof")
+        hashes = self.app.tlog.consistency_proof(request.origin, request.old_size, request.new_size)
+        return pb.ProofResponse(hashes=hashes)
+
+    @_mapped
+    async def AddCheckpoint(
+        self, request: pb.AddCheckpointRequest, context: Context
+    ) -> pb.AddCheckpointResponse:
+        self.auth.check(context, Action.MEMBER, "AddCheckpoint")
+        try:
+            line = self.app.tlog.add_checkpoint(
+                request.old_size, list(request.consistency_proof), request.checkpoint
+            )
+        except StaleSizeError as exc:
+            context.set_trailing_metadata(((WITNESS_SIZE_TRAILER, str(exc.witness_size)),))
+            raise
+        return pb.AddCheckpointResponse(cosignature=line)
+
+    @_mapped
+    async def SubmitEvidence(
+        self, request: pb.SubmitEvidenceRequest, context: Context
+    ) -> pb.SubmitEvidenceResponse:
+        self.auth.check(context, Action.MEMBER, "SubmitEvidence")
+        evidence_id, new = self.app.tlog.submit_evidence(request.evidence)
+        return pb.SubmitEvidenceResponse(evidence_id=evidence_id, new=new)
+
+    # -- policy and accountability (docs/policy.md) ---------------------------
+
+    @_mapped
+    async def ReloadPolicy(
+        self, request: pb.ReloadPolicyRequest, context: Context
+    ) -> pb.ReloadPolicyResponse:
+        self.auth.check(context, Action.OPERATOR, "ReloadPolicy")
+        policy = self.app.accountability.reload()
+        return pb.ReloadPolicyResponse(source=policy.source, rules=policy.describe())
+
+    @_mapped
+    async def ExplainPolicy(
+        self, request: pb.ExplainPolicyRequest, context: Context
+    ) -> pb.ExplainPolicyResponse:
+        self.auth.check(context, Action.READ, "ExplainPolicy")
+        hit, decision = self.app.explain(request.entry_id)
+        policy = self.app.accountability.policy
+        return convert.explain_to_pb(hit, decision, policy.source, policy.default.wire)
+
+    @_mapped
+    async def RecordAction(
+        self, request: pb.RecordActionRequest, context: Context
+    ) -> pb.RecordActionResponse:
+        self.auth.check(context, Action.OPERATOR, "RecordAction")
+        kind = _ACTION_TAKEN.get(request.action)
+        if kind is None:
+            raise ValidationError(
+                f"action {request.action}: expected blocked-at-upload, removed or reviewed"
+            )
+        when = now_ms()
+        self.app.accountability.record_action(request.entry_id, kind, request.count or 1, when)
+        return pb.RecordActionResponse(time_ms=when)
+
+    @_mapped
+    async def ActionSummaries(
+        self, request: pb.ActionSummariesRequest, context: Context
+    ) -> pb.ActionSummariesResponse:
+        self.auth.check(context, Action.OPERATOR, "ActionSummaries")
+        summaries = self.app.accountability.summaries(
+            now_ms(), unreported_only=request.unreported_only
+        )
+        return pb.ActionSummariesResponse(summaries=[convert.summary_to_pb(s) for s in summaries])
+
+    @_mapped
+    async def PruneMatchLog(
+        self, request: pb.PruneMatchLogRequest, context: Context
+    ) -> pb.PruneMatchLogResponse:
+        self.auth.check(context, Action.OPERATOR, "PruneMatchLog")
+        removed, kept = self.app.accountability.prune(request.before_ms)
+        return pb.PruneMatchLogResponse(removed=removed, kept=kept)
+
     async def Pull(
         self, request: pb.PullRequest, context: Context
     ) -> AsyncIterator[pb.PullResponse]:
@@ -215,25 +349,46 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         cursors = dict(request.cursors)
         store = self.app.store
         changes = self.app.changes
+        sent_checkpoints: dict[str, str] = {}
+        sent_sizes: dict[str, int] | None = None
         while True:
             seen = changes.version
             heads = store.heads()
             batch: list[bytes] = []
-            # Round-robin over origins so one busy origin cannot starve the rest.
-            for origin, head in sorted(heads.items()):
+            batch_bytes = 0
+            # Origins with a pending urgent entry first (incident traffic jumps
+            # ahead of bulk catch-up); then the rest, so no origin starves.
+            urgent = self.app.urgent
+            order = sorted(
+                heads.items(),
+                key=lambda oh: (not urgent.pending(oh[0], cursors.get(oh[0], 0)), oh[0]),
+            )
+            for origin, head in order:
                 have = cursors.get(origin, 0)
                 if have >= head.next_seq:
                     continue
                 room = limit - len(batch)
-                if room <= 0:
+                room_bytes = MAX_PULL_BYTES - batch_bytes
+                if room <= 0 or room_bytes <= 0:
                     break
-                raws = store.raw_entries_from(origin, have, min(room, max(1, limit // 4)))
+                raws = store.raw_entries_from(
+                    origin, have, min(room, max(1, limit // 4)), room_bytes
+                )
                 batch.extend(raws)
+                batch_bytes += sum(len(r) for r in raws)
                 cursors[origin] = have + len(raws)
-            frontier = pb.Frontier(sizes={o: h.next_seq for o, h in heads.items()})
-            if batch:
+            sizes = {o: h.next_seq for o, h in heads.items()}
+            frontier = pb.Frontier(sizes=sizes)
+            checkpoints = self.app.tlog.checkpoints_for_pull(cursors, sent_checkpoints)
+            # A follow stream also reports its frontier as soon as it opens and
+            # whenever it moves, so the caller can tell withholding from lag.
+            moved = request.follow and sizes != sent_sizes
+            if batch or checkpoints or moved:
+                sent_sizes = sizes
                 yield pb.PullResponse(
-                    entries=[convert.raw_to_pb(r) for r in batch], frontier=frontier
+                    entries=[convert.raw_to_pb(r) for r in batch],
+                    frontier=frontier,
+                    checkpoints=checkpoints,
                 )
                 continue
             if not request.follow or changes.closed:

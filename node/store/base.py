@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from node.core.entry import ZERO_ID, SignedEntry
+from node.core.feedback import Stored
 from node.errors import NodeError
 
 
@@ -69,6 +70,8 @@ class Store(Protocol):
     def entries_from(self, origin: str, seq: int, limit: int) -> list[SignedEntry]: ...
 
     def lookup(self, algorithm: str, value: bytes) -> list[bytes]: ...
+
+    def feedback_for(self, target: bytes) -> list[Stored]: ...
 
     def ingest(
         self,

@@ -4,12 +4,17 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
 
     entries   origin 0x00 seq:u64          -> signed-entry bytes
     ids       entry_id                     -> arrival_ms:u64 seq:u64 origin
-    hashes    algorithm 0x00 value         -> entry_id   (dupsort)
+    hashes    algorithm 0x00 value         -> entry_id   (dupsort; opaque video
+              algorithm 0x01 SHA-256(value)                 features by digest)
     heads     origin                       -> next_seq:u64 head_id:32
     retracted target entry_id              -> retracting entry_id
     cursors   peer 0x00 origin             -> next_seq:u64 (what that peer gave us)
     evidence  origin 0x00 seq:u64 entry_id -> recorded_ms:u64 conflicting signed bytes
     meta      name                         -> value
+    tree, checkpoints, witnessed, forks, fork_points: the transparency log,
+              see ``node.store.tree`` (tree hashes are written in the same
+              transaction as the entry they cover)
+    feedback  target entry_id || entry_id  -> kind:u8 (node/store/feedback.py)
     rosters   version:u64                  -> signed roster bytes (adopted history)
 
 Every batch is one write transaction: an entry is acknowledged only after
@@ -20,26 +25,30 @@ One process owns the environment; the node opens it once.
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lmdb
 
 from node.core.entry import Kind, SignedEntry
+from node.core.feedback import Stored
+from node.core.hashes import ALGORITHMS, Matching
 from node.core.ordering import Decision, decide
 from node.errors import (
     EquivocationError,
     NodeError,
-    NotFoundError,
     OrderingError,
     StorageError,
-    ValidationError,
 )
 from node.store.base import Evidence, Head, IngestResult, Outcome, StoredEntry
+from node.store.feedback import FeedbackIndex
+from node.store.tree import TlogTables
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,12 @@ class _Db(enum.Enum):
     CURSORS = b"cursors"
     EVIDENCE = b"evidence"
     META = b"meta"
+    TREE = b"tree"
+    CHECKPOINTS = b"checkpoints"
+    WITNESSED = b"witnessed"
+    FORKS = b"forks"
+    FORK_POINTS = b"fork_points"
+    FEEDBACK = b"feedback"
     ROSTERS = b"rosters"
 
 
@@ -65,6 +80,10 @@ def _entry_key(origin: str, seq: int) -> bytes:
 
 
 def _hash_key(algorithm: str, value: bytes) -> bytes:
+    """Index key of a hash. Opaque (video feature) values can be far longer
+    than LMDB's 511-byte key limit, so they are indexed by their SHA-256."""
+    if ALGORITHMS[algorithm].matching is Matching.OPAQUE:
+        return algorithm.encode() + b"\x01" + hashlib.sha256(value).digest()
     return algorithm.encode() + b"\x00" + value
 
 
@@ -79,7 +98,23 @@ def _lmdb_errors(what: str) -> Iterator[None]:
 class LmdbStore:
     """The node's persistent state. Not thread-safe for writers: one writer."""
 
-    def __init__(self, path: Path, *, map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int = 0,
+        readonly: bool = False,
+    ) -> None:
+        """``max_map_size``: grow the map on demand up to this (0: no cap).
+        ``readonly``: a reader beside the owning process (backup, export)."""
+        self.max_map_size = max_map_size
+        #: Why writes are being refused (map full and not growable), or "".
+        self.write_error = ""
+        if readonly:
+            self._open_readonly(path)
+            self.path = path
+            return
         path.mkdir(parents=True, exist_ok=True)
         with _lmdb_errors(f"opening LMDB at {path}"):
             self._env = lmdb.open(
@@ -105,6 +140,10 @@ class LmdbStore:
                         f"store schema {_U64.unpack(stored)[0]}: this node reads {SCHEMA_VERSION}"
                     )
         self.path = path
+        self.tlog = TlogTables(self._env, self._write, {d.name.lower(): self._dbs[d] for d in _Db})
+        self._feedback = FeedbackIndex(
+            self._dbs[_Db.FEEDBACK], self._dbs[_Db.RETRACTED], self._stored_in
+        )
 
     # -- reads -------------------------------------------------------------
 
@@ -121,22 +160,35 @@ class LmdbStore:
 
     def get(self, entry_id: bytes) -> StoredEntry | None:
         with _lmdb_errors("reading entry"), self._env.begin() as txn:
-            loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
-            if loc is None:
-                return None
-            arrival, seq = struct.unpack(">QQ", loc[:16])
-            raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
-            if raw is None:
-                raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
-            retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
+            return self._stored_in(txn, entry_id)
+
+    def _stored_in(self, txn: Any, entry_id: bytes) -> StoredEntry | None:
+        loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
+        if loc is None:
+            return None
+        arrival, seq = struct.unpack(">QQ", loc[:16])
+        raw = txn.get(_entry_key(bytes(loc[16:]).decode(), seq), db=self._dbs[_Db.ENTRIES])
+        if raw is None:
+            raise StorageError(f"entry {entry_id.hex()} is indexed but not stored")
+        retracted_by = txn.get(entry_id, db=self._dbs[_Db.RETRACTED]) or b""
         return StoredEntry(SignedEntry.from_bytes(bytes(raw)), arrival, bytes(retracted_by))
+
+    def feedback_for(self, target: bytes) -> list[Stored]:
+        """Stored feedback entries acting on ``target`` (it need not be stored)."""
+        with _lmdb_errors("reading feedback"), self._env.begin() as txn:
+            return self._feedback.items(txn, target)
 
     def entries_from(self, origin: str, seq: int, limit: int) -> list[SignedEntry]:
         return [SignedEntry.from_bytes(raw) for raw in self.raw_entries_from(origin, seq, limit)]
 
-    def raw_entries_from(self, origin: str, seq: int, limit: int) -> list[bytes]:
-        """Stored signed-entry bytes of ``origin`` from ``seq``, in order."""
+    def raw_entries_from(
+        self, origin: str, seq: int, limit: int, max_bytes: int = 1 << 62
+    ) -> list[bytes]:
+        """Stored signed-entry bytes of ``origin`` from ``seq``, in order:
+        at most ``limit`` entries, and no more than ``max_bytes`` in all
+        (but always at least one entry if there is one)."""
         out: list[bytes] = []
+        size = 0
         prefix = origin.encode() + b"\x00"
         with _lmdb_errors("reading entries"), self._env.begin() as txn:
             cur = txn.cursor(db=self._dbs[_Db.ENTRIES])
@@ -144,6 +196,9 @@ class LmdbStore:
                 return out
             for key, value in cur:
                 if len(out) >= limit or not bytes(key).startswith(prefix):
+                    break
+                size += len(value)
+                if out and size > max_bytes:
                     break
                 out.append(bytes(value))
         return out
@@ -154,6 +209,12 @@ class LmdbStore:
             if not cur.set_key(_hash_key(algorithm, value)):
                 return []
             return [bytes(v) for v in cur.iternext_dup()]
+
+    def known(self, entry_ids: Sequence[bytes]) -> list[bool]:
+        """Which of these entry ids are stored (one read transaction)."""
+        with _lmdb_errors("checking entry ids"), self._env.begin() as txn:
+            ids = self._dbs[_Db.IDS]
+            return [txn.get(eid, db=ids) is not None for eid in entry_ids]
 
     def lookup_many(self, keys: Sequence[tuple[str, bytes]]) -> list[list[bytes]]:
         """Batch exact lookups in one read transaction."""
@@ -251,16 +312,42 @@ class LmdbStore:
         for attempt in range(8):
             try:
                 with self._env.begin(write=True) as txn:
-                    return fn(txn)
+                    result = fn(txn)
+                self.write_error = ""
+                return result
             except lmdb.MapFullError:
                 # The map is address space, not disk: grow it and retry the
                 # whole transaction (nothing of the failed one was kept).
-                new_size = self._env.info()["map_size"] * 2
-                log.warning("LMDB map full; growing map to %d bytes (try %d)", new_size, attempt)
-                self._env.set_mapsize(new_size)
+                self._grow(attempt)
             except lmdb.Error as exc:
                 raise StorageError(f"write failed: {type(exc).__name__}: {exc}") from exc
-        raise StorageError("LMDB map full and could not be grown")
+        self._refuse_writes("LMDB map full and still full after 8 doublings")
+
+    def _grow(self, attempt: int) -> None:
+        size = self._env.info()["map_size"]
+        new_size = size * 2
+        if self.max_map_size:
+            new_size = min(new_size, self.max_map_size)
+        if new_size <= size:
+            self._refuse_writes(
+                f"LMDB map full at {size >> 20} MiB, the cap set by lmdb_map_max_mib"
+            )
+        log.warning("LMDB map full; growing map to %d bytes (try %d)", new_size, attempt)
+        try:
+            self._env.set_mapsize(new_size)
+        except lmdb.Error as exc:
+            self._refuse_writes(
+                f"LMDB map full at {size >> 20} MiB and growing it to {new_size >> 20} MiB "
+                f"failed ({type(exc).__name__}: {exc})"
+            )
+
+    def _refuse_writes(self, why: str) -> NoReturn:
+        self.write_error = (
+            f"{why}: writes are refused, reads are still served; raise lmdb_map_max_mib "
+            "or free disk space and restart (docs/operators.md, 'map full')"
+        )
+        log.error("%s", self.write_error)
+        raise StorageError(self.write_error)
 
     def _ingest(
         self,
@@ -288,11 +375,12 @@ class LmdbStore:
             stored = None
             if entry.body.seq < head.next_seq:
                 raw = txn.get(_entry_key(origin, entry.body.seq), db=self._dbs[_Db.ENTRIES])
-                stored = SignedEntry.from_bytes(bytes(raw)).body_bytes if raw else None
+                stored = bytes(raw) if raw else None
             try:
                 decision = decide(entry, head.next_seq, head.head_id, stored)
                 if decision is Decision.APPEND:
-                    self._check_target(txn, entry)
+                    self.tlog.check_append(txn, entry)
+                    self._feedback.check(txn, entry, strict=peer is None)
             except NodeError as exc:
                 is_fork = isinstance(exc, EquivocationError)
                 if atomic:
@@ -321,25 +409,11 @@ class LmdbStore:
                 )
         return IngestResult(tuple(outcomes), tuple(accepted), evidence)
 
-    def _check_target(self, txn: Any, entry: SignedEntry) -> None:
-        body = entry.body
-        if body.kind != Kind.RETRACT:
-            return
-        loc = txn.get(body.target, db=self._dbs[_Db.IDS])
-        if loc is None:
-            raise NotFoundError(
-                f"{body.origin} seq {body.seq} retracts {body.target.hex()[:16]}, "
-                "which is not stored here"
-            )
-        if bytes(loc[16:]).decode() != body.origin:
-            raise ValidationError(
-                f"{body.origin} seq {body.seq} retracts an entry of another member"
-            )
-
     def _append(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         body = entry.body
         eid = entry.entry_id
         txn.put(_entry_key(body.origin, body.seq), entry.to_bytes(), db=self._dbs[_Db.ENTRIES])
+        self.tlog.append_leaf(txn, body.origin, body.seq, entry.to_bytes())
         txn.put(
             eid,
             struct.pack(">QQ", now_ms, body.seq) + body.origin.encode(),
@@ -348,12 +422,12 @@ class LmdbStore:
         txn.put(body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS])
         if body.kind == Kind.ADD:
             txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._dbs[_Db.HASHES])
-        elif body.kind == Kind.RETRACT:
-            txn.put(body.target, eid, db=self._dbs[_Db.RETRACTED], overwrite=False)
+        self._feedback.on_append(txn, entry)
 
     def _put_evidence(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         key = _entry_key(entry.body.origin, entry.body.seq) + entry.entry_id
         txn.put(key, _U64.pack(now_ms) + entry.to_bytes(), db=self._dbs[_Db.EVIDENCE])
+        self.tlog.record_entry_fork(txn, entry, now_ms)
 
     def _head(self, txn: Any, origin: str) -> Head:
         raw = txn.get(origin.encode(), db=self._dbs[_Db.HEADS])
@@ -363,6 +437,45 @@ class LmdbStore:
 
     def close(self) -> None:
         self._env.close()
+
+    # -- operations (metrics, health, backup) -------------------------------
+
+    def _open_readonly(self, path: Path) -> None:
+        if not (path / "data.mdb").is_file():
+            raise StorageError(f"no LMDB store at {path} (expected {path / 'data.mdb'})")
+        with _lmdb_errors(f"opening LMDB at {path} read-only"):
+            self._env = lmdb.open(
+                str(path), readonly=True, max_dbs=len(_Db) + 2, subdir=True, readahead=False
+            )
+            # Without a txn argument py-lmdb opens each handle in a read
+            # transaction of its own that it commits, so the handles stay valid.
+            self._dbs = {
+                d: self._env.open_db(d.value, create=False, dupsort=(d is _Db.HASHES)) for d in _Db
+            }
+
+    def stats(self) -> StoreStats:
+        """Sizes for metrics: map size and use, entries, hash-index rows."""
+        with _lmdb_errors("reading store stats"), self._env.begin() as txn:
+            info = self._env.info()
+            psize = self._env.stat()["psize"]
+            return StoreStats(
+                map_size=int(info["map_size"]),
+                used=int((info["last_pgno"] + 1) * psize),
+                entries=int(txn.stat(self._dbs[_Db.ENTRIES])["entries"]),
+                hashes=int(txn.stat(self._dbs[_Db.HASHES])["entries"]),
+                evidence=int(txn.stat(self._dbs[_Db.EVIDENCE])["entries"]),
+            )
+
+    def check(self) -> None:
+        """Health probe: a read transaction that reads the schema record."""
+        with _lmdb_errors("health check"), self._env.begin() as txn:
+            if txn.get(b"schema", db=self._dbs[_Db.META]) is None:
+                raise StorageError("health check: the store has no schema record")
+
+    def copy_to(self, directory: Path) -> None:
+        """A consistent, compacted copy (one read transaction; writers go on)."""
+        with _lmdb_errors(f"copying LMDB to {directory}"):
+            self._env.copy(str(directory), compact=True)
 
     # -- roster history ----------------------------------------------------
 
@@ -392,6 +505,15 @@ class LmdbStore:
                     break
                 out.append(bytes(value))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    map_size: int
+    used: int
+    entries: int
+    hashes: int
+    evidence: int
 
 
 class _Abort(Exception):

@@ -10,18 +10,27 @@ its peers, so entries flood the mesh byte for byte.
 A peer that sends garbage or forged entries is disconnected and counted; a
 peer that is down is retried with jittered exponential backoff. No peer can
 block another: each has its own task.
+
+Connections (follow streams and anti-entropy rounds alike) come from the
+``client`` factory: mutual TLS pinned to the peer's roster certificate on a
+real node, plaintext on an ``insecure`` development node. Roster gossip
+hooks in with ``on_connect`` (each new follow stream) and ``on_response``
+(each Pull response, before its entries are verified, so a newer roster
+that adds their origin is adopted first).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
-from node.errors import NodeError, PeerError, ProvenanceError, ValidationError
+from node.core.entry import SignedEntry
+from node.errors import NodeError, PeerError, ProvenanceError, StorageError, ValidationError
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
@@ -30,6 +39,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 5.0
+ANTI_ENTROPY_S = 5.0
+PULL_BATCH = 1024  # entries per response: fewer, larger commits during catch-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +56,24 @@ class PeerState:
     state: str = "connecting"
     received: int = 0
     refused: int = 0
+    duplicates: int = 0
     last_error: str = ""
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
+    behind_since_ms: int = 0  # when this node last fell behind the peer; 0: caught up
 
     def lag(self, heads: dict[str, int]) -> int:
         return sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items())
+
+    def lag_seconds(self, now: int) -> float:
+        """How long the peer has advertised entries this node lacks."""
+        return max(0, now - self.behind_since_ms) / 1000 if self.behind_since_ms else 0.0
+
+    def note_lag(self, heads: dict[str, int], now: int) -> None:
+        if not self.lag(heads):
+            self.behind_since_ms = 0
+        elif not self.behind_since_ms:
+            self.behind_since_ms = now
 
 
 #: Makes the client for a peer (mutual TLS pinned to the roster, or plaintext).
@@ -61,7 +84,8 @@ OnConnect = Callable[[str, NodeClient], Awaitable[None]]
 OnResponse = Callable[[str, NodeClient, pb.PullResponse], Awaitable[None]]
 
 
-def _plaintext(peer_id: str, address: str) -> NodeClient:
+def plaintext_client(peer_id: str, address: str) -> NodeClient:
+    """The client factory of a plaintext (``insecure``) development node."""
     return NodeClient(address)
 
 
@@ -71,16 +95,21 @@ class SyncEngine:
         app: NodeApp,
         peers: Sequence[Peer],
         *,
-        client: ClientFactory = _plaintext,
+        anti_entropy_s: float = ANTI_ENTROPY_S,
+        client: ClientFactory = plaintext_client,
         on_connect: OnConnect | None = None,
         on_response: OnResponse | None = None,
     ) -> None:
         self.app = app
         self.peers = list(peers)
         self.states = {p.id: PeerState(p.id) for p in self.peers}
+        self.anti_entropy_s = anti_entropy_s
+        self.anti_entropy_rounds = 0
         self.client = client
         self.on_connect = on_connect
         self.on_response = on_response
+        #: Called with each peer added while running (evidence gossip follows).
+        self.peer_listeners: list[Callable[[Peer], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
 
@@ -88,6 +117,45 @@ class SyncEngine:
         self._running = True
         for peer in self.peers:
             self._tasks.append(asyncio.create_task(self._run(peer), name=f"sync:{peer.id}"))
+        if self.anti_entropy_s > 0:  # peers may come later, from the roster
+            self._tasks.append(asyncio.create_task(self._anti_entropy(), name="anti-entropy"))
+
+    async def _anti_entropy(self) -> None:
+        """Every interval, pull what a random peer has and we lack.
+
+        The follow streams normally deliver everything at once; this is the
+        safety net for what a broken stream, a restart or a partition missed.
+        """
+        while True:
+            await asyncio.sleep(self.anti_entropy_s * random.uniform(0.5, 1.5))  # noqa: S311
+            if not self.peers:
+                continue
+            peer = random.choice(self.peers)  # noqa: S311 - not crypto
+            address = peer.resolve()
+            if address:
+                await self.round_with(peer, address)
+
+    async def round_with(self, peer: Peer, address: str) -> int:
+        """One anti-entropy round: a bounded, non-follow Pull from our frontier."""
+        state = self.states[peer.id]
+        cursors = {o: h.next_seq for o, h in self.app.heads().items()}
+        before = state.received
+        try:
+            async with self.client(peer.id, address) as client:
+                async for response in client.pull(cursors, follow=False):
+                    if self.on_response is not None:
+                        await self.on_response(peer.id, client, response)
+                    state.frontier = dict(response.frontier.sizes)
+                    await self._accept(peer, state, response)
+        except PeerError as exc:
+            state.last_error = f"anti-entropy: {exc}"
+        except (ValidationError, ProvenanceError) as exc:
+            state.refused += 1
+            state.last_error = f"anti-entropy refused: {exc}"
+        except StorageError as exc:  # e.g. map full: keep serving, retry later
+            state.last_error = f"anti-entropy: {exc}"
+        self.anti_entropy_rounds += 1
+        return state.received - before
 
     def add_peer(self, peer: Peer) -> None:
         """Sync from one more peer (e.g. a member a new roster added)."""
@@ -97,6 +165,8 @@ class SyncEngine:
         self.states[peer.id] = PeerState(peer.id)
         if self._running:
             self._tasks.append(asyncio.create_task(self._run(peer), name=f"sync:{peer.id}"))
+        for listener in self.peer_listeners:
+            listener(peer)
 
     async def stop(self) -> None:
         self._running = False
@@ -119,7 +189,10 @@ class SyncEngine:
                     state.last_error = "stream ended"
                 except PeerError as exc:
                     state.last_error = str(exc)
+                except StorageError as exc:  # e.g. map full: keep serving, retry later
+                    state.last_error = f"local store: {exc}"
                 except (ValidationError, ProvenanceError) as exc:
+                    self.app.observer.refused("peer", exc)
                     state.refused += 1
                     state.last_error = f"refused: {exc}"
                     log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
@@ -128,28 +201,89 @@ class SyncEngine:
             await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - not crypto
             backoff = min(BACKOFF_MAX_S, backoff * 2)
 
-    async def _stream(self, peer: Peer, address: str, state: PeerState):  # type: ignore[no-untyped-def]
-        async with self.client(peer.id, address) as client:
-            if self.on_connect is not None:
-                await self.on_connect(peer.id, client)
-            cursors = {o: h.next_seq for o, h in self.app.heads().items()}
-            async for response in client.pull(cursors, follow=True):
-                if self.on_response is not None:
-                    await self.on_response(peer.id, client, response)
-                state.state = "streaming"
-                state.frontier = dict(response.frontier.sizes)
-                if response.entries:
-                    self._accept(peer, state, response.entries)
-                yield None
+    async def _stream(self, peer: Peer, address: str, state: PeerState) -> AsyncIterator[None]:
+        """Receive, verify and commit, pipelined: batch k+1 is decoded and
+        verified while batch k commits (commits stay in order: one writer)."""
+        cursors = {o: h.next_seq for o, h in self.app.heads().items()}
+        committing: asyncio.Future[None] | None = None
+        try:
+            async with self.client(peer.id, address) as client:
+                if self.on_connect is not None:
+                    await self.on_connect(peer.id, client)  # roster gossip
+                    cursors = {o: h.next_seq for o, h in self.app.heads().items()}
+                async for response in client.pull(cursors, follow=True, max_batch=PULL_BATCH):
+                    if self.on_response is not None:
+                        await self.on_response(peer.id, client, response)
+                    state.state = "streaming"
+                    state.frontier = dict(response.frontier.sizes)
+                    entries = await self._prepare(state, response.entries)
+                    if committing is not None:
+                        await committing
+                        committing = None
+                    if entries:
+                        # Checkpoints are checked against the stored tree once
+                        # the batch they cover has committed.
+                        committing = asyncio.ensure_future(
+                            self._commit(peer, state, entries, response.checkpoints)
+                        )
+                    else:
+                        self._checkpoints(peer, state, response.checkpoints)
+                    state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
+                    yield None
+        finally:
+            if committing is not None:
+                # The write is already on the writer thread; let it finish so
+                # the state we report matches what was committed.
+                await asyncio.shield(committing)
 
-    def _accept(self, peer: Peer, state: PeerState, msgs: Sequence[object]) -> None:
-        entries = convert.entries_from_pb(msgs)  # type: ignore[arg-type]
-        for i, error in enumerate(self.app.verify(entries)):
+    def _checkpoints(self, peer: Peer, state: PeerState, checkpoints: Sequence[str]) -> None:
+        """Check a batch against the peer's signed roots (never fatal to the
+        stream: a bad checkpoint becomes an alert), and watch for a peer that
+        stays behind what witnesses cosigned."""
+        if checkpoints:
+            self.app.tlog.receive_checkpoints(peer.id, checkpoints)
+        self.app.tlog.observe_frontier(peer.id, state.frontier)
+
+    async def _accept(self, peer: Peer, state: PeerState, response: pb.PullResponse) -> None:
+        entries = await self._prepare(state, response.entries)
+        if entries:
+            await self._commit(peer, state, entries, response.checkpoints)
+        else:
+            self._checkpoints(peer, state, response.checkpoints)
+
+    async def _prepare(self, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> list[SignedEntry]:
+        """Drop stored duplicates, decode and verify; raise on a bad entry."""
+        if not msgs:
+            return []
+        # In a mesh every entry arrives once per neighbour: drop the ones
+        # already stored (same id = same body bytes) before paying to decode
+        # and verify them. A *different* body for a stored seq has another id
+        # and goes through, to be caught as equivocation.
+        ids = [hashlib.sha256(m.body).digest() for m in msgs]
+        known = self.app.store.known(ids)
+        fresh = [m for m, k in zip(msgs, known, strict=True) if not k]
+        state.duplicates += len(msgs) - len(fresh)
+        if not fresh:
+            return []
+        entries = convert.entries_from_pb(fresh)
+        for i, error in enumerate(await self.app.verify_async(entries)):
             if error is not None:
-                raise type(error)(f"entry {i + 1} of {len(entries)}: {error}")
-        result = self.app.ingest_from_peer(peer.id, entries)
+                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+                raise type(error)(where + str(error))
+        return entries
+
+    async def _commit(
+        self,
+        peer: Peer,
+        state: PeerState,
+        entries: list[SignedEntry],
+        checkpoints: Sequence[str] = (),
+    ) -> None:
+        result = await self.app.ingest_from_peer_async(peer.id, entries)
+        self._checkpoints(peer, state, checkpoints)
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
+        state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
         for index, error in result.errors:
             if not isinstance(error, NodeError):
                 continue

@@ -85,7 +85,13 @@ class RosterGossip:
         """Adopt whatever newer rosters the peer holds that chain from ours."""
         for _ in range(MAX_FETCH_ROUNDS):
             held = self.rosters.version
-            response = await client.get_roster(held)
+            try:
+                response = await client.get_roster(held)
+            except NodeError as exc:
+                # Entry sync goes on: the roster decides about the entries a
+                # peer relays, not about the relayer.
+                log.info("roster fetch from %s: %s", peer_id, exc)
+                return
             if not response.rosters:
                 return
             try:

@@ -1,0 +1,313 @@
+"""File formats for ``ccnode export`` and ``ccnode import``.
+
+``pytx``: python-threatexchange's plain signal file, as its ``local_file``
+exchange reads it: one ``<signal type> <signal>`` per line, where the
+signal type is python-threatexchange's name (``pdq``, ``video_md5``,
+``md5``, ``sha256``; see ``node.core.hashes``) and the signal is the hash in
+lowercase hex. Export writes the active (non-retracted) ADD entries, one line
+per distinct hash; video feature algorithms (TMK+PDQF, vPDQ) have no hex form
+there and are left out (and counted). Import also accepts blank lines and
+``#`` comments.
+
+``csv``: a header row, then one row per entry. Import needs the columns
+``algorithm`` and ``hash``; ``labels`` (separated by ``;``), ``incident``,
+``reason`` and ``urgent`` (true/false) are optional; other columns (those an
+export adds) are ignored, so an export can be imported elsewhere.
+
+``jsonl``: one JSON object per line with the same keys (``labels`` a list).
+
+Export rows carry full provenance: entry id, origin and its kind and
+jurisdiction, seq, signed time, arrival time, retraction, key id, and the
+signed body and signature in hex, so anyone can re-verify an exported row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from node.core import hashes, labels
+from node.core.entry import Kind, SignedEntry
+from node.errors import NodeError, ValidationError
+
+FORMATS = ("pytx", "csv", "jsonl")
+LABEL_SEPARATOR = ";"
+CSV_COLUMNS = (
+    "entry_id",
+    "origin",
+    "origin_kind",
+    "jurisdiction",
+    "seq",
+    "time_ms",
+    "arrival_ms",
+    "algorithm",
+    "pytx_type",
+    "hash",
+    "labels",
+    "incident",
+    "reason",
+    "urgent",
+    "retracted",
+    "retracted_by",
+    "key_id",
+    "body",
+    "signature",
+)
+_BY_PYTX = {a.pytx_name: a.name for a in hashes.ALGORITHMS.values()}
+
+
+def check_format(name: str) -> str:
+    if name not in FORMATS:
+        raise ValidationError(f"unknown format {name!r}: expected one of {', '.join(FORMATS)}")
+    return name
+
+
+def pytx_hex(algorithm: str) -> bool:
+    """Whether python-threatexchange's form of this hash is its lowercase hex."""
+    return hashes.algorithm(algorithm).matching is not hashes.Matching.OPAQUE
+
+
+# -- export --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored ADD entry and what the exporting node knows about it."""
+
+    entry: SignedEntry
+    arrival_ms: int = 0
+    retracted_by: bytes = b""
+    origin_kind: str = ""
+    jurisdiction: str = ""
+
+
+@dataclass(slots=True)
+class ExportCounts:
+    written: int = 0
+    retracted: int = 0  # left out (active only)
+    duplicate: int = 0  # pytx: the same hash from another entry
+    unsupported: int = 0  # pytx: no hex form
+
+
+def export_lines(
+    records: Iterable[Record],
+    fmt: str,
+    counts: ExportCounts,
+    *,
+    include_retracted: bool = False,
+) -> Iterator[str]:
+    """Lines (with newlines) of an export; ``counts`` is filled as it goes."""
+    check_format(fmt)
+    seen: set[tuple[str, bytes]] = set()
+    if fmt == "csv":
+        yield _csv_line(CSV_COLUMNS)
+    for rec in records:
+        body = rec.entry.body
+        if body.kind != Kind.ADD:
+            continue
+        if rec.retracted_by and (fmt == "pytx" or not include_retracted):
+            counts.retracted += 1
+            continue
+        if fmt == "pytx":
+            if not pytx_hex(body.algorithm):
+                counts.unsupported += 1
+                continue
+            key = (body.algorithm, body.hash)
+            if key in seen:
+                counts.duplicate += 1
+                continue
+            seen.add(key)
+            counts.written += 1
+            yield f"{hashes.algorithm(body.algorithm).pytx_name} {body.hash.hex()}\n"
+            continue
+        row = _provenance(rec)
+        counts.written += 1
+        if fmt == "csv":
+            row["labels"] = LABEL_SEPARATOR.join(body.labels)
+            yield _csv_line(tuple(_csv_cell(row[c]) for c in CSV_COLUMNS))
+        else:
+            yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _provenance(rec: Record) -> dict[str, object]:
+    entry, body = rec.entry, rec.entry.body
+    return {
+        "entry_id": entry.entry_id.hex(),
+        "origin": body.origin,
+        "origin_kind": rec.origin_kind,
+        "jurisdiction": rec.jurisdiction,
+        "seq": body.seq,
+        "time_ms": body.time_ms,
+        "arrival_ms": rec.arrival_ms,
+        "algorithm": body.algorithm,
+        "pytx_type": hashes.algorithm(body.algorithm).pytx_name,
+        "hash": body.hash.hex(),
+        "labels": list(body.labels),
+        "incident": body.incident,
+        "reason": body.reason,
+        "urgent": body.urgent,
+        "retracted": bool(rec.retracted_by),
+        "retracted_by": rec.retracted_by.hex(),
+        "key_id": body.key_id.hex(),
+        "body": entry.body_bytes.hex(),
+        "signature": entry.signature.hex(),
+    }
+
+
+def _csv_cell(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _csv_line(cells: tuple[str, ...]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    return out.getvalue()
+
+
+# -- import --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One hash to sign and submit, from line ``line`` of the input."""
+
+    line: int
+    algorithm: str
+    value: bytes
+    labels: tuple[str, ...] = ()
+    incident: str = ""
+    reason: str = ""
+    urgent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    line: int
+    error: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.error}"
+
+
+def parse_rows(
+    lines: Iterable[str], fmt: str, extra_labels: Iterable[str] = ()
+) -> Iterator[Row | BadRow]:
+    """Rows of an import file; a bad row is reported, never fatal.
+
+    ``extra_labels`` (from the command line) are added to every row.
+    A CSV file without ``algorithm`` and ``hash`` columns is refused whole.
+    """
+    check_format(fmt)
+    extra = labels.normalize_labels(tuple(extra_labels))
+    if fmt == "csv":
+        yield from _csv_rows(lines, extra)
+        return
+    for number, text in enumerate(lines, start=1):
+        stripped = text.strip()
+        if not stripped or (fmt == "pytx" and stripped.startswith("#")):
+            continue
+        try:
+            if fmt == "pytx":
+                yield _pytx_row(number, stripped, extra)
+            else:
+                yield _json_row(number, stripped, extra)
+        except NodeError as exc:
+            yield BadRow(number, str(exc))
+
+
+def _pytx_row(number: int, text: str, extra: tuple[str, ...]) -> Row:
+    kind, _, signal = text.partition(" ")
+    signal = signal.strip()
+    if not signal:
+        raise ValidationError("expected '<signal type> <hex hash>'")
+    name = _BY_PYTX.get(kind.lower())
+    if name is None:
+        raise ValidationError(
+            f"unknown signal type {kind[:32]!r}: expected one of {', '.join(sorted(_BY_PYTX))}"
+        )
+    if not pytx_hex(name):
+        raise ValidationError(f"signal type {kind!r} has no hex form here")
+    return Row(number, name, hashes.parse_hex(name, signal), extra)
+
+
+def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> Row:
+    algo = doc.get("algorithm")
+    value = doc.get("hash")
+    if not isinstance(algo, str) or not algo or not isinstance(value, str) or not value:
+        raise ValidationError("needs 'algorithm' and 'hash'")
+    name = hashes.normalize_name(_BY_PYTX.get(algo.lower(), algo))
+    raw_labels = doc.get("labels", ())
+    if isinstance(raw_labels, str):
+        raw_labels = [p.strip() for p in raw_labels.split(LABEL_SEPARATOR) if p.strip()]
+    if not isinstance(raw_labels, list | tuple) or not all(isinstance(x, str) for x in raw_labels):
+        raise ValidationError("'labels' must be a list of strings")
+    incident = doc.get("incident") or ""
+    reason = doc.get("reason") or ""
+    if not isinstance(incident, str) or not isinstance(reason, str):
+        raise ValidationError("'incident' and 'reason' must be strings")
+    urgent = _flag(doc.get("urgent", False))
+    if len(reason.encode()) > 1024:
+        raise ValidationError(f"reason has {len(reason.encode())} bytes: expected at most 1024")
+    return Row(
+        number,
+        name,
+        hashes.parse_hex(name, value),
+        labels.normalize_labels((*raw_labels, *extra)),
+        labels.check_incident(incident),
+        reason,
+        urgent,
+    )
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("", "false", "0", "no"):
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"):
+        return True
+    raise ValidationError(f"'urgent' must be true or false, got {str(value)[:16]!r}")
+
+
+def _json_row(number: int, text: str, extra: tuple[str, ...]) -> Row:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"not JSON: {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise ValidationError("expected a JSON object")
+    if doc.get("retracted") is True:
+        raise ValidationError("row is marked retracted; not importing it")
+    return _fields_row(number, doc, extra)
+
+
+def _csv_rows(lines: Iterable[str], extra: tuple[str, ...]) -> Iterator[Row | BadRow]:
+    reader = csv.DictReader(iter(lines))
+    columns = reader.fieldnames or []
+    missing = [c for c in ("algorithm", "hash") if c not in columns]
+    if missing:
+        raise ValidationError(
+            f"line 1: CSV header needs columns 'algorithm' and 'hash', missing {missing[0]!r}"
+        )
+    for doc in reader:
+        number = reader.line_num
+        try:
+            if None in doc:
+                raise ValidationError(f"{len(doc[None])} more cells than header columns")
+            if _flag_or_none(doc.get("retracted")):
+                raise ValidationError("row is marked retracted; not importing it")
+            yield _fields_row(number, dict(doc), extra)
+        except NodeError as exc:
+            yield BadRow(number, str(exc))
+
+
+def _flag_or_none(value: object) -> bool:
+    try:
+        return _flag(value if value is not None else False)
+    except ValidationError:
+        return False

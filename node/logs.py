@@ -1,0 +1,91 @@
+"""Logging set-up: human-readable lines by default, JSON lines on request.
+
+Both formats go to stderr, one record per line. JSON lines carry ``ts``
+(UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``msg``, any
+``extra={...}`` fields a call site adds, and ``exc`` for tracebacks.
+
+No key material is ever logged: nothing in the package logs keys, and as a
+second line of defence a filter on the handler replaces anything shaped like
+a PEM private-key block with ``[redacted private key]`` before either
+formatter sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any, TextIO
+
+_PEM_PRIVATE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+    re.DOTALL,
+)
+REDACTED = "[redacted private key]"
+
+#: Attributes every LogRecord has; anything else came from ``extra=``.
+_STANDARD = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+)
+HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def redact(text: str) -> str:
+    return _PEM_PRIVATE.sub(REDACTED, text)
+
+
+class RedactKeys(logging.Filter):
+    """Render the message once, scrub private-key blocks, keep the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, ()
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse a cached exc_text: fill it, scrubbed, first.
+            record.exc_text = _PLAIN.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_PLAIN = logging.Formatter()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                doc[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_text:
+            doc["exc"] = redact(record.exc_text)
+        elif record.exc_info:
+            doc["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_logging(
+    level: str | int = "warning", *, json_lines: bool = False, stream: TextIO | None = None
+) -> logging.Handler:
+    """Configure the root logger (replacing earlier handlers); return the handler."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(RedactKeys())
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(HUMAN_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    # grpc's own logger is chatty at INFO; keep it to warnings unless debugging.
+    logging.getLogger("grpc").setLevel(logging.DEBUG if root.level <= logging.DEBUG else "WARNING")
+    return handler

@@ -1,0 +1,322 @@
+"""Offline audit of a node's LMDB environment (a stopped node's data or a backup).
+
+Re-verifies, from the stored bytes alone and the members' public keys:
+
+- every entry: decodes, sits at the key its body names, is signed by a key
+  of its origin, and chains onto the entry before it (``prev``); the id
+  index and the head agree;
+- every tree hash: recomputed from the stored entries (RFC 6962), none
+  missing, none extra;
+- every checkpoint: the origin's signature and every stored cosignature
+  verify, and its root is the root of the stored entries at its size;
+- the witness state, and every piece of fork evidence.
+
+Each problem is reported as a ``Fault`` naming where it is; nothing stops
+the audit early. The environment is opened read-only without a lock file.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from node.core import evidence as ev
+from node.core import merkle
+from node.core.checkpoint import SignedNote
+from node.core.entry import ZERO_ID, SignedEntry
+from node.core.tlog import verify_checkpoint
+from node.core.trust import TrustView, check_provenance
+from node.errors import NodeError, StorageError, ValidationError
+from node.store.tree import parse_prefixed_u64, parse_tree_key
+
+_U64 = struct.Struct(">Q")
+_SUBDBS = (
+    "entries",
+    "ids",
+    "heads",
+    "evidence",
+    "tree",
+    "checkpoints",
+    "witnessed",
+    "forks",
+    "fork_points",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    where: str  # e.g. "entry gov.example/ct seq 3"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+@dataclass(slots=True)
+class AuditReport:
+    path: Path
+    faults: list[Fault] = field(default_factory=list)
+    origins: int = 0
+    entries: int = 0
+    tree_hashes: int = 0
+    checkpoints: int = 0
+    cosignatures: int = 0
+    witnessed: int = 0
+    evidence: int = 0
+
+    def fault(self, where: str, what: str) -> None:
+        self.faults.append(Fault(where, what))
+
+    def summary(self) -> str:
+        return (
+            f"audited {self.path}: {self.origins} origins, {self.entries} entries, "
+            f"{self.tree_hashes} tree hashes, {self.checkpoints} checkpoints "
+            f"({self.cosignatures} cosignatures), {self.witnessed} witness states, "
+            f"{self.evidence} evidence records: {len(self.faults)} fault(s)"
+        )
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """One read transaction over the environment and its named sub-databases."""
+    if not (path / "data.mdb").is_file():
+        raise ValidationError(f"{path} holds no LMDB environment (no data.mdb)")
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(_SUBDBS) + 8, subdir=True)
+    except lmdb.Error as exc:
+        raise StorageError(f"opening {path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        dbs: dict[str, Any] = {}
+        with env.begin() as txn:
+            for name in _SUBDBS:
+                try:
+                    dbs[name] = env.open_db(name.encode(), txn=txn, create=False)
+                except lmdb.NotFoundError:
+                    dbs[name] = None
+            yield txn, dbs
+    finally:
+        env.close()
+
+
+def _short(h: bytes) -> str:
+    return h.hex()[:16]
+
+
+def audit(path: Path, trust: TrustView, witnesses: Mapping[str, bytes]) -> AuditReport:
+    """Audit the LMDB environment at ``path`` against ``trust``'s keys."""
+    report = AuditReport(path)
+    try:
+        with _open(path) as (txn, dbs):
+            for name in _SUBDBS:
+                if dbs[name] is None:
+                    report.fault(f"sub-database {name}", "missing")
+            if any(dbs[n] is None for n in ("entries", "tree", "checkpoints")):
+                return report
+            trees = _entries(txn, dbs, trust, report)
+            _tree(txn, dbs, trees, report)
+            _checkpoints(txn, dbs, trees, trust=trust, witnesses=witnesses, report=report)
+            _witnessed(txn, dbs, trust, report)
+            _evidence(txn, dbs, trust, report)
+    except lmdb.Error as exc:
+        report.fault("LMDB", f"{type(exc).__name__}: {exc}")
+    return report
+
+
+def _entries(
+    txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport
+) -> dict[str, merkle.MemoryTree]:
+    trees: dict[str, merkle.MemoryTree] = {}
+    last: dict[str, tuple[int, bytes | None]] = {}  # origin -> (seq, entry id or None)
+    for key, value in txn.cursor(db=dbs["entries"]):
+        raw = bytes(value)
+        try:
+            origin, seq = parse_prefixed_u64(bytes(key))
+        except (ValidationError, UnicodeDecodeError):
+            report.fault(f"entry key {bytes(key).hex()}", "bad key layout")
+            continue
+        where = f"entry {origin} seq {seq}"
+        report.entries += 1
+        tree = trees.setdefault(origin, merkle.MemoryTree())
+        prev_seq, prev_id = last.get(origin, (-1, ZERO_ID))
+        if seq != prev_seq + 1:
+            report.fault(where, f"gap: expected seq {prev_seq + 1}")
+        tree.append(raw)  # the leaf is over the stored bytes, whatever they are
+        entry_id: bytes | None = None
+        try:
+            entry = SignedEntry.from_bytes(raw)
+        except ValidationError as exc:
+            report.fault(where, f"undecodable: {exc}")
+            last[origin] = (seq, None)
+            continue
+        entry_id = entry.entry_id
+        body = entry.body
+        if (body.origin, body.seq) != (origin, seq):
+            report.fault(
+                where, f"stored under the wrong key: body says {body.origin} seq {body.seq}"
+            )
+        try:
+            check_provenance(trust, entry)
+        except NodeError as exc:
+            report.fault(where, f"signature: {exc}")
+        if prev_id is not None and seq == prev_seq + 1 and body.prev != prev_id:
+            report.fault(
+                where,
+                f"chain link broken: prev names {_short(body.prev)}, "
+                f"seq {seq - 1} has id {_short(prev_id)}",
+            )
+        loc = txn.get(entry_id, db=dbs["ids"]) if dbs["ids"] is not None else None
+        if loc is None:
+            report.fault(where, f"id {_short(entry_id)} missing from the id index")
+        elif _U64.unpack(loc[8:16])[0] != seq or bytes(loc[16:]).decode() != origin:
+            report.fault(where, f"id index points elsewhere for {_short(entry_id)}")
+        last[origin] = (seq, entry_id)
+    report.origins = len(trees)
+    if dbs["heads"] is not None:
+        for origin, (seq, entry_id) in sorted(last.items()):
+            head = txn.get(origin.encode(), db=dbs["heads"])
+            if head is None:
+                report.fault(f"head {origin}", "missing")
+            elif _U64.unpack(head[:8])[0] != seq + 1 or (
+                entry_id is not None and bytes(head[8:]) != entry_id
+            ):
+                report.fault(
+                    f"head {origin}",
+                    f"says next seq {_U64.unpack(head[:8])[0]} head {_short(bytes(head[8:]))}, "
+                    f"entries end at seq {seq}",
+                )
+    return trees
+
+
+def _tree(
+    txn: Any, dbs: dict[str, Any], trees: dict[str, merkle.MemoryTree], report: AuditReport
+) -> None:
+    seen: set[tuple[str, int, int]] = set()
+    for key, value in txn.cursor(db=dbs["tree"]):
+        report.tree_hashes += 1
+        try:
+            origin, level, index = parse_tree_key(bytes(key))
+        except (ValidationError, UnicodeDecodeError):
+            report.fault(f"tree key {bytes(key).hex()}", "bad key layout")
+            continue
+        where = f"tree hash {origin} level {level} index {index}"
+        seen.add((origin, level, index))
+        tree = trees.get(origin)
+        try:
+            expected = tree.get(level, index) if tree is not None else None
+        except NodeError:
+            expected = None
+        if expected is None:
+            report.fault(where, "extra: no such complete subtree in the stored entries")
+        elif bytes(value) != expected:
+            report.fault(
+                where,
+                f"stored {_short(bytes(value))}, recomputed from the entries {_short(expected)}",
+            )
+    for origin, tree in sorted(trees.items()):
+        level, width = 0, tree.size
+        while width:
+            for index in range(width):
+                if (origin, level, index) not in seen:
+                    report.fault(f"tree hash {origin} level {level} index {index}", "missing")
+            level, width = level + 1, width >> 1
+
+
+def _checkpoints(
+    txn: Any,
+    dbs: dict[str, Any],
+    trees: dict[str, merkle.MemoryTree],
+    *,
+    trust: TrustView,
+    witnesses: Mapping[str, bytes],
+    report: AuditReport,
+) -> None:
+    for key, value in txn.cursor(db=dbs["checkpoints"]):
+        report.checkpoints += 1
+        try:
+            origin, size = parse_prefixed_u64(bytes(key))
+        except (ValidationError, UnicodeDecodeError):
+            report.fault(f"checkpoint key {bytes(key).hex()}", "bad key layout")
+            continue
+        where = f"checkpoint {origin} size {size}"
+        try:
+            text = bytes(value).decode("utf-8")
+            vc = verify_checkpoint(text, trust, witnesses)
+        except (NodeError, UnicodeDecodeError) as exc:
+            report.fault(where, f"does not verify: {exc}")
+            continue
+        report.cosignatures += len(vc.cosigners)
+        lines = len(SignedNote.parse(text).signatures)
+        if lines != 1 + len(vc.cosigners):
+            report.fault(
+                where, f"{lines - 1 - len(vc.cosigners)} stored cosignature(s) do not verify"
+            )
+        if (vc.origin, vc.size) != (origin, size):
+            report.fault(where, f"stored under the wrong key: note says {vc.origin} {vc.size}")
+            continue
+        tree = trees.get(origin)
+        have = tree.size if tree is not None else 0
+        if size > have:
+            report.fault(where, f"beyond the {have} stored entries")
+        elif tree is not None and tree.root(size) != vc.root:
+            report.fault(
+                where,
+                f"root {_short(vc.root)} is not the root of the stored entries "
+                f"({_short(tree.root(size))})",
+            )
+
+
+def _witnessed(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport) -> None:
+    if dbs["witnessed"] is None:
+        return
+    for key, value in txn.cursor(db=dbs["witnessed"]):
+        report.witnessed += 1
+        origin = bytes(key).decode("utf-8", "replace")
+        where = f"witness state {origin}"
+        try:
+            vc = verify_checkpoint(bytes(value[8:]).decode("utf-8"), trust, {})
+        except (NodeError, UnicodeDecodeError) as exc:
+            report.fault(where, f"does not verify: {exc}")
+            continue
+        if (vc.origin, vc.size) != (origin, _U64.unpack(value[:8])[0]):
+            report.fault(where, f"records size {_U64.unpack(value[:8])[0]}, note says {vc.size}")
+
+
+def _evidence(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport) -> None:
+    points: dict[str, int] = {}
+    if dbs["forks"] is not None:
+        for key, value in txn.cursor(db=dbs["forks"]):
+            report.evidence += 1
+            where = f"evidence {_short(bytes(key))}"
+            try:
+                proof = ev.ForkProof.decode(bytes(value[8:]))
+                finding = ev.verify(proof, trust)
+            except NodeError as exc:
+                report.fault(where, f"does not verify: {exc}")
+                continue
+            if proof.evidence_id != bytes(key):
+                report.fault(where, "stored under another id than its hash")
+            points[finding.origin] = min(points.get(finding.origin, 2**64), finding.fork_point)
+    if dbs["fork_points"] is not None:
+        stored = {
+            bytes(k).decode("utf-8", "replace"): _U64.unpack(v)[0]
+            for k, v in txn.cursor(db=dbs["fork_points"])
+        }
+        for origin in sorted(set(stored) | set(points)):
+            if stored.get(origin) != points.get(origin):
+                report.fault(
+                    f"fork point {origin}",
+                    f"stored {stored.get(origin)}, evidence proves {points.get(origin)}",
+                )
+    if dbs["evidence"] is not None:
+        for key, value in txn.cursor(db=dbs["evidence"]):
+            where = f"conflicting entry {bytes(key[:-41]).decode('utf-8', 'replace')}"
+            try:
+                check_provenance(trust, SignedEntry.from_bytes(bytes(value[8:])))
+            except NodeError as exc:
+                report.fault(where, f"does not verify: {exc}")

@@ -1,0 +1,109 @@
+"""Shared pieces for the benchmarks: meshes, follow-stream watchers, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from node.core.entry import EntryBody, Kind, SignedEntry
+from node.mesh import MeshNode
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def summary(values: list[float]) -> str:
+    return (
+        f"p50 {percentile(values, 50):7.1f}  p95 {percentile(values, 95):7.1f}  "
+        f"p99 {percentile(values, 99):7.1f}  max {max(values):7.1f}  (n={len(values)})"
+    )
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Watcher:
+    """Follow streams to every node; records when each entry id is served.
+
+    A node serves an entry on its Pull streams only after the transaction
+    that stored it committed, so "seen on node i's stream" means "committed
+    (and matchable) at node i".
+    """
+
+    def __init__(self, nodes: list[MeshNode]) -> None:
+        self.nodes = nodes
+        self.seen: dict[bytes, dict[int, float]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = 0
+
+    async def start(self, cursors: dict[str, int]) -> None:
+        for i, n in enumerate(self.nodes):
+            self._tasks.append(asyncio.create_task(self._follow(i, n, dict(cursors))))
+        while self.ready < len(self.nodes):
+            await asyncio.sleep(0.01)
+
+    async def _follow(self, i: int, node: MeshNode, cursors: dict[str, int]) -> None:
+        import hashlib
+
+        async with node.client() as c:  # as that member (mutual TLS)
+            first = True
+            async for resp in c.pull(cursors, follow=True):
+                now = time.monotonic()
+                if first:
+                    self.ready += 1
+                    first = False
+                for e in resp.entries:
+                    self.seen.setdefault(hashlib.sha256(e.body).digest(), {})[i] = now
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Publisher:
+    """Signs and submits a member's entries to its own node."""
+
+    def __init__(self, node: MeshNode) -> None:
+        self.node = node
+        self.seq = 0
+        self.prev = bytes(32)
+        self.counter = 0
+
+    def next(self, *, urgent: bool = False) -> SignedEntry:
+        self.counter += 1
+        body = EntryBody(
+            origin=self.node.config.id,
+            seq=self.seq,
+            prev=self.prev,
+            key_id=self.node.signer.key_id,
+            time_ms=time.time_ns() // 1_000_000,
+            kind=Kind.ADD,
+            algorithm="SHA256",
+            hash=os.urandom(32),
+            labels=("behaviour:glorification", "type:video"),
+            urgent=urgent,
+        )
+        entry = self.node.signer.sign(body)
+        self.seq += 1
+        self.prev = entry.entry_id
+        return entry

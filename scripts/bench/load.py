@@ -1,0 +1,151 @@
+"""Sustained load: many members submit continuously into an N-node mesh.
+
+    python scripts/bench/load.py [--nodes 16] [--rate 1000] [--minutes 10]
+                                 [--seconds S] [--topology random]
+
+Every node's member publishes its own signed entries at RATE/NODES per
+second. Every 10 s (and at the end) it reports, for a 2% sample of entries,
+the propagation latency (signed time -> committed at each node, from the
+nodes' own arrival stamps) and each node's resident memory. Baseline in the
+same run: the latency to the submitting node itself. At the end it checks
+that every node holds every entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Publisher, rss_kib, summary
+
+from node.core.trust import MemberKind
+from node.mesh import Mesh
+
+
+def specs(n: int) -> list[tuple[str, MemberKind]]:
+    return [("gov.example/ct", MemberKind.GOVERNMENT)] + [
+        (f"platform-{i}.example", MemberKind.PLATFORM) for i in range(1, n)
+    ]
+
+
+async def latencies(
+    mesh: Mesh, sample: list[tuple[int, bytes, int]]
+) -> tuple[list[float], list[float]]:
+    everywhere: list[float] = []
+    local: list[float] = []
+    clients = [n.client() for n in mesh.nodes]
+    try:
+        for origin_node, eid, signed_ms in sample:
+            arrivals = []
+            for i, c in enumerate(clients):
+                try:
+                    got = await c.get_entry(eid)
+                except Exception:
+                    arrivals = []
+                    break
+                arrivals.append(got.provenance.arrival_ms)
+                if i == origin_node:
+                    local.append(float(got.provenance.arrival_ms - signed_ms))
+            if arrivals:
+                everywhere.append(float(max(arrivals) - signed_ms))
+    finally:
+        for c in clients:
+            await c.close()
+    return everywhere, local
+
+
+async def run(mesh: Mesh, rate: float, seconds: float) -> int:
+    pubs = [Publisher(n) for n in mesh.nodes]
+    clients = [n.client() for n in mesh.nodes]
+    rng = random.Random(1)
+    sample: list[tuple[int, bytes, int]] = []
+    sent = 0
+    tick = 0.1
+    per_tick = rate * tick
+    carry = 0.0
+    t0 = time.monotonic()
+    next_report = t0 + 10
+    pending: list[asyncio.Task[object]] = []
+    while time.monotonic() - t0 < seconds:
+        carry += per_tick
+        n_now, carry = int(carry), carry - int(carry)
+        batches: dict[int, list] = {}  # type: ignore[type-arg]
+        for _ in range(n_now):
+            i = rng.randrange(len(pubs))
+            e = pubs[i].next()
+            batches.setdefault(i, []).append(e)
+            if rng.random() < 0.02:
+                sample.append((i, e.entry_id, e.body.time_ms))
+        for i, batch in batches.items():
+            pending.append(asyncio.ensure_future(clients[i].submit(batch)))
+            sent += len(batch)
+        done = [p for p in pending if p.done()]
+        for p in done:
+            p.result()
+        pending = [p for p in pending if not p.done()]
+        if time.monotonic() >= next_report:
+            next_report += 10
+            rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
+            print(
+                f"t={time.monotonic() - t0:5.0f}s sent {sent:7}  "
+                f"node RSS MiB min {min(rss)} max {max(rss)}",
+                flush=True,
+            )
+        await asyncio.sleep(max(0.0, tick - (time.monotonic() - t0) % tick))
+    await asyncio.gather(*pending)
+    elapsed = time.monotonic() - t0
+    print(f"offered {sent} entries in {elapsed:.1f} s = {sent / elapsed:.0f}/s")
+    # Drain: every node must end up with every entry.
+    want = {p.node.config.id: p.seq for p in pubs if p.seq}
+    deadline = time.monotonic() + 120
+    behind = len(mesh.nodes)
+    while time.monotonic() < deadline:
+        behind = 0
+        for c in clients:
+            s = await c.status()
+            heads = {h.origin: h.next_seq for h in s.heads}
+            behind += any(heads.get(o, 0) < n for o, n in want.items())
+        if not behind:
+            break
+        await asyncio.sleep(0.2)
+    drained = time.monotonic() - t0 - elapsed
+    for c in clients:
+        await c.close()
+    everywhere, local = await latencies(mesh, sample)
+    print(
+        f"all nodes hold all {sent} entries: {'yes' if not behind else f'NO ({behind} behind)'}"
+        f" (drained {drained:.1f} s after the load stopped)"
+    )
+    print(f"propagation ms, sampled, signed -> committed at every node: {summary(everywhere)}")
+    print(f"baseline ms, signed -> committed at the submitting node:    {summary(local)}")
+    rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
+    print(f"final node RSS MiB: min {min(rss)} max {max(rss)}")
+    return 0 if not behind else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--nodes", type=int, default=16)
+    p.add_argument("--rate", type=float, default=1000.0, help="submissions/s across members")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--seconds", type=float, help="overrides --minutes (short runs)")
+    p.add_argument("--topology", default="random")
+    args = p.parse_args()
+    seconds = args.seconds if args.seconds is not None else args.minutes * 60
+    print(f"load: {args.nodes} nodes ({args.topology}), {args.rate}/s for {seconds:.0f} s")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Mesh.create(Path(tmp), specs(args.nodes), args.topology, degree=3, seed=args.nodes) as mesh,
+    ):
+        mesh.start(120)
+        return asyncio.run(run(mesh, args.rate, seconds))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Short versions of the federation benchmarks, so CI exercises them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
+
+
+def _run(*argv: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_sustained_load_short_run_delivers_everything() -> None:
+    out = _run(str(BENCH / "load.py"), "--nodes", "4", "--rate", "50", "--seconds", "3")
+    assert "all nodes hold all 150 entries: yes" in out
+    assert "propagation ms, sampled" in out
+
+
+def test_propagation_short_run_misses_nothing() -> None:
+    out = _run(
+        str(BENCH / "propagation.py"),
+        "--sizes",
+        "3",
+        "--topologies",
+        "ring",
+        "--submissions",
+        "20",
+        "--rate",
+        "50",
+    )
+    assert "missing 0" in out

@@ -1,0 +1,73 @@
+"""The deployment recipes stay in step with the CLI (no container engine here)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.config import load_config
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _init(root: Path) -> None:
+    env = {**os.environ, "CCNODE": f"{sys.executable} -m node"}
+    proc = subprocess.run(
+        ["sh", str(REPO / "deploy" / "mesh-init.sh"), str(root)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(f"mesh initialised under {root}")
+
+
+def test_compose_mesh_init_script_builds_a_consistent_line(tmp_path: Path) -> None:
+    _init(tmp_path)
+    gov, p1, p2 = (load_config(tmp_path / d) for d in ("gov", "platform-one", "platform-two"))
+    assert [c.listen for c in (gov, p1, p2)] == [f"127.0.0.1:{p}" for p in (7001, 7002, 7003)]
+    assert [p.id for p in gov.peers] == ["platform-one.example"]
+    assert [p.id for p in p1.peers] == ["gov.example/ct-unit", "platform-two.example"]
+    assert [(p.id, p.address) for p in p2.peers] == [("platform-one.example", "127.0.0.1:7002")]
+    for c in (gov, p1, p2):
+        ids = {m.id for m in c.members().members()}
+        assert ids == {"gov.example/ct-unit", "platform-one.example", "platform-two.example"}
+        signer = c.signer()
+        mine = c.members().member(c.id)
+        assert signer.key_id in {hashlib.sha256(k.public_key).digest() for k in mine.entry_keys}
+        assert c.tls_identity().spki == mine.tls_spki  # pinned for mutual TLS
+        assert c.signed_roster() == gov.signed_roster()  # one roster for all three
+    keys = (tmp_path / "gov" / "keys" / "entry.pem").read_bytes()
+    roster = (tmp_path / "roster.json").read_text()
+    _init(tmp_path)  # idempotent: keys and roster kept, nothing listed twice
+    assert (tmp_path / "gov" / "keys" / "entry.pem").read_bytes() == keys
+    assert (tmp_path / "roster.json").read_text() == roster
+    assert len(load_config(tmp_path / "platform-one").peers) == 2
+
+
+def test_container_recipes_name_real_commands_and_paths() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = [
+        word
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
+        for word in line.split()[1:-1]
+    ]
+    assert copied == ["pyproject.toml", "README.md", "node", "deploy"]
+    assert all((REPO / path).exists() for path in copied)
+    compose = (REPO / "deploy" / "compose.yaml").read_text()
+    assert "/opt/ccnode/deploy/mesh-init.sh" in compose
+    for needle in ('"health"', '"serve"', "CCNODE_METRICS_LISTEN", "stop_signal: SIGTERM"):
+        assert needle in compose
+    unit = (REPO / "deploy" / "ccnode.service").read_text()
+    assert "ccnode serve /srv/ccnode/node" in unit and "KillSignal=SIGTERM" in unit

@@ -1,0 +1,266 @@
+"""`ccnode audit`, `prove` and `verify-bundle` in process, on real node data.
+
+GOV (origin) and NGO (witness) run, GOV publishes and gets its checkpoints
+cosigned; then the nodes stop and the audit runs on their data and on
+compact copies of it with one flipped byte each.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from node.cli import main
+from node.config import load_config
+from node.core import merkle
+from node.core.entry import SignedEntry
+from node.core.roster import SignedRoster, dumps_file
+from node.core.trust import MemberKind, MembersFile, raw_public_key
+from node.rpc.client import NodeClient
+from node.server import Node
+from tests.helpers import (
+    LoopThread,
+    Origin,
+    eventually,
+    genesis,
+    member,
+    peer_file,
+    witnessed,
+    write_node_dir,
+)
+
+pytestmark = pytest.mark.integration
+
+GOV, NGO, PLAT = "gov.example/ct", "ngo.example", "platform.example"
+
+
+@dataclass
+class Published:
+    root: Path
+    gov_dir: Path
+    ngo_dir: Path
+    roster: Path
+    entries: list[SignedEntry]
+    checkpoint: str  # GOV's latest stored checkpoint note
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
+    root = tmp_path_factory.mktemp("tlog-cli")
+    members = MembersFile.of(
+        [member(GOV, MemberKind.GOVERNMENT), member(NGO, MemberKind.NGO), member(PLAT)]
+    )
+    roster = witnessed(members, (NGO,), 1)  # NGO witnesses; one cosignature settles
+    gov_cfg = write_node_dir(root, GOV, roster, MemberKind.GOVERNMENT, (peer_file(NGO),))
+    ngo_cfg = write_node_dir(root, NGO, roster, MemberKind.NGO, (peer_file(GOV),))
+    roster_path = root / "roster.json"
+    roster_path.write_text(dumps_file(roster))
+    loop = LoopThread()
+    nodes = [Node(gov_cfg), Node(ngo_cfg)]
+    try:
+        for n in nodes:
+            loop.run(n.start())
+        gov, plat = Origin(GOV), Origin(PLAT)
+        entries = [gov.next() for _ in range(5)]
+
+        async def submit(batch: list[SignedEntry]) -> None:
+            async with NodeClient(nodes[0].address) as c:
+                await c.submit(batch)
+
+        loop.run(submit(entries[:3]))
+        loop.run(submit([plat.next(), plat.next()]))
+        loop.run(submit(entries[3:]))
+        eventually(
+            lambda: nodes[0].app.tlog.settled_sizes().get(GOV) == 5,
+            what="GOV's size-5 checkpoint cosigned by NGO",
+        )
+        found = nodes[0].store.tlog.latest_checkpoint(GOV)
+        assert found is not None
+    finally:
+        for n in nodes:
+            if n._server is not None:
+                loop.run(n.stop())
+        loop.close()
+    yield Published(root, gov_cfg.dir, ngo_cfg.dir, roster_path, entries, found[1])
+
+
+def test_audit_of_clean_data_passes(
+    published: Published, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", str(published.gov_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "FAULT" not in out
+    assert out.strip().endswith("0 fault(s)")
+    assert "2 origins, 7 entries" in out
+    assert main(["audit", str(published.ngo_dir)]) == 0
+    assert "1 witness states" in capsys.readouterr().out
+
+
+def _compact_copy(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    env = lmdb.open(str(src), readonly=True, lock=False, max_dbs=32)
+    try:
+        env.copy(str(dst), compact=True)  # a backup: no free pages, one copy of each value
+    finally:
+        env.close()
+    return dst
+
+
+def _flip(data_dir: Path, needle: bytes, offset: int) -> None:
+    path = data_dir / "data.mdb"
+    blob = bytearray(path.read_bytes())
+    assert blob.count(needle) == 1, "the value must occur once in a compact copy"
+    blob[blob.index(needle) + offset] ^= 0x01
+    path.write_bytes(bytes(blob))
+
+
+def _audit_copy(published: Published, tmp_path: Path, needle: bytes, offset: int) -> int:
+    copy = _compact_copy(published.gov_dir / "data", tmp_path / "copy")
+    _flip(copy, needle, offset)
+    return main(["audit", str(copy), "--roster", str(published.roster), "--witness", NGO])
+
+
+def test_audit_names_a_flipped_byte_in_an_entry(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    signed = published.entries[3].to_bytes()
+    assert _audit_copy(published, tmp_path, signed, len(signed) - 5) == 7  # in the signature
+    faults = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAULT")]
+    assert faults[0] == (
+        f"FAULT entry {GOV} seq 3: signature: bad signature on {GOV} seq 3: "
+        "not signed by the key it names"
+    )
+    # The leaf no longer matches its stored tree hash either.
+    assert any(f.startswith(f"FAULT tree hash {GOV} level 0 index 3: stored ") for f in faults)
+
+
+def test_audit_names_a_flipped_byte_in_a_tree_hash(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leaf = merkle.leaf_hash(published.entries[2].to_bytes())
+    assert _audit_copy(published, tmp_path, leaf, 7) == 7
+    out = capsys.readouterr().out
+    faults = [line for line in out.splitlines() if line.startswith("FAULT")]
+    flipped = bytearray(leaf)
+    flipped[7] ^= 1
+    assert faults == [
+        f"FAULT tree hash {GOV} level 0 index 2: stored {bytes(flipped).hex()[:16]}, "
+        f"recomputed from the entries {leaf.hex()[:16]}"
+    ]
+    assert out.strip().endswith("1 fault(s)")
+
+
+def test_audit_names_a_flipped_byte_in_a_checkpoint(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    note = published.checkpoint.encode()
+    root_line = note.split(b"\n")[2]
+    assert _audit_copy(published, tmp_path, note, note.index(root_line) + 3) == 7
+    faults = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAULT")]
+    assert len(faults) == 1
+    assert faults[0].startswith(f"FAULT checkpoint {GOV} size 5: does not verify: ")
+
+
+def test_audit_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", str(tmp_path)]) == 2
+    assert "is not a node directory: pass --roster FILE" in capsys.readouterr().err
+    roster = tmp_path / "roster.json"
+    roster.write_text(dumps_file(genesis([member(GOV)])))
+    assert main(["audit", str(tmp_path), "--roster", str(roster)]) == 2
+    assert "holds no LMDB environment (no data.mdb)" in capsys.readouterr().err
+    # An offline check trusts only a roster signed by its own governance threshold.
+    roster.write_text(dumps_file(SignedRoster.draft(genesis([member(GOV)]).roster)))
+    assert main(["audit", str(tmp_path), "--roster", str(roster)]) == 2
+    assert (
+        f"{roster}: roster version 1 is signed by 0/1 governance keys of version 1 "
+        "(its own): needs 1"
+    ) in capsys.readouterr().err
+
+
+def test_prove_and_verify_bundle(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The nodes are stopped; bring GOV back up to serve the proof.
+    loop = LoopThread()
+    node = Node(load_config(published.gov_dir))
+    try:
+        loop.run(node.start())
+        assert node.app.tlog.settled_sizes() == {GOV: 5}  # recomputed from the store
+        bundle = tmp_path / "bundle.json"
+        target = published.entries[1]
+        assert (
+            main(["prove", target.entry_id.hex(), str(published.gov_dir), "--out", str(bundle)])
+            == 0
+        )
+        assert "cosigned by 1 witness(es)" in capsys.readouterr().out
+    finally:
+        loop.run(node.stop())
+        loop.close()
+    # Offline from here on.
+    roster = str(published.roster)
+    assert main(["verify-bundle", str(bundle), "--roster", roster, "--threshold", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"OK: entry {target.entry_id.hex()} is {GOV} seq 1" in out
+    assert f"witness cosignatures: 1 ({NGO})" in out
+
+    doc = json.loads(bundle.read_text())
+
+    def tampered(**changes: object) -> Path:
+        path = tmp_path / f"bad-{len(list(tmp_path.glob('bad-*')))}.json"
+        path.write_text(json.dumps({**doc, **changes}))
+        return path
+
+    other = published.entries[2]
+    proof = list(doc["inclusion_proof"])
+    proof[0] = proof[1]
+    cases = [
+        (tampered(inclusion_proof=proof), ["--threshold", "1"], "gives root"),
+        (tampered(inclusion_proof=proof[:-1]), [], "inclusion proof must have 3 hashes, got 2"),
+        (
+            tampered(entry=__import__("base64").b64encode(other.to_bytes()).decode()),
+            [],
+            "bundle entry_id, origin or seq do not match its entry",
+        ),
+        (tampered(format="other"), [], "bundle format must be 'ccnode-proof-bundle/v1'"),
+        (bundle, ["--threshold", "2"], "bundle checkpoint has 1 of the 2 required witness"),
+    ]
+    for path, extra, message in cases:
+        assert main(["verify-bundle", str(path), "--roster", roster, *extra]) == 2, message
+        assert message in capsys.readouterr().err
+
+    # A roster that does not know the origin's key refuses the bundle.
+    stranger = tmp_path / "other-roster.json"
+    stranger.write_text(dumps_file(genesis([member(NGO, MemberKind.NGO)])))
+    assert main(["verify-bundle", str(bundle), "--roster", str(stranger)]) == 2
+    assert f"unknown origin '{GOV}': not a member" in capsys.readouterr().err
+
+
+def test_init_creates_a_checkpoint_key_named_in_the_roster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "n"
+    assert main(["init", str(d), "--id", GOV, "--kind", "government", "--genesis"]) == 0
+    out = capsys.readouterr().out
+    key_file = d / "keys" / "checkpoint.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    config = load_config(d)
+    public = raw_public_key(config.checkpoint_key().public_key())
+    assert config.members().member(GOV).checkpoint_key == public
+    assert f"checkpoint public key: {public.hex()}" in out
+    assert public != raw_public_key(config.signer().public_key)
+    # The node starts: its key matches the roster.
+    loop = LoopThread()
+    try:
+        node = Node(config)
+        loop.run(node.start())
+        loop.run(node.stop())
+    finally:
+        loop.close()
+    shutil.rmtree(d)
