@@ -18,6 +18,7 @@ from node.app import NodeApp
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.trust import TrustView
 from node.errors import NodeError, ValidationError
+from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
@@ -70,6 +71,7 @@ class Node:
             tlog_policy=config.tlog.policy(),
             checkpoint_key=config.checkpoint_key(),
             policy_path=config.dir / POLICY_FILE,
+            negative_path=config.dir / NEVER_MATCH_FILE,
             matchlog=self.matchlog,
         )
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
@@ -87,7 +89,10 @@ class Node:
         self.app.observer = self.metrics
         #: Start-up work (index builds, roster load) run after the port opens and
         #: before health says SERVING; append coroutine functions before start().
-        self.startup: list[Callable[[], Awaitable[None]]] = [self._check_store]
+        self.startup: list[Callable[[], Awaitable[None]]] = [
+            self._check_store,
+            self._build_index,
+        ]
         self.ready = False
         self._watch: asyncio.Task[None] | None = None
 
@@ -126,6 +131,12 @@ class Node:
         await self._set_health(self._store_healthy())
         log.info("node %s ready", self.config.id)
         return self.address
+
+    async def _build_index(self) -> None:
+        """Load the PDQ index from LMDB off the event loop (health stays
+        NOT_SERVING meanwhile; commits that land during it are queued)."""
+        n = await asyncio.to_thread(self.app.matcher.build, lambda line: log.info("%s", line))
+        log.info("PDQ index ready: %d hashes", n)
 
     async def _check_store(self) -> None:
         self.store.check()

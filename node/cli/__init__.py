@@ -10,7 +10,8 @@ StorageError, other    1
 ValidationError (incl.
 ProvenanceError), bad
 usage                  2
-PeerError (node down)  3
+PeerError (node down),
+UnavailableError       3
 NotFoundError          4
 ConflictError          5
 OrderingError          6
@@ -32,12 +33,14 @@ from node.errors import (
     NotFoundError,
     OrderingError,
     PeerError,
+    UnavailableError,
     ValidationError,
 )
 
 EXIT_CODES: tuple[tuple[type[NodeError], int], ...] = (
     (ValidationError, 2),
     (PeerError, 3),
+    (UnavailableError, 3),
     (NotFoundError, 4),
     (ConflictError, 5),
     (OrderingError, 6),

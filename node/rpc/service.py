@@ -12,6 +12,7 @@ ConflictError          ALREADY_EXISTS
 NotFoundError          NOT_FOUND
 StorageError           INTERNAL
 PeerError              UNAVAILABLE
+UnavailableError       UNAVAILABLE
 =====================  ====================
 """
 
@@ -35,6 +36,7 @@ from node.errors import (
     PeerError,
     ProvenanceError,
     StorageError,
+    UnavailableError,
     ValidationError,
 )
 from node.rpc import convert
@@ -54,6 +56,7 @@ STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (StorageError, grpc.StatusCode.INTERNAL),
     (PeerError, grpc.StatusCode.UNAVAILABLE),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
 _ACTION_TAKEN = {
@@ -131,11 +134,18 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         queries = [(q.algorithm, q.value) for q in request.queries]
         results = self.app.match(
-            queries, include_retracted=request.include_retracted, record=request.record
+            queries,
+            include_retracted=request.include_retracted,
+            record=request.record,
+            max_distance=request.max_distance,
+            variants=[list(q.dihedral) for q in request.queries],
         )
         return pb.MatchResponse(
             results=[
-                pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits]) for hits in results
+                pb.QueryResult(
+                    matches=[convert.match_to_pb(h) for h in hits], never_match=suppressed
+                )
+                for hits, suppressed in zip(results, results.never_match, strict=True)
             ]
         )
 
