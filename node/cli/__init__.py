@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     from node.cli import (
         demo,
         interop_cmds,
+        media_cmds,
         node_cmds,
         ops_cmds,
         policy_cmds,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     ops_cmds.register(sub)
     interop_cmds.register(sub)
+    media_cmds.register(sub)
     tlog_cmds.register(sub)
     policy_cmds.register(sub)
     report_cmds.register(sub)
