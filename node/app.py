@@ -425,7 +425,8 @@ class NodeApp:
         except NodeError:
             member = None
         origin, seq = entry.body.origin, entry.body.seq
-        verdict = self.accountability.verdict(entry, retracted_by)
+        settled = self.tlog.settled(origin, seq)
+        verdict = self.accountability.verdict(entry, retracted_by, settled=settled)
         return MatchHit(
             entry,
             member,
@@ -435,6 +436,6 @@ class NodeApp:
             verdict.action,
             rule=verdict.rule,
             feedback=verdict.feedback,
-            settled=self.tlog.settled(origin, seq),
+            settled=settled,
             origin_equivocated=self.tlog.forked(origin),
         )
