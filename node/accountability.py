@@ -100,7 +100,15 @@ class Accountability:
     def feedback(self, entry: SignedEntry) -> Aggregate:
         return aggregate(entry, self.store.feedback_for(entry.entry_id), self.member)
 
-    def verdict(self, entry: SignedEntry, retracted_by: bytes, *, explain: bool = False) -> Verdict:
+    def verdict(
+        self,
+        entry: SignedEntry,
+        retracted_by: bytes,
+        *,
+        explain: bool = False,
+        settled: bool | None = None,
+    ) -> Verdict:
+        """``settled``: known by the caller already; else asked of the hook."""
         feedback = self.feedback(entry)
         if entry.body.kind != Kind.ADD:
             return Verdict(NO_ACTION, "", feedback)
@@ -109,7 +117,7 @@ class Accountability:
             self.member(entry.body.origin),
             feedback,
             retracted=bool(retracted_by),
-            settled=self.settled(entry.entry_id),
+            settled=self.settled(entry.entry_id) if settled is None else settled,
         )
         policy = self.policy  # read once: a reload swaps the whole object
         decision = policy.explain(facts) if explain else policy.evaluate(facts)

@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.accountability import Accountability
-from node.core.entry import SignedEntry
+from node.core.entry import Kind, SignedEntry
 from node.core.feedback import Aggregate
 from node.core.hashes import algorithm
 from node.core.policy import Decision
@@ -30,8 +30,13 @@ from node.errors import (
     NodeError,
     NotFoundError,
     StorageError,
+    UnavailableError,
     ValidationError,
 )
+from node.match.matcher import PdqMatcher
+from node.match.media import check_pdq_not_degenerate
+from node.match.negative import NegativeBank
+from node.match.pdq_index import DEFAULT_RADIUS
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
@@ -57,12 +62,26 @@ def now_ms() -> int:
 
 
 def _check_batch(entries: Sequence[SignedEntry]) -> None:
+    """Batch limits and submission gates (applied to Submit, not to relays)."""
     if not entries:
         raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
     if len(entries) > MAX_SUBMIT_BATCH:
         raise ValidationError(
             f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
         )
+    for i, e in enumerate(entries):
+        if e.body.kind == Kind.ADD and e.body.algorithm == "PDQ":
+            try:
+                check_pdq_not_degenerate(e.body.hash)
+            except ValidationError as exc:
+                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+                raise ValidationError(where + str(exc)) from None
+
+
+class MatchResults(list[list["MatchHit"]]):
+    """Per-query hits, plus which queries the never-match list suppressed."""
+
+    never_match: list[bool]
 
 
 class UrgentTracker:
@@ -147,6 +166,7 @@ class NodeApp:
         checkpoint_key: Ed25519PrivateKey | None = None,
         policy_path: Path | None = None,
         matchlog: MatchLog | None = None,
+        negative_path: Path | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -173,6 +193,9 @@ class NodeApp:
             on_change=self.changes.notify,
         )
         self.accountability.settled = self._settled
+        self.matcher = PdqMatcher(store)
+        self._listeners.append(self.matcher.on_commit)
+        self.negative = NegativeBank.load(negative_path) if negative_path else NegativeBank()
 
     def _settled(self, entry_id: bytes) -> bool | None:
         """Policy input: is this entry covered by a quorum-cosigned checkpoint?"""
@@ -311,10 +334,15 @@ class NodeApp:
         *,
         include_retracted: bool = False,
         record: bool = False,
-    ) -> list[list[MatchHit]]:
+        max_distance: int = 0,
+        variants: Sequence[Sequence[bytes]] = (),
+    ) -> MatchResults:
+        """Exact lookups for cryptographic hashes; PDQ within ``max_distance``
+        (0: the default 31) of the query or any of its ``variants`` (its
+        dihedral hashes); never-match hashes answer nothing."""
         started = time.perf_counter()
         try:
-            out = self._match(queries, include_retracted, record)
+            out = self._match(queries, include_retracted, record, max_distance, variants)
         except NodeError:
             self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
             raise
@@ -323,8 +351,13 @@ class NodeApp:
         return out
 
     def _match(
-        self, queries: Sequence[tuple[str, bytes]], include_retracted: bool, record: bool
-    ) -> list[list[MatchHit]]:
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        include_retracted: bool,
+        record: bool,
+        max_distance: int = 0,
+        variants: Sequence[Sequence[bytes]] = (),
+    ) -> MatchResults:
         if not queries:
             raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")
         if len(queries) > MAX_MATCH_BATCH:
@@ -337,16 +370,37 @@ class NodeApp:
             except ValidationError as exc:
                 where = f"query {i + 1} of {len(queries)}: " if len(queries) > 1 else ""
                 raise ValidationError(where + str(exc)) from None
-        out: list[list[MatchHit]] = []
-        for ids in self.store.lookup_many(queries):
+        radius = max_distance or DEFAULT_RADIUS
+        if any(name == "PDQ" for name, _ in queries) and not self.matcher.ready:
+            raise UnavailableError("the PDQ index is still being built; retry shortly")
+        out = MatchResults()
+        out.never_match = [self.negative.suppresses(name, value) for name, value in queries]
+        exact = self.store.lookup_many(queries)
+        for i, (name, value) in enumerate(queries):
+            if out.never_match[i]:
+                out.append([])
+                continue
+            if name == "PDQ":
+                extra = variants[i] if i < len(variants) else ()
+                for v in extra:
+                    algorithm("PDQ").check(v)
+                found = self.matcher.search(
+                    [value, *extra], radius, include_retracted=include_retracted
+                )
+            else:
+                found = [(entry_id, 0) for entry_id in exact[i]]
             hits: list[MatchHit] = []
-            for entry_id in ids:
+            for entry_id, distance in found:
                 stored = self.store.get(entry_id)
                 if stored is None:
                     continue
                 if stored.retracted_by and not include_retracted:
                     continue
-                hits.append(self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0))
+                if self.negative.suppresses(stored.entry.body.algorithm, stored.entry.body.hash):
+                    continue
+                hits.append(
+                    self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, distance)
+                )
             out.append(hits)
         if record:
             self.accountability.record_matches(
@@ -372,7 +426,8 @@ class NodeApp:
         except NodeError:
             member = None
         origin, seq = entry.body.origin, entry.body.seq
-        verdict = self.accountability.verdict(entry, retracted_by)
+        settled = self.tlog.settled(origin, seq)
+        verdict = self.accountability.verdict(entry, retracted_by, settled=settled)
         return MatchHit(
             entry,
             member,
@@ -382,7 +437,7 @@ class NodeApp:
             verdict.action,
             rule=verdict.rule,
             feedback=verdict.feedback,
-            settled=self.tlog.settled(origin, seq),
+            settled=settled,
             origin_equivocated=self.tlog.forked(origin),
             standing=member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN,
         )

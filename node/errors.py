@@ -44,5 +44,9 @@ class StorageError(NodeError):
     """The store failed (wraps ``lmdb.Error``)."""
 
 
+class UnavailableError(NodeError):
+    """Not ready yet (e.g. an index still being built): retry shortly."""
+
+
 class PeerError(NodeError):
     """A peer failed or misbehaved (wraps ``grpc.aio.AioRpcError``)."""

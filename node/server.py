@@ -27,6 +27,7 @@ from node.core.tlog import TlogPolicy, roster_policy
 from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
 from node.errors import NodeError, PeerError, ValidationError
+from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
 from node.rosters import RosterKeeper
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -101,6 +102,7 @@ class Node:
                 tlog_policy=self._tlog_policy(),
                 checkpoint_key=checkpoint_key,
                 policy_path=config.dir / POLICY_FILE,
+                negative_path=config.dir / NEVER_MATCH_FILE,
                 matchlog=self.matchlog,
             )
         except BaseException:
@@ -132,7 +134,10 @@ class Node:
         self.app.observer = self.metrics
         #: Start-up work (index builds, roster load) run after the port opens and
         #: before health says SERVING; append coroutine functions before start().
-        self.startup: list[Callable[[], Awaitable[None]]] = [self._check_store]
+        self.startup: list[Callable[[], Awaitable[None]]] = [
+            self._check_store,
+            self._build_index,
+        ]
         self.ready = False
         self._watch: asyncio.Task[None] | None = None
 
@@ -207,6 +212,12 @@ class Node:
         self.app.tlog.reconfigure(self._tlog_policy())
         self.witness.refresh()
         self.app.changes.notify()
+
+    async def _build_index(self) -> None:
+        """Load the PDQ index from LMDB off the event loop (health stays
+        NOT_SERVING meanwhile; commits that land during it are queued)."""
+        n = await asyncio.to_thread(self.app.matcher.build, lambda line: log.info("%s", line))
+        log.info("PDQ index ready: %d hashes", n)
 
     async def _check_store(self) -> None:
         self.store.check()

@@ -10,7 +10,8 @@ StorageError, other    1
 ValidationError (incl.
 ProvenanceError), bad
 usage                  2
-PeerError (node down)  3
+PeerError (node down),
+UnavailableError       3
 NotFoundError          4
 ConflictError          5
 OrderingError          6
@@ -32,12 +33,14 @@ from node.errors import (
     NotFoundError,
     OrderingError,
     PeerError,
+    UnavailableError,
     ValidationError,
 )
 
 EXIT_CODES: tuple[tuple[type[NodeError], int], ...] = (
     (ValidationError, 2),
     (PeerError, 3),
+    (UnavailableError, 3),
     (NotFoundError, 4),
     (ConflictError, 5),
     (OrderingError, 6),
@@ -55,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     from node.cli import (
         demo,
         interop_cmds,
+        media_cmds,
         node_cmds,
         ops_cmds,
         policy_cmds,
@@ -76,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     ops_cmds.register(sub)
     interop_cmds.register(sub)
+    media_cmds.register(sub)
     tlog_cmds.register(sub)
     policy_cmds.register(sub)
     report_cmds.register(sub)

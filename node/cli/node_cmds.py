@@ -76,6 +76,12 @@ def register(sub: Any) -> None:
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--algo", help="hash algorithm: " + ", ".join(hashes.ALGORITHMS))
     p.add_argument("--hash", dest="hash_hex", help="hash value, hex")
+    p.add_argument(
+        "--file",
+        type=Path,
+        help="hash this file here instead of --hash (PDQ for images, with the quality "
+        "floor; SHA-256 otherwise, or the --algo given)",
+    )
     p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
     p.add_argument("--incident", default="", help="incident id, e.g. christchurch-2019-03-15")
     p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
@@ -84,11 +90,18 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("match", help="look a hash up in a node's replica")
-    p.add_argument("dir", type=Path, nargs="?")
+    p = sub.add_parser(
+        "match",
+        help="look hashes up in a node's replica: `match DIR --algo A --hash H` or "
+        "`match FILE... --to ADDR|--dir DIR` (hashes the files locally first)",
+    )
+    p.add_argument("paths", nargs="*", type=Path, help="node DIR (with --hash), or FILEs")
+    p.add_argument("--dir", dest="node_dir", type=Path, help="node directory (with FILEs)")
     p.add_argument("--to", help="node address host:port")
-    p.add_argument("--algo", required=True)
-    p.add_argument("--hash", dest="hash_hex", required=True)
+    p.add_argument("--algo")
+    p.add_argument("--hash", dest="hash_hex")
+    p.add_argument("--max-distance", type=int, default=0, help="PDQ: 0..63 (default 31)")
+    p.add_argument("--dihedral", action="store_true", help="files: also match rotations/flips")
     p.add_argument("--include-retracted", action="store_true")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--record", action="store_true", help="log hits in the node's match log")
@@ -239,13 +252,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
             raise ValidationError("--retract takes an entry id in hex") from None
         fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": target}
     else:
-        if not args.algo or not args.hash_hex:
-            raise ValidationError("submit needs --algo and --hash (or --retract ENTRY_ID)")
-        algo = hashes.normalize_name(args.algo)
+        if args.file is not None:
+            from node.cli.media_cmds import hash_for_submission
+
+            algo, value = hash_for_submission(args.file, args.algo)
+        elif not args.algo or not args.hash_hex:
+            raise ValidationError(
+                "submit needs --algo and --hash, or --file (or --retract ENTRY_ID)"
+            )
+        else:
+            algo = hashes.normalize_name(args.algo)
+            value = hashes.parse_hex(algo, args.hash_hex)
         fields = {
             "kind": Kind.ADD,
             "algorithm": algo,
-            "hash": hashes.parse_hex(algo, args.hash_hex),
+            "hash": value,
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
         }
@@ -284,22 +305,43 @@ async def _submit(
 
 
 def cmd_match(args: argparse.Namespace) -> int:
+    if args.hash_hex is None:
+        from node.cli.media_cmds import match_files
+
+        return match_files(args)
+    if not args.algo:
+        raise ValidationError("--hash needs --algo")
+    if len(args.paths) > 1:
+        raise ValidationError("with --hash, give at most one node directory")
+    args.dir = args.paths[0] if args.paths else args.node_dir
     algo = hashes.normalize_name(args.algo)
     value = hashes.parse_hex(algo, args.hash_hex)
 
     async def go() -> pb.MatchResponse:
         async with connect(args) as client:
             return await client.match(
-                [(algo, value)], include_retracted=args.include_retracted, record=args.record
+                [(algo, value)],
+                include_retracted=args.include_retracted,
+                record=args.record,
+                max_distance=args.max_distance,
             )
 
-    matches = list(asyncio.run(go()).results[0].matches)
+    result = asyncio.run(go()).results[0]
+    matches = list(result.matches)
     if args.json:
         print(json.dumps([match_json(m) for m in matches], indent=2))
+        return 0
+    if result.never_match:
+        print("no match (on this node's never-match list)")
         return 0
     if not matches:
         print("no match")
         return 0
+    print_matches(matches)
+    return 0
+
+
+def print_matches(matches: list[pb.Match]) -> None:
     for m in matches:
         p = m.provenance
         state = "RETRACTED" if p.retracted else m.recommended_action
@@ -316,7 +358,6 @@ def cmd_match(args: argparse.Namespace) -> int:
             f"disputed {sum(t.count for t in p.disputes)}  "
             f"[{log_state}]"
         )
-    return 0
 
 
 def match_json(m: pb.Match) -> dict[str, Any]:

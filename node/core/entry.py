@@ -193,32 +193,66 @@ class EntryBody:
         cap = MAX_OPAQUE_BODY_BYTES
         if len(data) > cap:
             raise ValidationError(f"entry body has {len(data)} bytes: expected at most {cap}")
-        r = _Reader(data)
-        if r.take(4) != MAGIC:
+        n = len(data)
+        if data[:4] != MAGIC:
             raise ValidationError("not an entry body: bad magic")
-        version = r.u8()
-        if version != FORMAT_VERSION:
-            raise ValidationError(f"entry format version {version}: expected {FORMAT_VERSION}")
-        origin = r.str8()
-        seq = r.unpack(">Q")
-        prev = r.take(32)
-        key_id = r.take(32)
-        time_ms, kind_raw, flags = r.unpack3(">qBB")
+        # Straight-line parsing with struct.unpack_from: this runs for every
+        # received entry and every match answer, so it avoids per-field calls.
+        try:
+            version = data[4]
+            if version != FORMAT_VERSION:
+                raise ValidationError(f"entry format version {version}: expected {FORMAT_VERSION}")
+            ln = data[5]
+            pos = 6 + ln
+            _need(n, pos + _FIXED.size, pos - ln)
+            origin = data[6:pos].decode()
+            seq, prev, key_id, time_ms, kind_raw, flags = _FIXED.unpack_from(data, pos)
+            pos += _FIXED.size
+            ln = data[pos]
+            _need(n, pos + 1 + ln + 4, pos)
+            algorithm = data[pos + 1 : pos + 1 + ln].decode()
+            pos += 1 + ln
+            (ln,) = _U32.unpack_from(data, pos)
+            _need(n, pos + 4 + ln + 1, pos)
+            hash_value = data[pos + 4 : pos + 4 + ln]
+            pos += 4 + ln
+            count = data[pos]
+            pos += 1
+            found: list[str] = []
+            for _ in range(count):
+                ln = data[pos]
+                _need(n, pos + 1 + ln, pos)
+                found.append(data[pos + 1 : pos + 1 + ln].decode())
+                pos += 1 + ln
+            labels_ = tuple(found)
+            ln = data[pos]
+            _need(n, pos + 1 + ln + 1, pos)
+            incident = data[pos + 1 : pos + 1 + ln].decode()
+            pos += 1 + ln
+            ln = data[pos]
+            _need(n, pos + 1 + ln + 2, pos)
+            target = data[pos + 1 : pos + 1 + ln]
+            pos += 1 + ln
+            (ln,) = _U16.unpack_from(data, pos)
+            _need(n, pos + 2 + ln + 4, pos)
+            reason = data[pos + 2 : pos + 2 + ln].decode()
+            pos += 2 + ln
+            (ln,) = _U32.unpack_from(data, pos)
+            _need(n, pos + 4 + ln, pos)
+            payload = data[pos + 4 : pos + 4 + ln]
+            pos += 4 + ln
+        except IndexError:
+            raise ValidationError("entry body is truncated") from None
+        except UnicodeDecodeError:
+            raise ValidationError("entry body has a text field that is not UTF-8") from None
+        if pos != n:
+            raise ValidationError(f"entry body has {n - pos} trailing bytes")
         if flags & ~FLAG_URGENT:
             raise ValidationError(f"unknown entry flags 0x{flags:02x}")
         try:
             kind = Kind(kind_raw)
         except ValueError:
             raise ValidationError(f"unknown entry kind {kind_raw}") from None
-        algorithm = r.str8()
-        hash_value = r.take(r.unpack(">I"))
-        labels_ = tuple(r.str8() for _ in range(r.u8()))
-        incident = r.str8()
-        target = r.take(r.u8())
-        reason = r.text(r.unpack(">H"))
-        payload = r.take(r.unpack(">I"))
-        if r.remaining():
-            raise ValidationError(f"entry body has {r.remaining()} trailing bytes")
         body = cls(
             origin=origin,
             seq=seq,
@@ -330,52 +364,21 @@ def _check_feedback_content(body: EntryBody) -> None:
         raise ValidationError(f"{a_an(kind.name)} entry has no payload")
 
 
+_FIXED = struct.Struct(">Q32s32sqBB")  # seq, prev, key_id, time_ms, kind, flags
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
+def _need(size: int, end: int, at: int) -> None:
+    if end > size:
+        raise ValidationError(
+            f"entry body is truncated: needed {end - at} bytes at offset {at}, {size - at} left"
+        )
+
+
 def _put_str8(out: bytearray, text: str) -> None:
     data = text.encode()
     if len(data) > 255:
         raise ValidationError(f"field of {len(data)} bytes: expected at most 255")
     out.append(len(data))
     out += data
-
-
-class _Reader:
-    __slots__ = ("_data", "_pos")
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise ValidationError(
-                f"entry body is truncated: needed {n} bytes at offset {self._pos}, "
-                f"{len(self._data) - self._pos} left"
-            )
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def unpack(self, fmt: str) -> int:
-        (value,) = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-        return int(value)
-
-    def unpack3(self, fmt: str) -> tuple[int, int, int]:
-        a, b, c = struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-        return int(a), int(b), int(c)
-
-    def str8(self) -> str:
-        return self.text(self.u8())
-
-    def text(self, n: int) -> str:
-        raw = self.take(n)
-        try:
-            return raw.decode("utf-8", "strict")
-        except UnicodeDecodeError:
-            raise ValidationError("entry body has a text field that is not UTF-8") from None
-
-    def remaining(self) -> int:
-        return len(self._data) - self._pos

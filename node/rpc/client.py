@@ -119,11 +119,20 @@ class NodeClient:
         *,
         include_retracted: bool = False,
         record: bool = False,
+        max_distance: int = 0,
+        dihedral: Sequence[Sequence[bytes]] = (),
     ) -> pb.MatchResponse:
+        """``dihedral[i]``: the other dihedral PDQ hashes of query i's image."""
         request = pb.MatchRequest(
-            queries=[pb.HashQuery(algorithm=a, value=v) for a, v in queries],
+            queries=[
+                pb.HashQuery(
+                    algorithm=a, value=v, dihedral=list(dihedral[i]) if i < len(dihedral) else []
+                )
+                for i, (a, v) in enumerate(queries)
+            ],
             include_retracted=include_retracted,
             record=record,
+            max_distance=max_distance,
         )
         try:
             response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)

@@ -16,6 +16,7 @@ ConflictError          ALREADY_EXISTS
 NotFoundError          NOT_FOUND
 StorageError           INTERNAL
 PeerError              UNAVAILABLE
+UnavailableError       UNAVAILABLE
 =====================  ====================
 """
 
@@ -40,6 +41,7 @@ from node.errors import (
     PeerError,
     ProvenanceError,
     StorageError,
+    UnavailableError,
     ValidationError,
 )
 from node.rosters import RosterKeeper
@@ -60,6 +62,7 @@ STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (StorageError, grpc.StatusCode.INTERNAL),
     (PeerError, grpc.StatusCode.UNAVAILABLE),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
 _ACTION_TAKEN = {
@@ -158,11 +161,18 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self.auth.check(context, Action.READ, "Match")
         queries = [(q.algorithm, q.value) for q in request.queries]
         results = self.app.match(
-            queries, include_retracted=request.include_retracted, record=request.record
+            queries,
+            include_retracted=request.include_retracted,
+            record=request.record,
+            max_distance=request.max_distance,
+            variants=[list(q.dihedral) for q in request.queries],
         )
         return pb.MatchResponse(
             results=[
-                pb.QueryResult(matches=[convert.match_to_pb(h) for h in hits]) for hits in results
+                pb.QueryResult(
+                    matches=[convert.match_to_pb(h) for h in hits], never_match=suppressed
+                )
+                for hits, suppressed in zip(results, results.never_match, strict=True)
             ]
         )
 

@@ -270,6 +270,22 @@ class LmdbStore:
                     out[bytes(key[len(prefix) :]).decode()] = _U64.unpack(value)[0]
         return out
 
+    def iter_hashes(self, algorithm: str) -> Iterator[tuple[bytes, bytes, bool]]:
+        """``(value, entry_id, retracted)`` for every indexed hash of one
+        algorithm, in index order (for building in-memory match indexes)."""
+        prefix = algorithm.encode() + b"\x00"
+        with _lmdb_errors("scanning hash index"), self._env.begin() as txn:
+            retracted = self._dbs[_Db.RETRACTED]
+            cur = txn.cursor(db=self._dbs[_Db.HASHES])
+            if not cur.set_range(prefix):
+                return
+            for raw_key, entry_id in cur.iternext(keys=True, values=True):
+                key = bytes(raw_key)
+                if not key.startswith(prefix):
+                    break
+                eid = bytes(entry_id)
+                yield key[len(prefix) :], eid, txn.get(eid, db=retracted) is not None
+
     def count(self) -> int:
         with _lmdb_errors("counting"), self._env.begin() as txn:
             return int(txn.stat(self._dbs[_Db.ENTRIES])["entries"])

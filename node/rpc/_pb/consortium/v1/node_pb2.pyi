@@ -70,12 +70,14 @@ class GetEntryResponse(_message.Message):
     def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
 
 class HashQuery(_message.Message):
-    __slots__ = ("algorithm", "value")
+    __slots__ = ("algorithm", "value", "dihedral")
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    DIHEDRAL_FIELD_NUMBER: _ClassVar[int]
     algorithm: str
     value: bytes
-    def __init__(self, algorithm: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+    dihedral: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, algorithm: _Optional[str] = ..., value: _Optional[bytes] = ..., dihedral: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class MatchRequest(_message.Message):
     __slots__ = ("queries", "include_retracted", "max_distance", "record")
@@ -216,10 +218,12 @@ class Match(_message.Message):
     def __init__(self, provenance: _Optional[_Union[Provenance, _Mapping]] = ..., distance: _Optional[int] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("matches",)
+    __slots__ = ("matches", "never_match")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
+    NEVER_MATCH_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[Match]
-    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ...) -> None: ...
+    never_match: bool
+    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., never_match: _Optional[bool] = ...) -> None: ...
 
 class MatchResponse(_message.Message):
     __slots__ = ("results",)

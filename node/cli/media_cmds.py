@@ -1,0 +1,183 @@
+"""Media commands: ``ccnode hash FILE...`` and ``ccnode match FILE...``.
+
+Files are hashed here, on the member's machine: PDQ (images, with quality),
+MD5 and SHA-256 (any file), VIDEO_MD5 (videos, by extension). Only hashes go
+to the node, and a node only ever answers from its own replica. A bad file
+gets one line on stderr and the others go on; the exit code is 2 if any
+file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.errors import ValidationError
+from node.match import media
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".flv", ".ts"})
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("hash", help="hash media files locally: PDQ + quality, MD5, SHA-256")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--dihedral", action="store_true", help="also the 8 rotation/flip PDQ hashes")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class Hashed:
+    path: Path
+    hashes: media.MediaHashes
+    dihedral: tuple[media.PdqHash, ...] = ()
+
+    def queries(self) -> list[tuple[str, bytes]]:
+        out = [("MD5", self.hashes.md5), ("SHA256", self.hashes.sha256)]
+        if self.path.suffix.lower() in VIDEO_SUFFIXES:
+            out.append(("VIDEO_MD5", self.hashes.md5))
+        pdq = self.hashes.pdq
+        if pdq is not None and pdq.quality >= media.DEFAULT_QUALITY_FLOOR:
+            out.append(("PDQ", pdq.value))
+        return out
+
+    def json(self) -> dict[str, Any]:
+        pdq = self.hashes.pdq
+        doc: dict[str, Any] = {
+            "file": str(self.path),
+            "md5": self.hashes.md5.hex(),
+            "sha256": self.hashes.sha256.hex(),
+            "pdq": pdq.hex() if pdq else None,
+            "pdq_quality": pdq.quality if pdq else None,
+        }
+        if self.path.suffix.lower() in VIDEO_SUFFIXES:
+            doc["video_md5"] = self.hashes.md5.hex()
+        if self.dihedral:
+            doc["pdq_dihedral"] = {
+                name: h.hex() for name, h in zip(media.DIHEDRAL_NAMES, self.dihedral, strict=True)
+            }
+        return doc
+
+
+def hash_files(paths: list[Path], *, dihedral: bool) -> tuple[list[Hashed], int]:
+    """Hash each file; report each failure on one line and go on."""
+    done: list[Hashed] = []
+    failed = 0
+    for path in paths:
+        try:
+            hashes = media.hash_file(path)
+            variants = media.pdq_dihedral(path) if dihedral and hashes.pdq is not None else ()
+        except ValidationError as exc:
+            print(f"ccnode: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        done.append(Hashed(path, hashes, variants))
+    return done, failed
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    done, failed = hash_files(args.files, dihedral=args.dihedral)
+    if args.json:
+        print(json.dumps([h.json() for h in done], indent=2))
+    else:
+        for h in done:
+            pdq = h.hashes.pdq
+            pdq_text = f"pdq {pdq.hex()} q{pdq.quality:<3}" if pdq else f"pdq {'-':64}     "
+            print(f"{h.path}  {pdq_text}  md5 {h.hashes.md5.hex()}  sha256 {h.hashes.sha256.hex()}")
+            if pdq is not None and pdq.quality < media.DEFAULT_QUALITY_FLOOR:
+                print(
+                    f"  note: PDQ quality {pdq.quality} is below {media.DEFAULT_QUALITY_FLOOR}: "
+                    "not used for matching or submission"
+                )
+    return 2 if failed else 0
+
+
+def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:
+    """The hash to submit for a file hashed here. PDQ is the default for an
+    image and must meet the quality floor: a low-quality hash says little
+    about the image and would match unrelated ones."""
+    from node.core import hashes
+
+    hashed = media.hash_file(path)
+    name = hashes.normalize_name(algo) if algo else ("PDQ" if hashed.pdq else "SHA256")
+    if name == "PDQ":
+        if hashed.pdq is None:
+            raise ValidationError(f"{path}: not an image, so it has no PDQ hash")
+        try:
+            media.check_pdq_quality(hashed.pdq.quality)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}; not submitted") from None
+        return name, hashed.pdq.value
+    if name in ("MD5", "VIDEO_MD5"):
+        return name, hashed.md5
+    if name == "SHA256":
+        return name, hashed.sha256
+    raise ValidationError(f"--file computes PDQ, MD5, VIDEO_MD5 or SHA256, not {name}")
+
+
+def match_files(args: argparse.Namespace) -> int:
+    """``ccnode match FILE...``: hash locally, then one batch Match."""
+    from node.cli.node_cmds import _address, connect, match_json, print_matches
+
+    if not args.paths:
+        raise ValidationError("give FILEs to hash and match, or --algo and --hash")
+    args.dir = args.node_dir
+    _address(args)  # a node to ask, before hashing the files
+    done, failed = hash_files(list(args.paths), dihedral=args.dihedral)
+    queries: list[tuple[str, bytes]] = []
+    variants: list[list[bytes]] = []
+    owner: list[int] = []
+    for i, h in enumerate(done):
+        for algo, value in h.queries():
+            queries.append((algo, value))
+            variants.append([v.value for v in h.dihedral[1:]] if algo == "PDQ" else [])
+            owner.append(i)
+    results: list[pb.QueryResult] = []
+    if queries:
+
+        async def go() -> pb.MatchResponse:
+            async with connect(args) as client:  # as DIR's member (mutual TLS)
+                return await client.match(
+                    queries,
+                    include_retracted=args.include_retracted,
+                    record=args.record,
+                    max_distance=args.max_distance,
+                    dihedral=variants,
+                )
+
+        results = list(asyncio.run(go()).results)
+    per_file: list[dict[bytes, pb.Match]] = [{} for _ in done]
+    never: list[bool] = [False for _ in done]
+    for i, result in zip(owner, results, strict=True):
+        never[i] |= result.never_match
+        for m in result.matches:
+            seen = per_file[i].get(m.provenance.entry_id)
+            if seen is None or m.distance < seen.distance:
+                per_file[i][m.provenance.entry_id] = m
+    if args.json:
+        doc = [
+            {
+                "file": str(h.path),
+                "never_match": never[i],
+                "matches": [match_json(m) for m in per_file[i].values()],
+            }
+            for i, h in enumerate(done)
+        ]
+        print(json.dumps(doc, indent=2))
+    else:
+        for i, h in enumerate(done):
+            matches = sorted(per_file[i].values(), key=lambda m: m.distance)
+            if never[i]:
+                print(f"{h.path}: no match (on this node's never-match list)")
+            elif not matches:
+                print(f"{h.path}: no match")
+            else:
+                print(f"{h.path}: {len(matches)} match(es)")
+                print_matches(matches)
+    return 2 if failed else 0

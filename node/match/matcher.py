@@ -1,0 +1,153 @@
+"""The node's PDQ near-duplicate matcher: entry ids over the exact index.
+
+Two :class:`~node.match.pdq_index.PdqIndex` instances: active hashes, and
+retracted ones (so a query can ask for retracted matches, flagged). Index
+item ids are dense integers; their entry ids live in one bytearray (32 bytes
+a hash), so the mapping adds little to the index's own bytes per hash.
+
+Built from LMDB at start-up (off the event loop, with progress lines), then
+updated as entries commit: an ADD is indexed, a RETRACT moves its target to
+the retracted index. Updates that arrive while the build runs are queued and
+applied when it ends. Degenerate hashes (near all-zero or all-one) are never
+indexed: they would match unrelated images.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from node.core.entry import Kind, SignedEntry
+from node.errors import ValidationError
+from node.match.media import check_pdq_not_degenerate
+from node.match.pdq_index import MAX_RADIUS, PdqIndex
+from node.store.lmdb_store import LmdbStore
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 250_000
+
+
+def _usable(value: bytes) -> bool:
+    try:
+        check_pdq_not_degenerate(value)
+    except ValidationError:
+        return False
+    return True
+
+
+class PdqMatcher:
+    def __init__(self, store: LmdbStore) -> None:
+        self.store = store
+        self.active = PdqIndex()
+        self.retracted = PdqIndex()
+        self._entry_ids = bytearray()  # item id i -> entry id at [32 i, 32 i + 32)
+        self._lock = threading.Lock()  # build thread vs. commits queued meanwhile
+        self._building = False
+        self._queued: list[Sequence[SignedEntry]] = []
+        self.ready = False
+
+    def __len__(self) -> int:
+        return len(self.active)
+
+    def bytes_per_hash(self) -> float:
+        n = len(self.active) + len(self.retracted)
+        if not n:
+            return 0.0
+        index = self.active.bytes_per_hash() * len(self.active)
+        index += self.retracted.bytes_per_hash() * len(self.retracted)
+        return (index + len(self._entry_ids)) / n
+
+    def _item(self, entry_id: bytes) -> int:
+        item = len(self._entry_ids) // 32
+        self._entry_ids += entry_id
+        return item
+
+    def entry_id(self, item: int) -> bytes:
+        return bytes(self._entry_ids[32 * item : 32 * item + 32])
+
+    # -- building and updates ------------------------------------------------
+
+    def build(self, progress: Callable[[str], None] | None = None) -> int:
+        """Load every stored PDQ hash (run in a worker thread at start-up)."""
+        with self._lock:
+            self._building = True
+        started = time.monotonic()
+        active_ids: list[int] = []
+        active_hashes: list[bytes] = []
+        dead_ids: list[int] = []
+        dead_hashes: list[bytes] = []
+        n = 0
+        for value, entry_id, retracted in self.store.iter_hashes("PDQ"):
+            n += 1
+            if not _usable(value):
+                continue
+            item = self._item(entry_id)
+            (dead_ids if retracted else active_ids).append(item)
+            (dead_hashes if retracted else active_hashes).append(value)
+            if progress is not None and n % PROGRESS_EVERY == 0:
+                progress(f"PDQ index: {n:,} hashes read")
+        if active_ids:
+            self.active.add_many(active_ids, active_hashes)
+        if dead_ids:
+            self.retracted.add_many(dead_ids, dead_hashes)
+        with self._lock:
+            self._building = False
+            queued, self._queued = self._queued, []
+        for entries in queued:
+            self._apply(entries)
+        self.ready = True
+        if progress is not None:
+            progress(
+                f"PDQ index: {len(self.active):,} active and {len(self.retracted):,} retracted "
+                f"hashes in {time.monotonic() - started:.1f} s "
+                f"({self.bytes_per_hash():.0f} bytes/hash)"
+            )
+        return n
+
+    def on_commit(self, entries: Sequence[SignedEntry]) -> None:
+        """Commit listener (event loop thread)."""
+        with self._lock:
+            if self._building:
+                self._queued.append(entries)
+                return
+        self._apply(entries)
+
+    def _apply(self, entries: Sequence[SignedEntry]) -> None:
+        for e in entries:
+            body = e.body
+            if body.kind == Kind.ADD and body.algorithm == "PDQ":
+                if _usable(body.hash):
+                    self.active.add(self._item(e.entry_id), body.hash)
+            elif body.kind == Kind.RETRACT:
+                self._retract(body.target)
+
+    def _retract(self, target: bytes) -> None:
+        stored = self.store.get(target)
+        if stored is None or stored.entry.body.algorithm != "PDQ":
+            return
+        value = stored.entry.body.hash
+        for item, _ in self.active.search(value, 0):
+            if self.entry_id(item) == target:
+                self.active.remove(item)
+                self.retracted.add(item, value)
+
+    # -- queries -------------------------------------------------------------
+
+    def search(
+        self, values: Sequence[bytes], radius: int, *, include_retracted: bool = False
+    ) -> list[tuple[bytes, int]]:
+        """Entries within ``radius`` of any of ``values`` (an image and its
+        dihedral variants): ``(entry_id, best distance)``, nearest first."""
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValidationError(f"PDQ distance {radius}: expected 0..{MAX_RADIUS}")
+        best: dict[int, int] = {}
+        indexes = (self.active, self.retracted) if include_retracted else (self.active,)
+        for index in indexes:
+            for hits in index.search_batch(list(values), radius):
+                for item, distance in hits:
+                    if distance < best.get(item, radius + 1):
+                        best[item] = distance
+        return [(self.entry_id(item), d) for item, d in sorted(best.items(), key=lambda kv: kv[1])]
