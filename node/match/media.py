@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_QUALITY_FLOOR",
     "DIHEDRAL_NAMES",
+    "IMAGE_FORMATS",
     "MIN_MINORITY_BITS",
     "FileDigests",
     "MediaHashes",
@@ -46,6 +47,9 @@ __all__ = [
 
 PDQ_BYTES = 32
 DEFAULT_QUALITY_FLOOR = 50
+# Formats Pillow may decode here. Files come from untrusted submitters, so the
+# list is closed: no EPS/PDF (Pillow would run Ghostscript) or exotic plugins.
+IMAGE_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 MIN_MINORITY_BITS = 32
 _READ_CHUNK = 1 << 20
 
@@ -151,6 +155,14 @@ def file_digests(path: StrPath) -> FileDigests:
 # ----------------------------------------------------------------------- PDQ
 
 
+def _formats() -> list[str]:
+    """:data:`IMAGE_FORMATS` that this Pillow build can open."""
+    from PIL import Image
+
+    Image.init()
+    return [f for f in IMAGE_FORMATS if f in Image.OPEN]
+
+
 def _decode_rgb(path: Path) -> Any:
     """The image at ``path`` as an (h, w, 3) uint8 array, EXIF orientation applied."""
     import numpy as np
@@ -159,7 +171,7 @@ def _decode_rgb(path: Path) -> Any:
     _nonempty(path)
     with _reading(path), path.open("rb") as f:
         try:
-            with Image.open(f) as img:
+            with Image.open(f, formats=_formats()) as img:
                 img.load()  # decode now: a truncated file fails here, not later
                 upright = ImageOps.exif_transpose(img)
                 rgb: Image.Image = upright.convert("RGB")
@@ -168,7 +180,9 @@ def _decode_rgb(path: Path) -> Any:
                 f"{path}: image has more than {Image.MAX_IMAGE_PIXELS} pixels"
             ) from None
         except UnidentifiedImageError:
-            raise ValidationError(f"{path}: not an image format Pillow can decode") from None
+            raise ValidationError(
+                f"{path}: not an image in a supported format ({', '.join(IMAGE_FORMATS)})"
+            ) from None
         except (OSError, SyntaxError, ValueError) as e:
             # Pillow reports corrupt or truncated data as OSError without an
             # errno (some format plugins as SyntaxError or ValueError); an
@@ -214,7 +228,7 @@ def _is_image(path: Path) -> bool:
 
     with _reading(path), path.open("rb") as f:
         try:
-            with Image.open(f):
+            with Image.open(f, formats=_formats()):
                 return True
         except (UnidentifiedImageError, SyntaxError, ValueError):
             return False

@@ -14,13 +14,19 @@ scan for every query.
 For the PDQ threshold of 31 this is the query's bucket plus its 16 one-bit
 neighbours in each of the 16 tables (272 probes; about ``N / 240``
 candidates on random hashes). Radii up to :data:`MAX_RADIUS` = 63 are
-supported (``s <= 3``: 1, 17, 137 or 697 probes per table). Beyond 63 a
-"near duplicate" is no longer one (unrelated PDQ hashes sit at 128 +- 8, and
-the usual thresholds are 31 to about 63), and the probe count grows so fast
-that a linear scan wins, so larger radii are refused. Whenever the probed
-buckets would yield more candidates than a linear scan would read
-(``scan_fraction`` of the store, e.g. a heavily clustered store), the query
-falls back to an exact linear scan instead: the answer is the same.
+supported (``s <= 3``: 1, 17, 137 or 697 probes per table). Larger radii
+are refused: unrelated PDQ hashes sit at 128 +- 8 bits, the thresholds in
+use are 31 to about 63, and beyond 63 the probes would reach most of the
+store. Whenever the probed buckets would yield more candidates than
+``scan_fraction`` of the store (a heavily clustered store, a large radius),
+the query scans linearly instead: the answer is the same.
+
+Throughput on one core with 1M uniform random hashes (scripts/bench/match.py):
+about 6,000 single or 7,500 batched queries/s at radius 31, ten times faiss
+``IndexBinaryFlat``; about 1,100/s at radius 47, 1.8 times flat; at 63 the
+candidates are a sixth of the store and a flat scan in C is faster than this
+numpy code. Batching saves the per-call overhead only: the cost is in the
+random reads of candidate hashes.
 
 Layout (all numpy, no per-item Python objects in the bulk part):
 
@@ -446,20 +452,26 @@ class PdqIndex:
         values = []
         new_off = off.astype(np.int64)
         for c in range(_CHUNKS):
-            v = chunks[:, c]
-            srt = np.argsort(v, kind="stable")
-            positions.append(off[c][v[srt].astype(np.intp) + 1].astype(np.intp))
+            v = np.ascontiguousarray(chunks[:, c])
+            srt = np.argsort(v, kind="stable")  # a radix sort for 16-bit keys
+            if n:
+                # each new row goes to the end of its bucket in the old layout
+                positions.append(off[c][v[srt].astype(np.intp) + 1].astype(np.intp))
             values.append(rows[srt])
             counts = np.bincount(v, minlength=_BUCKETS)
             new_off[c, 1:] += np.cumsum(counts) + c * m
             new_off[c, 0] += c * m
-        self._postings = _insert_sorted(
-            self._postings, np.concatenate(positions), np.concatenate(values)
-        )
-        self._offsets = new_off.astype(np.uint32).reshape(-1)
         by_id = np.argsort(ids, kind="stable")
-        where = np.searchsorted(self._ids[self._order], ids[by_id], side="right")
-        self._order = _insert_sorted(self._order, where, rows[by_id])
+        if n:
+            self._postings = _insert_sorted(
+                self._postings, np.concatenate(positions), np.concatenate(values)
+            )
+            where = np.searchsorted(self._ids[self._order], ids[by_id], side="right")
+            self._order = _insert_sorted(self._order, where, rows[by_id])
+        else:
+            self._postings = np.concatenate(values)
+            self._order = rows[by_id]
+        self._offsets = new_off.astype(np.uint32).reshape(-1)
         self._hashes = np.concatenate([self._hashes, words])
         self._ids = np.concatenate([self._ids, ids])
         self._alive = np.concatenate([self._alive, np.ones(m, dtype=np.bool_)])

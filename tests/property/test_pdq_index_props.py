@@ -201,26 +201,33 @@ TestIndexMachine = IndexMachine.TestCase
 TestIndexMachine.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
 
 
-def test_larger_store_with_default_settings() -> None:
-    """A few thousand hashes through the numpy bulk path, merges and a purge."""
+@pytest.mark.parametrize("scan_fraction", [0.3, math.inf])
+def test_larger_store_through_merges_and_purges(scan_fraction: float) -> None:
+    """Thousands of hashes through the numpy bulk path, merges and purges."""
     rnd = random.Random(7)
     centres = [random_hash(rnd) for _ in range(5)]
     hashes = [random_hash(rnd) for _ in range(3000)]
     hashes += [flip(rnd.choice(centres), rnd, rnd.randint(0, MAX_FLIP)) for _ in range(1000)]
     hashes += [flip(rnd.choice(hashes), rnd, rnd.randint(0, MAX_FLIP)) for _ in range(1000)]
     model = dict(enumerate(hashes))
-    index = PdqIndex()
-    index.add_many(list(model)[:4000], hashes[:4000])
-    for i in range(4000, 5000):
+    index = PdqIndex(scan_fraction=scan_fraction)
+    index.add_many(list(model)[:3500], hashes[:3500])
+    for i in range(3500, 5000):  # crosses the default buffer limit (1024): one merge
         index.add(i, hashes[i])
-    for i in range(0, 5000, 3):
+    for i in range(0, 5000, 3):  # over 1024 dead rows: an automatic purge
         index.remove(i)
         del model[i]
-    queries = queries_for(rnd, centres, hashes) + queries_for(rnd, centres, hashes)
+    # near copies of uniform hashes: matches mostly found through one table only
+    queries = [flip(hashes[k], rnd, rnd.randint(8, 36)) for k in range(1, 3000, 97)]
+    queries += queries_for(rnd, centres, hashes)
     for radius in (0, 10, 31, 47, 63):
         check(index, model, queries, radius)
-    index.compact()
-    check(index, model, queries, 31)
+    for i in range(1, 5000, 3):
+        index.remove(i)
+        del model[i]
+    index.compact()  # an explicit purge
+    for radius in (16, 31, 40):
+        check(index, model, queries, radius)
     assert index.bytes_per_hash() > 100
 
 

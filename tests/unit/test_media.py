@@ -187,6 +187,13 @@ def _header_only(tmp: Path) -> Path:
     return p
 
 
+def _eps(tmp: Path) -> Path:
+    # a format Pillow knows but that is not on the list (decoding runs Ghostscript)
+    p = tmp / "drawing.eps"
+    p.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    return p
+
+
 def _missing(tmp: Path) -> Path:
     return tmp / "no-such-file.jpg"
 
@@ -199,9 +206,10 @@ def _directory(tmp: Path) -> Path:
 
 BAD_FILES = [
     (_empty, "file is empty"),
-    (_text, "not an image format Pillow can decode"),
+    (_text, "not an image in a supported format"),
     (_truncated, "cannot decode image"),
-    (_header_only, "not an image format Pillow can decode"),
+    (_header_only, "not an image in a supported format"),
+    (_eps, "not an image in a supported format"),
     (_missing, "cannot read file"),
     (_directory, "not a regular file"),
 ]
