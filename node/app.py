@@ -10,25 +10,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.accountability import Accountability
-from node.core.entry import Kind, SignedEntry
+from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae
 from node.core.feedback import Aggregate
 from node.core.hashes import algorithm
 from node.core.policy import Decision
+from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
-from node.core.trust import Member, Standing, TrustView, check_provenance
+from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
 from node.errors import (
     EquivocationError,
     NodeError,
     NotFoundError,
+    ProvenanceError,
     StorageError,
     UnavailableError,
     ValidationError,
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 
 MAX_SUBMIT_BATCH = 1000
 MAX_MATCH_BATCH = 10_000
+#: Batches at least this large are verified in worker processes (catch-up).
+PROCESS_VERIFY_MIN = 256
 
 
 def _raise_first(errors: Sequence[NodeError | None]) -> None:
@@ -184,6 +190,8 @@ class NodeApp:
         # commits must not stall the event loop.
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="lmdb-writer")
         self._verify_workers = verify_workers
+        self._process_pool: ProcessPoolExecutor | None = None
+        self._process_pool_broken = False
         self.tlog = Transparency(
             node_id,
             store,
@@ -205,6 +213,8 @@ class NodeApp:
         return self.tlog.settled(stored.entry.body.origin, stored.entry.body.seq)
 
     def close(self) -> None:
+        if self._process_pool is not None:
+            self._process_pool.shutdown(wait=True, cancel_futures=True)
         self._verify_pool.shutdown(wait=True)
         self._writer.shutdown(wait=True)
 
@@ -267,18 +277,67 @@ class NodeApp:
             self.observer.alert(ALERT_MAP_FULL, self.node_id)
 
     async def verify_async(self, entries: Sequence[SignedEntry]) -> list[NodeError | None]:
-        """:meth:`verify` split across the verification pool."""
+        """:meth:`verify`, with the signature checks off the event loop: on
+        the thread pool for small batches, in worker processes for large ones
+        (catch-up), where threads would contend for the GIL."""
         loop = asyncio.get_running_loop()
-        if len(entries) < 64:
+        if len(entries) < PROCESS_VERIFY_MIN or self._process_pool_broken:
             return await loop.run_in_executor(self._verify_pool, self.verify, entries)
-        size = -(-len(entries) // self._verify_workers)
-        parts = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._verify_pool, self.verify, entries[i : i + size])
-                for i in range(0, len(entries), size)
-            )
+        out, triples, where = await loop.run_in_executor(
+            self._verify_pool, self._authorize, entries
         )
-        return [e for part in parts for e in part]
+        size = max(64, -(-len(triples) // (2 * self._verify_workers)))
+        try:
+            pool = self._processes()
+            parts = await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, verify_many, triples[j : j + size])
+                    for j in range(0, len(triples), size)
+                )
+            )
+        except BrokenProcessPool:
+            log.warning("verification worker processes failed; verifying on threads")
+            self._process_pool_broken = True
+            return await loop.run_in_executor(self._verify_pool, self.verify, entries)
+        for i, ok in zip(where, (ok for part in parts for ok in part), strict=True):
+            if not ok:
+                body = entries[i].body
+                out[i] = ProvenanceError(
+                    f"bad signature on {body.origin} seq {body.seq}: not signed by the key it names"
+                )
+        return out
+
+    def _authorize(
+        self, entries: Sequence[SignedEntry]
+    ) -> tuple[list[NodeError | None], list[tuple[bytes, bytes, bytes]], list[int]]:
+        """Membership, roles and key cut-offs (no crypto): the errors so far,
+        and the ``(key, message, signature)`` triples left to verify."""
+        out: list[NodeError | None] = [None] * len(entries)
+        triples: list[tuple[bytes, bytes, bytes]] = []
+        where: list[int] = []
+        for i, entry in enumerate(entries):
+            try:
+                key = self.trust.member(entry.body.origin).check_entry(entry.body)
+                if key_id_of(key) != entry.body.key_id:
+                    raise ProvenanceError(
+                        "entry names another key id than the key it was checked against"
+                    )
+            except NodeError as exc:
+                out[i] = exc
+                continue
+            triples.append(
+                (raw_public_key(key), pae(ENTRY_DOMAIN, entry.body_bytes), entry.signature)
+            )
+            where.append(i)
+        return out, triples, where
+
+    def _processes(self) -> ProcessPoolExecutor:
+        """Started on first use ("spawn": never fork a process that runs gRPC)."""
+        if self._process_pool is None:
+            self._process_pool = ProcessPoolExecutor(
+                self._verify_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._process_pool
 
     def ingest_from_peer(self, peer: str, entries: Sequence[SignedEntry]) -> IngestResult:
         """Entries relayed by a peer: already verified by the caller."""

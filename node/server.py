@@ -44,7 +44,8 @@ from node.sync.witness import WitnessSubmitter
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
+HEALTH_INTERVAL_S = 1.0
+SWITCH_INTERVAL_S = 0.0002  # see serve()  # how often health re-checks the store
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
 MATCHLOG_DIR = "matchlog"  # the local match log's LMDB environment, in the node dir
 
@@ -329,6 +330,12 @@ def serve_config(directory: Path, **overrides: Any) -> NodeConfig:
 async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | None = None) -> None:
     """Run a node until SIGTERM/SIGINT (or, for launched meshes, until the
     launching process is gone, so a killed launcher leaves no orphans)."""
+    import sys as _sys
+
+    # Verification threads release the GIL inside OpenSSL and need it back
+    # for a moment after each signature; the default 5 ms switch interval
+    # lets the writer or the event loop hold it that long, idling a core.
+    _sys.setswitchinterval(SWITCH_INTERVAL_S)
     import os
     import signal
 

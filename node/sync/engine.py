@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 5.0
 ANTI_ENTROPY_S = 5.0
+VERIFY_DEPTH = 3  # batches whose signatures are checked at once (keeps worker cores busy)
+RECEIVE_BUFFER = 4  # responses held per peer: bounded, so a fast peer cannot flood memory
 PULL_BATCH = 1024  # entries per response: fewer, larger commits during catch-up
 
 
@@ -202,21 +205,37 @@ class SyncEngine:
             backoff = min(BACKOFF_MAX_S, backoff * 2)
 
     async def _stream(self, peer: Peer, address: str, state: PeerState) -> AsyncIterator[None]:
-        """Receive, verify and commit, pipelined: batch k+1 is decoded and
-        verified while batch k commits (commits stay in order: one writer)."""
+        """Receive, verify and commit, pipelined: a reader task keeps up to
+        ``RECEIVE_BUFFER`` responses in hand (so the peer prepares the next
+        batch while this node verifies), batch k+1 is decoded and verified
+        while batch k commits, and commits stay in order (one writer)."""
         cursors = {o: h.next_seq for o, h in self.app.heads().items()}
         committing: asyncio.Future[None] | None = None
+        reader: asyncio.Task[None] | None = None
+        preparing: deque[tuple[asyncio.Future[list[SignedEntry]], pb.PullResponse]] = deque()
         try:
             async with self.client(peer.id, address) as client:
                 if self.on_connect is not None:
                     await self.on_connect(peer.id, client)  # roster gossip
                     cursors = {o: h.next_seq for o, h in self.app.heads().items()}
-                async for response in client.pull(cursors, follow=True, max_batch=PULL_BATCH):
-                    if self.on_response is not None:
-                        await self.on_response(peer.id, client, response)
-                    state.state = "streaming"
-                    state.frontier = dict(response.frontier.sizes)
-                    entries = await self._prepare(state, response.entries)
+                inbox: asyncio.Queue[pb.PullResponse | _End] = asyncio.Queue(RECEIVE_BUFFER)
+
+                async def read() -> None:
+                    error: Exception | None = None
+                    try:
+                        async for r in client.pull(cursors, follow=True, max_batch=PULL_BATCH):
+                            await inbox.put(r)
+                    except Exception as exc:  # noqa: BLE001 - handed to the consumer below
+                        error = exc
+                    await inbox.put(_End(error))
+
+                reader = asyncio.ensure_future(read())
+
+                async def finish_oldest() -> None:
+                    """Wait for the oldest batch's checks, then commit it in order."""
+                    nonlocal committing
+                    task, done = preparing.popleft()
+                    entries = await task
                     if committing is not None:
                         await committing
                         committing = None
@@ -224,13 +243,36 @@ class SyncEngine:
                         # Checkpoints are checked against the stored tree once
                         # the batch they cover has committed.
                         committing = asyncio.ensure_future(
-                            self._commit(peer, state, entries, response.checkpoints)
+                            self._commit(peer, state, entries, done.checkpoints)
                         )
                     else:
-                        self._checkpoints(peer, state, response.checkpoints)
+                        self._checkpoints(peer, state, done.checkpoints)
                     state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
+
+                while not isinstance(response := await inbox.get(), _End):
+                    if self.on_response is not None:
+                        await self.on_response(peer.id, client, response)
+                    state.state = "streaming"
+                    state.frontier = dict(response.frontier.sizes)
+                    preparing.append(
+                        (asyncio.ensure_future(self._prepare(state, response.entries)), response)
+                    )
+                    # Keep up to VERIFY_DEPTH batches verifying at once while
+                    # more are waiting; finish everything when the stream idles.
+                    while preparing and (len(preparing) >= VERIFY_DEPTH or inbox.empty()):
+                        await finish_oldest()
                     yield None
+                while preparing:
+                    await finish_oldest()
+                if response.error is not None:
+                    raise response.error
         finally:
+            for task, _ in preparing:
+                task.cancel()
+            await asyncio.gather(*(t for t, _ in preparing), return_exceptions=True)
+            if reader is not None:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
             if committing is not None:
                 # The write is already on the writer thread; let it finish so
                 # the state we report matches what was committed.
@@ -259,18 +301,23 @@ class SyncEngine:
         # already stored (same id = same body bytes) before paying to decode
         # and verify them. A *different* body for a stored seq has another id
         # and goes through, to be caught as equivocation.
-        ids = [hashlib.sha256(m.body).digest() for m in msgs]
-        known = self.app.store.known(ids)
-        fresh = [m for m, k in zip(msgs, known, strict=True) if not k]
-        state.duplicates += len(msgs) - len(fresh)
-        if not fresh:
+        # Hashing and decoding a large batch take milliseconds: off the event
+        # loop, so Match answers are not queued behind a catch-up.
+        entries, duplicates = await asyncio.to_thread(self._decode_fresh, msgs)
+        state.duplicates += duplicates
+        if not entries:
             return []
-        entries = convert.entries_from_pb(fresh)
         for i, error in enumerate(await self.app.verify_async(entries)):
             if error is not None:
                 where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
                 raise type(error)(where + str(error))
         return entries
+
+    def _decode_fresh(self, msgs: Sequence[pb.SignedEntry]) -> tuple[list[SignedEntry], int]:
+        ids = [hashlib.sha256(m.body).digest() for m in msgs]
+        known = self.app.store.known(ids)
+        fresh = [m for m, k in zip(msgs, known, strict=True) if not k]
+        return convert.entries_from_pb(fresh), len(msgs) - len(fresh)
 
     async def _commit(
         self,
@@ -289,3 +336,10 @@ class SyncEngine:
                 continue
             state.last_error = f"entry {index + 1}: {error}"
             log.warning("from peer %s: %s", peer.id, error)
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """Put in a peer's inbox when its stream ends; carries the stream's error."""
+
+    error: Exception | None
