@@ -69,36 +69,54 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
     tick = 0.1
     per_tick = rate * tick
     carry = 0.0
+    # A member's entries form a chain: one Submit in flight per member, the
+    # entries signed meanwhile go in its next batch (as a real publisher).
+    queues: list[list] = [[] for _ in pubs]  # type: ignore[type-arg]
+    wake = [asyncio.Event() for _ in pubs]
+    stopping = False
+
+    async def publisher(i: int) -> None:
+        while True:
+            if not queues[i]:
+                if stopping:
+                    return
+                await wake[i].wait()
+                wake[i].clear()
+                continue
+            batch, queues[i] = queues[i][:1000], queues[i][1000:]
+            await clients[i].submit(batch)
+
+    tasks = [asyncio.ensure_future(publisher(i)) for i in range(len(pubs))]
     t0 = time.monotonic()
     next_report = t0 + 10
-    pending: list[asyncio.Task[object]] = []
     while time.monotonic() - t0 < seconds:
         carry += per_tick
         n_now, carry = int(carry), carry - int(carry)
-        batches: dict[int, list] = {}  # type: ignore[type-arg]
         for _ in range(n_now):
             i = rng.randrange(len(pubs))
             e = pubs[i].next()
-            batches.setdefault(i, []).append(e)
+            queues[i].append(e)
+            wake[i].set()
+            sent += 1
             if rng.random() < 0.02:
                 sample.append((i, e.entry_id, e.body.time_ms))
-        for i, batch in batches.items():
-            pending.append(asyncio.ensure_future(clients[i].submit(batch)))
-            sent += len(batch)
-        done = [p for p in pending if p.done()]
-        for p in done:
-            p.result()
-        pending = [p for p in pending if not p.done()]
+        for t in tasks:
+            if t.done():
+                t.result()  # a failed publisher fails the run
         if time.monotonic() >= next_report:
             next_report += 10
             rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
+            backlog = sum(len(q) for q in queues)
             print(
-                f"t={time.monotonic() - t0:5.0f}s sent {sent:7}  "
-                f"node RSS MiB min {min(rss)} max {max(rss)}",
+                f"t={time.monotonic() - t0:5.0f}s offered {sent:7}  not yet submitted "
+                f"{backlog:6}  node RSS MiB min {min(rss)} max {max(rss)}",
                 flush=True,
             )
         await asyncio.sleep(max(0.0, tick - (time.monotonic() - t0) % tick))
-    await asyncio.gather(*pending)
+    stopping = True
+    for w in wake:
+        w.set()
+    await asyncio.gather(*tasks)
     elapsed = time.monotonic() - t0
     print(f"offered {sent} entries in {elapsed:.1f} s = {sent / elapsed:.0f}/s")
     # Drain: every node must end up with every entry.
