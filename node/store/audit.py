@@ -33,6 +33,7 @@ from node.core.entry import ZERO_ID, SignedEntry
 from node.core.tlog import verify_checkpoint
 from node.core.trust import TrustView, check_provenance
 from node.errors import NodeError, StorageError, ValidationError
+from node.progress import Progress
 from node.store.tree import parse_prefixed_u64, parse_tree_key
 
 _U64 = struct.Struct(">Q")
@@ -133,7 +134,10 @@ def _entries(
 ) -> dict[str, merkle.MemoryTree]:
     trees: dict[str, merkle.MemoryTree] = {}
     last: dict[str, tuple[int, bytes | None]] = {}  # origin -> (seq, entry id or None)
+    total = int(txn.stat(dbs["entries"])["entries"])
+    progress = Progress("audit: entries", total=total, unit="entries")
     for key, value in txn.cursor(db=dbs["entries"]):
+        progress.advance()
         raw = bytes(value)
         try:
             origin, seq = parse_prefixed_u64(bytes(key))
@@ -190,6 +194,7 @@ def _entries(
                     f"says next seq {_U64.unpack(head[:8])[0]} head {_short(bytes(head[8:]))}, "
                     f"entries end at seq {seq}",
                 )
+    progress.finish()
     return trees
 
 

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 5.0
 ANTI_ENTROPY_S = 5.0
+CATCH_UP_LOG_S = 5.0  # a catch-up progress line this often ...
+CATCH_UP_MIN = 1000  # ... while at least this many entries are coming or due
 VERIFY_DEPTH = 3  # batches whose signatures are checked at once (keeps worker cores busy)
 RECEIVE_BUFFER = 4  # responses held per peer: bounded, so a fast peer cannot flood memory
 PULL_BATCH = 1024  # entries per response: fewer, larger commits during catch-up
@@ -60,6 +63,9 @@ class PeerState:
     received: int = 0
     refused: int = 0
     duplicates: int = 0
+    catch_up: int = 0  # entries received since this catch-up began (progress lines)
+    catch_up_since: float = 0.0
+    catch_up_logged: float = 0.0
     last_error: str = ""
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
@@ -328,6 +334,7 @@ class SyncEngine:
     ) -> None:
         result = await self.app.ingest_from_peer_async(peer.id, entries)
         self._checkpoints(peer, state, checkpoints)
+        _catch_up_progress(peer, state, self.app, len(result.accepted))
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
         state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
@@ -343,3 +350,30 @@ class _End:
     """Put in a peer's inbox when its stream ends; carries the stream's error."""
 
     error: Exception | None
+
+
+def _catch_up_progress(peer: Peer, state: PeerState, app: NodeApp, accepted: int) -> None:
+    """A progress line every CATCH_UP_LOG_S while a peer has much we lack."""
+    state.catch_up += accepted
+    now = time.monotonic()
+    if not state.catch_up_since:
+        state.catch_up_since = state.catch_up_logged = now
+    if now - state.catch_up_logged < CATCH_UP_LOG_S:
+        return
+    behind = state.lag({o: h.next_seq for o, h in app.heads().items()})
+    if behind < CATCH_UP_MIN and state.catch_up < CATCH_UP_MIN:
+        state.catch_up, state.catch_up_since = 0, 0.0  # ordinary traffic: stay quiet
+        return
+    rate = state.catch_up / max(now - state.catch_up_since, 1e-9)
+    log.info(
+        "catch-up from %s: %d entries in %.0f s (%.0f/s), %d still behind",
+        peer.id,
+        state.catch_up,
+        now - state.catch_up_since,
+        rate,
+        behind,
+    )
+    state.catch_up_logged = now
+    if not behind:
+        state.catch_up = 0
+        state.catch_up_since = 0.0
