@@ -27,8 +27,10 @@ from node.core.report import (
 
 FORMATS = ("md", "json", "html")
 CHECKPOINT_NOTE = (
-    "Roots are RFC 6962 Merkle roots over the signed entries read, per origin; "
-    "not yet checked against signed checkpoints (no transparency log on this node)."
+    "Roots are RFC 6962 Merkle roots over the signed entries read, per origin. "
+    "Each origin's entries are its log up to its latest signed checkpoint, whose "
+    "note (same size, same root) is included; an origin without one (a key-only "
+    "submitter) is covered by its root alone."
 )
 COUNT_FIELDS = ("matches", "blocked_at_upload", "removals", "reviews")
 

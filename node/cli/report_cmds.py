@@ -31,6 +31,7 @@ from node.core import labels
 from node.core.entry import EntryBody, Kind, SignedEntry, Signer, verify_signature
 from node.core.payloads import DisputeReason, encode_dispute
 from node.core.report import Ledger, incident_report, platforms_of, transparency_report
+from node.core.tlog import verify_checkpoint
 from node.core.trust import Member, MembersFile, Standing, TrustView, check_provenance, standing_of
 from node.errors import NodeError, ProvenanceError, ValidationError
 from node.rpc import convert
@@ -297,18 +298,38 @@ def check_held(trust: TrustView, entry: SignedEntry) -> None:
 
 async def pull_verified(client: NodeClient, trust: TrustView) -> tuple[str, list[SignedEntry]]:
     """Every entry the node holds, each verified against its origin's key."""
+    node_id, entries, _ = await pull_checkpointed(client, trust)
+    return node_id, entries
+
+
+async def pull_checkpointed(
+    client: NodeClient, trust: TrustView
+) -> tuple[str, list[SignedEntry], dict[str, tuple[int, bytes, str]]]:
+    """Each origin's log up to its latest signed checkpoint (all of it for an
+    origin that signs none), every entry verified against its origin's key,
+    and the verified checkpoints: (size, root, note) by origin."""
+    status = await client.status()
+    checkpoints: dict[str, tuple[int, bytes, str]] = {}
+    for head in status.heads:
+        note = (await client.get_checkpoint(head.origin)).checkpoint
+        if note:
+            verified = verify_checkpoint(note, trust, {})
+            cp = verified.checkpoint
+            checkpoints[head.origin] = (cp.size, cp.root, note)
     entries: list[SignedEntry] = []
-    node_id = (await client.status()).node_id
     async for response in client.pull({}, follow=False, max_batch=2048):
         for e in convert.entries_from_pb(response.entries):
+            cp_entry = checkpoints.get(e.body.origin)
+            if cp_entry is not None and e.body.seq >= cp_entry[0]:
+                continue  # newer than the signed checkpoint: next report
             check_held(trust, e)
             entries.append(e)
-    return node_id, entries
+    return status.node_id, entries, checkpoints
 
 
 async def _pull_verified(args: argparse.Namespace, trust: TrustView) -> Any:
     async with connect(args) as client:
-        return await pull_verified(client, trust)
+        return await pull_checkpointed(client, trust)
 
 
 def _lookup(trust: TrustView) -> Any:
@@ -334,9 +355,9 @@ def cmd_incident_report(args: argparse.Namespace) -> int:
     if not incident:
         raise ValidationError("incident id is empty")
     trust = _trust(args)
-    node_id, entries = asyncio.run(_pull_verified(args, trust))
+    node_id, entries, checkpoints = asyncio.run(_pull_verified(args, trust))
     report = incident_report(
-        Ledger(entries, _lookup(trust)),
+        Ledger(entries, _lookup(trust), checkpoints),
         incident,
         node_id=node_id,
         generated_ms=_now_ms(),
@@ -358,9 +379,9 @@ def cmd_transparency_report(args: argparse.Namespace) -> int:
     if until <= since:
         raise ValidationError(f"--until {args.until} is not after --since {args.since}")
     trust = _trust(args)
-    node_id, entries = asyncio.run(_pull_verified(args, trust))
+    node_id, entries, checkpoints = asyncio.run(_pull_verified(args, trust))
     report = transparency_report(
-        Ledger(entries, _lookup(trust)),
+        Ledger(entries, _lookup(trust), checkpoints),
         since_ms=since,
         until_ms=until,
         node_id=node_id,

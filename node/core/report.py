@@ -7,10 +7,11 @@ so a reader holding the same entries gets the same numbers, and the
 per-origin coverage (entries read, head entry id, RFC 6962 root over the
 signed entries) says exactly which log prefix was read.
 
-CHECKPOINT HOOK: when the transparency log exists, each
-:class:`OriginCoverage` is to be matched with the origin's signed checkpoint
-of the same size (``checkpoint`` holds that note); until then it is empty
-and renderers say the roots are unverified against a checkpoint.
+Checkpoints: a caller may pass each origin's verified signed checkpoint; the
+origin's entries must then be exactly the log prefix it commits to (same
+size, same root) and :class:`OriginCoverage` carries the note, so every
+figure traces to a root the origin signed. Origins with no checkpoint (a
+key-only submitter signs none) are covered by their root alone.
 
 Times: ``published`` is the submitter's signing time (``time_ms`` of the
 ADD entry); arrival, first match and first action come from each platform's
@@ -45,14 +46,21 @@ class OriginCoverage:
     size: int  # entries of this origin read (seq 0 .. size-1)
     head_id: bytes  # entry id of seq size-1: commits to the whole chain
     root: bytes  # RFC 6962 root over the signed entries read
-    checkpoint: str = ""  # CHECKPOINT HOOK: signed checkpoint note of this size, if verified
+    checkpoint: str = ""  # the origin's signed checkpoint note of this size and root, if any
 
 
 class Ledger:
     """Entries indexed for reports. Each origin's entries must be its log from
     seq 0 with an intact hash chain (they are, as ``Pull`` serves them)."""
 
-    def __init__(self, entries: Iterable[SignedEntry], lookup: MemberLookup) -> None:
+    def __init__(
+        self,
+        entries: Iterable[SignedEntry],
+        lookup: MemberLookup,
+        checkpoints: Mapping[str, tuple[int, bytes, str]] | None = None,
+    ) -> None:
+        """``checkpoints``: origin -> (size, root, signed note), verified by
+        the caller; the origin's entries must be exactly that prefix."""
         self.lookup = lookup
         self.by_id: dict[bytes, SignedEntry] = {}
         self.by_origin: dict[str, list[SignedEntry]] = {}
@@ -75,7 +83,15 @@ class Ledger:
                 tree.append(e.to_bytes())
                 self.by_id[e.entry_id] = e
             self.by_origin[origin] = chain
-            coverage.append(OriginCoverage(origin, len(chain), prev, tree.root()))
+            note = ""
+            if checkpoints and origin in checkpoints:
+                size, root, note = checkpoints[origin]
+                if size != len(chain) or root != tree.root():
+                    raise ValidationError(
+                        f"origin {origin}: the {len(chain)} entries read do not match its "
+                        f"signed checkpoint of size {size}"
+                    )
+            coverage.append(OriginCoverage(origin, len(chain), prev, tree.root(), note))
         self.coverage = tuple(coverage)
         self._feedback: dict[bytes, list[SignedEntry]] = {}
         self.retracted_by: dict[bytes, bytes] = {}

@@ -5,6 +5,7 @@ time-to-action and counts, consistent with the signed entries it holds."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -155,6 +156,14 @@ def test_incident_accountability_across_four_nodes(
         # 5. The incident report at the government's node.
         doc = json.loads(_run(capsys, "incident", "report", INCIDENT, gov, "--format", "json"))
         assert [h["entry_id"] for h in doc["hashes"]] == ids
+        # Every origin's figures trace to a checkpoint it signed (same size and root).
+        for cov in doc["log"]:
+            note = cov["checkpoint"]
+            assert note is not None, cov["origin"]
+            assert note.splitlines()[1:3] == [
+                str(cov["size"]),
+                base64.b64encode(bytes.fromhex(cov["root"])).decode(),
+            ]
         assert [v["member"] for v in doc["hashes"][0]["endorsements"]] == [P2, P1]
         assert doc["hashes"][2]["disputes"] == [
             {
