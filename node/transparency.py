@@ -46,6 +46,7 @@ from node.store.tree import CheckpointOutcome, StoredEvidence
 log = logging.getLogger(__name__)
 
 MAX_ALERTS = 100
+SEEN_NOTES_CAP = 4096  # checkpoint notes remembered as already checked
 
 
 def now_ms() -> int:
@@ -108,6 +109,9 @@ class Transparency:
         self._checkpoint_alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
         self._flag_logged: set[tuple[str, str, int]] = set()
         self._settled: dict[str, int] = {}
+        # Notes already checked: each peer relays the same signed note, and
+        # verifying it once per peer is most of a busy mesh's CPU.
+        self._seen_notes: dict[str, None] = {}
         self._check_own_key()
         for origin in self.tables.backfill():
             log.warning("built the Merkle tree of %s from its stored entries", origin)
@@ -118,6 +122,7 @@ class Transparency:
         """Follow a newly adopted roster: its witnesses, their threshold and keys,
         and this node's own checkpoint key (a node the roster lists only now
         starts signing; one whose key the roster no longer lists stops)."""
+        self._seen_notes.clear()  # which cosignatures count may have changed
         self.policy = policy
         self.witness_keys = policy.witness_keys(self.trust)
         self._key = self._configured_key
@@ -310,6 +315,8 @@ class Transparency:
         """Check checkpoints a peer sent against the stored tree; never raises for
         a bad one (it is reported as an alert), so entry sync goes on."""
         for text in notes:
+            if text in self._seen_notes:
+                continue  # the same signed note from another peer: checked already
             try:
                 vc = verify_checkpoint(text, self.trust, self.witness_keys)
                 outcome, proof = self.tables.accept_checkpoint(
@@ -331,6 +338,10 @@ class Transparency:
             elif outcome in (CheckpointOutcome.STORED, CheckpointOutcome.MERGED):
                 self._note_settled(vc)
                 self._on_change()
+            if outcome is not CheckpointOutcome.MISMATCH:
+                self._seen_notes[text] = None
+                if len(self._seen_notes) > SEEN_NOTES_CAP:
+                    self._seen_notes.pop(next(iter(self._seen_notes)))
 
     def observe_frontier(self, peer: str, frontier: Mapping[str, int]) -> None:
         self._frontiers[peer] = dict(frontier)
