@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from node.accountability import Accountability
 from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae
 from node.core.feedback import Aggregate
-from node.core.hashes import algorithm
+from node.core.hashes import ALGORITHMS, algorithm
 from node.core.policy import Decision
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
@@ -423,21 +423,34 @@ class NodeApp:
             raise ValidationError(
                 f"batch of {len(queries)} queries: expected at most {MAX_MATCH_BATCH}"
             )
+        any_pdq = False
         for i, (name, value) in enumerate(queries):
+            alg = ALGORITHMS.get(name)
+            if alg is not None and alg.min_len <= len(value) <= alg.max_len:
+                any_pdq = any_pdq or name == "PDQ"
+                continue  # the fast path for a well-formed query
             try:
                 algorithm(name).check(value)
             except ValidationError as exc:
                 where = f"query {i + 1} of {len(queries)}: " if len(queries) > 1 else ""
                 raise ValidationError(where + str(exc)) from None
         radius = max_distance or DEFAULT_RADIUS
-        if any(name == "PDQ" for name, _ in queries) and not self.matcher.ready:
+        if any_pdq and not self.matcher.ready:
             raise UnavailableError("the PDQ index is still being built; retry shortly")
         out = MatchResults()
-        out.never_match = [self.negative.suppresses(name, value) for name, value in queries]
+        bank = self.negative if len(self.negative) else None
+        out.never_match = (
+            [bank.suppresses(name, value) for name, value in queries]
+            if bank
+            else [False] * len(queries)
+        )
         exact = self.store.lookup_many(queries)
         for i, (name, value) in enumerate(queries):
             if out.never_match[i]:
                 out.append([])
+                continue
+            if name != "PDQ" and not exact[i]:
+                out.append([])  # the common case at an upload gate: unknown content
                 continue
             if name == "PDQ":
                 extra = variants[i] if i < len(variants) else ()
@@ -455,7 +468,7 @@ class NodeApp:
                     continue
                 if stored.retracted_by and not include_retracted:
                     continue
-                if self.negative.suppresses(stored.entry.body.algorithm, stored.entry.body.hash):
+                if bank and bank.suppresses(stored.entry.body.algorithm, stored.entry.body.hash):
                     continue
                 hits.append(
                     self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, distance)

@@ -160,21 +160,22 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
         queries = [(q.algorithm, q.value) for q in request.queries]
+        dihedral = any(q.dihedral for q in request.queries)
         results = self.app.match(
             queries,
             include_retracted=request.include_retracted,
             record=request.record,
             max_distance=request.max_distance,
-            variants=[list(q.dihedral) for q in request.queries],
+            variants=[list(q.dihedral) for q in request.queries] if dihedral else (),
         )
-        return pb.MatchResponse(
-            results=[
-                pb.QueryResult(
-                    matches=[convert.match_to_pb(h) for h in hits], never_match=suppressed
-                )
-                for hits, suppressed in zip(results, results.never_match, strict=True)
-            ]
-        )
+        response = pb.MatchResponse()
+        for hits, suppressed in zip(results, results.never_match, strict=True):
+            result = response.results.add()
+            if hits:
+                result.matches.extend(convert.match_to_pb(h) for h in hits)
+            if suppressed:
+                result.never_match = True
+        return response
 
     @_mapped
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:
