@@ -235,31 +235,13 @@ class NodeApp:
                 out.append(None)
         return out
 
-    def submit(self, entries: Sequence[SignedEntry]) -> IngestResult:
-        """All-or-nothing: verify every entry, then commit them in one txn."""
-        try:
-            _check_batch(entries)
-            _raise_first(self.verify(entries))
-            result = self.store.ingest(entries, atomic=True, now_ms=now_ms())
-            if result.errors:
-                self.tlog.committed(result)  # a refused fork is still evidence to gossip
-                raise result.errors[0][1]
-        except NodeError as exc:
-            self._refused_submit(exc, len(entries))
-            raise
-        self._committed(result, "submit")
-        return result
-
     async def submit_async(self, entries: Sequence[SignedEntry]) -> IngestResult:
-        """:meth:`submit` with verification and the commit off the event loop."""
+        """All-or-nothing: verify every entry, then commit them in one
+        transaction; verification and the commit run off the event loop."""
         try:
             _check_batch(entries)
             _raise_first(await self.verify_async(entries))
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(
-                self._writer,
-                functools.partial(self.store.ingest, entries, atomic=True, now_ms=now_ms()),
-            )
+            result = await self._ingest(entries, atomic=True)
             if result.errors:
                 self.tlog.committed(result)  # a refused fork is still evidence to gossip
                 raise result.errors[0][1]
@@ -339,22 +321,26 @@ class NodeApp:
             )
         return self._process_pool
 
-    def ingest_from_peer(self, peer: str, entries: Sequence[SignedEntry]) -> IngestResult:
-        """Entries relayed by a peer: already verified by the caller."""
-        result = self.store.ingest(entries, atomic=False, peer=peer, now_ms=now_ms())
-        self._relayed(result)
-        return result
-
     async def ingest_from_peer_async(
         self, peer: str, entries: Sequence[SignedEntry]
     ) -> IngestResult:
-        """:meth:`ingest_from_peer` with the commit off the event loop."""
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            self._writer,
-            functools.partial(self.store.ingest, entries, atomic=False, peer=peer, now_ms=now_ms()),
-        )
+        """Entries relayed by a peer, already verified by the caller: every
+        one that can be appended is, with the peer's cursor, in one txn."""
+        result = await self._ingest(entries, atomic=False, peer=peer)
         self._relayed(result)
+        return result
+
+    async def _ingest(
+        self, entries: Sequence[SignedEntry], *, atomic: bool, peer: str | None = None
+    ) -> IngestResult:
+        """One LMDB write transaction, on the writer thread."""
+        loop = asyncio.get_running_loop()
+        result: IngestResult = await loop.run_in_executor(
+            self._writer,
+            functools.partial(
+                self.store.ingest, entries, atomic=atomic, peer=peer, now_ms=now_ms()
+            ),
+        )
         return result
 
     def _relayed(self, result: IngestResult) -> None:
