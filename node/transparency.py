@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MAX_ALERTS = 100
 SEEN_NOTES_CAP = 4096  # checkpoint notes remembered as already checked
+CHECKPOINT_INTERVAL_S = 0.5  # a member signs its log at most this often
 
 
 def now_ms() -> int:
@@ -112,6 +113,8 @@ class Transparency:
         # Notes already checked: each peer relays the same signed note, and
         # verifying it once per peer is most of a busy mesh's CPU.
         self._seen_notes: dict[str, None] = {}
+        self._last_signed = 0.0
+        self._sign_timer: asyncio.TimerHandle | None = None
         self._check_own_key()
         for origin in self.tables.backfill():
             log.warning("built the Merkle tree of %s from its stored entries", origin)
@@ -190,7 +193,37 @@ class Transparency:
         if forks:
             self._evidence_learned(f"{forks} conflicting signed entr(y/ies) in one batch")
         if any(e.body.origin == self.node_id for e in result.accepted):
+            self._sign_soon()
+
+    def _sign_soon(self) -> None:
+        """Sign a checkpoint now, or, if one was signed less than
+        CHECKPOINT_INTERVAL_S ago, once that interval is over: a busy
+        member publishes a checkpoint every interval, not one per commit
+        (each is verified and stored by every node of the mesh)."""
+        now = time.monotonic()
+        wait = self._last_signed + CHECKPOINT_INTERVAL_S - now
+        if wait <= 0:
+            self._last_signed = now
             self.sign_own()
+            return
+        if self._sign_timer is not None:
+            return  # already due
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop (offline tools): sign at once
+            self._last_signed = now
+            self.sign_own()
+            return
+        self._sign_timer = loop.call_later(wait, self._signing_due)
+
+    def _signing_due(self) -> None:
+        self._sign_timer = None
+        self._last_signed = time.monotonic()
+        try:
+            if self.sign_own():
+                self._on_change()  # wake follow streams: they carry the new checkpoint
+        except NodeError as exc:  # a timer callback: nobody above to tell
+            log.error("could not sign a checkpoint of %s: %s", self.node_id, exc)
 
     def witness_targets(self) -> list[str]:
         """The witnesses this node asks to cosign its own checkpoints."""

@@ -302,20 +302,33 @@ async def pull_verified(client: NodeClient, trust: TrustView) -> tuple[str, list
     return node_id, entries
 
 
+CHECKPOINT_WAIT_S = 3.0
+
+
 async def pull_checkpointed(
     client: NodeClient, trust: TrustView
 ) -> tuple[str, list[SignedEntry], dict[str, tuple[int, bytes, str]]]:
     """Each origin's log up to its latest signed checkpoint (all of it for an
     origin that signs none), every entry verified against its origin's key,
     and the verified checkpoints: (size, root, note) by origin."""
-    status = await client.status()
-    checkpoints: dict[str, tuple[int, bytes, str]] = {}
-    for head in status.heads:
-        note = (await client.get_checkpoint(head.origin)).checkpoint
-        if note:
-            verified = verify_checkpoint(note, trust, {})
-            cp = verified.checkpoint
-            checkpoints[head.origin] = (cp.size, cp.root, note)
+    # Members sign checkpoints at most every half second: give the newest
+    # entries a moment to be covered, so the report is as fresh as the node.
+    deadline = time.monotonic() + CHECKPOINT_WAIT_S
+    while True:
+        status = await client.status()
+        checkpoints: dict[str, tuple[int, bytes, str]] = {}
+        for head in status.heads:
+            note = (await client.get_checkpoint(head.origin)).checkpoint
+            if note:
+                verified = verify_checkpoint(note, trust, {})
+                cp = verified.checkpoint
+                checkpoints[head.origin] = (cp.size, cp.root, note)
+        behind = any(
+            checkpoints[h.origin][0] < h.next_seq for h in status.heads if h.origin in checkpoints
+        )
+        if not behind or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     entries: list[SignedEntry] = []
     async for response in client.pull({}, follow=False, max_batch=2048):
         for e in convert.entries_from_pb(response.entries):

@@ -325,12 +325,14 @@ class LmdbStore:
         return result
 
     def _write(self, fn: Any) -> Any:
+        if self.write_error:
+            # Full at its cap: refuse every write until a restart with more
+            # room, so small writes (checkpoints) cannot half-hide the state.
+            raise StorageError(self.write_error)
         for attempt in range(8):
             try:
                 with self._env.begin(write=True) as txn:
-                    result = fn(txn)
-                self.write_error = ""
-                return result
+                    return fn(txn)
             except lmdb.MapFullError:
                 # The map is address space, not disk: grow it and retry the
                 # whole transaction (nothing of the failed one was kept).
