@@ -281,27 +281,9 @@ class SubmitterRates:
         return len(getattr(self, name)) / n if n else 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class MemberReporting:
-    member: str
-    kind: str
-    jurisdiction: str
-    rows: tuple[HashActions, ...]
-
-    def total(self, name: str) -> int:
-        return sum(int(getattr(r.report.counts, name)) for r in self.rows)
-
-    @property
-    def propagation(self) -> Distribution | None:
-        return Distribution.of(r.propagation_ms for r in self.rows)
-
-    @property
-    def time_to_action(self) -> Distribution | None:
-        return Distribution.of(t for r in self.rows if (t := r.time_to_action_ms) is not None)
-
-    @property
-    def sources(self) -> tuple[bytes, ...]:
-        return tuple(r.report.entry_id for r in self.rows)
+#: A member's action-report rows in a transparency report: the same shape
+#: and figures as in an incident report.
+MemberReporting = MemberActions
 
 
 @dataclass(frozen=True, slots=True)
