@@ -45,6 +45,7 @@ from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Obser
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
 from node.store.matchlog import MatchLog
+from node.store.writer import GroupWriter
 from node.transparency import Transparency
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,9 @@ class NodeApp:
         # Ed25519 verification releases the GIL: a small pool uses every core.
         self._verify_pool = ThreadPoolExecutor(verify_workers, thread_name_prefix="verify")
         # One writer thread: LMDB has one writer at a time, and fsync-ing
-        # commits must not stall the event loop.
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="lmdb-writer")
+        # commits must not stall the event loop. It commits what is queued
+        # together (group commit): one fsync for many batches.
+        self.writer = GroupWriter(store)
         self._verify_workers = verify_workers
         self._process_pool: ProcessPoolExecutor | None = None
         self._process_pool_broken = False
@@ -199,6 +201,7 @@ class NodeApp:
             policy=tlog_policy,
             checkpoint_key=checkpoint_key,
             on_change=self.changes.notify,
+            writer=self.writer,
         )
         self.accountability.settled = self._settled
         self.matcher = PdqMatcher(store)
@@ -216,7 +219,8 @@ class NodeApp:
         if self._process_pool is not None:
             self._process_pool.shutdown(wait=True, cancel_futures=True)
         self._verify_pool.shutdown(wait=True)
-        self._writer.shutdown(wait=True)
+        self.tlog.stop()
+        self.writer.shutdown()
 
     def on_commit(self, listener: Callable[[Sequence[SignedEntry]], None]) -> None:
         self._listeners.append(listener)
@@ -333,13 +337,11 @@ class NodeApp:
     async def _ingest(
         self, entries: Sequence[SignedEntry], *, atomic: bool, peer: str | None = None
     ) -> IngestResult:
-        """One LMDB write transaction, on the writer thread."""
-        loop = asyncio.get_running_loop()
-        result: IngestResult = await loop.run_in_executor(
-            self._writer,
+        """On the writer thread, committed with whatever else is queued there."""
+        result: IngestResult = await self.writer.run(
             functools.partial(
-                self.store.ingest, entries, atomic=atomic, peer=peer, now_ms=now_ms()
-            ),
+                self.store.ingest_in, entries=entries, atomic=atomic, peer=peer, now_ms=now_ms()
+            )
         )
         return result
 

@@ -11,6 +11,7 @@ their own tasks. Every rule it applies lives in ``node.core.tlog`` and
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -42,6 +43,7 @@ from node.errors import (
 from node.store.base import IngestResult
 from node.store.lmdb_store import LmdbStore
 from node.store.tree import CheckpointOutcome, StoredEvidence
+from node.store.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,12 @@ class Transparency:
         policy: TlogPolicy | None = None,
         checkpoint_key: Ed25519PrivateKey | None = None,
         on_change: Callable[[], None] = lambda: None,
+        writer: GroupWriter | None = None,
     ) -> None:
         self.node_id = node_id
+        #: The node's writer thread; None (offline tools, unit tests): write inline.
+        self.writer = writer
+        self._signing: asyncio.Task[None] | None = None
         self.store = store
         self.tables = store.tlog
         self.trust = trust
@@ -202,28 +208,51 @@ class Transparency:
         (each is verified and stored by every node of the mesh)."""
         now = time.monotonic()
         wait = self._last_signed + CHECKPOINT_INTERVAL_S - now
-        if wait <= 0:
-            self._last_signed = now
-            self.sign_own()
-            return
-        if self._sign_timer is not None:
-            return  # already due
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (offline tools): sign at once
             self._last_signed = now
             self.sign_own()
             return
-        self._sign_timer = loop.call_later(wait, self._signing_due)
+        if wait <= 0:
+            self._signing_due()
+        elif self._sign_timer is None:  # else already due
+            self._sign_timer = loop.call_later(wait, self._signing_due)
 
     def _signing_due(self) -> None:
         self._sign_timer = None
         self._last_signed = time.monotonic()
+        if self.writer is None:
+            try:
+                if self.sign_own():
+                    self._on_change()  # wake follow streams: they carry the new checkpoint
+            except NodeError as exc:  # a timer callback: nobody above to tell
+                log.error("could not sign a checkpoint of %s: %s", self.node_id, exc)
+            return
+        # On the writer thread, in a group commit with whatever else is being written.
+        self._signing = asyncio.get_running_loop().create_task(self._sign_on_writer())
+
+    async def _sign_on_writer(self) -> None:
+        key, writer = self._key, self.writer
+        if key is None or writer is None:
+            return
         try:
-            if self.sign_own():
-                self._on_change()  # wake follow streams: they carry the new checkpoint
-        except NodeError as exc:  # a timer callback: nobody above to tell
+            signed = await writer.run(
+                functools.partial(self.tables.sign_own_in, origin=self.node_id, key=key)
+            )
+        except NodeError as exc:  # a background task: nobody above to tell
             log.error("could not sign a checkpoint of %s: %s", self.node_id, exc)
+            return
+        if signed is not None:
+            log.info("signed checkpoint of %s at size %d", self.node_id, signed[0])
+            self.own_signal.notify()
+            self._on_change()  # wake follow streams: they carry the new checkpoint
+
+    def stop(self) -> None:
+        """Cancel the signing timer (the node is shutting down)."""
+        if self._sign_timer is not None:
+            self._sign_timer.cancel()
+            self._sign_timer = None
 
     def witness_targets(self) -> list[str]:
         """The witnesses this node asks to cosign its own checkpoints."""
@@ -347,16 +376,57 @@ class Transparency:
     def receive_checkpoints(self, peer: str, notes: Iterable[str]) -> None:
         """Check checkpoints a peer sent against the stored tree; never raises for
         a bad one (it is reported as an alert), so entry sync goes on."""
-        for text in notes:
-            if text in self._seen_notes:
-                continue  # the same signed note from another peer: checked already
+        fresh = self._unseen(notes)
+        if fresh:
+            job = functools.partial(self._check_notes, texts=fresh, now=now_ms())
+            self._checked(peer, self.store.write(job))
+
+    async def receive_checkpoints_async(self, peer: str, notes: Iterable[str]) -> None:
+        """:meth:`receive_checkpoints` with the checks and the write on the
+        writer thread: every new checkpoint of a batch in one transaction,
+        committed with the entries written beside it."""
+        fresh = self._unseen(notes)
+        if not fresh:
+            return
+        job = functools.partial(self._check_notes, texts=fresh, now=now_ms())
+        if self.writer is None:
+            self._checked(peer, self.store.write(job))
+        else:
+            self._checked(peer, await self.writer.run(job))
+
+    def _unseen(self, notes: Iterable[str]) -> list[str]:
+        # The same signed note from another peer has been checked already.
+        return [t for t in dict.fromkeys(notes) if t not in self._seen_notes]
+
+    def _check_notes(
+        self, txn: object, texts: Sequence[str], now: int
+    ) -> list[tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]]:
+        out: list[
+            tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]
+        ] = []
+        for text in texts:
             try:
                 vc = verify_checkpoint(text, self.trust, self.witness_keys)
-                outcome, proof = self.tables.accept_checkpoint(
-                    vc, self.trust, self.witness_keys, now_ms()
+                outcome, proof = self.tables.accept_checkpoint_in(
+                    txn, vc, self.trust, self.witness_keys, now
                 )
             except NodeError as exc:
-                self._checkpoint_alert("", peer, f"refused a checkpoint from {peer}: {exc}")
+                out.append((text, exc, CheckpointOutcome.MISMATCH, None))
+                continue
+            out.append((text, vc, outcome, proof))
+        return out
+
+    def _checked(
+        self,
+        peer: str,
+        results: Sequence[
+            tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]
+        ],
+    ) -> None:
+        changed = False
+        for text, vc, outcome, proof in results:
+            if isinstance(vc, NodeError):
+                self._checkpoint_alert("", peer, f"refused a checkpoint from {peer}: {vc}")
                 continue
             if outcome is CheckpointOutcome.FORK and proof is not None:
                 finding = ev.verify(proof, self.trust)
@@ -370,11 +440,13 @@ class Transparency:
                 )
             elif outcome in (CheckpointOutcome.STORED, CheckpointOutcome.MERGED):
                 self._note_settled(vc)
-                self._on_change()
+                changed = True
             if outcome is not CheckpointOutcome.MISMATCH:
                 self._seen_notes[text] = None
                 if len(self._seen_notes) > SEEN_NOTES_CAP:
                     self._seen_notes.pop(next(iter(self._seen_notes)))
+        if changed:
+            self._on_change()  # once per batch: wakes follow streams to relay them
 
     def observe_frontier(self, peer: str, frontier: Mapping[str, int]) -> None:
         self._frontiers[peer] = dict(frontier)
@@ -447,8 +519,10 @@ class Transparency:
 
     def _note_settled(self, vc: VerifiedCheckpoint) -> None:
         """Re-read the stored checkpoint of ``vc``'s size; raise the settled size if due."""
+        if not self.policy.witnesses:
+            return
         text = self.tables.checkpoint_at(vc.origin, vc.size)
-        if text is None or not self.policy.witnesses:
+        if text is None:
             return
         if self._count_cosigners(text) >= self.policy.threshold:
             self._settled[vc.origin] = max(self._settled.get(vc.origin, 0), vc.size)

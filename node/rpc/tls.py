@@ -16,6 +16,7 @@ the roster), never from request metadata. The table is in README.md
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -87,7 +88,15 @@ def caller_spki(context: Any) -> bytes | None:
     pems = context.auth_context().get("x509_pem_cert")
     if not pems:
         return None
-    return spki_sha256(pem_to_der(pems[0]))
+    return _spki_of_pem(pems[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _spki_of_pem(pem: bytes) -> bytes:
+    # Every call of a peer's long-lived channel presents the same
+    # certificate: parse it once, not on every RPC. Raises for a bad one
+    # (lru_cache keeps no exceptions).
+    return spki_sha256(pem_to_der(pem))
 
 
 class Authorizer:

@@ -28,7 +28,7 @@ import enum
 import hashlib
 import logging
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +111,9 @@ class LmdbStore:
         self.max_map_size = max_map_size
         #: Why writes are being refused (map full and not growable), or "".
         self.write_error = ""
+        #: Moves on after every write transaction; read caches compare it.
+        self._generation = 0
+        self._heads_cache: tuple[int, dict[str, Head]] | None = None
         if readonly:
             self._open_readonly(path)
             self.path = path
@@ -152,11 +155,20 @@ class LmdbStore:
             return self._head(txn, origin)
 
     def heads(self) -> dict[str, Head]:
+        """Every origin's head (a fresh dict). Read often (each sync batch,
+        each follow wake-up), so the last reading is kept until a write commits."""
+        generation = self._generation
+        cached = self._heads_cache
+        if cached is not None and cached[0] == generation:
+            return dict(cached[1])
         out: dict[str, Head] = {}
         with _lmdb_errors("reading heads"), self._env.begin() as txn:
             for key, value in txn.cursor(db=self._dbs[_Db.HEADS]):
                 out[bytes(key).decode()] = Head(_U64.unpack(value[:8])[0], bytes(value[8:]))
-        return out
+        # Read after noting the generation: a commit meanwhile moves the
+        # generation on, and this reading is never used again.
+        self._heads_cache = (generation, out)
+        return dict(out)
 
     def get(self, entry_id: bytes) -> StoredEntry | None:
         with _lmdb_errors("reading entry"), self._env.begin() as txn:
@@ -313,16 +325,70 @@ class LmdbStore:
         Equivocation evidence is committed in either case: it is signed by
         the origin and proves a fork whatever happens to the batch.
         """
-        try:
-            result: IngestResult = self._write(
-                lambda txn: self._ingest(txn, entries, peer, now_ms, atomic)
-            )
-        except _Abort as abort:
-            result = abort.result
-            if abort.evidence is not None:
-                ev = abort.evidence
-                self._write(lambda txn: self._put_evidence(txn, ev, now_ms))
+        result: IngestResult = self._write(
+            lambda txn: self.ingest_in(txn, entries, atomic=atomic, peer=peer, now_ms=now_ms)
+        )
         return result
+
+    def ingest_in(
+        self,
+        txn: Any,
+        entries: Sequence[SignedEntry],
+        *,
+        atomic: bool,
+        peer: str | None = None,
+        now_ms: int,
+    ) -> IngestResult:
+        """:meth:`ingest` inside the caller's write transaction (a group
+        commit): the entries go in a nested transaction, aborted on its own
+        if an atomic batch is refused, while the evidence stays."""
+        inner = self._env.begin(write=True, parent=txn)
+        try:
+            result = self._ingest(inner, entries, peer, now_ms, atomic)
+        except _Abort as abort:
+            inner.abort()
+            if abort.evidence is not None:
+                self._put_evidence(txn, abort.evidence, now_ms)
+            return abort.result
+        except BaseException:
+            inner.abort()
+            raise
+        inner.commit()
+        return result
+
+    def write_group(self, jobs: Sequence[Callable[[Any], Any]]) -> list[tuple[bool, Any]]:
+        """Run each job in a nested transaction of one write transaction and
+        commit once; per job ``(True, result)`` or ``(False, exception)``.
+
+        A job that raises has its nested transaction aborted and nothing of
+        it is kept; the others commit. Jobs must be functions of the
+        transaction alone: a full map aborts the group, grows the map and
+        runs every job again.
+        """
+
+        def fn(txn: Any) -> list[tuple[bool, Any]]:
+            out: list[tuple[bool, Any]] = []
+            for job in jobs:
+                inner = self._env.begin(write=True, parent=txn)
+                try:
+                    value = job(inner)
+                except lmdb.MapFullError:
+                    inner.abort()
+                    raise  # the whole group: grow and retry
+                except Exception as exc:  # noqa: BLE001 - handed to its caller
+                    inner.abort()
+                    out.append((False, exc))
+                    continue
+                inner.commit()
+                out.append((True, value))
+            return out
+
+        result: list[tuple[bool, Any]] = self._write(fn)
+        return result
+
+    def write(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(txn)`` in a write transaction of its own and commit."""
+        return self._write(fn)
 
     def _write(self, fn: Any) -> Any:
         if self.write_error:
@@ -331,8 +397,11 @@ class LmdbStore:
             raise StorageError(self.write_error)
         for attempt in range(8):
             try:
-                with self._env.begin(write=True) as txn:
-                    return fn(txn)
+                try:
+                    with self._env.begin(write=True) as txn:
+                        return fn(txn)
+                finally:
+                    self._generation += 1  # committed or not: cached readings are stale
             except lmdb.MapFullError:
                 # The map is address space, not disk: grow it and retry the
                 # whole transaction (nothing of the failed one was kept).

@@ -359,21 +359,21 @@ class TlogTables:
 
     def sign_own(self, origin: str, key: Ed25519PrivateKey) -> tuple[int, str] | None:
         """Sign and store a checkpoint of ``origin``'s log at its stored size, if new."""
-
-        def fn(txn: Any) -> tuple[int, str] | None:
-            size = self._size(txn, origin)
-            if size == 0:
-                return None
-            latest = self._latest(txn, origin, None)
-            if latest is not None and latest[0] >= size:
-                return None
-            root = merkle.root_from_store(size, _TxnReader(txn, self._db["tree"], origin))
-            note = sign_checkpoint(origin, size, root, key)
-            txn.put(checkpoint_key(origin, size), note.encode(), db=self._db["checkpoints"])
-            return size, note
-
-        result: tuple[int, str] | None = self._write(fn)
+        result: tuple[int, str] | None = self._write(lambda txn: self.sign_own_in(txn, origin, key))
         return result
+
+    def sign_own_in(self, txn: Any, origin: str, key: Ed25519PrivateKey) -> tuple[int, str] | None:
+        """:meth:`sign_own` inside the caller's write transaction."""
+        size = self._size(txn, origin)
+        if size == 0:
+            return None
+        latest = self._latest(txn, origin, None)
+        if latest is not None and latest[0] >= size:
+            return None
+        root = merkle.root_from_store(size, _TxnReader(txn, self._db["tree"], origin))
+        note = sign_checkpoint(origin, size, root, key)
+        txn.put(checkpoint_key(origin, size), note.encode(), db=self._db["checkpoints"])
+        return size, note
 
     def accept_checkpoint(
         self,
@@ -390,42 +390,51 @@ class TlogTables:
         that pair plus our consistency proof is evidence. Beyond our tree:
         not stored (AHEAD).
         """
+        result: tuple[CheckpointOutcome, ev.ForkProof | None] = self._write(
+            lambda txn: self.accept_checkpoint_in(txn, vc, trust, witnesses, now_ms)
+        )
+        return result
 
-        def fn(txn: Any) -> tuple[CheckpointOutcome, ev.ForkProof | None]:
-            origin, size = vc.origin, vc.size
-            key = checkpoint_key(origin, size)
-            db = self._db["checkpoints"]
-            raw = txn.get(key, db=db)
-            if raw is not None:
-                stored = verify_checkpoint(bytes(raw).decode(), trust, witnesses)
-                if stored.root == vc.root:
-                    merged = merge(stored, vc)
-                    if merged.text == stored.text:
-                        return CheckpointOutcome.UNCHANGED, None
-                    txn.put(key, merged.text.encode(), db=db)
-                    return CheckpointOutcome.MERGED, None
-                proof = ev.checkpoint_fork(stored, vc, vc.root)
-                self._put_evidence(txn, proof, size, now_ms)
-                return CheckpointOutcome.FORK, proof
-            have = self._size(txn, origin)
-            if size > have:
-                return CheckpointOutcome.AHEAD, None
-            reader = _TxnReader(txn, self._db["tree"], origin)
-            ours = merkle.root_from_store(size, reader)
-            if ours == vc.root:
-                txn.put(key, vc.text.encode(), db=db)
-                return CheckpointOutcome.STORED, None
-            later = self._first_at_least(txn, origin, size)
-            if later is None:
-                return CheckpointOutcome.MISMATCH, None
-            other = verify_checkpoint(later, trust, witnesses)
-            cproof = tuple(merkle.consistency_proof(size, other.size, reader))
-            proof = ev.checkpoint_fork(vc, other, ours, cproof)
+    def accept_checkpoint_in(
+        self,
+        txn: Any,
+        vc: VerifiedCheckpoint,
+        trust: TrustView,
+        witnesses: dict[str, bytes],
+        now_ms: int,
+    ) -> tuple[CheckpointOutcome, ev.ForkProof | None]:
+        """:meth:`accept_checkpoint` inside the caller's write transaction."""
+        origin, size = vc.origin, vc.size
+        key = checkpoint_key(origin, size)
+        db = self._db["checkpoints"]
+        raw = txn.get(key, db=db)
+        if raw is not None:
+            stored = verify_checkpoint(bytes(raw).decode(), trust, witnesses)
+            if stored.root == vc.root:
+                merged = merge(stored, vc)
+                if merged.text == stored.text:
+                    return CheckpointOutcome.UNCHANGED, None
+                txn.put(key, merged.text.encode(), db=db)
+                return CheckpointOutcome.MERGED, None
+            proof = ev.checkpoint_fork(stored, vc, vc.root)
             self._put_evidence(txn, proof, size, now_ms)
             return CheckpointOutcome.FORK, proof
-
-        result: tuple[CheckpointOutcome, ev.ForkProof | None] = self._write(fn)
-        return result
+        have = self._size(txn, origin)
+        if size > have:
+            return CheckpointOutcome.AHEAD, None
+        reader = _TxnReader(txn, self._db["tree"], origin)
+        ours = merkle.root_from_store(size, reader)
+        if ours == vc.root:
+            txn.put(key, vc.text.encode(), db=db)
+            return CheckpointOutcome.STORED, None
+        later = self._first_at_least(txn, origin, size)
+        if later is None:
+            return CheckpointOutcome.MISMATCH, None
+        other = verify_checkpoint(later, trust, witnesses)
+        cproof = tuple(merkle.consistency_proof(size, other.size, reader))
+        proof = ev.checkpoint_fork(vc, other, ours, cproof)
+        self._put_evidence(txn, proof, size, now_ms)
+        return CheckpointOutcome.FORK, proof
 
     def _first_at_least(self, txn: Any, origin: str, size: int) -> str | None:
         prefix = origin.encode() + b"\x00"

@@ -251,8 +251,12 @@ class SyncEngine:
                         committing = asyncio.ensure_future(
                             self._commit(peer, state, entries, done.checkpoints)
                         )
+                    elif done.checkpoints:
+                        committing = asyncio.ensure_future(
+                            self._checkpoints(peer, state, done.checkpoints)
+                        )
                     else:
-                        self._checkpoints(peer, state, done.checkpoints)
+                        self._frontier(peer, state)
                     state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
 
                 while not isinstance(response := await inbox.get(), _End):
@@ -284,12 +288,15 @@ class SyncEngine:
                 # the state we report matches what was committed.
                 await asyncio.shield(committing)
 
-    def _checkpoints(self, peer: Peer, state: PeerState, checkpoints: Sequence[str]) -> None:
+    def _frontier(self, peer: Peer, state: PeerState) -> None:
+        self.app.tlog.observe_frontier(peer.id, state.frontier)
+
+    async def _checkpoints(self, peer: Peer, state: PeerState, checkpoints: Sequence[str]) -> None:
         """Check a batch against the peer's signed roots (never fatal to the
         stream: a bad checkpoint becomes an alert), and watch for a peer that
         stays behind what witnesses cosigned."""
         if checkpoints:
-            self.app.tlog.receive_checkpoints(peer.id, checkpoints)
+            await self.app.tlog.receive_checkpoints_async(peer.id, checkpoints)
         self.app.tlog.observe_frontier(peer.id, state.frontier)
 
     async def _accept(self, peer: Peer, state: PeerState, response: pb.PullResponse) -> None:
@@ -297,7 +304,7 @@ class SyncEngine:
         if entries:
             await self._commit(peer, state, entries, response.checkpoints)
         else:
-            self._checkpoints(peer, state, response.checkpoints)
+            await self._checkpoints(peer, state, response.checkpoints)
 
     async def _prepare(self, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> list[SignedEntry]:
         """Drop stored duplicates, decode and verify; raise on a bad entry."""
@@ -333,7 +340,7 @@ class SyncEngine:
         checkpoints: Sequence[str] = (),
     ) -> None:
         result = await self.app.ingest_from_peer_async(peer.id, entries)
-        self._checkpoints(peer, state, checkpoints)
+        await self._checkpoints(peer, state, checkpoints)
         _catch_up_progress(peer, state, self.app, len(result.accepted))
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
