@@ -182,6 +182,9 @@ class NodeApp:
             node_id, store, trust, policy_path=policy_path, matchlog=matchlog
         )
         self.changes = Changes()
+        #: Per peer (member id), the heads it last said it holds (the frontier
+        #: of its stream to us); our stream to it skips those entries.
+        self.peer_heads: dict[str, dict[str, int]] = {}
         self.urgent = UrgentTracker()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = [self.urgent.add]
         self.observer: Observer = NullObserver()

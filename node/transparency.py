@@ -119,6 +119,10 @@ class Transparency:
         # Notes already checked: each peer relays the same signed note, and
         # verifying it once per peer is most of a busy mesh's CPU.
         self._seen_notes: dict[str, None] = {}
+        # Per origin the latest stored checkpoint (size, note), or (0, "")
+        # for none: every follow-stream wake-up asks, for every origin. Kept
+        # on the event loop, from what committed; filled from LMDB on a miss.
+        self._latest: dict[str, tuple[int, str]] = {}
         self._last_signed = 0.0
         self._sign_timer: asyncio.TimerHandle | None = None
         self._check_own_key()
@@ -132,6 +136,7 @@ class Transparency:
         and this node's own checkpoint key (a node the roster lists only now
         starts signing; one whose key the roster no longer lists stops)."""
         self._seen_notes.clear()  # which cosignatures count may have changed
+        self._latest.clear()
         self.policy = policy
         self.witness_keys = policy.witness_keys(self.trust)
         self._key = self._configured_key
@@ -187,6 +192,7 @@ class Transparency:
         signed = self.tables.sign_own(self.node_id, self._key)
         if signed is None:
             return False
+        self._remember(self.node_id, *signed)
         log.info("signed checkpoint of %s at size %d", self.node_id, signed[0])
         self.own_signal.notify()
         return True
@@ -244,6 +250,7 @@ class Transparency:
             log.error("could not sign a checkpoint of %s: %s", self.node_id, exc)
             return
         if signed is not None:
+            self._remember(self.node_id, *signed)
             log.info("signed checkpoint of %s at size %d", self.node_id, signed[0])
             self.own_signal.notify()
             self._on_change()  # wake follow streams: they carry the new checkpoint
@@ -278,6 +285,7 @@ class Transparency:
         merged = self.tables.add_cosignatures(vc, self.trust, self.witness_keys)
         if merged is None:
             raise NotFoundError(f"no checkpoint of {vc.origin} size {vc.size} is stored here")
+        self._remember(merged.origin, merged.size, merged.text)
         self._note_settled(merged)
         self._on_change()
         return len(merged.cosigners)
@@ -307,13 +315,29 @@ class Transparency:
     def checkpoints_for_pull(self, cursors: Mapping[str, int], sent: dict[str, str]) -> list[str]:
         """Checkpoints a Pull stream should carry now: per origin the latest held at
         or below the caller's cursor, if it differs from what the stream sent."""
-        latest = self.tables.latest_checkpoints({o: n for o, n in cursors.items() if n > 0})
         out: list[str] = []
-        for origin, (_size, text) in sorted(latest.items()):
-            if sent.get(origin) != text:
+        for origin, n in sorted(cursors.items()):
+            if n <= 0:
+                continue
+            latest = self._latest.get(origin)
+            if latest is None:
+                latest = self.tables.latest_checkpoint(origin) or (0, "")
+                self._remember(origin, *latest)
+            if latest[0] > n:  # the caller is behind it: the latest it can check
+                latest = self.tables.latest_checkpoint(origin, n) or (0, "")
+            text = latest[1]
+            if text and sent.get(origin) != text:
                 sent[origin] = text
                 out.append(text)
         return out
+
+    def _forget(self, origin: str) -> None:
+        self._latest.pop(origin, None)
+
+    def _remember(self, origin: str, size: int, text: str) -> None:
+        """Note a committed checkpoint (a larger size, or more cosignatures)."""
+        if size >= self._latest.get(origin, (0, ""))[0]:
+            self._latest[origin] = (size, text)
 
     def settled_sizes(self) -> dict[str, int]:
         return dict(self._settled)
@@ -439,6 +463,7 @@ class Transparency:
                     f"{vc.origin} entries stored here",
                 )
             elif outcome in (CheckpointOutcome.STORED, CheckpointOutcome.MERGED):
+                self._forget(vc.origin)  # a merge stored more than this note: re-read
                 self._note_settled(vc)
                 changed = True
             if outcome is not CheckpointOutcome.MISMATCH:

@@ -22,6 +22,7 @@ UnavailableError       UNAVAILABLE
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -77,6 +78,15 @@ MAX_PULL_BATCH = 2048
 #: one maximal (300 KiB) video-feature entry over the budget.
 MAX_PULL_BYTES = 2 * 1024 * 1024
 FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
+#: A follow stream sends at most one response per this interval: after a
+#: send, what commits meanwhile waits for the rest of it and goes in one
+#: response. An idle stream sends at once; a busy one batches, so a mesh's
+#: message count stops growing with its entry rate (each message costs every
+#: hop far more than an entry in it).
+FOLLOW_PACE_S = 0.05
+#: A response carrying only a moved frontier (no entries, no checkpoints) is
+#: sent at most this often: the follower already holds everything new.
+FRONTIER_ONLY_EVERY_S = 1.0
 WITNESS_SIZE_TRAILER = "ccnode-witness-size"  # AddCheckpoint FAILED_PRECONDITION
 
 T = TypeVar("T")
@@ -343,8 +353,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.PullRequest, context: Context
     ) -> AsyncIterator[pb.PullResponse]:
         try:
-            self.auth.check(context, Action.READ, "Pull")
-            async for response in self._pull(request):
+            caller = self.auth.check(context, Action.READ, "Pull")
+            async for response in self._pull(request, caller.member_id):
                 # A follow stream outlives roster changes: re-check each batch,
                 # and tell the puller our roster version (it fetches a newer one).
                 self.auth.check(context, Action.READ, "Pull")
@@ -353,7 +363,12 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))
 
-    async def _pull(self, request: pb.PullRequest) -> AsyncIterator[pb.PullResponse]:
+    async def _pull(
+        self, request: pb.PullRequest, caller: str = ""
+    ) -> AsyncIterator[pb.PullResponse]:
+        """``caller``: the member at the other end (from its pinned TLS
+        certificate; "" in plaintext development). What that member's own
+        stream to us says it holds is not sent to it again."""
         limit = request.max_batch or DEFAULT_PULL_BATCH
         if limit > MAX_PULL_BATCH:
             raise ValidationError(f"max_batch {limit}: expected at most {MAX_PULL_BATCH}")
@@ -362,9 +377,12 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         changes = self.app.changes
         sent_checkpoints: dict[str, str] = {}
         sent_sizes: dict[str, int] | None = None
+        loop = asyncio.get_running_loop()
+        last_sent = 0.0
         while True:
             seen = changes.version
             heads = store.heads()
+            held = self.app.peer_heads.get(caller) if caller else None
             batch: list[bytes] = []
             batch_bytes = 0
             # Origins with a pending urgent entry first (incident traffic jumps
@@ -376,6 +394,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             )
             for origin, head in order:
                 have = cursors.get(origin, 0)
+                if held is not None and held.get(origin, 0) > have:
+                    # The follower got these from another neighbour already.
+                    have = cursors[origin] = min(held[origin], head.next_seq)
                 if have >= head.next_seq:
                     continue
                 room = limit - len(batch)
@@ -394,17 +415,28 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             # A follow stream also reports its frontier as soon as it opens and
             # whenever it moves, so the caller can tell withholding from lag.
             moved = request.follow and sizes != sent_sizes
+            now = loop.time()
+            if moved and not (batch or checkpoints) and sent_sizes is not None:
+                moved = now - last_sent >= FRONTIER_ONLY_EVERY_S
             if batch or checkpoints or moved:
                 sent_sizes = sizes
+                last_sent = now
                 yield pb.PullResponse(
                     entries=[convert.raw_to_pb(r) for r in batch],
                     frontier=frontier,
                     checkpoints=checkpoints,
                 )
+                if request.follow and not changes.closed:
+                    # Let what commits in the next moments go in one response.
+                    await asyncio.sleep(max(0.0, last_sent + FOLLOW_PACE_S - loop.time()))
                 continue
             if not request.follow or changes.closed:
                 return
             roster_before = self._roster_version()
+            if sizes != sent_sizes:  # a frontier held back: send it when due
+                wait = max(0.0, last_sent + FRONTIER_ONLY_EVERY_S - now)
+                await changes.wait_past(seen, min(wait, FOLLOW_IDLE_S))
+                continue
             await changes.wait_past(seen, FOLLOW_IDLE_S)
             if changes.version == seen or self._roster_version() != roster_before:
                 yield pb.PullResponse(frontier=frontier)  # idle, or a new roster to announce

@@ -155,6 +155,7 @@ class SyncEngine:
                     if self.on_response is not None:
                         await self.on_response(peer.id, client, response)
                     state.frontier = dict(response.frontier.sizes)
+                    self.app.peer_heads[peer.id] = state.frontier
                     await self._accept(peer, state, response)
         except PeerError as exc:
             state.last_error = f"anti-entropy: {exc}"
@@ -264,6 +265,8 @@ class SyncEngine:
                         await self.on_response(peer.id, client, response)
                     state.state = "streaming"
                     state.frontier = dict(response.frontier.sizes)
+                    # What the peer holds: our stream to it need not send it.
+                    self.app.peer_heads[peer.id] = state.frontier
                     preparing.append(
                         (asyncio.ensure_future(self._prepare(state, response.entries)), response)
                     )
@@ -277,6 +280,9 @@ class SyncEngine:
                 if response.error is not None:
                     raise response.error
         finally:
+            # It may restart with less (a restored backup): until it says
+            # again what it holds, send it everything its cursors ask for.
+            self.app.peer_heads.pop(peer.id, None)
             for task, _ in preparing:
                 task.cancel()
             await asyncio.gather(*(t for t, _ in preparing), return_exceptions=True)

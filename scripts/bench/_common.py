@@ -41,6 +41,44 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (and its reaped children) has used."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the command: state is field 3; utime, stime, cutime, cstime are 14-17.
+    ticks = sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """:func:`cpu_seconds` of a process plus its live children (verify workers)."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def verify_cost_us(n: int = 2000) -> float:
+    """One Ed25519 verification with `cryptography` on this machine, in µs."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    msg = b"x" * 200
+    sig = key.sign(msg)
+    pub = key.public_key()
+    t0 = time.process_time()
+    for _ in range(n):
+        pub.verify(sig, msg)
+    return (time.process_time() - t0) / n * 1e6
+
+
 class Watcher:
     """Follow streams to every node; records when each entry id is served.
 

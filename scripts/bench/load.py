@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Publisher, rss_kib, summary
+from _common import Publisher, rss_kib, summary, tree_cpu_seconds, verify_cost_us
 
 from node.core.trust import MemberKind
 from node.mesh import Mesh
@@ -86,6 +86,8 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
             batch, queues[i] = queues[i][:1000], queues[i][1000:]
             await clients[i].submit(batch)
 
+    pids = [n.process.pid for n in mesh.nodes if n.process]
+    cpu0 = cpu_last = sum(tree_cpu_seconds(p) for p in pids)
     tasks = [asyncio.ensure_future(publisher(i)) for i in range(len(pubs))]
     t0 = time.monotonic()
     next_report = t0 + 10
@@ -107,11 +109,14 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
             next_report += 10
             rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
             backlog = sum(len(q) for q in queues)
+            cpu_now = sum(tree_cpu_seconds(p) for p in pids)
             print(
                 f"t={time.monotonic() - t0:5.0f}s offered {sent:7}  not yet submitted "
-                f"{backlog:6}  node RSS MiB min {min(rss)} max {max(rss)}",
+                f"{backlog:6}  node RSS MiB min {min(rss)} max {max(rss)}  node CPU "
+                f"{(cpu_now - cpu_last) / 10:.2f} cores",
                 flush=True,
             )
+            cpu_last = cpu_now
         await asyncio.sleep(max(0.0, tick - (time.monotonic() - t0) % tick))
     stopping = True
     for w in wake:
@@ -133,6 +138,7 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
             break
         await asyncio.sleep(0.2)
     drained = time.monotonic() - t0 - elapsed
+    cpu = sum(tree_cpu_seconds(p) for p in pids) - cpu0
     for c in clients:
         await c.close()
     everywhere, local = await latencies(mesh, sample)
@@ -144,6 +150,16 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
     print(f"baseline ms, signed -> committed at the submitting node:    {summary(local)}")
     rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
     print(f"final node RSS MiB: min {min(rss)} max {max(rss)}")
+    # Cost, independent of what else the machine runs: CPU the nodes used
+    # until every node held every entry, per entry. Baseline: the signature
+    # checks alone (every node verifies every entry once).
+    per_entry = cpu / max(1, sent) * 1000
+    floor = verify_cost_us() * len(pids) / 1000
+    print(
+        f"node CPU {cpu:.1f} s for {sent} entries: {per_entry:.2f} ms per entry across the mesh"
+        f" ({per_entry / len(pids):.3f} ms per node); baseline, {len(pids)} signature checks"
+        f" per entry: {floor:.2f} ms ({per_entry / floor:.1f}x)"
+    )
     return 0 if not behind else 1
 
 
