@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import evidence as ev
-from node.core.checkpoint import SignedNote
 from node.core.entry import check_member_id
 from node.core.tlog import (
     TlogPolicy,
@@ -240,7 +239,9 @@ class Transparency:
 
         Returns how many cosignatures the stored checkpoint now has.
         """
-        vc = verify_checkpoint(checkpoint.text + lines, self.trust, self.witness_keys)
+        vc = verify_checkpoint(
+            checkpoint.text + lines, self.trust, self.witness_keys, strict=True
+        )
         if len(vc.cosigners) <= len(checkpoint.cosigners):
             raise ProvenanceError(
                 f"witness answer for {vc.origin} size {vc.size} holds no valid cosignature "
@@ -442,8 +443,12 @@ class Transparency:
         self._checkpoint_alerts.append(Alert("checkpoint", origin, peer, detail))
 
     def _count_cosigners(self, text: str) -> int:
-        note = SignedNote.parse(text)
-        return len({s.key_name for s in note.signatures[1:] if s.key_name in self.witness_keys})
+        """Cosignatures that verify (cosignature/v1) by the roster's witnesses."""
+        try:
+            vc = verify_checkpoint(text, self.trust, self.witness_keys)
+        except NodeError:
+            return 0
+        return len(set(vc.cosigners) & self.policy.witnesses)
 
     def _note_settled(self, vc: VerifiedCheckpoint) -> None:
         """Re-read the stored checkpoint of ``vc``'s size; raise the settled size if due."""

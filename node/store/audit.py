@@ -258,9 +258,13 @@ def _checkpoints(
         report.cosignatures += len(vc.cosigners)
         lines = len(SignedNote.parse(text).signatures)
         if lines != 1 + len(vc.cosigners):
-            report.fault(
-                where, f"{lines - 1 - len(vc.cosigners)} stored cosignature(s) do not verify"
-            )
+            bad = lines - 1 - len(vc.cosigners)
+            try:
+                verify_checkpoint(text, trust, witnesses, strict=True)
+                why = "are not by a witness of the roster"
+            except NodeError as exc:
+                why = f"do not verify: {exc}"
+            report.fault(where, f"{bad} stored cosignature(s) {why}")
         if (vc.origin, vc.size) != (origin, size):
             report.fault(where, f"stored under the wrong key: note says {vc.origin} {vc.size}")
             continue

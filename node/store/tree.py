@@ -502,7 +502,7 @@ class TlogTables:
                 _U64.pack(vc.size) + vc.origin_only().encode(),
                 db=self._db["witnessed"],
             )
-            return cosign(vc, witness_id, key), None
+            return cosign(vc, witness_id, key, now_ms // 1000), None
 
         line, error = self._write(fn)
         if error is not None:
