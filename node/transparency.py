@@ -40,6 +40,7 @@ from node.errors import (
 )
 from node.store.base import IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.store.resolve import State
 from node.store.tree import CheckpointOutcome, StoredEvidence
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,34 @@ class Transparency:
         self._recount_settled()
         self.sign_own()
         self._on_change()
+
+    def resolved(self) -> None:
+        """After a roster's fork resolution changed the stored logs."""
+        self._seen_notes.clear()
+        self._recount_settled()
+
+    def resolutions(self) -> list[Alert]:
+        """Resolved forks (status shows them; evidence stays held)."""
+        out: list[Alert] = []
+        for origin, r in sorted(self.store.resolutions.records().items()):
+            held = self.tables.size(origin)
+            prefix = f"roster version {r.version} resolves the fork of {origin}"
+            if r.state is State.REFUSED:
+                out.append(Alert("resolution-refused", origin, "", f"{prefix}: {r.message}"))
+                continue
+            voided = f"{r.voided} entr(y/ies) from seq {r.keep} voided here" if r.voided else ""
+            canonical = f"canonical size {r.size} root {r.root.hex()[:16]}"
+            if r.state is State.PENDING and held < r.size:
+                detail = f"{prefix} ({canonical}): waiting for its entries, {held} held"
+                out.append(
+                    Alert("resolving-fork", origin, "", "; ".join(filter(None, (detail, voided))))
+                )
+            else:
+                detail = f"{prefix} ({canonical}): held"
+                out.append(
+                    Alert("resolved-fork", origin, "", "; ".join(filter(None, (detail, voided))))
+                )
+        return out
 
     def _recount_settled(self) -> None:
         self._settled = {}
@@ -239,9 +268,7 @@ class Transparency:
 
         Returns how many cosignatures the stored checkpoint now has.
         """
-        vc = verify_checkpoint(
-            checkpoint.text + lines, self.trust, self.witness_keys, strict=True
-        )
+        vc = verify_checkpoint(checkpoint.text + lines, self.trust, self.witness_keys, strict=True)
         if len(vc.cosigners) <= len(checkpoint.cosigners):
             raise ProvenanceError(
                 f"witness answer for {vc.origin} size {vc.size} holds no valid cosignature "
@@ -430,7 +457,7 @@ class Transparency:
             )
             for origin, point in sorted(self.tables.fork_points().items())
         ]
-        return out + self.withholding() + list(self._checkpoint_alerts)
+        return out + self.resolutions() + self.withholding() + list(self._checkpoint_alerts)
 
     # -- internals ------------------------------------------------------------------
 

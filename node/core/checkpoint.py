@@ -327,9 +327,7 @@ def cosignature_key_id(key_name: str, public_key: PublicKeyLike) -> bytes:
     """cosignature/v1 key ID: first 4 bytes of SHA-256(name || "\\n" || 0x04 || key)."""
     _check_key_name(key_name)
     raw = _public_bytes(public_key)
-    return hashlib.sha256(
-        key_name.encode("utf-8") + b"\n" + COSIGNATURE_V1_TYPE + raw
-    ).digest()[:4]
+    return hashlib.sha256(key_name.encode("utf-8") + b"\n" + COSIGNATURE_V1_TYPE + raw).digest()[:4]
 
 
 def _check_time(timestamp: int) -> None:
