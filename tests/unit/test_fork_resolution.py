@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from node.cli import main
 from node.core import evidence as ev
 from node.core import merkle
 from node.core.resolution import divergence_bound, plan
-from node.core.roster import ForkResolution, Roster, SignedRoster
+from node.core.roster import ForkResolution, Roster, SignedRoster, dumps_file, loads_file
+from node.core.tlog import StaleSizeError, sign_checkpoint, verify_checkpoint
 from node.core.trust import MembersFile
 from node.errors import ConflictError, EquivocationError, ValidationError
 from node.store.audit import audit
 from node.store.lmdb_store import LmdbStore
 from node.store.resolve import State
-from tests.helpers import Origin, genesis, member
+from tests.helpers import Origin, genesis, member, signer_for
 
 ROGUE, X = "rogue.example", "x.example"
 MEMBERS = MembersFile.of([member(ROGUE), member(X)])
@@ -231,6 +233,39 @@ def test_losing_branch_is_voided_in_one_transaction(tmp_path: Path) -> None:
     a.seq, a.prev = 4, ea.entry_id  # type: ignore[attr-defined]
     assert not store.ingest([a.next()], atomic=True, now_ms=14).errors
     assert store.tlog.root(ROGUE, 4) == tree.root(4)
+    # The witness state restarted at (4, canonical root): the canonical branch is
+    # cosigned from there, the losing one is not.
+    witness = signer_for(X).private_key
+    key = signer_for(ROGUE).private_key
+    five = verify_checkpoint(sign_checkpoint(ROGUE, 5, store.tlog.root(ROGUE, 5), key), MEMBERS, {})
+    losing = verify_checkpoint(sign_checkpoint(ROGUE, 5, b_tree.root(5), key), MEMBERS, {})
+    with pytest.raises(StaleSizeError, match="this witness cosigned size 4"):
+        store.tlog.witness_add(
+            five, old_size=5, proof=[], witness_id=X, key=witness, trust=MEMBERS, now_ms=20
+        )
+    with pytest.raises(ValidationError):
+        store.tlog.witness_add(
+            losing,
+            old_size=4,
+            proof=[b_tree.get(2, 0)],
+            witness_id=X,
+            key=witness,
+            trust=MEMBERS,
+            now_ms=20,
+        )
+    line = store.tlog.witness_add(
+        five,
+        old_size=4,
+        proof=store.tlog.consistency_proof(ROGUE, 4, 5),
+        witness_id=X,
+        key=witness,
+        trust=MEMBERS,
+        now_ms=20_000,
+    )
+    assert verify_checkpoint(
+        five.text + line, MEMBERS, {X: MEMBERS.member(X).checkpoint_public_key}, strict=True
+    ).cosigners == (X,)
+    assert store.tlog.witnessed(ROGUE).size == 5
     # Late copies of the losing branch are still evidence, but refuse nothing more.
     store.ingest([eb4], atomic=False, peer="late.example", now_ms=15)
     assert store.tlog.fork_points() == {}
@@ -287,3 +322,49 @@ def test_signed_roster_with_resolutions_round_trips() -> None:
     assert SignedRoster.from_bytes(signed.to_bytes()).roster.resolutions == (
         ForkResolution(ROGUE, 4, ROOT),
     )
+
+
+# -- drafting with the CLI -------------------------------------------------------
+
+
+def test_resolve_fork_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "roster.json"
+    path.write_text(dumps_file(genesis(MEMBERS)))
+    root = bytes(range(32))
+    assert (
+        main(
+            [
+                "roster",
+                "resolve-fork",
+                str(path),
+                "--id",
+                ROGUE,
+                "--size",
+                "4",
+                "--root",
+                root.hex(),
+            ]
+        )
+        == 0
+    )
+    assert "rogue.example's canonical log: size 4 root " + root.hex() in capsys.readouterr().out
+    draft = loads_file(path.read_text())
+    assert (draft.version, draft.roster.resolutions) == (2, (ForkResolution(ROGUE, 4, root),))
+    assert main(["roster", "show", str(path)]) == 0
+    assert f"fork resolution: {ROGUE}'s canonical log is size 4" in capsys.readouterr().out
+    cases = [
+        (["--id", "stranger.example", "--size", "4", "--root", root.hex()], "stranger.example"),
+        (["--id", ROGUE, "--size", "4", "--root", "AAAA"], "--root has 3 bytes: expected 32"),
+        (["--id", ROGUE, "--size", "4", "--root", "zz"], "expected 64 hex digits or base64"),
+        (
+            ["--id", ROGUE, "--size", "0", "--root", root.hex()],
+            "resolution of rogue.example: size 0: expected 1 <= size < 2^64-1",
+        ),
+        (["--id", ROGUE, "--size", "4"], "resolve-fork needs --size and --root (or --drop)"),
+        (["--id", X, "--drop"], "the draft resolves no fork of x.example"),
+    ]
+    for extra, message in cases:
+        assert main(["roster", "resolve-fork", str(path), *extra]) != 0, message
+        assert message in capsys.readouterr().err
+    assert main(["roster", "resolve-fork", str(path), "--id", ROGUE, "--drop"]) == 0
+    assert loads_file(path.read_text()).roster.resolutions == ()
