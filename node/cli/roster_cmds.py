@@ -2,7 +2,7 @@
 
 A roster file (JSON: the exact body bytes in base64 and the signatures) is
 edited by the drafting commands (init, add-member, set-role, rotate-key,
-revoke-key, remove-member). Editing a roster that its own governance
+revoke-key, remove-member, resolve-fork). Editing a roster that its own governance
 threshold has signed starts the next version (chained to it, signatures
 cleared); editing an unfinished draft keeps its version and drops its
 signatures, because they no longer cover the body.
