@@ -29,6 +29,7 @@ from node.core.trust import TrustView
 from node.errors import NodeError, PeerError, ValidationError
 from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
+from node.resolutions import ForkResolutions
 from node.rosters import RosterKeeper
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
@@ -110,6 +111,8 @@ class Node:
             self.store.close()
             self.matchlog.close()
             raise
+        self.resolutions = ForkResolutions(self.app)
+        self.resolutions.apply()  # what a roster adopted while stopped resolved
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
         self.sync = SyncEngine(
             self.app,
@@ -210,6 +213,7 @@ class Node:
     def _roster_adopted(self, signed: SignedRoster) -> None:
         # Wake follow streams so they announce the new roster, and follow its
         # witness set (who cosigns, how many settle) and checkpoint keys.
+        self.resolutions.apply()  # its fork resolutions, if any
         self.app.tlog.reconfigure(self._tlog_policy())
         self.witness.refresh()
         self.app.changes.notify()

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import evidence as ev
-from node.core.checkpoint import SignedNote
 from node.core.entry import check_member_id
 from node.core.tlog import (
     TlogPolicy,
@@ -42,6 +41,7 @@ from node.errors import (
 )
 from node.store.base import IngestResult
 from node.store.lmdb_store import LmdbStore
+from node.store.resolve import State
 from node.store.tree import CheckpointOutcome, StoredEvidence
 from node.store.writer import GroupWriter
 
@@ -148,6 +148,35 @@ class Transparency:
         self._recount_settled()
         self.sign_own()
         self._on_change()
+
+    def resolved(self) -> None:
+        """After a roster's fork resolution changed the stored logs."""
+        self._seen_notes.clear()
+        self._latest.clear()  # voided checkpoints are gone from the table
+        self._recount_settled()
+
+    def resolutions(self) -> list[Alert]:
+        """Resolved forks (status shows them; evidence stays held)."""
+        out: list[Alert] = []
+        for origin, r in sorted(self.store.resolutions.records().items()):
+            held = self.tables.size(origin)
+            prefix = f"roster version {r.version} resolves the fork of {origin}"
+            if r.state is State.REFUSED:
+                out.append(Alert("resolution-refused", origin, "", f"{prefix}: {r.message}"))
+                continue
+            voided = f"{r.voided} entr(y/ies) from seq {r.keep} voided here" if r.voided else ""
+            canonical = f"canonical size {r.size} root {r.root.hex()[:16]}"
+            if r.state is State.PENDING and held < r.size:
+                detail = f"{prefix} ({canonical}): waiting for its entries, {held} held"
+                out.append(
+                    Alert("resolving-fork", origin, "", "; ".join(filter(None, (detail, voided))))
+                )
+            else:
+                detail = f"{prefix} ({canonical}): held"
+                out.append(
+                    Alert("resolved-fork", origin, "", "; ".join(filter(None, (detail, voided))))
+                )
+        return out
 
     def _recount_settled(self) -> None:
         self._settled = {}
@@ -276,7 +305,7 @@ class Transparency:
 
         Returns how many cosignatures the stored checkpoint now has.
         """
-        vc = verify_checkpoint(checkpoint.text + lines, self.trust, self.witness_keys)
+        vc = verify_checkpoint(checkpoint.text + lines, self.trust, self.witness_keys, strict=True)
         if len(vc.cosigners) <= len(checkpoint.cosigners):
             raise ProvenanceError(
                 f"witness answer for {vc.origin} size {vc.size} holds no valid cosignature "
@@ -526,7 +555,7 @@ class Transparency:
             )
             for origin, point in sorted(self.tables.fork_points().items())
         ]
-        return out + self.withholding() + list(self._checkpoint_alerts)
+        return out + self.resolutions() + self.withholding() + list(self._checkpoint_alerts)
 
     # -- internals ------------------------------------------------------------------
 
@@ -539,8 +568,12 @@ class Transparency:
         self._checkpoint_alerts.append(Alert("checkpoint", origin, peer, detail))
 
     def _count_cosigners(self, text: str) -> int:
-        note = SignedNote.parse(text)
-        return len({s.key_name for s in note.signatures[1:] if s.key_name in self.witness_keys})
+        """Cosignatures that verify (cosignature/v1) by the roster's witnesses."""
+        try:
+            vc = verify_checkpoint(text, self.trust, self.witness_keys)
+        except NodeError:
+            return 0
+        return len(set(vc.cosigners) & self.policy.witnesses)
 
     def _note_settled(self, vc: VerifiedCheckpoint) -> None:
         """Re-read the stored checkpoint of ``vc``'s size; raise the settled size if due."""

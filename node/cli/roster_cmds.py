@@ -2,7 +2,7 @@
 
 A roster file (JSON: the exact body bytes in base64 and the signatures) is
 edited by the drafting commands (init, add-member, set-role, rotate-key,
-revoke-key, remove-member). Editing a roster that its own governance
+revoke-key, remove-member, resolve-fork). Editing a roster that its own governance
 threshold has signed starts the next version (chained to it, signatures
 cleared); editing an unfinished draft keeps its version and drops its
 signatures, because they no longer cover the body.
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import dataclasses
 import json
 import time
@@ -37,6 +39,7 @@ from node.config import load_config, load_signer, new_key, write_atomic
 from node.core import tlscert
 from node.core.roster import (
     EntryKey,
+    ForkResolution,
     Member,
     MemberKind,
     Role,
@@ -132,6 +135,13 @@ def register(sub: Any) -> None:
     q.add_argument("--id", required=True)
     q.add_argument("--until-seq", type=int, help="its entries up to this seq may still be relayed")
     q.set_defaults(func=cmd_remove_member)
+
+    q = _edit_parser(rs, "resolve-fork", "name the canonical history of a forked member's log")
+    q.add_argument("--id", required=True, help="the member whose log forked")
+    q.add_argument("--size", type=int, help="canonical tree size (at least the fork point)")
+    q.add_argument("--root", help="canonical root at that size: 64 hex digits or base64")
+    q.add_argument("--drop", action="store_true", help="remove its resolution from the draft")
+    q.set_defaults(func=cmd_resolve_fork)
 
     q = rs.add_parser("sign", help="add your signature, and/or merge other copies' signatures")
     q.add_argument("file", type=Path)
@@ -471,6 +481,35 @@ def cmd_revoke_key(args: argparse.Namespace) -> int:
     return _edit(args, change)
 
 
+def _root(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text) if len(text) == 64 else base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise ValidationError(f"--root {text[:70]!r}: expected 64 hex digits or base64") from None
+    if len(raw) != 32:
+        raise ValidationError(f"--root has {len(raw)} bytes: expected 32")
+    return raw
+
+
+def cmd_resolve_fork(args: argparse.Namespace) -> int:
+    """docs/transparency.md, "Fork resolution"."""
+
+    def change(roster: Roster) -> tuple[Roster, str]:
+        member = _member(roster, args.id)
+        if args.drop:
+            if roster.resolution(member.id) is None:
+                raise NotFoundError(f"the draft resolves no fork of {member.id}")
+            return roster.without_resolution(member.id), f"dropped the resolution of {member.id}"
+        if args.size is None or args.root is None:
+            raise ValidationError("resolve-fork needs --size and --root (or --drop)")
+        res = ForkResolution(member.id, args.size, _root(args.root))
+        return roster.with_resolution(res), (
+            f"{member.id}'s canonical log: size {res.size} root {res.root.hex()}"
+        )
+
+    return _edit(args, change)
+
+
 def cmd_remove_member(args: argparse.Namespace) -> int:
     def change(roster: Roster) -> tuple[Roster, str]:
         member = _member(roster, args.id)
@@ -583,6 +622,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"  {m.id:32} {m.kind.value:10} {m.jurisdiction}  roles {roles_text(m.roles)}{flag}\n"
             f"  {'':32} entry keys {keys}; tls {short(m.tls_spki) if m.tls_spki else '-'}; "
             f"address {m.address or '-'}" + (f"; name {m.display_name}" if m.display_name else "")
+        )
+    for res in r.resolutions:
+        print(
+            f"fork resolution: {res.origin}'s canonical log is size {res.size} "
+            f"root {res.root.hex()}"
         )
     return 0
 

@@ -130,7 +130,7 @@ def verify_bundle(
     entry = SignedEntry.from_bytes(bundle.entry)
     origin, seq = entry.body.origin, entry.body.seq
     check_provenance(trust, entry)
-    vc = verify_checkpoint(bundle.checkpoint, trust, {w: k for w, k in witnesses.items()})
+    vc = verify_checkpoint(bundle.checkpoint, trust, dict(witnesses), strict=True)
     if vc.origin != origin:
         raise ValidationError(f"bundle checkpoint is of {vc.origin}'s log, entry of {origin}")
     merkle.verify_inclusion(

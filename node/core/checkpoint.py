@@ -6,6 +6,14 @@ signature: ``— <key name> <base64(key hash || signature)>``, where the key has
 is the first 4 bytes of ``SHA-256(key name || "\\n" || 0x01 || public key)``
 and the Ed25519 signature covers the body bytes exactly (UTF-8).
 
+Witness cosignatures follow C2SP tlog-cosignature ``cosignature/v1`` (Ed25519):
+the key ID is the first 4 bytes of ``SHA-256(key name || "\\n" || 0x04 || public
+key)``, and the signature blob is a ``timestamped_signature``: an 8-byte
+big-endian POSIX timestamp (at most 2**63 - 1) then the 64-byte Ed25519
+signature over ``"cosignature/v1\\ntime <timestamp>\\n"`` followed by the whole
+note body (without signature lines). See :func:`cosign_note` and
+:func:`open_cosignature`.
+
 Parsing is strict: anything that would not re-serialize byte for byte is
 refused with ``ValidationError``; signature problems raise ``ProvenanceError``.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import struct
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,8 +40,12 @@ __all__ = [
     "Checkpoint",
     "NoteSignature",
     "SignedNote",
+    "cosign_note",
+    "cosignature_key_id",
+    "cosignature_message",
     "key_hash",
     "open_checkpoint",
+    "open_cosignature",
     "open_note",
     "sign_note",
 ]
@@ -42,6 +55,10 @@ MAX_SIGNATURES = 100
 ROOT_SIZE = 32
 MAX_TREE_SIZE = 2**64 - 1
 ED25519_TYPE = b"\x01"
+COSIGNATURE_V1_TYPE = b"\x04"  # C2SP tlog-cosignature, Ed25519 cosignature/v1
+COSIGNATURE_HEADER = "cosignature/v1"
+COSIGNATURE_SIZE = 8 + 64  # timestamp:u64 big-endian || Ed25519 signature
+MAX_COSIGNATURE_TIME = 2**63 - 1
 SIG_PREFIX = "\u2014 "  # em dash, space
 
 PublicKeyLike = Ed25519PublicKey | bytes
@@ -301,3 +318,77 @@ def open_checkpoint(
     """``open_note`` then ``Checkpoint.parse`` of the verified body."""
     body, names = open_note(text, verifiers)
     return Checkpoint.parse(body), names
+
+
+# --- C2SP tlog-cosignature: cosignature/v1 ------------------------------------------
+
+
+def cosignature_key_id(key_name: str, public_key: PublicKeyLike) -> bytes:
+    """cosignature/v1 key ID: first 4 bytes of SHA-256(name || "\\n" || 0x04 || key)."""
+    _check_key_name(key_name)
+    raw = _public_bytes(public_key)
+    return hashlib.sha256(key_name.encode("utf-8") + b"\n" + COSIGNATURE_V1_TYPE + raw).digest()[:4]
+
+
+def _check_time(timestamp: int) -> None:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise ValidationError(f"cosignature time must be an integer, got {timestamp!r}")
+    if not 0 <= timestamp <= MAX_COSIGNATURE_TIME:
+        raise ValidationError(f"cosignature time must be in [0, 2**63), got {timestamp}")
+
+
+def cosignature_message(body: str, timestamp: int) -> bytes:
+    """What a cosignature/v1 signs: header line, time line, then the note body."""
+    _check_body(body)
+    _check_time(timestamp)
+    return f"{COSIGNATURE_HEADER}\ntime {timestamp}\n{body}".encode()
+
+
+def cosign_note(
+    body: str, key_name: str, private_key: Ed25519PrivateKey, timestamp: int
+) -> NoteSignature:
+    """A cosignature/v1 signature line over ``body`` made at ``timestamp`` (POSIX seconds)."""
+    message = cosignature_message(body, timestamp)
+    blob = struct.pack(">Q", timestamp) + private_key.sign(message)
+    return NoteSignature(key_name, cosignature_key_id(key_name, private_key.public_key()), blob)
+
+
+def open_cosignature(sig: NoteSignature, public_key: PublicKeyLike, body: str) -> int:
+    """Verify a cosignature/v1 line by ``sig.key_name`` over ``body``; return its timestamp.
+
+    Refuses (ProvenanceError) a line whose key ID is not the cosignature/v1 key
+    ID of ``public_key`` (a plain Ed25519 note signature, type 0x01, is named
+    as such), a blob other than 72 bytes, a timestamp beyond 2**63 - 1 and a
+    signature that does not verify.
+    """
+    name = sig.key_name
+    expected = cosignature_key_id(name, public_key)
+    if sig.key_hash != expected:
+        if sig.key_hash == key_hash(name, public_key):
+            raise ProvenanceError(
+                f"cosignature by {name!r} is a plain Ed25519 note signature (type 0x01): "
+                "expected a C2SP cosignature/v1 (type 0x04)"
+            )
+        raise ProvenanceError(
+            f"cosignature by {name!r} has key ID {sig.key_hash.hex()}: expected "
+            f"{expected.hex()} (cosignature/v1 of its key)"
+        )
+    if len(sig.signature) != COSIGNATURE_SIZE:
+        raise ProvenanceError(
+            f"cosignature by {name!r} has {len(sig.signature)} bytes: expected "
+            f"{COSIGNATURE_SIZE} (8-byte timestamp and 64-byte Ed25519 signature)"
+        )
+    (timestamp,) = struct.unpack(">Q", sig.signature[:8])
+    if timestamp > MAX_COSIGNATURE_TIME:
+        raise ProvenanceError(
+            f"cosignature by {name!r} has time {timestamp}: expected at most 2**63 - 1"
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(_public_bytes(public_key)).verify(
+            sig.signature[8:], cosignature_message(body, timestamp)
+        )
+    except InvalidSignature as exc:
+        raise ProvenanceError(
+            f"cosignature by {name!r} (time {timestamp}) does not verify"
+        ) from exc
+    return int(timestamp)

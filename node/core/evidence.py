@@ -178,6 +178,11 @@ def _note_size(text: bytes) -> int:
     return int(lines[1])
 
 
+def checkpoint_size(text: bytes) -> int:
+    """The size line of a checkpoint note held in evidence (no signature check)."""
+    return _note_size(text)
+
+
 def _note_order(a: bytes, b: bytes) -> tuple[bytes, bytes]:
     return (a, b) if (_note_size(a), a) <= (_note_size(b), b) else (b, a)
 

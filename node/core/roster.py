@@ -44,6 +44,10 @@ Body encoding (integers big-endian; ``str8`` = u8 length + UTF-8)::
       checkpoint_key   u8 length (0 or 32), key
       address          str8     host:port or empty
       tls_cert         u16 length (0..4096), DER certificate
+    resolutions        format 2 only (format 1 exactly when there are none):
+      count            u16      1..65535, sorted by origin, unique
+      each: origin str8, size u64 (>= 1), root 32 bytes -- the canonical
+                       history of a forked member's log (docs/transparency.md)
 
 The signature is Ed25519 over ``PAE("consortium-roster/v1", body)`` (see
 ``node.core.entry.pae``), so a roster signature can never be replayed as an
@@ -78,6 +82,7 @@ from node.errors import ConflictError, ProvenanceError, ValidationError
 
 MAGIC = b"CCR1"
 FORMAT_VERSION = 1
+FORMAT_WITH_RESOLUTIONS = 2
 ROSTER_DOMAIN = b"consortium-roster/v1"
 FILE_FORMAT = "consortium-roster/v1"
 NO_CUTOFF = 2**64 - 1
@@ -361,6 +366,32 @@ class Member:
         return Standing.ACTIVE
 
 
+# -- fork resolutions ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ForkResolution:
+    """Governance's word on a forked log: ``origin``'s canonical history is
+    the one whose tree of ``size`` entries has root ``root``. Nodes keep the
+    evidence, drop the other branch from their live tables and accept the
+    origin's entries again (node/resolutions.py)."""
+
+    origin: str
+    size: int
+    root: bytes
+
+    def __post_init__(self) -> None:
+        check_member_id(self.origin)
+        where = f"resolution of {self.origin}"
+        if isinstance(self.size, bool) or not isinstance(self.size, int):
+            raise ValidationError(f"{where}: size must be an integer")
+        if not 1 <= self.size < NO_CUTOFF:
+            raise ValidationError(f"{where}: size {self.size}: expected 1 <= size < 2^64-1")
+        if not isinstance(self.root, bytes) or len(self.root) != 32:
+            got = len(self.root) if isinstance(self.root, bytes) else type(self.root).__name__
+            raise ValidationError(f"{where}: root has {got} bytes: expected 32")
+
+
 # -- the roster document ------------------------------------------------------
 
 
@@ -373,6 +404,7 @@ class Roster:
     members: tuple[Member, ...]
     prev: bytes = ZERO_ID
     witness_threshold: int = 0
+    resolutions: tuple[ForkResolution, ...] = ()
     _by_id: dict[str, Member] = field(init=False, repr=False, compare=False, default_factory=dict)
     _by_spki: dict[bytes, Member] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -438,6 +470,22 @@ class Roster:
                         f"{self._by_spki[m.tls_spki].id} and {m.id}"
                     )
                 self._by_spki[m.tls_spki] = m
+        resolutions = tuple(sorted(self.resolutions, key=lambda r: r.origin.encode()))
+        if len(resolutions) > MAX_MEMBERS:
+            raise ValidationError(
+                f"roster has {len(resolutions)} resolutions: at most {MAX_MEMBERS}"
+            )
+        for a_res, b_res in itertools.pairwise(resolutions):
+            if a_res.origin == b_res.origin:
+                raise ValidationError(f"roster resolves the fork of {a_res.origin} twice")
+        for res in resolutions:
+            if not isinstance(res, ForkResolution):
+                raise ValidationError("roster resolutions must be ForkResolution values")
+            if res.origin not in self._by_id:
+                raise ValidationError(
+                    f"resolution of {res.origin}: no such member in roster version {self.version}"
+                )
+        object.__setattr__(self, "resolutions", resolutions)
         witnesses = len(self.witnesses())
         if not 0 <= self.witness_threshold <= witnesses:
             raise ValidationError(
@@ -476,6 +524,20 @@ class Roster:
         """Version N+1 chained to this one, same content, new expiry."""
         return replace(self, version=self.version + 1, prev=self.roster_id, expires_ms=expires_ms)
 
+    def resolution(self, origin: str) -> ForkResolution | None:
+        for res in self.resolutions:
+            if res.origin == origin:
+                return res
+        return None
+
+    def with_resolution(self, res: ForkResolution) -> Roster:
+        """Add ``res``, or replace the resolution of its origin."""
+        others = tuple(r for r in self.resolutions if r.origin != res.origin)
+        return replace(self, resolutions=(*others, res))
+
+    def without_resolution(self, origin: str) -> Roster:
+        return replace(self, resolutions=tuple(r for r in self.resolutions if r.origin != origin))
+
     def with_member(self, member: Member) -> Roster:
         """Add ``member``, or replace the member with its id."""
         others = tuple(m for m in self.members if m.id != member.id)
@@ -485,7 +547,7 @@ class Roster:
 
     def encode(self) -> bytes:
         out = bytearray(MAGIC)
-        out.append(FORMAT_VERSION)
+        out.append(FORMAT_WITH_RESOLUTIONS if self.resolutions else FORMAT_VERSION)
         out += struct.pack(">Qq", self.version, self.expires_ms)
         out += self.prev
         out += struct.pack(">BB", self.governance_threshold, len(self.governance_keys))
@@ -507,6 +569,11 @@ class Roster:
             out += m.checkpoint_key
             _put_str8(out, m.address)
             out += struct.pack(">H", len(m.tls_cert)) + m.tls_cert
+        if self.resolutions:
+            out += struct.pack(">H", len(self.resolutions))
+            for res in self.resolutions:
+                _put_str8(out, res.origin)
+                out += struct.pack(">Q", res.size) + res.root
         return bytes(out)
 
     @classmethod
@@ -520,14 +587,28 @@ class Roster:
         if r.take(4) != MAGIC:
             raise ValidationError("not a roster body: bad magic")
         fmt = r.u8()
-        if fmt != FORMAT_VERSION:
-            raise ValidationError(f"roster format {fmt}: expected {FORMAT_VERSION}")
+        if fmt not in (FORMAT_VERSION, FORMAT_WITH_RESOLUTIONS):
+            raise ValidationError(
+                f"roster format {fmt}: expected {FORMAT_VERSION} or {FORMAT_WITH_RESOLUTIONS}"
+            )
         version, expires_ms = r.unpack2(">Qq")
         prev = r.take(32)
         threshold, count = r.take(1)[0], r.u8()
         gov = tuple(r.take(32) for _ in range(count))
         witness_threshold, member_count = r.unpack2(">HH")
         members = tuple(_read_member(r) for _ in range(member_count))
+        resolutions: list[ForkResolution] = []
+        if fmt == FORMAT_WITH_RESOLUTIONS:
+            (count,) = struct.unpack(">H", r.take(2))
+            if count == 0:
+                raise ValidationError(
+                    f"roster format {FORMAT_WITH_RESOLUTIONS} needs at least one resolution "
+                    f"(format {FORMAT_VERSION} has none)"
+                )
+            for _ in range(count):
+                origin = r.str8()
+                (size,) = struct.unpack(">Q", r.take(8))
+                resolutions.append(ForkResolution(origin, size, r.take(32)))
         if r.remaining():
             raise ValidationError(f"roster body has {r.remaining()} trailing bytes")
         roster = cls(
@@ -538,6 +619,7 @@ class Roster:
             members=members,
             prev=prev,
             witness_threshold=witness_threshold,
+            resolutions=tuple(resolutions),
         )
         if roster.encode() != data:
             raise ValidationError(
@@ -1019,6 +1101,10 @@ def roster_to_json(signed: SignedRoster) -> dict[str, Any]:
         "governance_threshold": r.governance_threshold,
         "governance_keys": [k.hex() for k in r.governance_keys],
         "witness_threshold": r.witness_threshold,
+        "resolutions": [
+            {"origin": res.origin, "size": res.size, "root": res.root.hex()}
+            for res in r.resolutions
+        ],
         "signatures": [s.public_key.hex() for s in signed.signatures],
         "members": [member_to_json(m) for m in r.members],
     }

@@ -8,12 +8,16 @@ signs C2SP checkpoints of it as signed notes (``checkpoint``):
 - the checkpoint origin line, the *log name*, is ``ccnode/v1/<member id>``;
 - the origin's signature line uses the log name as key name and the member's
   checkpoint key (``Member.checkpoint_public_key``);
-- a witness cosigns with an Ed25519 note signature over the same body, key
-  name = the witness's member id, key = its checkpoint key.
+- a witness cosigns with a C2SP ``cosignature/v1`` (``checkpoint.cosign_note``:
+  key ID type 0x04, an 8-byte timestamp and an Ed25519 signature over
+  ``"cosignature/v1\\ntime <t>\\n" || body``), key name = the witness's member
+  id, key = its checkpoint key.
 
 Signature lines by keys nobody configured, or that do not verify, are dropped
-(a relayer may append garbage); a checkpoint without a good origin signature
-is refused. Everything here is pure: no I/O, no clocks (callers pass ``now``).
+(a relayer may append garbage) unless the caller asks for ``strict`` checking
+(bundles, audit, a witness's own answer), which refuses them with the exact
+reason; a checkpoint without a good origin signature is refused. Everything
+here is pure: no I/O, no clocks (callers pass ``now``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from node.core.checkpoint import Checkpoint, NoteSignature, SignedNote, key_hash, sign_note
+from node.core.checkpoint import (
+    Checkpoint,
+    NoteSignature,
+    SignedNote,
+    cosign_note,
+    key_hash,
+    open_cosignature,
+    sign_note,
+)
 from node.core.entry import check_member_id
 from node.core.roster import Role, Roster, roles_text
 from node.core.trust import Member, TrustView
@@ -176,13 +188,16 @@ class VerifiedCheckpoint:
 
 
 def verify_checkpoint(
-    text: str, trust: TrustView, witnesses: Mapping[str, bytes]
+    text: str, trust: TrustView, witnesses: Mapping[str, bytes], *, strict: bool = False
 ) -> VerifiedCheckpoint:
     """Verify a checkpoint note: origin signature required, cosignatures filtered.
 
-    ``witnesses`` maps witness member ids to raw checkpoint keys. Raises
-    ValidationError for a malformed note, ProvenanceError for an unknown
-    origin or a missing or bad origin signature.
+    ``witnesses`` maps witness member ids to raw checkpoint keys; their lines
+    must be C2SP cosignature/v1 signatures. Raises ValidationError for a
+    malformed note, ProvenanceError for an unknown origin or a missing or bad
+    origin signature, and, with ``strict``, for any line by a configured
+    witness that is not a good cosignature/v1 (the exact reason, see
+    ``checkpoint.open_cosignature``); without it such lines are dropped.
     """
     note = SignedNote.parse(text)
     checkpoint = Checkpoint.parse(note.body)
@@ -203,8 +218,13 @@ def verify_checkpoint(
         wid = sig.key_name
         if wid == origin or wid not in witnesses or wid in cosigs:
             continue
-        if _verifies(sig, wid, witnesses[wid], message):
-            cosigs[wid] = sig
+        try:
+            open_cosignature(sig, witnesses[wid], note.body)
+        except ProvenanceError:
+            if strict:
+                raise
+            continue
+        cosigs[wid] = sig
     ordered = tuple(cosigs[w] for w in sorted(cosigs))
     return VerifiedCheckpoint(
         checkpoint, origin, SignedNote(note.body, (signed[0], *ordered)), tuple(sorted(cosigs))
@@ -225,12 +245,13 @@ def merge(a: VerifiedCheckpoint, b: VerifiedCheckpoint) -> VerifiedCheckpoint:
     )
 
 
-def cosign(checkpoint: VerifiedCheckpoint, witness_id: str, key: Ed25519PrivateKey) -> str:
-    """A witness's signature line (with newline) over the checkpoint body."""
+def cosign(
+    checkpoint: VerifiedCheckpoint, witness_id: str, key: Ed25519PrivateKey, time_s: int
+) -> str:
+    """A witness's cosignature/v1 line (with newline) over the checkpoint body,
+    made at ``time_s`` (POSIX seconds)."""
     check_member_id(witness_id)
-    body = checkpoint.note.body.encode("utf-8")
-    sig = NoteSignature(witness_id, key_hash(witness_id, key.public_key()), key.sign(body))
-    return sig.to_line()
+    return cosign_note(checkpoint.note.body, witness_id, key, time_s).to_line()
 
 
 def add_cosignature_lines(

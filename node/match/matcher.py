@@ -134,6 +134,27 @@ class PdqMatcher:
                 self.active.remove(item)
                 self.retracted.add(item, value)
 
+    def void(self, entries: Sequence[SignedEntry]) -> None:
+        """Forget entries a fork resolution moved out of the live tables: their
+        hashes leave the index, and a target their RETRACT retracted is active
+        again (if it is still stored and not retracted otherwise)."""
+        for e in entries:
+            body = e.body
+            if body.kind == Kind.ADD and body.algorithm == "PDQ":
+                for index in (self.active, self.retracted):
+                    for item, _ in index.search(body.hash, 0):
+                        if self.entry_id(item) == e.entry_id:
+                            index.remove(item)
+            elif body.kind == Kind.RETRACT:
+                stored = self.store.get(body.target)
+                if stored is None or stored.retracted_by or stored.entry.body.algorithm != "PDQ":
+                    continue
+                value = stored.entry.body.hash
+                for item, _ in self.retracted.search(value, 0):
+                    if self.entry_id(item) == body.target:
+                        self.retracted.remove(item)
+                        self.active.add(item, value)
+
     # -- queries -------------------------------------------------------------
 
     def search(

@@ -382,7 +382,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         while True:
             seen = changes.version
             heads = store.heads()
-            held = self.app.peer_heads.get(caller) if caller else None
+            # A follow stream outlives the cursors it was opened with; what the
+            # caller told us since is newer (a one-off Pull's cursors are fresh).
+            held = self.app.peer_heads.get(caller) if caller and request.follow else None
             batch: list[bytes] = []
             batch_bytes = 0
             # Origins with a pending urgent entry first (incident traffic jumps

@@ -9,7 +9,10 @@ Re-verifies, from the stored bytes alone and the members' public keys:
   missing, none extra;
 - every checkpoint: the origin's signature and every stored cosignature
   verify, and its root is the root of the stored entries at its size;
-- the witness state, and every piece of fork evidence.
+- the witness state, and every piece of fork evidence;
+- fork resolutions: the fork points left are those of the evidence no
+  applied resolution settles; every voided entry (a losing branch moved out
+  of the live tables) and voided checkpoint is still signed by its origin.
 
 Each problem is reported as a ``Fault`` naming where it is; nothing stops
 the audit early. The environment is opened read-only without a lock file.
@@ -29,11 +32,13 @@ import lmdb
 from node.core import evidence as ev
 from node.core import merkle
 from node.core.checkpoint import SignedNote
-from node.core.entry import ZERO_ID, SignedEntry
+from node.core.entry import ZERO_ID, SignedEntry, verify_signature
+from node.core.resolution import divergence_bound
 from node.core.tlog import verify_checkpoint
 from node.core.trust import TrustView, check_provenance
 from node.errors import NodeError, StorageError, ValidationError
 from node.progress import Progress
+from node.store.resolve import VOIDED_CHECKPOINT, Record, State
 from node.store.tree import parse_prefixed_u64, parse_tree_key
 
 _U64 = struct.Struct(">Q")
@@ -48,6 +53,8 @@ _SUBDBS = (
     "forks",
     "fork_points",
 )
+#: Newer sub-databases: a backup written before them lacks them (no fault).
+_OPTIONAL = ("voided", "resolutions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,8 @@ class AuditReport:
     cosignatures: int = 0
     witnessed: int = 0
     evidence: int = 0
+    voided: int = 0
+    resolutions: int = 0
 
     def fault(self, where: str, what: str) -> None:
         self.faults.append(Fault(where, what))
@@ -79,7 +88,13 @@ class AuditReport:
             f"audited {self.path}: {self.origins} origins, {self.entries} entries, "
             f"{self.tree_hashes} tree hashes, {self.checkpoints} checkpoints "
             f"({self.cosignatures} cosignatures), {self.witnessed} witness states, "
-            f"{self.evidence} evidence records: {len(self.faults)} fault(s)"
+            f"{self.evidence} evidence records"
+            + (
+                f", {self.resolutions} fork resolutions ({self.voided} voided entries)"
+                if self.resolutions
+                else ""
+            )
+            + f": {len(self.faults)} fault(s)"
         )
 
 
@@ -89,13 +104,15 @@ def _open(path: Path) -> Iterator[tuple[Any, dict[str, Any]]]:
     if not (path / "data.mdb").is_file():
         raise ValidationError(f"{path} holds no LMDB environment (no data.mdb)")
     try:
-        env = lmdb.open(str(path), readonly=True, lock=False, max_dbs=len(_SUBDBS) + 8, subdir=True)
+        env = lmdb.open(
+            str(path), readonly=True, lock=False, max_dbs=len(_SUBDBS) + 16, subdir=True
+        )
     except lmdb.Error as exc:
         raise StorageError(f"opening {path}: {type(exc).__name__}: {exc}") from exc
     try:
         dbs: dict[str, Any] = {}
         with env.begin() as txn:
-            for name in _SUBDBS:
+            for name in (*_SUBDBS, *_OPTIONAL):
                 try:
                     dbs[name] = env.open_db(name.encode(), txn=txn, create=False)
                 except lmdb.NotFoundError:
@@ -122,8 +139,10 @@ def audit(path: Path, trust: TrustView, witnesses: Mapping[str, bytes]) -> Audit
             trees = _entries(txn, dbs, trust, report)
             _tree(txn, dbs, trees, report)
             _checkpoints(txn, dbs, trees, trust=trust, witnesses=witnesses, report=report)
-            _witnessed(txn, dbs, trust, report)
-            _evidence(txn, dbs, trust, report)
+            resolved = _resolutions(txn, dbs, report)
+            _witnessed(txn, dbs, trust, report, resolved)
+            _evidence(txn, dbs, trust, report, resolved)
+            _voided(txn, dbs, trust, report)
     except lmdb.Error as exc:
         report.fault("LMDB", f"{type(exc).__name__}: {exc}")
     return report
@@ -258,9 +277,13 @@ def _checkpoints(
         report.cosignatures += len(vc.cosigners)
         lines = len(SignedNote.parse(text).signatures)
         if lines != 1 + len(vc.cosigners):
-            report.fault(
-                where, f"{lines - 1 - len(vc.cosigners)} stored cosignature(s) do not verify"
-            )
+            bad = lines - 1 - len(vc.cosigners)
+            try:
+                verify_checkpoint(text, trust, witnesses, strict=True)
+                why = "are not by a witness of the roster"
+            except NodeError as exc:
+                why = f"do not verify: {exc}"
+            report.fault(where, f"{bad} stored cosignature(s) {why}")
         if (vc.origin, vc.size) != (origin, size):
             report.fault(where, f"stored under the wrong key: note says {vc.origin} {vc.size}")
             continue
@@ -276,13 +299,77 @@ def _checkpoints(
             )
 
 
-def _witnessed(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport) -> None:
+def _resolutions(txn: Any, dbs: dict[str, Any], report: AuditReport) -> dict[str, Record]:
+    """Applied resolution records (refused ones settle nothing)."""
+    out: dict[str, Record] = {}
+    if dbs["resolutions"] is None:
+        return out
+    for key, value in txn.cursor(db=dbs["resolutions"]):
+        report.resolutions += 1
+        origin = bytes(key).decode("utf-8", "replace")
+        try:
+            record = Record.decode(origin, bytes(value))
+        except (ValidationError, UnicodeDecodeError) as exc:
+            report.fault(f"resolution {origin}", f"undecodable: {exc}")
+            continue
+        if record.state is not State.REFUSED:
+            out[origin] = record
+    return out
+
+
+def _voided(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport) -> None:
+    """Voided entries and checkpoints: retained, so still the origin's signed words."""
+    if dbs["voided"] is None:
+        return
+    for key, value in txn.cursor(db=dbs["voided"]):
+        k, data = bytes(key), bytes(value[16:])
+        if k[:1] == VOIDED_CHECKPOINT:
+            owner = k[1:].split(b"\x00", 1)[0].decode("utf-8", "replace")
+            where = f"voided checkpoint {owner}"
+            try:
+                verify_checkpoint(data.decode("utf-8"), trust, {})
+            except (NodeError, UnicodeDecodeError) as exc:
+                report.fault(where, f"does not verify: {exc}")
+            continue
+        report.voided += 1
+        try:
+            origin, seq = parse_prefixed_u64(k[1:-32])
+            entry = SignedEntry.from_bytes(data)
+        except (ValidationError, UnicodeDecodeError) as exc:
+            report.fault(f"voided entry {k.hex()[:32]}", f"undecodable: {exc}")
+            continue
+        where = f"voided entry {origin} seq {seq}"
+        if (entry.body.origin, entry.body.seq, entry.entry_id) != (origin, seq, k[-32:]):
+            report.fault(where, "stored under another key than its body and id")
+        try:
+            # Its key may have been cut off since (the fork's key): the
+            # signature is checked, the roster's cut-offs are not.
+            verify_signature(entry, trust.member(origin).key(entry.body.key_id).key)
+        except NodeError as exc:
+            report.fault(where, f"signature: {exc}")
+
+
+def _witnessed(
+    txn: Any,
+    dbs: dict[str, Any],
+    trust: TrustView,
+    report: AuditReport,
+    resolved: Mapping[str, Record],
+) -> None:
     if dbs["witnessed"] is None:
         return
     for key, value in txn.cursor(db=dbs["witnessed"]):
         report.witnessed += 1
         origin = bytes(key).decode("utf-8", "replace")
         where = f"witness state {origin}"
+        if bytes(value[8:9]) == b"\x00":  # reset by a fork resolution
+            record = resolved.get(origin)
+            size, root = _U64.unpack(value[:8])[0], bytes(value[9:])
+            if record is None or (record.size, record.root) != (size, root):
+                report.fault(
+                    where, f"reset to size {size} root {_short(root)}, which no resolution names"
+                )
+            continue
         try:
             vc = verify_checkpoint(bytes(value[8:]).decode("utf-8"), trust, {})
         except (NodeError, UnicodeDecodeError) as exc:
@@ -292,7 +379,13 @@ def _witnessed(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditRep
             report.fault(where, f"records size {_U64.unpack(value[:8])[0]}, note says {vc.size}")
 
 
-def _evidence(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport) -> None:
+def _evidence(
+    txn: Any,
+    dbs: dict[str, Any],
+    trust: TrustView,
+    report: AuditReport,
+    resolved: Mapping[str, Record],
+) -> None:
     points: dict[str, int] = {}
     if dbs["forks"] is not None:
         for key, value in txn.cursor(db=dbs["forks"]):
@@ -306,6 +399,9 @@ def _evidence(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditRepo
                 continue
             if proof.evidence_id != bytes(key):
                 report.fault(where, "stored under another id than its hash")
+            record = resolved.get(finding.origin)
+            if record is not None and divergence_bound(proof) < record.size:
+                continue  # settled by a roster's resolution: held, refuses nothing
             points[finding.origin] = min(points.get(finding.origin, 2**64), finding.fork_point)
     if dbs["fork_points"] is not None:
         stored = {

@@ -16,6 +16,8 @@ Keys (all integers big-endian so LMDB's byte order is numeric order)::
               transaction as the entry they cover)
     feedback  target entry_id || entry_id  -> kind:u8 (node/store/feedback.py)
     rosters   version:u64                  -> signed roster bytes (adopted history)
+    voided, resolutions: the roster's fork resolutions and the losing
+              branches they moved out of the live tables, see ``node.store.resolve``
 
 Every batch is one write transaction: an entry is acknowledged only after
 the transaction that stored it has committed (``sync`` and ``metasync`` on).
@@ -48,6 +50,7 @@ from node.errors import (
 )
 from node.store.base import Evidence, Head, IngestResult, Outcome, StoredEntry
 from node.store.feedback import FeedbackIndex
+from node.store.resolve import ResolutionTables
 from node.store.tree import TlogTables
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,8 @@ class _Db(enum.Enum):
     FORK_POINTS = b"fork_points"
     FEEDBACK = b"feedback"
     ROSTERS = b"rosters"
+    VOIDED = b"voided"
+    RESOLUTIONS = b"resolutions"
 
 
 def _entry_key(origin: str, seq: int) -> bytes:
@@ -144,6 +149,13 @@ class LmdbStore:
                     )
         self.path = path
         self.tlog = TlogTables(self._env, self._write, {d.name.lower(): self._dbs[d] for d in _Db})
+        self.resolutions = ResolutionTables(
+            self._env,
+            self._write,
+            {d.name.lower(): self._dbs[d] for d in _Db},
+            self.tlog,
+            _hash_key,
+        )
         self._feedback = FeedbackIndex(
             self._dbs[_Db.FEEDBACK], self._dbs[_Db.RETRACTED], self._stored_in
         )

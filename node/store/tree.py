@@ -7,7 +7,9 @@ Sub-databases (named in ``lmdb_store._Db``; integers big-endian)::
     checkpoints  origin 0x00 size:u64            -> signed note (UTF-8), the origin's
                  signature first, then verified witness cosignatures
     witnessed    origin                           -> size:u64 note: the checkpoint this
-                 node, as a witness, cosigned last for that origin's log
+                 node, as a witness, cosigned last for that origin's log; or
+                 size:u64 0x00 root:32 when a roster's fork resolution reset it
+                 (``node/store/resolve.py``)
     forks        evidence_id                      -> recorded_ms:u64 evidence bytes
                  (``core.evidence`` encoding)
     fork_points  origin                           -> seq:u64, the lowest fork point of
@@ -35,6 +37,7 @@ from node.core import evidence as ev
 from node.core import merkle
 from node.core.checkpoint import Checkpoint, SignedNote
 from node.core.entry import SignedEntry
+from node.core.resolution import divergence_bound
 from node.core.tlog import (
     StaleSizeError,
     VerifiedCheckpoint,
@@ -48,6 +51,12 @@ from node.core.trust import TrustView
 from node.errors import ConflictError, NotFoundError, StorageError, ValidationError
 
 _U64 = struct.Struct(">Q")
+#: Layout of a ``resolutions`` record (``node/store/resolve.py``) as far as
+#: the ingest gate and evidence intake read it: size at [8, 16), root at
+#: [16, 48), state byte at 48.
+RES_STATE_AT = 48
+RES_PENDING = 1
+RES_REFUSED = 2
 
 Write = Callable[[Callable[[Any], Any]], Any]
 
@@ -89,6 +98,19 @@ class _TxnReader:
                 f"no tree hash for {self._origin} level {level} index {index} stored here"
             )
         return bytes(value)
+
+
+class _Overlay:
+    """Tree hashes about to be written, over the stored ones."""
+
+    __slots__ = ("_new", "_stored")
+
+    def __init__(self, new: dict[tuple[int, int], bytes], stored: _TxnReader) -> None:
+        self._new, self._stored = new, stored
+
+    def get(self, level: int, index: int) -> bytes:
+        found = self._new.get((level, index))
+        return found if found is not None else self._stored.get(level, index)
 
 
 class CheckpointOutcome(enum.Enum):
@@ -148,7 +170,9 @@ class TlogTables:
             txn.put(tree_key(origin, level, index), value, db=self._db["tree"])
 
     def check_append(self, txn: Any, entry: SignedEntry) -> None:
-        """Refuse entries of a forked origin from its fork point on."""
+        """Refuse entries of a forked origin from its fork point on; while a
+        roster's resolution of its fork is pending, refuse the entry at the
+        resolved size - 1 unless the tree then has the resolved root."""
         raw = txn.get(entry.body.origin.encode(), db=self._db["fork_points"])
         if raw is not None and entry.body.seq >= _U64.unpack(raw)[0]:
             point = _U64.unpack(raw)[0]
@@ -157,6 +181,35 @@ class TlogTables:
                 f"{point} on are refused until a newer roster resolves it, got seq "
                 f"{entry.body.seq}"
             )
+        res = txn.get(entry.body.origin.encode(), db=self._db["resolutions"])
+        if res is not None:
+            self._check_resolved_root(txn, entry, bytes(res))
+
+    def _check_resolved_root(self, txn: Any, entry: SignedEntry, record: bytes) -> None:
+        if len(record) <= RES_STATE_AT or record[RES_STATE_AT] != RES_PENDING:
+            return
+        size, root = _U64.unpack(record[8:16])[0], record[16:48]
+        origin, seq = entry.body.origin, entry.body.seq
+        if seq != size - 1:
+            return
+        reader = _TxnReader(txn, self._db["tree"], origin)
+        new = {
+            (level, index): value
+            for level, index, value in merkle.append_hashes(
+                seq, merkle.leaf_hash(entry.to_bytes()), reader
+            )
+        }
+        got = merkle.root_from_store(size, _Overlay(new, reader))
+        if got != root:
+            raise ConflictError(
+                f"{origin} seq {seq} does not lead to the canonical history the roster "
+                f"resolved its fork to: root at size {size} would be {got.hex()[:16]}, "
+                f"the roster names {root.hex()[:16]}"
+            )
+
+    def put_resolved_witness_state(self, txn: Any, origin: str, size: int, root: bytes) -> None:
+        """Witness state set by a fork resolution: ``(size, root)``, no note."""
+        txn.put(origin.encode(), _U64.pack(size) + b"\x00" + root, db=self._db["witnessed"])
 
     def record_entry_fork(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
         """Gossipable evidence for a verified entry that conflicts with a stored one."""
@@ -314,6 +367,8 @@ class TlogTables:
         raw = txn.get(origin.encode(), db=self._db["witnessed"])
         if raw is None:
             return WitnessState(0, merkle.EMPTY_ROOT, "")
+        if raw[8:9] == b"\x00":  # reset by a fork resolution: (size, root), no note
+            return WitnessState(_U64.unpack(raw[:8])[0], bytes(raw[9:41]), "")
         note = bytes(raw[8:]).decode()
         return WitnessState(
             _U64.unpack(raw[:8])[0], Checkpoint.parse(SignedNote.parse(note).body).root, note
@@ -347,6 +402,13 @@ class TlogTables:
             )
         )
         key = proof.origin.encode()
+        res = txn.get(key, db=self._db["resolutions"])
+        if (
+            res is not None
+            and res[RES_STATE_AT] != RES_REFUSED
+            and divergence_bound(proof) < _U64.unpack(res[8:16])[0]
+        ):
+            return new  # the fork a roster resolved (docs/transparency.md): refuses nothing
         raw = txn.get(key, db=self._db["fork_points"])
         if raw is None or point < _U64.unpack(raw)[0]:
             txn.put(key, _U64.pack(point), db=self._db["fork_points"])
@@ -511,7 +573,7 @@ class TlogTables:
                 _U64.pack(vc.size) + vc.origin_only().encode(),
                 db=self._db["witnessed"],
             )
-            return cosign(vc, witness_id, key), None
+            return cosign(vc, witness_id, key, now_ms // 1000), None
 
         line, error = self._write(fn)
         if error is not None:

@@ -7,9 +7,11 @@ compact copies of it with one flipped byte each.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 from node.cli import main
 from node.config import load_config
 from node.core import merkle
+from node.core.checkpoint import SignedNote, open_cosignature
 from node.core.entry import SignedEntry
 from node.core.roster import SignedRoster, dumps_file
 from node.core.trust import MemberKind, MembersFile, raw_public_key
@@ -32,6 +35,7 @@ from tests.helpers import (
     genesis,
     member,
     peer_file,
+    signer_for,
     witnessed,
     write_node_dir,
 )
@@ -230,6 +234,12 @@ def test_prove_and_verify_bundle(
         ),
         (tampered(format="other"), [], "bundle format must be 'ccnode-proof-bundle/v1'"),
         (bundle, ["--threshold", "2"], "bundle checkpoint has 1 of the 2 required witness"),
+        (
+            tampered(checkpoint=_old_format_cosignature(doc["checkpoint"])),
+            [],
+            f"cosignature by {NGO!r} is a plain Ed25519 note signature (type 0x01): "
+            "expected a C2SP cosignature/v1 (type 0x04)",
+        ),
     ]
     for path, extra, message in cases:
         assert main(["verify-bundle", str(path), "--roster", roster, *extra]) == 2, message
@@ -240,6 +250,45 @@ def test_prove_and_verify_bundle(
     stranger.write_text(dumps_file(genesis([member(NGO, MemberKind.NGO)])))
     assert main(["verify-bundle", str(bundle), "--roster", str(stranger)]) == 2
     assert f"unknown origin '{GOV}': not a member" in capsys.readouterr().err
+
+
+def _old_format_cosignature(text: str) -> str:
+    """The note with NGO's cosignature/v1 swapped for a plain note signature."""
+    note = SignedNote.parse(text)
+    origin_only = SignedNote(note.body, note.signatures[:1])
+    return origin_only.add_signature(NGO, signer_for(NGO).private_key).to_text()
+
+
+def test_stored_cosignatures_are_cosignature_v1(published: Published) -> None:
+    note = SignedNote.parse(published.checkpoint)
+    (cosig,) = note.signatures[1:]
+    raw = raw_public_key(signer_for(NGO).public_key)
+    assert cosig.key_name == NGO
+    assert cosig.key_hash == hashlib.sha256(NGO.encode() + b"\n\x04" + raw).digest()[:4]
+    assert len(cosig.signature) == 72
+    assert open_cosignature(cosig, raw, note.body) == struct.unpack(">Q", cosig.signature[:8])[0]
+
+
+def test_audit_names_an_old_format_cosignature(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = _compact_copy(published.gov_dir / "data", tmp_path / "copy")
+    env = lmdb.open(str(copy), max_dbs=32)
+    try:
+        with env.begin(write=True) as txn:
+            db = env.open_db(b"checkpoints", txn=txn)
+            key = GOV.encode() + b"\x00" + (5).to_bytes(8, "big")
+            text = bytes(txn.get(key, db=db)).decode()
+            txn.put(key, _old_format_cosignature(text).encode(), db=db)
+    finally:
+        env.close()
+    assert main(["audit", str(copy), "--roster", str(published.roster), "--witness", NGO]) == 7
+    faults = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAULT")]
+    assert faults == [
+        f"FAULT checkpoint {GOV} size 5: 1 stored cosignature(s) do not verify: cosignature "
+        f"by {NGO!r} is a plain Ed25519 note signature (type 0x01): expected a C2SP "
+        "cosignature/v1 (type 0x04)"
+    ]
 
 
 def test_init_creates_a_checkpoint_key_named_in_the_roster(

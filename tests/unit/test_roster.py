@@ -121,7 +121,7 @@ def _member_bytes(m: Member) -> bytes:
 
 BAD_BODIES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "bad magic": (lambda d: b"XXXX" + d[4:], "not a roster body: bad magic"),
-    "unknown format": (lambda d: d[:4] + b"\x02" + d[5:], "roster format 2: expected 1"),
+    "unknown format": (lambda d: d[:4] + b"\x03" + d[5:], "roster format 3: expected 1 or 2"),
     "trailing bytes": (lambda d: d + b"\x00", "roster body has 1 trailing bytes"),
     "truncated": (lambda d: d[:-3], "roster body is truncated"),
     "version 1 with a prev": (

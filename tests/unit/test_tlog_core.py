@@ -61,7 +61,7 @@ def _note(size: int = 3, root: bytes = ROOT) -> str:
 
 def _cosign(text: str, witness: str) -> str:
     vc = verify_checkpoint(text, MEMBERS, {})
-    return text + cosign(vc, witness, signer_for(witness).private_key)
+    return text + cosign(vc, witness, signer_for(witness).private_key, 1_700_000_000)
 
 
 def test_log_names() -> None:
