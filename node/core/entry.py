@@ -43,14 +43,13 @@ import re
 import struct
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from node.core import hashes, labels, payloads
+from node.core import ed25519, hashes, labels, payloads
 from node.errors import ProvenanceError, ValidationError
 
 MAGIC = b"CCE1"
@@ -335,15 +334,14 @@ class Signer:
 
 def verify_signature(entry: SignedEntry, public_key: Ed25519PublicKey) -> None:
     """Raise ProvenanceError unless ``entry`` is signed by ``public_key``."""
-    if key_id_of(public_key) != entry.body.key_id:
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    if hashlib.sha256(raw).digest() != entry.body.key_id:
         raise ProvenanceError("entry names another key id than the key it was checked against")
-    try:
-        public_key.verify(entry.signature, pae(ENTRY_DOMAIN, entry.body_bytes))
-    except InvalidSignature:
+    if not ed25519.verify(raw, pae(ENTRY_DOMAIN, entry.body_bytes), entry.signature):
         raise ProvenanceError(
             f"bad signature on {entry.body.origin} seq {entry.body.seq}: "
             "not signed by the key it names"
-        ) from None
+        )
 
 
 def _check_feedback_content(body: EntryBody) -> None:

@@ -14,25 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-_KEYS: dict[bytes, Ed25519PublicKey] = {}  # per worker process: parsed keys
+from node.core import ed25519
 
 
 def verify_many(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """For each ``(raw public key, message, signature)``: does it verify?"""
-    out: list[bool] = []
-    for raw_key, message, signature in items:
-        key = _KEYS.get(raw_key)
-        if key is None:
-            if len(_KEYS) > 10_000:
-                _KEYS.clear()
-            key = _KEYS[raw_key] = Ed25519PublicKey.from_public_bytes(raw_key)
-        try:
-            key.verify(signature, message)
-        except InvalidSignature:
-            out.append(False)
-        else:
-            out.append(True)
-    return out
+    return [ed25519.verify(key, message, sig) for key, message, sig in items]
