@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -46,7 +47,7 @@ from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
 from node.store.matchlog import MatchLog
 from node.store.writer import GroupWriter
-from node.transparency import Transparency
+from node.transparency import CheckResult, Transparency
 
 log = logging.getLogger(__name__)
 
@@ -329,12 +330,23 @@ class NodeApp:
         return self._process_pool
 
     async def ingest_from_peer_async(
-        self, peer: str, entries: Sequence[SignedEntry]
+        self, peer: str, entries: Sequence[SignedEntry], checkpoints: Sequence[str] = ()
     ) -> IngestResult:
         """Entries relayed by a peer, already verified by the caller: every
-        one that can be appended is, with the peer's cursor, in one txn."""
-        result = await self._ingest(entries, atomic=False, peer=peer)
+        one that can be appended is, with the peer's cursor, in one txn;
+        then the checkpoints that came with them are checked against the
+        grown tree, in the same transaction (one job, one fsync)."""
+        check = self.tlog.checkpoint_job(checkpoints)
+        stamp = now_ms()
+
+        def job(txn: Any) -> tuple[IngestResult, list[CheckResult]]:
+            result = self.store.ingest_in(txn, entries, atomic=False, peer=peer, now_ms=stamp)
+            return result, (check(txn) if check is not None else [])
+
+        result, notes = await self.writer.run(job)
         self._relayed(result)
+        if check is not None:
+            self.tlog.checked(peer, notes)
         return result
 
     async def _ingest(

@@ -270,6 +270,8 @@ class Node:
                 received=s.received,
                 refused=s.refused,
                 withholding=self.app.tlog.is_withholding(s.id),
+                duplicates=s.duplicates,
+                responses=s.responses,
             )
             for s in self.sync.states.values()
         ]

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -49,7 +50,13 @@ log = logging.getLogger(__name__)
 
 MAX_ALERTS = 100
 SEEN_NOTES_CAP = 4096  # checkpoint notes remembered as already checked
-CHECKPOINT_INTERVAL_S = 0.5  # a member signs its log at most this often
+CHECKPOINT_INTERVAL_S = 1.0  # a member signs its log at most this often
+
+
+#: One relayed checkpoint note, checked: (note, verified checkpoint or why
+#: not, outcome against the stored tree, fork evidence if any).
+CheckResult = tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]
+CheckJob = Callable[[Any], list[CheckResult]]
 
 
 def now_ms() -> int:
@@ -341,9 +348,12 @@ class Transparency:
         check_member_id(origin)
         return self.tables.consistency_proof(origin, old, new)
 
-    def checkpoints_for_pull(self, cursors: Mapping[str, int], sent: dict[str, str]) -> list[str]:
+    def checkpoints_for_pull(
+        self, cursors: Mapping[str, int], sent: dict[str, str], *, mark: bool = True
+    ) -> list[str]:
         """Checkpoints a Pull stream should carry now: per origin the latest held at
-        or below the caller's cursor, if it differs from what the stream sent."""
+        or below the caller's cursor, if it differs from what the stream sent.
+        ``mark``: record them in ``sent`` (False: only look)."""
         out: list[str] = []
         for origin, n in sorted(cursors.items()):
             if n <= 0:
@@ -356,7 +366,8 @@ class Transparency:
                 latest = self.tables.latest_checkpoint(origin, n) or (0, "")
             text = latest[1]
             if text and sent.get(origin) != text:
-                sent[origin] = text
+                if mark:
+                    sent[origin] = text
                 out.append(text)
         return out
 
@@ -447,16 +458,25 @@ class Transparency:
         else:
             self._checked(peer, await self.writer.run(job))
 
+    def checkpoint_job(self, notes: Iterable[str]) -> CheckJob | None:
+        """The write-transaction part of :meth:`receive_checkpoints`, for a caller
+        that runs it in its own job (after the entries the notes cover);
+        hand the job's result to :meth:`checked`. None if nothing is new."""
+        fresh = self._unseen(notes)
+        if not fresh:
+            return None
+        return functools.partial(self._check_notes, texts=fresh, now=now_ms())
+
+    def checked(self, peer: str, results: Sequence[CheckResult]) -> None:
+        """After a :meth:`checkpoint_job` committed: alerts, evidence, settled sizes."""
+        self._checked(peer, results)
+
     def _unseen(self, notes: Iterable[str]) -> list[str]:
         # The same signed note from another peer has been checked already.
         return [t for t in dict.fromkeys(notes) if t not in self._seen_notes]
 
-    def _check_notes(
-        self, txn: object, texts: Sequence[str], now: int
-    ) -> list[tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]]:
-        out: list[
-            tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]
-        ] = []
+    def _check_notes(self, txn: object, texts: Sequence[str], now: int) -> list[CheckResult]:
+        out: list[CheckResult] = []
         for text in texts:
             try:
                 vc = verify_checkpoint(text, self.trust, self.witness_keys)
@@ -469,13 +489,7 @@ class Transparency:
             out.append((text, vc, outcome, proof))
         return out
 
-    def _checked(
-        self,
-        peer: str,
-        results: Sequence[
-            tuple[str, VerifiedCheckpoint | NodeError, CheckpointOutcome, ev.ForkProof | None]
-        ],
-    ) -> None:
+    def _checked(self, peer: str, results: Sequence[CheckResult]) -> None:
         changed = False
         for text, vc, outcome, proof in results:
             if isinstance(vc, NodeError):

@@ -78,15 +78,19 @@ MAX_PULL_BATCH = 2048
 #: one maximal (300 KiB) video-feature entry over the budget.
 MAX_PULL_BYTES = 2 * 1024 * 1024
 FOLLOW_IDLE_S = 15.0  # an idle follow stream sends its frontier this often
-#: A follow stream sends at most one response per this interval: after a
-#: send, what commits meanwhile waits for the rest of it and goes in one
-#: response. An idle stream sends at once; a busy one batches, so a mesh's
-#: message count stops growing with its entry rate (each message costs every
-#: hop far more than an entry in it).
-FOLLOW_PACE_S = 0.05
-#: A response carrying only a moved frontier (no entries, no checkpoints) is
-#: sent at most this often: the follower already holds everything new.
-FRONTIER_ONLY_EVERY_S = 1.0
+#: Follow streams are paced by a token bucket: a stream sends at once while
+#: it has tokens (an idle or lightly used stream never waits), and a busy one
+#: settles at FOLLOW_RATE responses/s, what commits meanwhile riding along in
+#: the next response. Each response costs every hop far more than an entry
+#: in it, so under load a mesh's message count stops growing with its rate.
+FOLLOW_RATE = 50.0
+FOLLOW_BURST = 10.0
+#: A follow-stream response without entries (new checkpoints, a moved
+#: frontier) is sent at most this often; until then they wait to ride along
+#: with entries. Otherwise every checkpoint (each origin signs one at most
+#: every CHECKPOINT_INTERVAL_S) would be a message wave through the mesh of
+#: its own, as costly as the entries'.
+ALONE_EVERY_S = 0.5
 WITNESS_SIZE_TRAILER = "ccnode-witness-size"  # AddCheckpoint FAILED_PRECONDITION
 
 T = TypeVar("T")
@@ -379,6 +383,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         sent_sizes: dict[str, int] | None = None
         loop = asyncio.get_running_loop()
         last_sent = 0.0
+        tokens, refilled = FOLLOW_BURST, loop.time()
         while True:
             seen = changes.version
             heads = store.heads()
@@ -413,13 +418,18 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 cursors[origin] = have + len(raws)
             sizes = {o: h.next_seq for o, h in heads.items()}
             frontier = pb.Frontier(sizes=sizes)
-            checkpoints = self.app.tlog.checkpoints_for_pull(cursors, sent_checkpoints)
+            now = loop.time()
+            alone_due = not request.follow or sent_sizes is None or now - last_sent >= ALONE_EVERY_S
+            checkpoints = self.app.tlog.checkpoints_for_pull(
+                cursors, sent_checkpoints, mark=bool(batch) or alone_due
+            )
+            held_back = bool(checkpoints) and not (batch or alone_due)
             # A follow stream also reports its frontier as soon as it opens and
             # whenever it moves, so the caller can tell withholding from lag.
             moved = request.follow and sizes != sent_sizes
-            now = loop.time()
-            if moved and not (batch or checkpoints) and sent_sizes is not None:
-                moved = now - last_sent >= FRONTIER_ONLY_EVERY_S
+            held_back = held_back or (moved and not (batch or alone_due))
+            if held_back:
+                checkpoints, moved = [], False
             if batch or checkpoints or moved:
                 sent_sizes = sizes
                 last_sent = now
@@ -430,13 +440,17 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 )
                 if request.follow and not changes.closed:
                     # Let what commits in the next moments go in one response.
-                    await asyncio.sleep(max(0.0, last_sent + FOLLOW_PACE_S - loop.time()))
+                    now = loop.time()
+                    tokens = min(FOLLOW_BURST, tokens + (now - refilled) * FOLLOW_RATE) - 1
+                    refilled = now
+                    if tokens < 0:  # out of tokens: wait for the next one
+                        await asyncio.sleep(-tokens / FOLLOW_RATE)
                 continue
             if not request.follow or changes.closed:
                 return
             roster_before = self._roster_version()
-            if sizes != sent_sizes:  # a frontier held back: send it when due
-                wait = max(0.0, last_sent + FRONTIER_ONLY_EVERY_S - now)
+            if held_back:  # checkpoints or a frontier wait: send them when due
+                wait = max(0.0, last_sent + ALONE_EVERY_S - now)
                 await changes.wait_past(seen, min(wait, FOLLOW_IDLE_S))
                 continue
             await changes.wait_past(seen, FOLLOW_IDLE_S)

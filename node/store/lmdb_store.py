@@ -499,6 +499,9 @@ class LmdbStore:
             heads[origin] = Head(entry.body.seq + 1, entry.entry_id)
             outcomes.append(Outcome.ACCEPTED)
             accepted.append(entry)
+        for origin, head in heads.items():  # once per origin, not once per entry
+            value = _U64.pack(head.next_seq) + head.head_id
+            txn.put(origin.encode(), value, db=self._dbs[_Db.HEADS])
         if peer is not None:
             for origin, head in heads.items():
                 txn.put(
@@ -509,16 +512,17 @@ class LmdbStore:
         return IngestResult(tuple(outcomes), tuple(accepted), evidence)
 
     def _append(self, txn: Any, entry: SignedEntry, now_ms: int) -> None:
+        """One entry's rows; the caller writes the origin's head after the batch."""
         body = entry.body
         eid = entry.entry_id
-        txn.put(_entry_key(body.origin, body.seq), entry.to_bytes(), db=self._dbs[_Db.ENTRIES])
-        self.tlog.append_leaf(txn, body.origin, body.seq, entry.to_bytes())
+        signed = entry.to_bytes()
+        txn.put(_entry_key(body.origin, body.seq), signed, db=self._dbs[_Db.ENTRIES])
+        self.tlog.append_leaf(txn, body.origin, body.seq, signed)
         txn.put(
             eid,
             struct.pack(">QQ", now_ms, body.seq) + body.origin.encode(),
             db=self._dbs[_Db.IDS],
         )
-        txn.put(body.origin.encode(), _U64.pack(body.seq + 1) + eid, db=self._dbs[_Db.HEADS])
         if body.kind == Kind.ADD:
             txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._dbs[_Db.HASHES])
         self._feedback.on_append(txn, entry)

@@ -139,6 +139,12 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
         await asyncio.sleep(0.2)
     drained = time.monotonic() - t0 - elapsed
     cpu = sum(tree_cpu_seconds(p) for p in pids) - cpu0
+    responses = duplicates = received = 0
+    for c in clients:
+        for peer in (await c.status()).peers:
+            responses += peer.responses
+            duplicates += peer.duplicates
+            received += peer.received
     for c in clients:
         await c.close()
     everywhere, local = await latencies(mesh, sample)
@@ -150,6 +156,12 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
     print(f"baseline ms, signed -> committed at the submitting node:    {summary(local)}")
     rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
     print(f"final node RSS MiB: min {min(rss)} max {max(rss)}")
+    hops = sent * (len(pids) - 1)
+    print(
+        f"sync traffic: {responses} Pull responses received in all = {responses / max(1, sent):.1f}"
+        f" per entry; {received} entries relayed (floor: {hops}, each entry once to each other"
+        f" node), {duplicates} duplicates dropped"
+    )
     # Cost, independent of what else the machine runs: CPU the nodes used
     # until every node held every entry, per entry. Baseline: the signature
     # checks alone (every node verifies every entry once).

@@ -278,7 +278,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerStatus(_message.Message):
-    __slots__ = ("peer_id", "address", "state", "lag_entries", "last_received_ms", "last_error", "received", "refused", "withholding")
+    __slots__ = ("peer_id", "address", "state", "lag_entries", "last_received_ms", "last_error", "received", "refused", "withholding", "duplicates", "responses")
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -288,6 +288,8 @@ class PeerStatus(_message.Message):
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
     WITHHOLDING_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
     peer_id: str
     address: str
     state: str
@@ -297,7 +299,9 @@ class PeerStatus(_message.Message):
     received: int
     refused: int
     withholding: bool
-    def __init__(self, peer_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., lag_entries: _Optional[int] = ..., last_received_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., received: _Optional[int] = ..., refused: _Optional[int] = ..., withholding: _Optional[bool] = ...) -> None: ...
+    duplicates: int
+    responses: int
+    def __init__(self, peer_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., lag_entries: _Optional[int] = ..., last_received_ms: _Optional[int] = ..., last_error: _Optional[str] = ..., received: _Optional[int] = ..., refused: _Optional[int] = ..., withholding: _Optional[bool] = ..., duplicates: _Optional[int] = ..., responses: _Optional[int] = ...) -> None: ...
 
 class OriginHead(_message.Message):
     __slots__ = ("origin", "next_seq", "head_id", "checkpoint_size", "settled_size")
