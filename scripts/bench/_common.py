@@ -33,10 +33,13 @@ def summary(values: list[float]) -> str:
     )
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process in KiB: ``VmRSS`` (all), ``RssAnon`` (heap,
+    what a leak grows) or ``RssFile`` (mapped file pages: LMDB's, which grow
+    with the stored data and the kernel may drop)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass

@@ -107,13 +107,15 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
                 t.result()  # a failed publisher fails the run
         if time.monotonic() >= next_report:
             next_report += 10
-            rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
+            anon = [rss_kib(p, "RssAnon") // 1024 for p in pids]
+            files = [rss_kib(p, "RssFile") // 1024 for p in pids]
             backlog = sum(len(q) for q in queues)
             cpu_now = sum(tree_cpu_seconds(p) for p in pids)
             print(
                 f"t={time.monotonic() - t0:5.0f}s offered {sent:7}  not yet submitted "
-                f"{backlog:6}  node RSS MiB min {min(rss)} max {max(rss)}  node CPU "
-                f"{(cpu_now - cpu_last) / 10:.2f} cores",
+                f"{backlog:6}  node heap (RssAnon) MiB {min(anon)}-{max(anon)}, LMDB pages "
+                f"(RssFile) {min(files)}-{max(files)}  "
+                f"node CPU {(cpu_now - cpu_last) / 10:.2f} cores",
                 flush=True,
             )
             cpu_last = cpu_now
@@ -154,8 +156,12 @@ async def run(mesh: Mesh, rate: float, seconds: float) -> int:
     )
     print(f"propagation ms, sampled, signed -> committed at every node: {summary(everywhere)}")
     print(f"baseline ms, signed -> committed at the submitting node:    {summary(local)}")
-    rss = [rss_kib(n.process.pid) // 1024 for n in mesh.nodes if n.process]
-    print(f"final node RSS MiB: min {min(rss)} max {max(rss)}")
+    anon = [rss_kib(p, "RssAnon") // 1024 for p in pids]
+    files = [rss_kib(p, "RssFile") // 1024 for p in pids]
+    print(
+        f"final node heap (RssAnon) MiB: {min(anon)}-{max(anon)}; LMDB and other file pages"
+        f" (RssFile): {min(files)}-{max(files)}"
+    )
     hops = sent * (len(pids) - 1)
     print(
         f"sync traffic: {responses} Pull responses received in all = {responses / max(1, sent):.1f}"

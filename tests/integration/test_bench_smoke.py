@@ -24,6 +24,10 @@ def test_sustained_load_short_run_delivers_everything() -> None:
     out = _run(str(BENCH / "load.py"), "--nodes", "4", "--rate", "50", "--seconds", "3")
     assert "all nodes hold all 150 entries: yes" in out
     assert "propagation ms, sampled" in out
+    # Each of the 3 other nodes received each entry exactly once, net of duplicates.
+    assert "450 entries relayed (floor: 450," in out
+    assert "final node heap (RssAnon) MiB:" in out
+    assert "ms per entry across the mesh" in out
 
 
 def test_propagation_short_run_misses_nothing() -> None:

@@ -51,6 +51,16 @@ def test_line_relays_verified_bytes_and_survives_restart(tmp_path: Path, loop: L
         loop.run(submit(entries))
         eventually(lambda: loop.run(_heads(addrs[2])).get(GOV) == 5, what="C has A's 5 entries")
 
+        async def peers_of_c() -> list:  # type: ignore[type-arg]
+            async with NodeClient(addrs[2]) as c:
+                return list((await c.status()).peers)
+
+        (b_seen_by_c,) = loop.run(peers_of_c())
+        assert b_seen_by_c.peer_id == P1
+        assert b_seen_by_c.received == 5
+        assert b_seen_by_c.responses >= 1  # the relay's messages, counted
+        assert b_seen_by_c.duplicates == 0  # C has one neighbour: nothing arrives twice
+
         # Byte-identical at C, and matchable there with provenance.
         for e in entries:
             stored = nodes[2].store.get(e.entry_id)

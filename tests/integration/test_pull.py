@@ -10,6 +10,8 @@ import pytest
 from node.core.trust import MemberKind, MembersFile
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
+from node.rpc.service import NodeServicer
+from node.rpc.tls import Authorizer
 from node.server import Node
 from tests.helpers import LoopThread, Origin, member, write_node_dir
 
@@ -93,3 +95,28 @@ def test_follow_stream_delivers_new_entries(node: Node, loop: LoopThread) -> Non
         return got
 
     assert len(loop.run(follow_then_submit())) == 1
+
+
+def test_a_follow_stream_skips_what_its_caller_said_it_holds(node: Node, loop: LoopThread) -> None:
+    gov = Origin(GOV)
+    entries = [gov.next() for _ in range(8)]
+    loop.run(node.app.submit_async(entries))
+    servicer = NodeServicer(node.app, lambda: [], rosters=node.rosters, authorizer=Authorizer(None))
+    # What platform-x's own stream to this node last said it holds.
+    node.app.peer_heads["platform-x.example"] = {GOV: 5}
+
+    async def first(follow: bool, caller: str) -> pb.PullResponse:
+        stream = servicer._pull(pb.PullRequest(follow=follow), caller)
+        try:
+            return await stream.__anext__()
+        finally:
+            await stream.aclose()
+
+    held = loop.run(first(True, "platform-x.example"))
+    assert [bytes(e.body) for e in held.entries] == [e.body_bytes for e in entries[5:]]
+    assert held.frontier.sizes == {GOV: 8}
+    # A one-off Pull's cursors are fresh: it gets all they ask for; so does
+    # a caller that said nothing.
+    assert len(loop.run(first(False, "platform-x.example")).entries) == 8
+    assert len(loop.run(first(True, "platform-y.example")).entries) == 8
+    assert len(loop.run(first(True, "")).entries) == 8
