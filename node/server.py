@@ -213,7 +213,9 @@ class Node:
     def _roster_adopted(self, signed: SignedRoster) -> None:
         # Wake follow streams so they announce the new roster, and follow its
         # witness set (who cosigns, how many settle) and checkpoint keys.
-        self.resolutions.apply()  # its fork resolutions, if any
+        applied = self.resolutions.apply()  # its fork resolutions, if any
+        if any(a.voided for a in applied):
+            self.sync.resync_soon()  # fetch the canonical branch at once
         self.app.tlog.reconfigure(self._tlog_policy())
         self.witness.refresh()
         self.app.changes.notify()

@@ -149,6 +149,22 @@ class SyncEngine:
             if address:
                 await self.round_with(peer, address)
 
+    def resync_soon(self) -> None:
+        """One anti-entropy round with every peer, now: after this node's own
+        log lost entries (a roster's fork resolution voided a branch), its
+        follow streams' senders still think it holds them."""
+        if not self._running:
+            return
+
+        async def rounds() -> None:
+            for peer in list(self.peers):
+                address = peer.resolve()
+                if address:
+                    await self.round_with(peer, address)
+
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(rounds(), name="resync"))
+
     async def round_with(self, peer: Peer, address: str) -> int:
         """One anti-entropy round: a bounded, non-follow Pull from our frontier."""
         state = self.states[peer.id]
