@@ -184,8 +184,10 @@ class NodeApp:
         )
         self.changes = Changes()
         #: Per peer (member id), the heads it last said it holds (the frontier
-        #: of its stream to us); our stream to it skips those entries.
-        self.peer_heads: dict[str, dict[str, int]] = {}
+        #: of its stream to us), numbered: our stream to it skips those
+        #: entries, if it heard them after it opened (see ``heard_from``).
+        self.peer_heads: dict[str, tuple[int, dict[str, int]]] = {}
+        self._heard = 0
         self.urgent = UrgentTracker()
         self._listeners: list[Callable[[Sequence[SignedEntry]], None]] = [self.urgent.add]
         self.observer: Observer = NullObserver()
@@ -225,6 +227,21 @@ class NodeApp:
         self._verify_pool.shutdown(wait=True)
         self.tlog.stop()
         self.writer.shutdown()
+
+    def heard_from(self, peer: str, frontier: dict[str, int]) -> None:
+        """Note what ``peer`` says it holds now."""
+        self._heard += 1
+        self.peer_heads[peer] = (self._heard, frontier)
+
+    def heard_since(self, peer: str, since: int) -> dict[str, int] | None:
+        """What ``peer`` said it holds, if it said so after mark ``since``
+        (a stream's opening: its cursors are fresher than anything before)."""
+        found = self.peer_heads.get(peer)
+        return found[1] if found is not None and found[0] > since else None
+
+    @property
+    def heard_mark(self) -> int:
+        return self._heard
 
     def on_commit(self, listener: Callable[[Sequence[SignedEntry]], None]) -> None:
         self._listeners.append(listener)

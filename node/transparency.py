@@ -292,10 +292,13 @@ class Transparency:
             self._on_change()  # wake follow streams: they carry the new checkpoint
 
     def stop(self) -> None:
-        """Cancel the signing timer (the node is shutting down)."""
+        """Cancel the signing timer and a signing not yet started (shutdown);
+        a signing already on the writer thread finishes there."""
         if self._sign_timer is not None:
             self._sign_timer.cancel()
             self._sign_timer = None
+        if self._signing is not None and not self._signing.done():
+            self._signing.cancel()
 
     def witness_targets(self) -> list[str]:
         """The witnesses this node asks to cosign its own checkpoints."""

@@ -384,12 +384,16 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         loop = asyncio.get_running_loop()
         last_sent = 0.0
         tokens, refilled = FOLLOW_BURST, loop.time()
+        # What the caller says it holds counts from now on: its cursors are
+        # newer than anything it said before (it may have lost or voided
+        # entries since, and reopened this stream for that reason).
+        opened = self.app.heard_mark
         while True:
             seen = changes.version
             heads = store.heads()
             # A follow stream outlives the cursors it was opened with; what the
             # caller told us since is newer (a one-off Pull's cursors are fresh).
-            held = self.app.peer_heads.get(caller) if caller and request.follow else None
+            held = self.app.heard_since(caller, opened) if caller and request.follow else None
             batch: list[bytes] = []
             batch_bytes = 0
             # Origins with a pending urgent entry first (incident traffic jumps

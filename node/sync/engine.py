@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
 from node.core.entry import SignedEntry
-from node.errors import NodeError, PeerError, ProvenanceError, StorageError, ValidationError
+from node.errors import (
+    NodeError,
+    OrderingError,
+    PeerError,
+    ProvenanceError,
+    StorageError,
+    ValidationError,
+)
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
@@ -177,7 +184,7 @@ class SyncEngine:
                         await self.on_response(peer.id, client, response)
                     state.frontier = dict(response.frontier.sizes)
                     state.responses += 1
-                    self.app.peer_heads[peer.id] = state.frontier
+                    self.app.heard_from(peer.id, state.frontier)
                     await self._accept(peer, state, response)
         except PeerError as exc:
             state.last_error = f"anti-entropy: {exc}"
@@ -289,7 +296,7 @@ class SyncEngine:
                     state.responses += 1
                     state.frontier = dict(response.frontier.sizes)
                     # What the peer holds: our stream to it need not send it.
-                    self.app.peer_heads[peer.id] = state.frontier
+                    self.app.heard_from(peer.id, state.frontier)
                     preparing.append(
                         (asyncio.ensure_future(self._prepare(state, response.entries)), response)
                     )
@@ -297,6 +304,12 @@ class SyncEngine:
                     # more are waiting; finish everything when the stream idles.
                     while preparing and (len(preparing) >= VERIFY_DEPTH or inbox.empty()):
                         await finish_oldest()
+                    if committing is not None and inbox.empty():
+                        # Idle: let the last commit finish now, so its
+                        # outcome (e.g. a gap that reopens the stream) is
+                        # acted on before the peer's next message.
+                        done_commit, committing = committing, None
+                        await done_commit
                     yield None
                 while preparing:
                     await finish_oldest()
@@ -382,11 +395,21 @@ class SyncEngine:
         state.received += len(result.accepted)
         state.last_received_ms = now_ms()
         state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
+        gap: NodeError | None = None
         for index, error in result.errors:
             if not isinstance(error, NodeError):
                 continue
             state.last_error = f"entry {index + 1}: {error}"
             log.warning("from peer %s: %s", peer.id, error)
+            if gap is None and isinstance(error, OrderingError):
+                gap = error
+        if gap is not None:
+            # The peer's stream thinks we hold entries we do not (we voided
+            # a branch, or lost data): reopen it from our own heads.
+            raise PeerError(
+                f"{peer.id} sent entries past a gap ({gap}); reopening the stream "
+                "from this node's heads"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,23 +100,50 @@ def test_follow_stream_delivers_new_entries(node: Node, loop: LoopThread) -> Non
 def test_a_follow_stream_skips_what_its_caller_said_it_holds(node: Node, loop: LoopThread) -> None:
     gov = Origin(GOV)
     entries = [gov.next() for _ in range(8)]
+    loop.run(node.app.submit_async(entries[:3]))
+    servicer = NodeServicer(node.app, lambda: [], rosters=node.rosters, authorizer=Authorizer(None))
+    x = "platform-x.example"
+
+    async def follow(caller: str, said: dict[str, int] | None) -> list[bytes]:
+        """Open a follow stream at cursor 3, then the caller says it holds
+        ``said`` while 5 more entries commit: what does the stream send?"""
+        stream = servicer._pull(pb.PullRequest(cursors={GOV: 3}, follow=True), caller)
+        try:
+            opening = await stream.__anext__()
+            assert list(opening.entries) == []  # only the frontier
+            await node.app.submit_async(entries[3:])
+            if said is not None:
+                node.app.heard_from(x, said)
+            got: list[bytes] = []
+            while len(got) < 8 - max(3, (said or {}).get(GOV, 0)):
+                got += [bytes(e.body) for e in (await stream.__anext__()).entries]
+            return got
+        finally:
+            await stream.aclose()
+
+    assert loop.run(follow(x, {GOV: 6})) == [e.body_bytes for e in entries[6:]]
+
+
+def test_what_a_caller_said_before_its_stream_opened_does_not_count(
+    node: Node, loop: LoopThread
+) -> None:
+    gov = Origin(GOV)
+    entries = [gov.next() for _ in range(8)]
     loop.run(node.app.submit_async(entries))
     servicer = NodeServicer(node.app, lambda: [], rosters=node.rosters, authorizer=Authorizer(None))
-    # What platform-x's own stream to this node last said it holds.
-    node.app.peer_heads["platform-x.example"] = {GOV: 5}
+    # platform-x said it held all 8, then voided some and reopened from 3:
+    # its new stream's cursors win.
+    node.app.heard_from("platform-x.example", {GOV: 8})
 
     async def first(follow: bool, caller: str) -> pb.PullResponse:
-        stream = servicer._pull(pb.PullRequest(follow=follow), caller)
+        stream = servicer._pull(pb.PullRequest(cursors={GOV: 3}, follow=follow), caller)
         try:
             return await stream.__anext__()
         finally:
             await stream.aclose()
 
     held = loop.run(first(True, "platform-x.example"))
-    assert [bytes(e.body) for e in held.entries] == [e.body_bytes for e in entries[5:]]
-    assert held.frontier.sizes == {GOV: 8}
-    # A one-off Pull's cursors are fresh: it gets all they ask for; so does
-    # a caller that said nothing.
-    assert len(loop.run(first(False, "platform-x.example")).entries) == 8
-    assert len(loop.run(first(True, "platform-y.example")).entries) == 8
-    assert len(loop.run(first(True, "")).entries) == 8
+    assert [bytes(e.body) for e in held.entries] == [e.body_bytes for e in entries[3:]]
+    # A one-off Pull never skips; nor does a stream of a caller that said nothing.
+    assert len(loop.run(first(False, "platform-x.example")).entries) == 5
+    assert len(loop.run(first(True, "")).entries) == 5
