@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -48,6 +49,7 @@ from node.store.lmdb_store import LmdbStore
 from node.store.matchlog import MatchLog
 from node.store.writer import GroupWriter
 from node.transparency import CheckResult, Transparency
+from node.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +344,10 @@ class NodeApp:
         """Started on first use ("spawn": never fork a process that runs gRPC)."""
         if self._process_pool is None:
             self._process_pool = ProcessPoolExecutor(
-                self._verify_workers, mp_context=multiprocessing.get_context("spawn")
+                self._verify_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,  # never orphaned if the node is killed
+                initargs=(os.getpid(),),
             )
         return self._process_pool
 
