@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
-
-import lmdb
 
 from node.core import evidence as ev
 from node.core import merkle
@@ -46,6 +44,7 @@ from node.store.tree import (
     _TxnReader,
     checkpoint_key,
     origin_seq_key,
+    read_txn,
     tree_key,
 )
 
@@ -134,13 +133,8 @@ class ResolutionTables:
         self._tlog = tlog
         self._hash_key = hash_key
 
-    @contextmanager
-    def _read(self) -> Iterator[Any]:
-        try:
-            with self._env.begin() as txn:
-                yield txn
-        except lmdb.Error as exc:
-            raise StorageError(f"reading resolutions: {type(exc).__name__}: {exc}") from exc
+    def _read(self) -> AbstractContextManager[Any]:
+        return read_txn(self._env, "resolutions")
 
     # -- reads ------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,16 @@ RES_PENDING = 1
 RES_REFUSED = 2
 
 Write = Callable[[Callable[[Any], Any]], Any]
+
+
+@contextmanager
+def read_txn(env: Any, what: str) -> Iterator[Any]:
+    """A read transaction; ``lmdb.Error`` becomes StorageError naming ``what``."""
+    try:
+        with env.begin() as txn:
+            yield txn
+    except lmdb.Error as exc:
+        raise StorageError(f"reading {what}: {type(exc).__name__}: {exc}") from exc
 
 
 def tree_key(origin: str, level: int, index: int) -> bytes:
@@ -150,16 +160,8 @@ class TlogTables:
         self._write = write
         self._db = dbs
 
-    @contextmanager
-    def _read(self) -> Iterator[Any]:
-        """A read transaction; ``lmdb.Error`` becomes StorageError."""
-        try:
-            with self._env.begin() as txn:
-                yield txn
-        except lmdb.Error as exc:
-            raise StorageError(
-                f"reading the transparency log: {type(exc).__name__}: {exc}"
-            ) from exc
+    def _read(self) -> AbstractContextManager[Any]:
+        return read_txn(self._env, "the transparency log")
 
     # -- inside the store's ingest transaction --------------------------------
 
