@@ -28,7 +28,8 @@ peer_state{peer,state}                      connecting | streaming | backoff (1 
 peer_lag_entries{peer}                      entries the peer advertises that we lack
 peer_lag_seconds{peer}                      how long we have lacked them
 peer_withholding{peer}                      1: connected, yet lagging > withholding_after_s
-peer_received_total{peer}, peer_refused_total{peer}
+peer_received_total{peer}, peer_refused_total{peer},
+peer_duplicates_total{peer}, peer_responses_total{peer}
 peer_last_received_timestamp_seconds{peer}
 ready                                       1 when health is SERVING
 info{node_id,version}                       always 1
@@ -305,6 +306,14 @@ class _ScrapeCollector(Collector):
         refused = CounterMetricFamily(
             "ccnode_peer_refused", "Bad batches from the peer", labels=["peer"]
         )
+        duplicates = CounterMetricFamily(
+            "ccnode_peer_duplicates",
+            "Entries from the peer this node already held (flooding overhead)",
+            labels=["peer"],
+        )
+        responses = CounterMetricFamily(
+            "ccnode_peer_responses", "Pull responses received from the peer", labels=["peer"]
+        )
         for p in snap.peers:
             up.add_metric([p.id], 1 if p.state == "streaming" else 0)
             for s in PEER_STATES:
@@ -315,7 +324,9 @@ class _ScrapeCollector(Collector):
             last.add_metric([p.id], p.last_received_ms / 1000)
             received.add_metric([p.id], p.received)
             refused.add_metric([p.id], p.refused)
-        yield from (up, state, lag_n, lag_s, held, last, received, refused)
+            duplicates.add_metric([p.id], p.duplicates)
+            responses.add_metric([p.id], p.responses)
+        yield from (up, state, lag_n, lag_s, held, last, received, refused, duplicates, responses)
 
 
 def take_snapshot(
@@ -348,6 +359,8 @@ def take_snapshot(
                 state=p.state,
                 received=p.received,
                 refused=p.refused,
+                duplicates=p.duplicates,
+                responses=p.responses,
                 last_error=p.last_error,
                 last_received_ms=p.last_received_ms,
                 frontier=dict(p.frontier),

@@ -126,6 +126,8 @@ def test_two_nodes_in_one_process_each_have_their_own_metrics(
         assert value(b, "ccnode_peer_lag_seconds", peer=GOV) == 0
         assert value(b, "ccnode_peer_withholding", peer=GOV) == 0
         assert value(b, "ccnode_peer_received_total", peer=GOV) == 3
+        assert value(b, "ccnode_peer_duplicates_total", peer=GOV) == 0  # its only neighbour
+        assert value(b, "ccnode_peer_responses_total", peer=GOV) >= 1
         assert value(b, "ccnode_propagation_latency_seconds_count", source="peer") == 3
 
         # Equivocation: GOV signs a second, different seq 0; P1 keeps the evidence.
