@@ -440,22 +440,14 @@ class Transparency:
 
     # -- from peers ---------------------------------------------------------------
 
-    def receive_checkpoints(self, peer: str, notes: Iterable[str]) -> None:
-        """Check checkpoints a peer sent against the stored tree; never raises for
-        a bad one (it is reported as an alert), so entry sync goes on."""
-        fresh = self._unseen(notes)
-        if fresh:
-            job = functools.partial(self._check_notes, texts=fresh, now=now_ms())
-            self._checked(peer, self.store.write(job))
-
-    async def receive_checkpoints_async(self, peer: str, notes: Iterable[str]) -> None:
-        """:meth:`receive_checkpoints` with the checks and the write on the
-        writer thread: every new checkpoint of a batch in one transaction,
-        committed with the entries written beside it."""
-        fresh = self._unseen(notes)
-        if not fresh:
+    async def receive_checkpoints(self, peer: str, notes: Iterable[str]) -> None:
+        """Check checkpoints a peer sent against the stored tree; never raises
+        for a bad one (it is reported as an alert), so entry sync goes on.
+        The checks and the write run on the writer thread: every new
+        checkpoint of a response in one job."""
+        job = self.checkpoint_job(notes)
+        if job is None:
             return
-        job = functools.partial(self._check_notes, texts=fresh, now=now_ms())
         if self.writer is None:
             self._checked(peer, self.store.write(job))
         else:

@@ -338,7 +338,7 @@ class SyncEngine:
         stream: a bad checkpoint becomes an alert), and watch for a peer that
         stays behind what witnesses cosigned."""
         if checkpoints:
-            await self.app.tlog.receive_checkpoints_async(peer.id, checkpoints)
+            await self.app.tlog.receive_checkpoints(peer.id, checkpoints)
         self.app.tlog.observe_frontier(peer.id, state.frontier)
 
     async def _accept(self, peer: Peer, state: PeerState, response: pb.PullResponse) -> None:
