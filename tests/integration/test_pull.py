@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from node.core.tlog import log_name
 from node.core.trust import MemberKind, MembersFile
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
-from node.rpc.service import NodeServicer
+from node.rpc.service import ALONE_EVERY_S, NodeServicer
 from node.rpc.tls import Authorizer
 from node.server import Node
 from tests.helpers import LoopThread, Origin, member, write_node_dir
@@ -147,3 +148,32 @@ def test_what_a_caller_said_before_its_stream_opened_does_not_count(
     # A one-off Pull never skips; nor does a stream of a caller that said nothing.
     assert len(loop.run(first(False, "platform-x.example")).entries) == 5
     assert len(loop.run(first(True, "")).entries) == 5
+
+
+def test_a_checkpoint_alone_waits_to_ride_with_entries(node: Node, loop: LoopThread) -> None:
+    """A follow-stream response without entries goes at most every
+    ALONE_EVERY_S: the node's own checkpoint, signed just after the entries
+    it covers went out, follows them no sooner than that."""
+    own = Origin(BULK)
+    servicer = NodeServicer(node.app, lambda: [], rosters=node.rosters, authorizer=Authorizer(None))
+
+    async def run() -> tuple[float, float, list[str]]:
+        stream = servicer._pull(pb.PullRequest(follow=True), "")
+        try:
+            await stream.__anext__()  # the opening frontier
+            await node.app.submit_async([own.next()])
+            with_entry = await stream.__anext__()
+            t_entry = asyncio.get_running_loop().time()
+            assert len(with_entry.entries) == 1
+            if with_entry.checkpoints:  # signed before the response was built
+                return t_entry, t_entry, list(with_entry.checkpoints)
+            alone = await asyncio.wait_for(stream.__anext__(), 5)
+            assert list(alone.entries) == []
+            return t_entry, asyncio.get_running_loop().time(), list(alone.checkpoints)
+        finally:
+            await stream.aclose()
+
+    t_entry, t_checkpoint, checkpoints = loop.run(run())
+    assert len(checkpoints) == 1 and checkpoints[0].startswith(log_name(BULK) + "\n1\n")
+    if t_checkpoint != t_entry:  # it came alone: not before its turn
+        assert t_checkpoint - t_entry >= ALONE_EVERY_S - 0.05
