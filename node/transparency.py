@@ -228,10 +228,15 @@ class Transparency:
         signed = self.tables.sign_own(self.node_id, self._key)
         if signed is None:
             return False
-        self._remember(self.node_id, *signed)
-        log.info("signed checkpoint of %s at size %d", self.node_id, signed[0])
-        self.own_signal.notify()
+        self._signed(*signed)
         return True
+
+    def _signed(self, size: int, note: str) -> None:
+        """After a checkpoint of our own log committed: remember it, tell the
+        witness submitter."""
+        self._remember(self.node_id, size, note)
+        log.info("signed checkpoint of %s at size %d", self.node_id, size)
+        self.own_signal.notify()
 
     def committed(self, result: IngestResult) -> None:
         """Called after every ingest commit (own submissions and relayed batches)."""
@@ -286,9 +291,7 @@ class Transparency:
             log.error("could not sign a checkpoint of %s: %s", self.node_id, exc)
             return
         if signed is not None:
-            self._remember(self.node_id, *signed)
-            log.info("signed checkpoint of %s at size %d", self.node_id, signed[0])
-            self.own_signal.notify()
+            self._signed(*signed)
             self._on_change()  # wake follow streams: they carry the new checkpoint
 
     def stop(self) -> None:
@@ -449,9 +452,9 @@ class Transparency:
         if job is None:
             return
         if self.writer is None:
-            self._checked(peer, self.store.write(job))
+            self.checked(peer, self.store.write(job))
         else:
-            self._checked(peer, await self.writer.run(job))
+            self.checked(peer, await self.writer.run(job))
 
     def checkpoint_job(self, notes: Iterable[str]) -> CheckJob | None:
         """The write-transaction part of :meth:`receive_checkpoints`, for a caller
@@ -461,10 +464,6 @@ class Transparency:
         if not fresh:
             return None
         return functools.partial(self._check_notes, texts=fresh, now=now_ms())
-
-    def checked(self, peer: str, results: Sequence[CheckResult]) -> None:
-        """After a :meth:`checkpoint_job` committed: alerts, evidence, settled sizes."""
-        self._checked(peer, results)
 
     def _unseen(self, notes: Iterable[str]) -> list[str]:
         # The same signed note from another peer has been checked already.
@@ -484,7 +483,8 @@ class Transparency:
             out.append((text, vc, outcome, proof))
         return out
 
-    def _checked(self, peer: str, results: Sequence[CheckResult]) -> None:
+    def checked(self, peer: str, results: Sequence[CheckResult]) -> None:
+        """After a :meth:`checkpoint_job` committed: alerts, evidence, settled sizes."""
         changed = False
         for text, vc, outcome, proof in results:
             if isinstance(vc, NodeError):
