@@ -43,15 +43,21 @@ the node's event loop (the only thread that touches LMDB and sync state).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from node import __version__
@@ -106,13 +112,13 @@ class NodeMetrics:
         self.refused_total = Counter(
             "ccnode_entries_refused", "Entries refused", ["source", "reason"], registry=r
         )
-        self.propagation = Histogram(
+        self.propagation = BatchHistogram(
             "ccnode_propagation_latency_seconds",
             "Time from an entry's signed time to its local commit",
-            ["source"],
-            buckets=PROPAGATION_BUCKETS,
-            registry=r,
+            "source",
+            PROPAGATION_BUCKETS,
         )
+        r.register(self.propagation)
         self.match_requests = Counter(
             "ccnode_match_requests", "Match requests", ["outcome"], registry=r
         )
@@ -135,9 +141,10 @@ class NodeMetrics:
     # -- Observer ------------------------------------------------------------
 
     def committed(self, source: str, result: IngestResult, now_ms: int) -> None:
-        for entry in result.accepted:
-            self.propagation.labels(source).observe(max(0.0, (now_ms - entry.body.time_ms) / 1000))
         if result.accepted:
+            self.propagation.observe_many(
+                source, [(now_ms - e.body.time_ms) / 1000 for e in result.accepted]
+            )
             self.accepted.labels(source).inc(len(result.accepted))
         duplicate = sum(1 for o in result.outcomes if o is Outcome.DUPLICATE)
         if duplicate:
@@ -236,6 +243,58 @@ class NodeMetrics:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class BatchHistogram(Collector):
+    """A histogram with one label, observed a batch at a time.
+
+    ``prometheus_client``'s Histogram takes one value per call, each under a
+    lock and with a linear bucket search: ~5 us an entry, a third of the
+    event loop's time while a joining node commits a catch-up. Here a batch
+    is one lock and one bisect per value; scrapes see the same exposition.
+    """
+
+    def __init__(self, name: str, doc: str, label: str, buckets: Sequence[float]) -> None:
+        if list(buckets) != sorted(buckets) or not buckets:
+            raise ValueError(f"{name}: buckets must be a non-empty ascending sequence")
+        self.name, self.doc, self.label = name, doc, label
+        self._bounds = tuple(float(b) for b in buckets)
+        self._lock = threading.Lock()
+        #: label value -> (per-bucket counts, the last one +Inf; sum)
+        self._series: dict[str, tuple[list[int], list[float]]] = {}
+
+    def observe_many(self, value: str, amounts: Sequence[float]) -> None:
+        """Record ``amounts`` (seconds; negatives count as 0) under label ``value``."""
+        if not amounts:
+            return
+        bounds = self._bounds
+        where = [bisect.bisect_left(bounds, a) for a in amounts]
+        total = sum(a for a in amounts if a > 0)
+        with self._lock:
+            counts, sums = self._series.setdefault(value, ([0] * (len(bounds) + 1), [0.0]))
+            for i in where:
+                counts[i] += 1
+            sums[0] += total
+
+    def describe(self) -> Iterable[Metric]:
+        return [HistogramMetricFamily(self.name, self.doc, labels=[self.label])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.doc, labels=[self.label])
+        with self._lock:
+            series = [(v, list(c), s[0]) for v, (c, s) in sorted(self._series.items())]
+        for value, counts, total in series:
+            cumulative, running = [], 0
+            for bound, n in zip((*self._bounds, float("inf")), counts, strict=True):
+                running += n
+                cumulative.append((_bound_text(bound), running))
+            family.add_metric([value], cumulative, sum_value=total)
+        yield family
+
+
+def _bound_text(bound: float) -> str:
+    """The ``le`` label as prometheus_client writes it (``+Inf``, ``0.05``, ``1.0``)."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
 class _ScrapeCollector(Collector):
