@@ -51,6 +51,7 @@ from node.core.trust import TrustView
 from node.errors import ConflictError, NotFoundError, StorageError, ValidationError
 
 _U64 = struct.Struct(">Q")
+_LEVEL_INDEX = struct.Struct(">BxQ")  # a tree key after its origin: level 0x00 index
 #: Layout of a ``resolutions`` record (``node/store/resolve.py``) as far as
 #: the ingest gate and evidence intake read it: size at [8, 16), root at
 #: [16, 48), state byte at 48.
@@ -72,7 +73,7 @@ def read_txn(env: Any, what: str) -> Iterator[Any]:
 
 
 def tree_key(origin: str, level: int, index: int) -> bytes:
-    return origin.encode() + b"\x00" + bytes([level]) + b"\x00" + _U64.pack(index)
+    return origin.encode() + b"\x00" + _LEVEL_INDEX.pack(level, index)
 
 
 def parse_tree_key(key: bytes) -> tuple[str, int, int]:
@@ -146,6 +147,77 @@ class WitnessState:
     note: str  # "" when nothing was cosigned yet
 
 
+class LeafAppender:
+    """Tree appends of one batch inside one write transaction.
+
+    What :meth:`TlogTables.check_append` and :meth:`TlogTables.append_leaf`
+    do, at batch cost: an origin's fork point and pending resolution are read
+    once per batch, and the sibling hashes a new leaf needs are mostly ones
+    this batch just wrote, so they are read from memory rather than LMDB.
+    Every hash is still written to ``txn`` at once (reads in the same
+    transaction see it), so an appender can be dropped at any point.
+    Valid only while ``txn`` is, and only while this batch is its sole
+    writer of the tree, fork-point and resolution tables.
+    """
+
+    __slots__ = ("_guards", "_tlog", "_tree", "_txn", "_written")
+
+    def __init__(self, tlog: TlogTables, txn: Any) -> None:
+        self._tlog, self._txn = tlog, txn
+        self._tree = tlog._db["tree"]
+        #: origin -> (fork point or None, resolution record or None)
+        self._guards: dict[str, tuple[int | None, bytes | None]] = {}
+        #: (origin, level, index) -> hash written by this batch
+        self._written: dict[tuple[str, int, int], bytes] = {}
+
+    def check(self, entry: SignedEntry) -> None:
+        """:meth:`TlogTables.check_append` for ``entry``."""
+        origin, seq = entry.body.origin, entry.body.seq
+        guard = self._guards.get(origin)
+        if guard is None:
+            guard = self._guards[origin] = self._guard(origin)
+        point, resolution = guard
+        if point is not None and seq >= point:
+            raise ConflictError(
+                f"{origin} forked its log (evidence held): entries from seq "
+                f"{point} on are refused until a newer roster resolves it, got seq {seq}"
+            )
+        if resolution is not None:
+            self._tlog._check_resolved_root(self._txn, entry, resolution)
+
+    def _guard(self, origin: str) -> tuple[int | None, bytes | None]:
+        key = origin.encode()
+        raw = self._txn.get(key, db=self._tlog._db["fork_points"])
+        res = self._txn.get(key, db=self._tlog._db["resolutions"])
+        return (
+            _U64.unpack(raw)[0] if raw is not None else None,
+            bytes(res) if res is not None else None,
+        )
+
+    def append(self, origin: str, seq: int, signed: bytes) -> None:
+        """Write the tree hashes that leaf ``seq`` (signed-entry bytes) adds:
+        the leaf, then each subtree it completes (RFC 6962 section 2.1)."""
+        txn, tree, written = self._txn, self._tree, self._written
+        prefix = origin.encode() + b"\x00"
+        level, index = 0, seq
+        current = merkle.leaf_hash(signed)
+        while True:
+            txn.put(prefix + _LEVEL_INDEX.pack(level, index), current, db=tree)
+            if not index & 1:  # a left child: the next leaves' sibling
+                written[(origin, level, index)] = current
+                return
+            left = written.pop((origin, level, index - 1), None)
+            if left is None:
+                stored = txn.get(prefix + _LEVEL_INDEX.pack(level, index - 1), db=tree)
+                if stored is None:
+                    raise NotFoundError(
+                        f"no tree hash for {origin} level {level} index {index - 1} stored here"
+                    )
+                left = bytes(stored)
+            current = merkle.node_hash(left, current)
+            level, index = level + 1, index >> 1
+
+
 class TlogTables:
     """Tree, checkpoint, witness and evidence tables of one LMDB environment.
 
@@ -167,25 +239,17 @@ class TlogTables:
 
     def append_leaf(self, txn: Any, origin: str, seq: int, signed: bytes) -> None:
         """Write the tree hashes that leaf ``seq`` (signed-entry bytes) adds."""
-        reader = _TxnReader(txn, self._db["tree"], origin)
-        for level, index, value in merkle.append_hashes(seq, merkle.leaf_hash(signed), reader):
-            txn.put(tree_key(origin, level, index), value, db=self._db["tree"])
+        self.appender(txn).append(origin, seq, signed)
 
     def check_append(self, txn: Any, entry: SignedEntry) -> None:
         """Refuse entries of a forked origin from its fork point on; while a
         roster's resolution of its fork is pending, refuse the entry at the
         resolved size - 1 unless the tree then has the resolved root."""
-        raw = txn.get(entry.body.origin.encode(), db=self._db["fork_points"])
-        if raw is not None and entry.body.seq >= _U64.unpack(raw)[0]:
-            point = _U64.unpack(raw)[0]
-            raise ConflictError(
-                f"{entry.body.origin} forked its log (evidence held): entries from seq "
-                f"{point} on are refused until a newer roster resolves it, got seq "
-                f"{entry.body.seq}"
-            )
-        res = txn.get(entry.body.origin.encode(), db=self._db["resolutions"])
-        if res is not None:
-            self._check_resolved_root(txn, entry, bytes(res))
+        self.appender(txn).check(entry)
+
+    def appender(self, txn: Any) -> LeafAppender:
+        """For a batch of appends in ``txn`` (see :class:`LeafAppender`)."""
+        return LeafAppender(self, txn)
 
     def _check_resolved_root(self, txn: Any, entry: SignedEntry, record: bytes) -> None:
         if len(record) <= RES_STATE_AT or record[RES_STATE_AT] != RES_PENDING:

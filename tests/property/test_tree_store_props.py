@@ -111,3 +111,31 @@ def test_proofs_beyond_the_stored_tree_are_not_found(store: LmdbStore) -> None:
         store.tlog.consistency_proof(origin, 1, 9)
     with pytest.raises(ValidationError, match="leaf index must be < tree size 3, got 3"):
         store.tlog.inclusion_proof(origin, 3, 3)
+
+
+@SETTINGS
+@given(
+    sizes=st.lists(st.integers(1, 24), min_size=2, max_size=4),
+    chunk=st.integers(1, 9),
+    cut=st.integers(1, 60),
+)
+def test_interleaved_origins_in_one_batch_get_their_own_trees(
+    store: LmdbStore, sizes: list[int], chunk: int, cut: int
+) -> None:
+    """As a catch-up batch arrives: runs of ``chunk`` entries per origin in
+    turn, the batches cut at ``cut`` entries (a tree append carries sibling
+    hashes from batch to batch only through LMDB)."""
+    origins = [Origin(next(_names)) for _ in sizes]
+    chains = [[o.next() for _ in range(n)] for o, n in zip(origins, sizes, strict=True)]
+    mixed = [
+        e
+        for start in range(0, max(sizes), chunk)
+        for chain in chains
+        for e in chain[start : start + chunk]
+    ]
+    for lo in range(0, len(mixed), cut):
+        assert store.ingest(mixed[lo : lo + cut], atomic=False, now_ms=0).errors == []
+    for origin, chain in zip(origins, chains, strict=True):
+        leaves = [merkle.leaf_hash(e.to_bytes()) for e in chain]
+        for n in range(1, len(chain) + 1):
+            assert store.tlog.root(origin.name, n) == merkle.root_of(leaves[:n])
