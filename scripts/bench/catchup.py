@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import hashlib
 import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentile, rss_kib
+from _common import cpu_seconds, percentile, rss_kib, tree_cpu_seconds, verify_cost_us
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.config import NodeConfig, PeerConfig, load_identity, new_tls_identity
@@ -218,6 +219,10 @@ def main() -> int:
         mesh.start_node(sink)
         t_start = time.monotonic()
         mesh.wait_ready(120)
+        assert src.process is not None and sink.process is not None
+        cpu_src0 = cpu_seconds(src.process.pid)
+        cpu_sink0 = cpu_seconds(sink.process.pid)
+        cpu_tree0 = tree_cpu_seconds(sink.process.pid)
         peak = [0]
 
         def sample() -> None:
@@ -228,6 +233,12 @@ def main() -> int:
         threading.Thread(target=sample, daemon=True).start()
         elapsed, match_ms, _ = asyncio.run(watch(sink, total, probe))
         elapsed = time.monotonic() - t_start
+        # Measured at the end, while the verify workers are still alive.
+        src_us = (cpu_seconds(src.process.pid) - cpu_src0) / total * 1e6
+        sink_us = (cpu_seconds(sink.process.pid) - cpu_sink0) / total * 1e6
+        workers_us = (tree_cpu_seconds(sink.process.pid) - cpu_tree0) / total * 1e6 - sink_us
+        floor_us = verify_cost_us()
+        all_us = src_us + sink_us + workers_us
         print(
             f"catch-up: {total:,} entries verified and committed in {elapsed:.1f} s = "
             f"{total / elapsed:,.0f} entries/s (goal >= 20,000/s)"
@@ -238,6 +249,13 @@ def main() -> int:
             f"({len(match_ms)} queries)"
         )
         print(f"joining node peak RSS: {peak[0] / 1024:.0f} MiB")
+        cores = os.cpu_count() or 1
+        print(
+            f"CPU per entry: joining node {sink_us:.0f} us + its verify workers "
+            f"{workers_us:.0f} us + source node {src_us:.0f} us = {all_us:.0f} us "
+            f"(floor: one signature check, {floor_us:.0f} us); at that cost {cores} cores "
+            f"fully busy would commit {cores / all_us * 1e6:,.0f} entries/s"
+        )
     except PeerError as exc:
         print(f"failed: {exc}")
         return 1
