@@ -64,7 +64,7 @@ from node import __version__
 from node.app import now_ms
 from node.errors import NodeError, ValidationError
 from node.observe import ALERT_WITHHOLDING, reason_of
-from node.store.base import IngestResult, Outcome
+from node.store.base import IngestResult
 from node.store.lmdb_store import LmdbStore, StoreStats
 from node.sync.engine import PeerState
 
@@ -146,9 +146,8 @@ class NodeMetrics:
                 source, [(now_ms - e.body.time_ms) / 1000 for e in result.accepted]
             )
             self.accepted.labels(source).inc(len(result.accepted))
-        duplicate = sum(1 for o in result.outcomes if o is Outcome.DUPLICATE)
-        if duplicate:
-            self.duplicate.labels(source).inc(duplicate)
+        if result.duplicates:
+            self.duplicate.labels(source).inc(result.duplicates)
 
     def refused(self, source: str, error: NodeError, count: int = 1) -> None:
         self.refused_total.labels(source, reason_of(error)).inc(count)

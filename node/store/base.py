@@ -36,10 +36,16 @@ class IngestResult:
     outcomes: tuple[Outcome | NodeError, ...]
     accepted: tuple[SignedEntry, ...]
     evidence: int = 0
+    #: ``(i, error)`` for each refused entry; computed once (by the writer,
+    #: not each reader on the event loop).
+    errors: list[tuple[int, NodeError]] = field(init=False, compare=False, repr=False)
+    duplicates: int = field(init=False, compare=False, repr=False)
 
-    @property
-    def errors(self) -> list[tuple[int, NodeError]]:
-        return [(i, o) for i, o in enumerate(self.outcomes) if isinstance(o, NodeError)]
+    def __post_init__(self) -> None:
+        errors = [(i, o) for i, o in enumerate(self.outcomes) if isinstance(o, NodeError)]
+        object.__setattr__(self, "errors", errors)
+        duplicates = len(self.outcomes) - len(self.accepted) - len(errors)
+        object.__setattr__(self, "duplicates", duplicates)
 
 
 @dataclass(frozen=True, slots=True)
