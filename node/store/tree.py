@@ -156,8 +156,11 @@ class LeafAppender:
     this batch just wrote, so they are read from memory rather than LMDB.
     Every hash is still written to ``txn`` at once (reads in the same
     transaction see it), so an appender can be dropped at any point.
-    Valid only while ``txn`` is, and only while this batch is its sole
-    writer of the tree, fork-point and resolution tables.
+
+    Valid only while ``txn`` is. An origin's fork point is read once: once
+    the batch records fork evidence against an origin it must append no
+    more of that origin's entries (the store's ingest refuses the rest of
+    that origin's batch as out of order).
     """
 
     __slots__ = ("_guards", "_tlog", "_tree", "_txn", "_written")
