@@ -523,10 +523,9 @@ class LmdbStore:
         body = entry.body
         eid = entry.entry_id
         signed = entry.to_bytes()
-        origin = body.origin.encode()
-        txn.put(origin + b"\x00" + _U64.pack(body.seq), signed, db=self._entries_db)
+        txn.put(_entry_key(body.origin, body.seq), signed, db=self._entries_db)
         tree.append(body.origin, body.seq, signed)
-        txn.put(eid, _ID_ROW.pack(now_ms, body.seq) + origin, db=self._ids_db)
+        txn.put(eid, _ID_ROW.pack(now_ms, body.seq) + body.origin.encode(), db=self._ids_db)
         if body.kind is Kind.ADD:
             txn.put(_hash_key(body.algorithm, body.hash), eid, db=self._hashes_db)
         else:

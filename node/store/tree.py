@@ -16,7 +16,7 @@ Sub-databases (named in ``lmdb_store._Db``; integers big-endian)::
                  all evidence held against the origin
 
 Tree hashes are written in the same write transaction as the entry they
-cover (``append_leaf``, called from the store's append), so the tree never
+cover (``LeafAppender``, used by the store's append), so the tree never
 disagrees with the entries. A stored checkpoint always matches the stored
 tree at its size: checkpoints that cannot be checked yet are not stored.
 """
@@ -150,10 +150,9 @@ class WitnessState:
 class LeafAppender:
     """Tree appends of one batch inside one write transaction.
 
-    What :meth:`TlogTables.check_append` and :meth:`TlogTables.append_leaf`
-    do, at batch cost: an origin's fork point and pending resolution are read
-    once per batch, and the sibling hashes a new leaf needs are mostly ones
-    this batch just wrote, so they are read from memory rather than LMDB.
+    Per batch, an origin's fork point and pending resolution are read once,
+    and the sibling hashes a new leaf needs are mostly ones this batch just
+    wrote, so they are read from memory rather than LMDB.
     Every hash is still written to ``txn`` at once (reads in the same
     transaction see it), so an appender can be dropped at any point.
 
@@ -174,7 +173,9 @@ class LeafAppender:
         self._written: dict[tuple[str, int, int], bytes] = {}
 
     def check(self, entry: SignedEntry) -> None:
-        """:meth:`TlogTables.check_append` for ``entry``."""
+        """Refuse entries of a forked origin from its fork point on; while a
+        roster's resolution of its fork is pending, refuse the entry at the
+        resolved size - 1 unless the tree then has the resolved root."""
         origin, seq = entry.body.origin, entry.body.seq
         guard = self._guards.get(origin)
         if guard is None:
@@ -240,18 +241,8 @@ class TlogTables:
 
     # -- inside the store's ingest transaction --------------------------------
 
-    def append_leaf(self, txn: Any, origin: str, seq: int, signed: bytes) -> None:
-        """Write the tree hashes that leaf ``seq`` (signed-entry bytes) adds."""
-        self.appender(txn).append(origin, seq, signed)
-
-    def check_append(self, txn: Any, entry: SignedEntry) -> None:
-        """Refuse entries of a forked origin from its fork point on; while a
-        roster's resolution of its fork is pending, refuse the entry at the
-        resolved size - 1 unless the tree then has the resolved root."""
-        self.appender(txn).check(entry)
-
     def appender(self, txn: Any) -> LeafAppender:
-        """For a batch of appends in ``txn`` (see :class:`LeafAppender`)."""
+        """Tree appends for a batch of entries in ``txn`` (see :class:`LeafAppender`)."""
         return LeafAppender(self, txn)
 
     def _check_resolved_root(self, txn: Any, entry: SignedEntry, record: bytes) -> None:
@@ -322,10 +313,11 @@ class TlogTables:
                 cur = txn.cursor(db=self._db["entries"])
                 if not cur.set_range(prefix):
                     return
+                tree = self.appender(txn)
                 for key, value in cur:
                     if not bytes(key).startswith(prefix):
                         break
-                    self.append_leaf(txn, origin, parse_prefixed_u64(bytes(key))[1], bytes(value))
+                    tree.append(origin, parse_prefixed_u64(bytes(key))[1], bytes(value))
 
             self._write(fn)
             built.append(origin)
