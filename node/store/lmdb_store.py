@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 DEFAULT_MAP_SIZE = 1 << 34  # 16 GiB of address space; the file grows as used
 _U64 = struct.Struct(">Q")
+_MAX_U64 = 2**64 - 1
 _ID_ROW = struct.Struct(">QQ")  # an ids row before its origin: arrival_ms, seq
 
 
@@ -618,6 +619,8 @@ class LmdbStore:
     def rosters_after(self, version: int, limit: int) -> list[bytes]:
         """Signed rosters newer than ``version``, oldest first, at most ``limit``."""
         out: list[bytes] = []
+        if version >= _MAX_U64:  # nothing is newer than the largest version
+            return out
         with _lmdb_errors("reading rosters"), self._env.begin() as txn:
             cur = txn.cursor(db=self._dbs[_Db.ROSTERS])
             if not cur.set_range(_U64.pack(version + 1)):
