@@ -338,6 +338,8 @@ def cmd_match(args: argparse.Namespace) -> int:
         print("no match")
         return 0
     print_matches(matches)
+    if result.truncated:
+        print(f"({len(matches)} of {result.total} matching entries shown: the best ranked)")
     return 0
 
 
