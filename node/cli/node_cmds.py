@@ -31,7 +31,11 @@ def register(sub: Any) -> None:
     p.add_argument("dir", type=Path)
     p.add_argument("--id", required=True, help="member id, e.g. gov.nz/dia")
     p.add_argument("--kind", required=True, choices=[k.value for k in MemberKind])
-    p.add_argument("--jurisdiction", default="NZ", help="ISO 3166-1 alpha-2 (default NZ)")
+    p.add_argument(
+        "--jurisdiction",
+        default="",
+        help="ISO 3166-1 alpha-2, e.g. NZ; required for a government, optional otherwise",
+    )
     p.add_argument("--listen", default="127.0.0.1:0", help="host:port (default 127.0.0.1:0)")
     p.add_argument("--name", default="", help="display name for the roster")
     p.add_argument("--address", default="", help="the address peers reach this node at")
@@ -126,10 +130,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     from node.config import new_key
     from node.member_dir import genesis_roster, init_member_dir, install_roster
 
+    kind = MemberKind.parse(args.kind)
+    if kind is MemberKind.GOVERNMENT and not args.jurisdiction:
+        raise ValidationError(
+            "a government member needs --jurisdiction CC (ISO 3166-1 alpha-2, e.g. NZ): "
+            "policy rules and reports group governments by it"
+        )
     config, me = init_member_dir(
         args.dir,
         args.id,
-        MemberKind.parse(args.kind),
+        kind,
         jurisdiction=args.jurisdiction,
         listen=args.listen,
         display_name=args.name,

@@ -35,7 +35,8 @@ Body encoding (integers big-endian; ``str8`` = u8 length + UTF-8)::
       id               str8     member id
       display_name     str8     at most 128 bytes
       kind             u8       1 government, 2 platform, 3 ngo, 4 observer
-      jurisdiction     2 bytes  ISO 3166-1 alpha-2, upper case
+      jurisdiction     2 bytes  ISO 3166-1 alpha-2, upper case; two zero bytes
+                                for none (only non-government members)
       roles            u8       bit 0 SUBMIT, 1 ENDORSE, 2 WITNESS, 3 READ
       flags            u8       bit 0 revoked
       key_count        u8       1..16
@@ -96,7 +97,8 @@ MAX_NAME_BYTES = 128
 MAX_ADDRESS_BYTES = 255
 FLAG_REVOKED = 0x01
 
-_JURISDICTION = re.compile(r"^[A-Z]{2}$")
+_JURISDICTION = re.compile(r"^([A-Z]{2})?$")  # empty: none given (a non-government)
+NO_JURISDICTION = b"\0\0"  # how an empty jurisdiction is encoded
 
 
 # -- small values -------------------------------------------------------------
@@ -292,7 +294,11 @@ class Member:
         if not _JURISDICTION.match(self.jurisdiction):
             raise ValidationError(
                 f"{where}: jurisdiction {self.jurisdiction!r}: expected an "
-                "ISO 3166-1 alpha-2 code such as 'NZ'"
+                "ISO 3166-1 alpha-2 code such as 'NZ', or empty"
+            )
+        if not self.jurisdiction and self.kind is MemberKind.GOVERNMENT:
+            raise ValidationError(
+                f"{where}: a government member needs a jurisdiction (ISO 3166-1 alpha-2)"
             )
         if len(self.display_name.encode()) > MAX_NAME_BYTES:
             raise ValidationError(f"{where}: display name: expected at most {MAX_NAME_BYTES} bytes")
@@ -558,7 +564,7 @@ class Roster:
             _put_str8(out, m.id)
             _put_str8(out, m.display_name)
             out.append(_KIND_CODES[m.kind])
-            out += m.jurisdiction.encode("ascii")
+            out += m.jurisdiction.encode("ascii") or NO_JURISDICTION
             out.append(sum(r.value for r in m.roles))
             out.append(FLAG_REVOKED if m.revoked else 0)
             out.append(len(m.entry_keys))
@@ -635,6 +641,8 @@ def _read_member(r: _Reader) -> Member:
     if kind_code not in _KIND_BY_CODE:
         raise ValidationError(f"member {member_id}: unknown kind code {kind_code}")
     jurisdiction = r.text(2)
+    if jurisdiction == NO_JURISDICTION.decode():
+        jurisdiction = ""
     role_bits, flags = r.u8(), r.u8()
     if role_bits & ~sum(x.value for x in Role):
         raise ValidationError(f"member {member_id}: unknown role bits 0x{role_bits:02x}")

@@ -42,7 +42,7 @@ def consortium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
     paths["gov"] = tmp_path / "gov"
     paths["desk"] = tmp_path / "desk"
     paths["plat"] = tmp_path / "plat"
-    _ok(["init", str(paths["gov"]), "--id", "gov.example/ct", "--kind", "government"], capsys)
+    _ok(["init", str(paths["gov"]), "--id", "gov.example/ct", "--kind", "government", "--jurisdiction", "NZ"], capsys)
     _ok(["init", str(paths["plat"]), "--id", "platform.example", "--kind", "platform"], capsys)
     out = _ok(
         [
@@ -52,6 +52,8 @@ def consortium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
             "gov.example/desk",
             "--kind",
             "government",
+            "--jurisdiction",
+            "NZ",
             "--key-only",
         ],
         capsys,
