@@ -23,7 +23,16 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.accountability import Accountability
-from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae
+from node.core.entry import (
+    ENTRY_DOMAIN,
+    MAX_ID_CANDIDATES,
+    Kind,
+    SignedEntry,
+    check_id_text,
+    key_id_of,
+    pae,
+    resolve_id_prefix,
+)
 from node.core.feedback import Aggregate
 from node.core.hashes import ALGORITHMS, algorithm
 from node.core.policy import Decision
@@ -405,6 +414,15 @@ class NodeApp:
 
     def heads(self) -> dict[str, Head]:
         return self.store.heads()
+
+    def resolve_id(self, text: str) -> bytes:
+        """The stored entry id that ``text`` (8..64 hex digits) begins."""
+        prefix = check_id_text(text)
+        even = bytes.fromhex(prefix[: len(prefix) // 2 * 2])
+        # An odd digit count filters on the last nibble: read up to 16x as many.
+        limit = (MAX_ID_CANDIDATES + 1) * (16 if len(prefix) % 2 else 1)
+        ids = self.store.ids_with_prefix(even, limit)
+        return resolve_id_prefix(prefix, ids, more=len(ids) >= limit)
 
     def get(self, entry_id: bytes) -> MatchHit:
         if len(entry_id) != 32:

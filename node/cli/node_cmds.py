@@ -17,7 +17,7 @@ from node.config import (
     load_signer,
 )
 from node.core import hashes, labels
-from node.core.entry import EntryBody, Kind, Signer, check_member_id
+from node.core.entry import EntryBody, Kind, Signer, check_id_text, check_member_id
 from node.core.roster import MemberKind, when
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -90,7 +90,9 @@ def register(sub: Any) -> None:
     p.add_argument("--incident", default="", help="incident id, e.g. christchurch-2019-03-15")
     p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
     p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
-    p.add_argument("--retract", metavar="ENTRY_ID", help="retract one of your entries")
+    p.add_argument(
+        "--retract", metavar="ENTRY_ID", help="retract one of your entries (id or 8+ digit prefix)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
 
@@ -239,6 +241,15 @@ def connect(args: argparse.Namespace) -> NodeClient:
     return NodeClient(address)
 
 
+async def resolve_entry_id(client: NodeClient, text: str) -> bytes:
+    """An entry id as typed: 64 hex digits, or a unique prefix of at least 8
+    that the node resolves (an ambiguous one is refused with the candidates)."""
+    typed = check_id_text(text)
+    if len(typed) == 64:
+        return bytes.fromhex(typed)
+    return bytes((await client.get_entry(typed)).provenance.entry_id)
+
+
 def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
     if args.key is not None:
         if not args.origin:
@@ -256,11 +267,8 @@ def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
 def cmd_submit(args: argparse.Namespace) -> int:
     origin, signer = _submitter(args)
     if args.retract:
-        try:
-            target = bytes.fromhex(args.retract)
-        except ValueError:
-            raise ValidationError("--retract takes an entry id in hex") from None
-        fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": target}
+        check_id_text(args.retract)
+        fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": args.retract}
     else:
         if args.file is not None:
             from node.cli.media_cmds import hash_for_submission
@@ -299,6 +307,8 @@ async def _submit(
     import time
 
     async with connect(args) as client:
+        if isinstance(fields.get("target"), str):
+            fields = {**fields, "target": await resolve_entry_id(client, fields["target"])}
         status = await client.status()
         head = next((h for h in status.heads if h.origin == origin), None)
         body = EntryBody(

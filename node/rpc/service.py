@@ -165,7 +165,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
         self.auth.check(context, Action.READ, "GetEntry")
-        hit = self.app.get(request.entry_id)
+        entry_id = self.app.resolve_id(request.id_prefix) if request.id_prefix else request.entry_id
+        hit = self.app.get(entry_id)
         return pb.GetEntryResponse(
             entry=convert.entry_to_pb(hit.entry), provenance=convert.provenance_to_pb(hit)
         )
@@ -331,8 +332,10 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             raise ValidationError(
                 f"action {request.action}: expected blocked-at-upload, removed or reviewed"
             )
-        when = now_ms()
-        self.app.accountability.record_action(request.entry_id, kind, request.count or 1, when)
+        when = request.at_ms or now_ms()
+        self.app.accountability.record_action(
+            request.entry_id, kind, request.count or 1, when, now_ms=now_ms()
+        )
         return pb.RecordActionResponse(time_ms=when)
 
     @_mapped

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from node.cli import main
 from node.config import load_config
+from node.core.entry import MAX_ID_CANDIDATES, resolve_id_prefix
 from node.core.roster import Roster
+from node.core.trust import MembersFile
+from node.errors import NotFoundError, ValidationError
+from node.server import Node
+from node.store.lmdb_store import LmdbStore
+from tests.helpers import LoopThread, Origin, member, write_node_dir
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +51,174 @@ def test_init_leaves_a_platforms_jurisdiction_empty(tmp_path: Path) -> None:
     assert member.jurisdiction == ""
     assert Roster.decode(roster.encode()).members[0].jurisdiction == ""
     assert main(["roster", "verify", str(d / "roster.json")]) == 0
+
+
+# -- a running node for the client commands ------------------------------------------
+
+P1 = "platform.example"
+MD5 = "00112233445566778899aabbccddeeff"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
+    capsys.readouterr()
+    assert main(list(argv)) == code
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+@pytest.fixture
+def node_dir(tmp_path: Path, loop: LoopThread) -> Iterator[str]:
+    config = write_node_dir(tmp_path, P1, MembersFile.of([member(P1)]))
+    node = Node(config)
+    loop.run(node.start())
+    try:
+        yield str(config.dir)
+    finally:
+        loop.run(node.stop())
+
+
+def _submit(capsys: pytest.CaptureFixture[str], d: str, md5: str = MD5, *extra: str) -> str:
+    out, _ = _run(capsys, "submit", d, "--algo", "md5", "--hash", md5, "--json", *extra)
+    return str(json.loads(out)["entry_id"])
+
+
+# -- item 11: entry ids by unique prefix ----------------------------------------------
+
+
+def test_every_command_that_takes_an_entry_id_takes_a_unique_prefix(
+    node_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = node_dir
+    entry_id = _submit(capsys, d)
+    prefix = entry_id[:8]
+    out, _ = _run(capsys, "policy", "explain", prefix, d, "--json")
+    assert json.loads(out)["match"]["entry_id"] == entry_id
+    out, _ = _run(capsys, "record-action", d, "--entry", entry_id[:9], "--action", "removed")
+    assert out.startswith(f"logged removed x1 for {entry_id[:16]} at ")
+    out, _ = _run(
+        capsys, "feedback", "relabel", d, "--entry", prefix.upper(), "--label", "type:image"
+    )
+    assert out.startswith(f"relabel {entry_id[:16]}: entry ")
+    out, _ = _run(capsys, "submit", d, "--retract", entry_id[:16], "--json")
+    retraction = json.loads(out)["entry_id"]
+    out, _ = _run(
+        capsys, "match", d, "--algo", "md5", "--hash", MD5, "--include-retracted", "--json"
+    )
+    assert json.loads(out)[0]["retracted"] is True
+    assert retraction != entry_id
+
+    missing = "0123abcd" if not entry_id.startswith("0123abcd") else "3210dcba"
+    for argv in (
+        ("policy", "explain", missing, d),
+        ("record-action", d, "--entry", missing, "--action", "removed"),
+        ("feedback", "endorse", d, "--entry", missing),
+        ("submit", d, "--retract", missing),
+        ("prove", missing, d),
+    ):
+        _, err = _run(capsys, *argv, code=4)
+        assert err == f"ccnode: error: no stored entry id begins with {missing}\n", argv
+    for bad in ("abc", "0123abcg", "ab" * 33):
+        _, err = _run(capsys, "record-action", d, "--entry", bad, "--action", "removed", code=2)
+        assert err == (
+            f"ccnode: error: entry id {bad!r}: expected 8 to 64 hex digits "
+            "(the full id or a unique prefix of it)\n"
+        )
+
+
+def test_an_ambiguous_prefix_is_refused_with_the_candidates(tmp_path: Path) -> None:
+    # Two of a few hundred real ids share their first hex digits; the store
+    # finds both by prefix and the resolver lists them.
+    store = LmdbStore(tmp_path / "data")
+    try:
+        origin = Origin("platform.example")
+        entries = [origin.next() for _ in range(300)]
+        store.ingest(entries, atomic=True, now_ms=1)
+        ids = sorted(e.entry_id for e in entries)
+        a, b = next((x, y) for x, y in itertools.pairwise(ids) if x[:1] == y[:1])
+        found = store.ids_with_prefix(a[:1], MAX_ID_CANDIDATES + 1)
+        assert a in found and b in found and all(f[:1] == a[:1] for f in found)
+        prefix = a.hex()[:2]
+        with pytest.raises(ValidationError) as err:
+            resolve_id_prefix(prefix, found)
+        shown = ", ".join(f.hex() for f in found[:MAX_ID_CANDIDATES])
+        more = " and more" if len(found) > MAX_ID_CANDIDATES else ""
+        assert str(err.value) == (
+            f"entry id prefix {prefix} is ambiguous: it begins {min(len(found), 10)}{more} "
+            f"stored entries: {shown}{more and ', ...'}; give more digits"
+        )
+        assert resolve_id_prefix(a.hex()[:12], found) == a
+        assert store.ids_with_prefix(b"\xff" * 5, 5) == [] or ids[-1].startswith(b"\xff" * 5)
+    finally:
+        store.close()
+
+
+def test_an_ambiguous_prefix_message_lists_at_most_ten() -> None:
+    ids = [bytes([0xAB, 0xCD, 0xEF, 0x01, i]) + bytes(27) for i in range(12)]
+    with pytest.raises(ValidationError) as err:
+        resolve_id_prefix("abcdef01", ids)
+    assert str(err.value) == (
+        "entry id prefix abcdef01 is ambiguous: it begins 10 and more stored entries: "
+        + ", ".join(i.hex() for i in ids[:10])
+        + ", ...; give more digits"
+    )
+    with pytest.raises(NotFoundError, match=r"^no stored entry id begins with abcdef02$"):
+        resolve_id_prefix("abcdef02", ids)
+
+
+# -- item 14: record-action times -----------------------------------------------------
+
+
+def test_record_action_prints_a_readable_time_and_takes_at(
+    node_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = node_dir
+    entry_id = _submit(capsys, d)
+    out, _ = _run(capsys, "record-action", d, "--entry", entry_id, "--action", "reviewed")
+    assert re.fullmatch(
+        rf"logged reviewed x1 for {entry_id[:16]} at \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{{3}}Z\n",
+        out,
+    )
+    at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=30)
+    text = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out, _ = _run(
+        capsys, "record-action", d, "--entry", entry_id, "--action", "removed", "--at", text
+    )
+    assert out == (
+        f"logged removed x1 for {entry_id[:16]} at {at.strftime('%Y-%m-%d %H:%M:%S')}.000Z\n"
+    )
+    out, _ = _run(capsys, "report-actions", d, "--dry-run", "--json")
+    (row,) = json.loads(out)
+    assert row["removals"] == 1
+
+    _, err = _run(
+        capsys,
+        "record-action",
+        d,
+        "--entry",
+        entry_id,
+        "--action",
+        "removed",
+        "--at",
+        "2019-03-15T01:40:00Z",
+        code=2,
+    )
+    assert re.fullmatch(
+        rf"ccnode: error: action time 2019-03-15T01:40:00Z is before entry {entry_id[:16]} "
+        r"arrived here \(\S+\): an action must follow the match\n",
+        err,
+    )
+    _, err = _run(
+        capsys,
+        "record-action",
+        d,
+        "--entry",
+        entry_id,
+        "--action",
+        "removed",
+        "--at",
+        "2999-01-01",
+        code=2,
+    )
+    assert re.fullmatch(
+        r"ccnode: error: action time 2999-01-01T00:00:00Z is in the future \(now \S+\)\n", err
+    )

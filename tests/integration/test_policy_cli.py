@@ -153,7 +153,10 @@ def test_record_action_and_prune_errors(
         _, err = _run(capsys, "record-action", d, "--entry", missing, "--action", "removed", code=4)
         assert err == f"ccnode: error: entry {missing} is not stored here\n"
         _, err = _run(capsys, "record-action", d, "--entry", "abc", "--action", "removed", code=2)
-        assert err == "ccnode: error: entry id 'abc' is not hex\n"
+        assert err == (
+            "ccnode: error: entry id 'abc': expected 8 to 64 hex digits "
+            "(the full id or a unique prefix of it)\n"
+        )
         out, _ = _run(capsys, "submit", d, "--algo", "md5", "--hash", MD5, "--json")
         entry_id = json.loads(out)["entry_id"]
         _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--record")

@@ -42,7 +42,19 @@ def consortium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
     paths["gov"] = tmp_path / "gov"
     paths["desk"] = tmp_path / "desk"
     paths["plat"] = tmp_path / "plat"
-    _ok(["init", str(paths["gov"]), "--id", "gov.example/ct", "--kind", "government", "--jurisdiction", "NZ"], capsys)
+    _ok(
+        [
+            "init",
+            str(paths["gov"]),
+            "--id",
+            "gov.example/ct",
+            "--kind",
+            "government",
+            "--jurisdiction",
+            "NZ",
+        ],
+        capsys,
+    )
     _ok(["init", str(paths["plat"]), "--id", "platform.example", "--kind", "platform"], capsys)
     out = _ok(
         [

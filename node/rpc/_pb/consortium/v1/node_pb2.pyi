@@ -56,10 +56,12 @@ class SubmitResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SubmitResult, _Mapping]]] = ...) -> None: ...
 
 class GetEntryRequest(_message.Message):
-    __slots__ = ("entry_id",)
+    __slots__ = ("entry_id", "id_prefix")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
-    def __init__(self, entry_id: _Optional[bytes] = ...) -> None: ...
+    id_prefix: str
+    def __init__(self, entry_id: _Optional[bytes] = ..., id_prefix: _Optional[str] = ...) -> None: ...
 
 class GetEntryResponse(_message.Message):
     __slots__ = ("entry", "provenance")
@@ -476,14 +478,16 @@ class ExplainPolicyResponse(_message.Message):
     def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ..., rules: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., policy_source: _Optional[str] = ..., default_action: _Optional[str] = ...) -> None: ...
 
 class RecordActionRequest(_message.Message):
-    __slots__ = ("entry_id", "action", "count")
+    __slots__ = ("entry_id", "action", "count", "at_ms")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
     action: ActionTaken
     count: int
-    def __init__(self, entry_id: _Optional[bytes] = ..., action: _Optional[_Union[ActionTaken, str]] = ..., count: _Optional[int] = ...) -> None: ...
+    at_ms: int
+    def __init__(self, entry_id: _Optional[bytes] = ..., action: _Optional[_Union[ActionTaken, str]] = ..., count: _Optional[int] = ..., at_ms: _Optional[int] = ...) -> None: ...
 
 class RecordActionResponse(_message.Message):
     __slots__ = ("time_ms",)
