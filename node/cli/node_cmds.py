@@ -87,7 +87,12 @@ def register(sub: Any) -> None:
         "floor; SHA-256 otherwise, or the --algo given)",
     )
     p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
-    p.add_argument("--incident", default="", help="incident id, e.g. christchurch-2019-03-15")
+    p.add_argument(
+        "--incident",
+        default="",
+        help="incident id: lower-case words joined by '-' ending in the date it began, "
+        "e.g. christchurch-2019-03-15",
+    )
     p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
     p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
     p.add_argument(
@@ -122,6 +127,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("labels", help="list the label taxonomy")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_labels)
 
 
@@ -490,6 +496,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
+    if args.json:
+        doc = [
+            {"label": f"{dim}:{value}", "dimension": dim, "value": value, "meaning": meaning}
+            for dim, values in labels.TAXONOMY.items()
+            for value, meaning in values.items()
+        ]
+        print(json.dumps(doc, indent=2))
+        return 0
     for dim, values in labels.TAXONOMY.items():
         for value, meaning in values.items():
             print(f"{dim}:{value:42} {meaning}")

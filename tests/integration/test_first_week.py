@@ -5,17 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from node import __version__
 from node.cli import main
-from node.config import load_config
+from node.config import load_config, load_signer
+from node.core import labels
 from node.core.entry import MAX_ID_CANDIDATES, resolve_id_prefix
 from node.core.roster import Roster
-from node.core.trust import MembersFile
+from node.core.trust import MembersFile, raw_public_key
 from node.errors import NotFoundError, ValidationError
 from node.server import Node
 from node.store.lmdb_store import LmdbStore
@@ -221,4 +226,111 @@ def test_record_action_prints_a_readable_time_and_takes_at(
     )
     assert re.fullmatch(
         r"ccnode: error: action time 2999-01-01T00:00:00Z is in the future \(now \S+\)\n", err
+    )
+
+
+# -- item 14: small things ------------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"ccnode {__version__}\n"
+
+
+def test_json_on_labels_health_and_check_config(
+    node_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = _run(capsys, "labels", "--json")
+    rows = json.loads(out)
+    assert {r["label"] for r in rows} == {
+        f"{dim}:{value}" for dim, values in labels.TAXONOMY.items() for value in values
+    }
+    assert all(r["label"] == f"{r['dimension']}:{r['value']}" and r["meaning"] for r in rows)
+    out, _ = _run(capsys, "health", node_dir, "--json")
+    doc = json.loads(out)
+    assert doc == {"address": doc["address"], "status": "SERVING"}
+    out, _ = _run(capsys, "check-config", node_dir, "--json")
+    assert json.loads(out) == {
+        "config": f"{node_dir}/config.toml",
+        "ok": True,
+        "id": P1,
+        "listen": "127.0.0.1:0",
+        "metrics": None,
+        "peers": 0,
+    }
+
+
+@pytest.mark.parametrize("command", ["labels", "status"])
+def test_a_reader_that_goes_away_gets_no_traceback(command: str, node_dir: str) -> None:
+    # `ccnode status | head`: a real process whose stdout's reader has closed.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "node", command, *([node_dir] if command == "status" else [])],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
+def test_keygen_makes_an_entry_key_for_rotate_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "plat"
+    assert main(["init", str(d), "--id", P1, "--kind", "platform", "--genesis"]) == 0
+    key = tmp_path / "entry-2.pem"
+    out, _ = _run(capsys, "roster", "keygen", "--entry", str(key))
+    public = raw_public_key(load_signer(key).public_key)
+    assert out.splitlines() == [
+        f"entry key {key}: public key {public.hex()} (shown as {public.hex()[:16]})",
+        f"next: `ccnode roster rotate-key ROSTER --id MEMBER --entry-key {key}`, sign and "
+        "publish the roster, then point the member's key_file at this key",
+    ]
+    roster = d / "roster.json"
+    draft = tmp_path / "draft.json"
+    out, _ = _run(
+        capsys,
+        "roster",
+        "rotate-key",
+        str(roster),
+        "--id",
+        P1,
+        "--entry-key",
+        str(key),
+        "--out",
+        str(draft),
+    )
+    assert f"new entry key {public.hex()[:16]}" in out
+    out, _ = _run(capsys, "roster", "show", str(draft))
+    first = raw_public_key(load_config(d).signer().public_key)
+    shown = ", ".join(sorted(k.hex()[:16] for k in (first, public)))  # sorted, as stored
+    assert f"entry keys {shown};" in out
+
+
+def test_a_bad_incident_id_says_the_rule(node_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _, err = _run(
+        capsys,
+        "submit",
+        node_dir,
+        "--algo",
+        "md5",
+        "--hash",
+        MD5,
+        "--incident",
+        "Christchurch",
+        code=2,
+    )
+    assert err == (
+        "ccnode: error: bad incident id 'Christchurch': expected lower-case words (a-z, 0-9) "
+        "joined by '-' ending in the date it began (YYYY-MM-DD), at most 64 characters, "
+        "e.g. 'christchurch-2019-03-15'\n"
     )

@@ -160,7 +160,10 @@ def test_drafting_chains_versions_and_publish_installs_them(
         2,
         capsys,
     )
-    assert err == "ccnode: error: --entry-key: expected 64 hex digits (a raw Ed25519 public key)"
+    assert err == (
+        "ccnode: error: --entry-key: expected 64 hex digits (a raw Ed25519 public key) "
+        "or a PEM key file"
+    )
     new_hex = raw_public_key(signer_for("rotated").public_key).hex()
     _ok(
         [
