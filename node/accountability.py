@@ -17,9 +17,9 @@ from pathlib import Path
 
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate, aggregate
-from node.core.policy import DEFAULT_POLICY, Decision, Policy, facts_for
+from node.core.policy import DEFAULT_POLICY, Decision, Policy, facts_for, origin_status
 from node.core.roster import when
-from node.core.trust import Member, TrustView
+from node.core.trust import Member, Standing, TrustView
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.store.lmdb_store import LmdbStore
 from node.store.matchlog import Event, EventKind, MatchLog
@@ -109,8 +109,14 @@ class Accountability:
         *,
         explain: bool = False,
         settled: bool | None = None,
+        distance: int = 0,
+        standing: Standing = Standing.ACTIVE,
+        equivocated: bool = False,
     ) -> Verdict:
-        """``settled``: known by the caller already; else asked of the hook."""
+        """``settled``: known by the caller already; else asked of the hook.
+        ``distance`` is the match's (0 for exact algorithms and for an entry
+        looked at without a query); ``standing`` and ``equivocated`` say how
+        its origin stands here."""
         feedback = self.feedback(entry)
         if entry.body.kind != Kind.ADD:
             return Verdict(NO_ACTION, "", feedback)
@@ -120,6 +126,8 @@ class Accountability:
             feedback,
             retracted=bool(retracted_by),
             settled=self.settled(entry.entry_id) if settled is None else settled,
+            distance=distance,
+            origin_status=origin_status(standing, equivocated=equivocated),
         )
         policy = self.policy  # read once: a reload swaps the whole object
         decision = policy.explain(facts) if explain else policy.evaluate(facts)

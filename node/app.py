@@ -171,6 +171,7 @@ class MatchHit:
     rule: str = ""  # the policy rule that recommended ``action``
     feedback: Aggregate | None = None
     standing: Standing = Standing.ACTIVE  # revoked members' entries stay, flagged
+    variant: int = 0  # PDQ: which query hash matched (0 the query, i its i-th dihedral hash)
 
 
 class NodeApp:
@@ -505,9 +506,9 @@ class NodeApp:
                     [value, *extra], radius, include_retracted=include_retracted
                 )
             else:
-                found = [(entry_id, 0) for entry_id in exact[i]]
+                found = [(entry_id, 0, 0) for entry_id in exact[i]]
             hits: list[MatchHit] = []
-            for entry_id, distance in found:
+            for entry_id, distance, variant in found:
                 stored = self.store.get(entry_id)
                 if stored is None:
                     continue
@@ -516,7 +517,9 @@ class NodeApp:
                 if bank and bank.suppresses(stored.entry.body.algorithm, stored.entry.body.hash):
                     continue
                 hits.append(
-                    self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, distance)
+                    self._hit(
+                        stored.entry, stored.arrival_ms, stored.retracted_by, distance, variant
+                    )
                 )
             out.append(hits)
         if record:
@@ -534,17 +537,35 @@ class NodeApp:
     def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
         """The entry as a match answer, and the policy's rule-by-rule reasoning."""
         hit = self.get(entry_id)
-        verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
+        verdict = self.accountability.verdict(
+            hit.entry,
+            hit.retracted_by,
+            explain=True,
+            settled=hit.settled,
+            standing=hit.standing,
+            equivocated=hit.origin_equivocated,
+        )
         return hit, verdict.decision
 
-    def _hit(self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int) -> MatchHit:
+    def _hit(
+        self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int, variant: int = 0
+    ) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
         origin, seq = entry.body.origin, entry.body.seq
         settled = self.tlog.settled(origin, seq)
-        verdict = self.accountability.verdict(entry, retracted_by, settled=settled)
+        standing = member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN
+        equivocated = self.tlog.forked(origin)
+        verdict = self.accountability.verdict(
+            entry,
+            retracted_by,
+            settled=settled,
+            distance=dist,
+            standing=standing,
+            equivocated=equivocated,
+        )
         return MatchHit(
             entry,
             member,
@@ -555,6 +576,7 @@ class NodeApp:
             rule=verdict.rule,
             feedback=verdict.feedback,
             settled=settled,
-            origin_equivocated=self.tlog.forked(origin),
-            standing=member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN,
+            origin_equivocated=equivocated,
+            standing=standing,
+            variant=variant,
         )

@@ -123,7 +123,7 @@ def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:
 
 def match_files(args: argparse.Namespace) -> int:
     """``ccnode match FILE...``: hash locally, then one batch Match."""
-    from node.cli.node_cmds import _address, connect, match_json, print_matches
+    from node.cli.node_cmds import QueryAnswer, _address, connect
 
     if not args.paths:
         raise ValidationError("give FILEs to hash and match, or --algo and --hash")
@@ -160,24 +160,18 @@ def match_files(args: argparse.Namespace) -> int:
             seen = per_file[i].get(m.provenance.entry_id)
             if seen is None or m.distance < seen.distance:
                 per_file[i][m.provenance.entry_id] = m
+    answers = [
+        QueryAnswer(
+            str(h.path),
+            dict(h.queries()),
+            [] if never[i] else sorted(per_file[i].values(), key=lambda m: m.distance),
+            never[i],
+        )
+        for i, h in enumerate(done)
+    ]
     if args.json:
-        doc = [
-            {
-                "file": str(h.path),
-                "never_match": never[i],
-                "matches": [match_json(m) for m in per_file[i].values()],
-            }
-            for i, h in enumerate(done)
-        ]
-        print(json.dumps(doc, indent=2))
+        print(json.dumps([a.json() for a in answers], indent=2))
     else:
-        for i, h in enumerate(done):
-            matches = sorted(per_file[i].values(), key=lambda m: m.distance)
-            if never[i]:
-                print(f"{h.path}: no match (on this node's never-match list)")
-            elif not matches:
-                print(f"{h.path}: no match")
-            else:
-                print(f"{h.path}: {len(matches)} match(es)")
-                print_matches(matches)
+        for a in answers:
+            a.print(str(a.file))
     return 2 if failed else 0

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from node.config import (
 )
 from node.core import hashes, labels
 from node.core.entry import EntryBody, Kind, Signer, check_id_text, check_member_id
+from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
-from node.errors import ValidationError
+from node.errors import ConflictError, ProvenanceError, ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -295,6 +297,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "incident": labels.check_incident(args.incident),
         }
     response = asyncio.run(_submit(origin, signer, fields, args))
+    if isinstance(response, pb.Match):
+        p = response.provenance
+        if args.json:
+            print(json.dumps({"entry_id": p.entry_id.hex(), "outcome": "existing"}))
+        else:
+            print(
+                f"existing: entry {p.entry_id.hex()} (submitted by {origin} on "
+                f"{when(p.time_ms)} with the same labels; not submitted again)"
+            )
+        return 0
     result = response.results[0]
     outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
     if args.json:
@@ -304,17 +316,53 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _already_submitted(
+    client: NodeClient, origin: str, fields: dict[str, Any]
+) -> pb.Match | None:
+    """This origin's live ADD of the same hash, if the node holds one.
+
+    The same labels: that entry is the answer (a second would only be a
+    duplicate in every list). Other labels: refused, pointing at RELABEL,
+    which changes them on the entry everyone already holds. A submitter
+    without the READ role cannot ask; then the node takes the entry.
+    """
+    algo, value = fields["algorithm"], fields["hash"]
+    try:
+        result = (await client.match([(algo, value)], include_retracted=False)).results[0]
+    except ProvenanceError:
+        return None
+    for m in result.matches:
+        p = m.provenance
+        if p.origin != origin or p.algorithm != algo or p.hash != value:
+            continue
+        have = tuple(sorted(p.current_labels or p.labels))
+        if have == tuple(fields["labels"]):
+            return m
+        short_id = p.entry_id.hex()[:16]
+        raise ConflictError(
+            f"{origin} already submitted this {algo} hash as entry {short_id} with labels "
+            f"{','.join(have) or '(none)'}; not submitted again. To change its labels: "
+            f"ccnode feedback relabel DIR --entry {short_id} "
+            + " ".join(f"--label {label}" for label in fields["labels"])
+        )
+    return None
+
+
 async def _submit(
     origin: str,
     signer: Signer,
     fields: dict[str, Any],
     args: argparse.Namespace,
-) -> pb.SubmitResponse:
+) -> pb.SubmitResponse | pb.Match:
     import time
 
     async with connect(args) as client:
         if isinstance(fields.get("target"), str):
             fields = {**fields, "target": await resolve_entry_id(client, fields["target"])}
+        if fields["kind"] == Kind.ADD:
+            existing = await _already_submitted(client, origin, fields)
+            if existing is not None:
+                return existing
         status = await client.status()
         head = next((h for h in status.heads if h.origin == origin), None)
         body = EntryBody(
@@ -353,36 +401,87 @@ def cmd_match(args: argparse.Namespace) -> int:
             )
 
     result = asyncio.run(go()).results[0]
-    matches = list(result.matches)
+    answer = QueryAnswer(None, {algo: value}, list(result.matches), result.never_match)
     if args.json:
-        print(json.dumps([match_json(m) for m in matches], indent=2))
-        return 0
-    if result.never_match:
-        print("no match (on this node's never-match list)")
-        return 0
-    if not matches:
-        print("no match")
-        return 0
-    print_matches(matches)
+        print(json.dumps([answer.json()], indent=2))
+    else:
+        answer.print(f"{algo} {value.hex()[:16]}")
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnswer:
+    """What one query got from Match: a ``--hash``, or a file (every hash of
+    it asked together). ``ccnode match`` prints one of these per query, in
+    the same shape for both (docs: README "Matching")."""
+
+    file: str | None  # the file hashed here, or None for --hash
+    hashes: dict[str, bytes]  # algorithm -> the value asked
+    matches: list[pb.Match]  # one per entry, nearest first
+    never_match: bool = False  # on the node's never-match list: no matches given
+
+    def verdict(self) -> QueryVerdict | None:
+        return overall((m.recommended_action, m.rule, m.provenance.entry_id) for m in self.matches)
+
+    def json(self) -> dict[str, Any]:
+        v = self.verdict()
+        return {
+            "file": self.file,
+            "query": {algo: value.hex() for algo, value in self.hashes.items()},
+            "never_match": self.never_match,
+            "verdict": None
+            if v is None
+            else {"action": v.action, "rule": v.rule, "entry_id": v.entry_id.hex()},
+            "matches": [match_json(m) for m in self.matches],
+        }
+
+    def print(self, label: str) -> None:
+        if self.never_match:
+            print(f"{label}: no match (on this node's never-match list)")
+            return
+        v = self.verdict()
+        if v is None:
+            print(f"{label}: no match")
+            return
+        n = len(self.matches)
+        print(
+            f"{label}: {v.action} (rule {v.rule or '-'}, entry {v.entry_id.hex()[:16]}; "
+            f"{n} match{'es' if n != 1 else ''})"
+        )
+        print_matches(self.matches)
+
+
+def variant_name(m: pb.Match) -> str:
+    """Which of the query's PDQ hashes matched: original, rotate90, flip_x, ..."""
+    from node.match.media import DIHEDRAL_NAMES
+
+    if 0 <= m.variant < len(DIHEDRAL_NAMES):
+        return DIHEDRAL_NAMES[m.variant]
+    return f"variant {m.variant}"
 
 
 def print_matches(matches: list[pb.Match]) -> None:
     for m in matches:
         p = m.provenance
         state = "RETRACTED" if p.retracted else m.recommended_action
-        log_state = "settled" if p.settled else "not yet settled"
+        flags = ["URGENT"] if p.urgent else []
+        flags.append("settled" if p.settled else "not yet settled")
         if p.origin_equivocated:
-            log_state += ", ORIGIN EQUIVOCATED"
+            flags.append("ORIGIN EQUIVOCATED")
         if p.origin_status not in ("", "active"):
-            log_state += f", {p.origin_status.upper()}"
+            flags.append(p.origin_status.upper())
+        how = f"{p.algorithm} distance {m.distance}"
+        if p.algorithm == "PDQ":
+            how += f" ({variant_name(m)})"
+        else:
+            how += " (exact)"
         print(
-            f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
+            f"  {state:9} {how}  {p.origin} ({p.origin_kind}, {p.jurisdiction or '-'})  "
             f"labels {','.join(p.current_labels or p.labels) or '-'}  "
             f"incident {p.incident or '-'}  entry {p.entry_id.hex()[:16]}  "
             f"rule {m.rule or '-'}  endorsed {sum(t.count for t in p.endorsements)}  "
             f"disputed {sum(t.count for t in p.disputes)}  "
-            f"[{log_state}]"
+            f"[{', '.join(flags)}]"
         )
 
 
@@ -391,6 +490,7 @@ def match_json(m: pb.Match) -> dict[str, Any]:
     return {
         "entry_id": p.entry_id.hex(),
         "distance": m.distance,
+        "variant": variant_name(m) if p.algorithm == "PDQ" else None,
         "recommended_action": m.recommended_action,
         "origin": p.origin,
         "origin_kind": p.origin_kind,

@@ -72,6 +72,7 @@ def match_to_pb(hit: MatchHit) -> pb.Match:
         distance=hit.distance,
         recommended_action=hit.action,
         rule=hit.rule,
+        variant=hit.variant,
     )
 
 

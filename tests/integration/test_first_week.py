@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,7 +110,7 @@ def test_every_command_that_takes_an_entry_id_takes_a_unique_prefix(
     out, _ = _run(
         capsys, "match", d, "--algo", "md5", "--hash", MD5, "--include-retracted", "--json"
     )
-    assert json.loads(out)[0]["retracted"] is True
+    assert json.loads(out)[0]["matches"][0]["retracted"] is True
     assert retraction != entry_id
 
     missing = "0123abcd" if not entry_id.startswith("0123abcd") else "3210dcba"
@@ -334,3 +335,143 @@ def test_a_bad_incident_id_says_the_rule(node_dir: str, capsys: pytest.CaptureFi
         "joined by '-' ending in the date it began (YYYY-MM-DD), at most 64 characters, "
         "e.g. 'christchurch-2019-03-15'\n"
     )
+
+
+# -- item 12: match says how it matched, and gives one verdict per query ----------------
+
+VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "pdq"
+GLORIFICATION_BLOCKS = """version = 1
+default = "review"
+[[rule]]
+name = "glorification"
+action = "block"
+labels_any = ["behaviour:glorification"]
+"""
+
+
+def _vectors() -> dict[str, Any]:
+    if not (VECTORS / "expected.json").exists():
+        pytest.skip(f"PDQ vectors not found at {VECTORS}")
+    return dict(json.loads((VECTORS / "expected.json").read_text()))
+
+
+def test_match_names_algorithm_variant_urgency_and_one_verdict(
+    node_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    from node.match.media import DIHEDRAL_NAMES, hamming, pdq_dihedral
+
+    expected = _vectors()
+    d = node_dir
+    (Path(d) / "policy.toml").write_text(GLORIFICATION_BLOCKS)
+    _run(capsys, "policy", "reload", d)
+    orig = expected["aaa-orig.jpg"]["pdq"]
+    edit = expected["sharpen-a-lot.jpg"]["pdq"]  # 12 bits from orig
+    a = _submit_pdq(capsys, d, orig, "--label", "type:image", "--urgent")
+    b = _submit_pdq(capsys, d, edit, "--label", "type:image", "--label", "behaviour:glorification")
+
+    out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", orig)
+    lines = out.splitlines()
+    # The nearer hit says REVIEW, the farther BLOCK: the query's verdict is BLOCK.
+    assert lines[0] == f"PDQ {orig[:16]}: BLOCK (rule glorification, entry {b[:16]}; 2 matches)"
+    assert lines[1].startswith(f"  REVIEW    PDQ distance 0 (original)  {P1} (platform, NZ)")
+    assert f"entry {a[:16]}" in lines[1] and lines[1].endswith("[URGENT, not yet settled]")
+    assert lines[2].startswith(f"  BLOCK     PDQ distance 12 (original)  {P1}")
+    assert lines[2].endswith("[not yet settled]")
+    out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", orig, "--json")
+    (by_hash,) = json.loads(out)
+    assert by_hash["verdict"] == {"action": "BLOCK", "rule": "glorification", "entry_id": b}
+    assert by_hash["file"] is None and by_hash["query"] == {"PDQ": orig}
+    assert [(m["entry_id"], m["variant"], m["urgent"]) for m in by_hash["matches"]] == [
+        (a, "original", True),
+        (b, "original", False),
+    ]
+
+    # A rotated copy, with its dihedral hashes: the variant that undoes the
+    # rotation is named, and the file's answer has the same shape.
+    rotated = tmp_path / "rotated.png"
+    Image.open(VECTORS / "aaa-orig.jpg").convert("RGB").rotate(90, expand=True).save(rotated)
+    variants = pdq_dihedral(rotated)
+    nearest = min(range(8), key=lambda i: hamming(variants[i].value, bytes.fromhex(orig)))
+    assert DIHEDRAL_NAMES[nearest] != "original"
+    out, _ = _run(capsys, "match", str(rotated), "--dir", d, "--dihedral", "--json")
+    (by_file,) = json.loads(out)
+    assert by_file.keys() == by_hash.keys()
+    assert by_file["file"] == str(rotated)
+    hit = next(m for m in by_file["matches"] if m["entry_id"] == a)
+    assert hit["variant"] == DIHEDRAL_NAMES[nearest]
+    assert by_file["verdict"]["action"] in ("BLOCK", "REVIEW")
+    out, _ = _run(capsys, "match", str(rotated), "--dir", d, "--dihedral")
+    assert f"PDQ distance {hit['distance']} ({DIHEDRAL_NAMES[nearest]})" in out
+
+    # MD5: exact, said so.
+    md5 = _submit(capsys, d)
+    out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5)
+    assert (
+        out.splitlines()[0] == f"MD5 {MD5[:16]}: REVIEW (rule (default), entry {md5[:16]}; 1 match)"
+    )
+    assert "  REVIEW    MD5 distance 0 (exact)  " in out
+
+
+def _submit_pdq(capsys: pytest.CaptureFixture[str], d: str, value: str, *extra: str) -> str:
+    out, _ = _run(capsys, "submit", d, "--algo", "pdq", "--hash", value, "--json", *extra)
+    return str(json.loads(out)["entry_id"])
+
+
+def test_the_same_hash_twice_from_one_origin_is_the_existing_entry(
+    node_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = node_dir
+    first = _submit(capsys, d, MD5, "--label", "type:image")
+    out, _ = _run(
+        capsys, "submit", d, "--algo", "md5", "--hash", MD5, "--label", "type:image", "--json"
+    )
+    assert json.loads(out) == {"entry_id": first, "outcome": "existing"}
+    out, _ = _run(capsys, "submit", d, "--algo", "md5", "--hash", MD5, "--label", "type:image")
+    assert re.fullmatch(
+        rf"existing: entry {first} \(submitted by {P1} on \S+ with the same labels; "
+        r"not submitted again\)\n",
+        out,
+    )
+    _, err = _run(
+        capsys, "submit", d, "--algo", "md5", "--hash", MD5, "--label", "type:video", code=5
+    )
+    assert err == (
+        f"ccnode: error: {P1} already submitted this MD5 hash as entry {first[:16]} with labels "
+        "type:image; not submitted again. To change its labels: ccnode feedback relabel DIR "
+        f"--entry {first[:16]} --label type:video\n"
+    )
+    out, _ = _run(capsys, "status", d, "--json")
+    assert json.loads(out)["heads"][P1]["next_seq"] == 1
+    # Retracted, it may be submitted again: a new entry.
+    _run(capsys, "submit", d, "--retract", first[:8])
+    again = _submit(capsys, d, MD5, "--label", "type:image")
+    assert again != first
+
+
+# -- item 16: policy on match distance (and origin standing: tests/unit/test_policy.py) --
+
+
+def test_a_policy_rule_on_match_distance_at_a_running_node(
+    node_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = _vectors()
+    d = node_dir
+    (Path(d) / "policy.toml").write_text(
+        'version = 1\ndefault = "review"\n[[rule]]\nname = "near"\naction = "block"\n'
+        "max_distance = 5\n"
+    )
+    _run(capsys, "policy", "reload", d)
+    orig, edit = expected["aaa-orig.jpg"]["pdq"], expected["sharpen-a-lot.jpg"]["pdq"]
+    a = _submit_pdq(capsys, d, orig, "--label", "type:image")
+    out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", orig, "--json")
+    assert [(m["recommended_action"], m["rule"]) for m in json.loads(out)[0]["matches"]] == [
+        ("BLOCK", "near")
+    ]
+    out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", edit, "--json")
+    assert [
+        (m["distance"], m["recommended_action"], m["rule"]) for m in json.loads(out)[0]["matches"]
+    ] == [(12, "REVIEW", "(default)")]
+    out, _ = _run(capsys, "policy", "explain", a[:8], d)
+    assert "the match is at distance 5 or less (got: distance 0)" in out

@@ -68,7 +68,7 @@ def test_reload_applies_without_restart_and_a_bad_file_keeps_the_old_policy(
 
         def action() -> tuple[str, str]:
             out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--json")
-            (hit,) = json.loads(out)
+            (hit,) = json.loads(out)[0]["matches"]
             return hit["recommended_action"], hit["rule"]
 
         assert action() == ("REVIEW", "(default)")  # no policy file: built-in default
@@ -107,7 +107,7 @@ def test_sighup_reloads_the_policy_of_a_running_process(
 
         def action() -> str:
             out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--json")
-            return str(json.loads(out)[0]["recommended_action"])
+            return str(json.loads(out)[0]["matches"][0]["recommended_action"])
 
         assert action() == "BLOCK"
         policy.write_text(BLOCK_ALL.replace('"block"', '"log_only"'))

@@ -208,16 +208,18 @@ class ActionCounts(_message.Message):
     def __init__(self, arrival_ms: _Optional[int] = ..., first_match_ms: _Optional[int] = ..., first_action_ms: _Optional[int] = ..., as_of_ms: _Optional[int] = ..., matches: _Optional[int] = ..., blocked_at_upload: _Optional[int] = ..., removals: _Optional[int] = ..., reviews: _Optional[int] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("provenance", "distance", "recommended_action", "rule")
+    __slots__ = ("provenance", "distance", "recommended_action", "rule", "variant")
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDED_ACTION_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     provenance: Provenance
     distance: int
     recommended_action: str
     rule: str
-    def __init__(self, provenance: _Optional[_Union[Provenance, _Mapping]] = ..., distance: _Optional[int] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
+    variant: int
+    def __init__(self, provenance: _Optional[_Union[Provenance, _Mapping]] = ..., distance: _Optional[int] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ..., variant: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("matches", "never_match")
