@@ -26,6 +26,7 @@ from node.errors import NotFoundError, ValidationError
 from node.server import Node
 from node.store.lmdb_store import LmdbStore
 from tests.helpers import LoopThread, Origin, member, write_node_dir
+from tests.helpers import run_cli as _run
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +66,6 @@ P1 = "platform.example"
 MD5 = "00112233445566778899aabbccddeeff"
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
-    capsys.readouterr()
-    assert main(list(argv)) == code
-    captured = capsys.readouterr()
-    return captured.out, captured.err
-
-
 @pytest.fixture
 def node_dir(tmp_path: Path, loop: LoopThread) -> Iterator[str]:
     config = write_node_dir(tmp_path, P1, MembersFile.of([member(P1)]))
@@ -83,8 +77,10 @@ def node_dir(tmp_path: Path, loop: LoopThread) -> Iterator[str]:
         loop.run(node.stop())
 
 
-def _submit(capsys: pytest.CaptureFixture[str], d: str, md5: str = MD5, *extra: str) -> str:
-    out, _ = _run(capsys, "submit", d, "--algo", "md5", "--hash", md5, "--json", *extra)
+def _submit(
+    capsys: pytest.CaptureFixture[str], d: str, value: str = MD5, *extra: str, algo: str = "md5"
+) -> str:
+    out, _ = _run(capsys, "submit", d, "--algo", algo, "--hash", value, "--json", *extra)
     return str(json.loads(out)["entry_id"])
 
 
@@ -195,36 +191,15 @@ def test_record_action_prints_a_readable_time_and_takes_at(
     out, _ = _run(capsys, "report-actions", d, "--dry-run", "--json")
     (row,) = json.loads(out)
     assert row["removals"] == 1
+    removed_at = ("record-action", d, "--entry", entry_id, "--action", "removed", "--at")
 
-    _, err = _run(
-        capsys,
-        "record-action",
-        d,
-        "--entry",
-        entry_id,
-        "--action",
-        "removed",
-        "--at",
-        "2019-03-15T01:40:00Z",
-        code=2,
-    )
+    _, err = _run(capsys, *removed_at, "2019-03-15T01:40:00Z", code=2)
     assert re.fullmatch(
         rf"ccnode: error: action time 2019-03-15T01:40:00Z is before entry {entry_id[:16]} "
         r"arrived here \(\S+\): an action must follow the match\n",
         err,
     )
-    _, err = _run(
-        capsys,
-        "record-action",
-        d,
-        "--entry",
-        entry_id,
-        "--action",
-        "removed",
-        "--at",
-        "2999-01-01",
-        code=2,
-    )
+    _, err = _run(capsys, *removed_at, "2999-01-01", code=2)
     assert re.fullmatch(
         r"ccnode: error: action time 2999-01-01T00:00:00Z is in the future \(now \S+\)\n", err
     )
@@ -368,8 +343,10 @@ def test_match_names_algorithm_variant_urgency_and_one_verdict(
     _run(capsys, "policy", "reload", d)
     orig = expected["aaa-orig.jpg"]["pdq"]
     edit = expected["sharpen-a-lot.jpg"]["pdq"]  # 12 bits from orig
-    a = _submit_pdq(capsys, d, orig, "--label", "type:image", "--urgent")
-    b = _submit_pdq(capsys, d, edit, "--label", "type:image", "--label", "behaviour:glorification")
+    a = _submit(capsys, d, orig, "--label", "type:image", "--urgent", algo="pdq")
+    b = _submit(
+        capsys, d, edit, "--label", "type:image", "--label", "behaviour:glorification", algo="pdq"
+    )
 
     out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", orig)
     lines = out.splitlines()
@@ -412,11 +389,6 @@ def test_match_names_algorithm_variant_urgency_and_one_verdict(
         out.splitlines()[0] == f"MD5 {MD5[:16]}: REVIEW (rule (default), entry {md5[:16]}; 1 match)"
     )
     assert "  REVIEW    MD5 distance 0 (exact)  " in out
-
-
-def _submit_pdq(capsys: pytest.CaptureFixture[str], d: str, value: str, *extra: str) -> str:
-    out, _ = _run(capsys, "submit", d, "--algo", "pdq", "--hash", value, "--json", *extra)
-    return str(json.loads(out)["entry_id"])
 
 
 def test_the_same_hash_twice_from_one_origin_is_the_existing_entry(
@@ -464,7 +436,7 @@ def test_a_policy_rule_on_match_distance_at_a_running_node(
     )
     _run(capsys, "policy", "reload", d)
     orig, edit = expected["aaa-orig.jpg"]["pdq"], expected["sharpen-a-lot.jpg"]["pdq"]
-    a = _submit_pdq(capsys, d, orig, "--label", "type:image")
+    a = _submit(capsys, d, orig, "--label", "type:image", algo="pdq")
     out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", orig, "--json")
     assert [(m["recommended_action"], m["rule"]) for m in json.loads(out)[0]["matches"]] == [
         ("BLOCK", "near")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from node.cli import main
 from node.core.trust import MemberKind, MembersFile
 from node.mesh import Mesh
 from node.rpc.operator import is_operator_peer
 from node.server import Node
 from tests.helpers import LoopThread, eventually, member, write_node_dir
+from tests.helpers import run_cli as _run
 from tests.unit.test_policy import EXAMPLE
 
 pytestmark = pytest.mark.integration
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.integration
 GOV, P1 = "gov.example/ct", "platform.example"
 MD5 = "00112233445566778899aabbccddeeff"
 BLOCK_ALL = 'version = 1\ndefault = "review"\n[[rule]]\nname = "block-all"\naction = "block"\n'
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
-    capsys.readouterr()
-    assert main(list(argv)) == code
-    captured = capsys.readouterr()
-    return captured.out, captured.err
 
 
 def test_policy_check_explains_each_rule(
