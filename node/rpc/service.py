@@ -47,6 +47,7 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.observe import ALERT_MAP_FULL
 from node.rosters import RosterKeeper
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -314,11 +315,19 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             entries=sum(h.next_seq for h in heads.values()),
             evidence=self.app.tlog.evidence_count(),
             version=__version__,
-            alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()] + self._roster_alerts(),
+            alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()]
+            + self._roster_alerts()
+            + self._store_alerts(),
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
         )
+
+    def _store_alerts(self) -> list[pb.Alert]:
+        """The store refusing writes (its map full at the cap): health says
+        NOT_SERVING, and status must say why."""
+        why = self.app.store.write_error
+        return [pb.Alert(kind=ALERT_MAP_FULL, detail=why)] if why else []
 
     def _roster_alerts(self) -> list[pb.Alert]:
         if self.rosters is None or not self.rosters.expired:
