@@ -35,7 +35,7 @@ from node.core.entry import (
 )
 from node.core.feedback import Aggregate
 from node.core.hashes import ALGORITHMS, algorithm
-from node.core.policy import Decision
+from node.core.policy import Decision, Policy
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
 from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
@@ -224,6 +224,7 @@ class NodeApp:
         self.accountability.settled = self._settled
         self.matcher = PdqMatcher(store)
         self._listeners.append(self.matcher.on_commit)
+        self.negative_path = negative_path
         self.negative = NegativeBank.load(negative_path) if negative_path else NegativeBank()
 
     def _settled(self, entry_id: bytes) -> bool | None:
@@ -415,6 +416,15 @@ class NodeApp:
 
     def heads(self) -> dict[str, Head]:
         return self.store.heads()
+
+    def reload(self) -> tuple[Policy, NegativeBank]:
+        """``policy reload`` and SIGHUP: re-read DIR/policy.toml and
+        DIR/never_match.txt. Both are read before either is swapped in, so a
+        bad file (either) raises and leaves both as they were."""
+        bank = NegativeBank.load(self.negative_path) if self.negative_path else NegativeBank()
+        policy = self.accountability.reload()
+        self.negative = bank
+        return policy, bank
 
     def resolve_id(self, text: str) -> bytes:
         """The stored entry id that ``text`` (8..64 hex digits) begins."""

@@ -313,13 +313,19 @@ class Node:
         self.matchlog.close()
 
     def reload_policy(self) -> None:
-        """SIGHUP: re-read DIR/policy.toml; a bad file keeps the current policy."""
+        """SIGHUP: re-read DIR/policy.toml and DIR/never_match.txt; a bad
+        file keeps the current policy and list."""
         try:
-            policy = self.app.accountability.reload()
+            policy, bank = self.app.reload()
         except NodeError as exc:
             log.error("policy not reloaded, keeping the current one: %s", exc)
             return
-        log.warning("policy reloaded from %s (%d rules)", policy.source, len(policy.rules))
+        log.warning(
+            "policy reloaded from %s (%d rules); never-match list: %d hashes",
+            policy.source,
+            len(policy.rules),
+            len(bank),
+        )
 
     async def wait(self) -> None:
         if self._server is not None:

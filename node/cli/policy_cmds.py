@@ -31,7 +31,9 @@ def register(sub: Any) -> None:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_explain)
 
-    q = psub.add_parser("reload", help="make a running node re-read DIR/policy.toml")
+    q = psub.add_parser(
+        "reload", help="make a running node re-read DIR/policy.toml and DIR/never_match.txt"
+    )
     q.add_argument("dir", type=Path, nargs="?")
     q.add_argument("--to", help="node address host:port")
     q.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
@@ -107,4 +109,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
     print(f"policy reloaded from {r.source}:")
     for line in r.rules:
         print(f"  {line}")
+    if r.never_match_source:
+        print(f"never-match list reloaded from {r.never_match_source}: {r.never_match} hashes")
+    else:
+        print("never-match list: none (no never_match.txt)")
     return 0

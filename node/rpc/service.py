@@ -419,8 +419,13 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.ReloadPolicyRequest, context: Context
     ) -> pb.ReloadPolicyResponse:
         self.auth.check(context, Action.OPERATOR, "ReloadPolicy")
-        policy = self.app.accountability.reload()
-        return pb.ReloadPolicyResponse(source=policy.source, rules=policy.describe())
+        policy, bank = self.app.reload()
+        return pb.ReloadPolicyResponse(
+            source=policy.source,
+            rules=policy.describe(),
+            never_match=len(bank),
+            never_match_source=bank.source,
+        )
 
     @_mapped
     async def ExplainPolicy(

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,11 +22,12 @@ from node.config import load_config, load_signer
 from node.core import labels
 from node.core.entry import MAX_ID_CANDIDATES, resolve_id_prefix
 from node.core.roster import Roster
-from node.core.trust import MembersFile, raw_public_key
+from node.core.trust import MemberKind, MembersFile, raw_public_key
 from node.errors import NotFoundError, ValidationError
+from node.mesh import Mesh
 from node.server import Node
 from node.store.lmdb_store import LmdbStore
-from tests.helpers import LoopThread, Origin, member, write_node_dir
+from tests.helpers import LoopThread, Origin, eventually, member, write_node_dir
 from tests.helpers import run_cli as _run
 
 pytestmark = pytest.mark.integration
@@ -447,3 +449,59 @@ def test_a_policy_rule_on_match_distance_at_a_running_node(
     ] == [(12, "REVIEW", "(default)")]
     out, _ = _run(capsys, "policy", "explain", a[:8], d)
     assert "the match is at distance 5 or less (got: distance 0)" in out
+
+
+# -- item 15: the never-match list reloads with the policy -----------------------------
+
+
+def test_policy_reload_rereads_the_never_match_list(
+    node_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = node_dir
+    entry_id = _submit(capsys, d)
+    listed = Path(d) / "never_match.txt"
+    listed.write_text(f"# a benign file\nmd5 {MD5}\n")
+
+    def answer() -> tuple[dict[str, Any], str]:
+        out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--json")
+        human, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5)
+        (doc,) = json.loads(out)
+        return doc, human
+
+    doc, human = answer()
+    assert not doc["never_match"] and doc["matches"][0]["entry_id"] == entry_id  # not yet read
+    out, _ = _run(capsys, "policy", "reload", d)
+    assert out.splitlines()[-1] == f"never-match list reloaded from {listed}: 1 hashes"
+    doc, human = answer()
+    assert (doc["never_match"], doc["matches"], doc["verdict"]) == (True, [], None)
+    assert human == f"MD5 {MD5[:16]}: no match (on this node's never-match list)\n"
+
+    # A bad list is refused and the current one (and policy) stays.
+    listed.write_text("md5 nothex\n")
+    _, err = _run(capsys, "policy", "reload", d, code=2)
+    assert err.startswith(f"ccnode: error: {listed}:1: ")
+    assert answer()[0]["never_match"] is True
+    listed.unlink()
+    out, _ = _run(capsys, "policy", "reload", d)
+    assert out.splitlines()[-1] == "never-match list: none (no never_match.txt)"
+    assert answer()[0]["matches"][0]["entry_id"] == entry_id
+
+
+def test_sighup_rereads_the_never_match_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Mesh.create(tmp_path / "mesh", [(P1, MemberKind.PLATFORM)]) as mesh:
+        (n,) = mesh.nodes
+        mesh.start()
+        assert n.process is not None
+        d = str(n.config.dir)
+        _submit(capsys, d)
+
+        def suppressed() -> bool:
+            out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--json")
+            return bool(json.loads(out)[0]["never_match"])
+
+        assert not suppressed()
+        (n.config.dir / "never_match.txt").write_text(f"md5 {MD5}\n")
+        os.kill(n.process.pid, signal.SIGHUP)
+        eventually(suppressed, what="SIGHUP reloaded the never-match list")

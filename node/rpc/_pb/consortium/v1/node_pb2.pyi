@@ -432,12 +432,16 @@ class ReloadPolicyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReloadPolicyResponse(_message.Message):
-    __slots__ = ("source", "rules")
+    __slots__ = ("source", "rules", "never_match", "never_match_source")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
+    NEVER_MATCH_FIELD_NUMBER: _ClassVar[int]
+    NEVER_MATCH_SOURCE_FIELD_NUMBER: _ClassVar[int]
     source: str
     rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, source: _Optional[str] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    never_match: int
+    never_match_source: str
+    def __init__(self, source: _Optional[str] = ..., rules: _Optional[_Iterable[str]] = ..., never_match: _Optional[int] = ..., never_match_source: _Optional[str] = ...) -> None: ...
 
 class ExplainPolicyRequest(_message.Message):
     __slots__ = ("entry_id",)
