@@ -34,7 +34,8 @@ from node.core.entry import (
     resolve_id_prefix,
 )
 from node.core.feedback import Aggregate
-from node.core.hashes import ALGORITHMS, algorithm
+from node.core.hashes import ALGORITHMS, algorithm, check_not_trivial
+from node.core.payloads import decode_quality
 from node.core.policy import Decision, Policy
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
@@ -49,7 +50,7 @@ from node.errors import (
     ValidationError,
 )
 from node.match.matcher import PdqMatcher
-from node.match.media import check_pdq_not_degenerate
+from node.match.media import check_pdq_not_degenerate, check_pdq_quality
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
@@ -89,12 +90,18 @@ def _check_batch(entries: Sequence[SignedEntry]) -> None:
             f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
         )
     for i, e in enumerate(entries):
-        if e.body.kind == Kind.ADD and e.body.algorithm == "PDQ":
-            try:
+        if e.body.kind != Kind.ADD:
+            continue
+        try:
+            if e.body.algorithm == "PDQ":
                 check_pdq_not_degenerate(e.body.hash)
-            except ValidationError as exc:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise ValidationError(where + str(exc)) from None
+                if e.body.payload:
+                    check_pdq_quality(decode_quality(e.body.payload))
+            else:
+                check_not_trivial(e.body.algorithm, e.body.hash)
+        except ValidationError as exc:
+            where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+            raise ValidationError(where + str(exc)) from None
 
 
 class MatchResults(list[list["MatchHit"]]):

@@ -98,10 +98,10 @@ def cmd_hash(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:
-    """The hash to submit for a file hashed here. PDQ is the default for an
-    image and must meet the quality floor: a low-quality hash says little
-    about the image and would match unrelated ones."""
+def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes, int | None]:
+    """The hash to submit for a file hashed here, and its PDQ quality. PDQ is
+    the default for an image and must meet the quality floor: a low-quality
+    hash says little about the image and would match unrelated ones."""
     from node.core import hashes
 
     hashed = media.hash_file(path)
@@ -113,11 +113,14 @@ def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:
             media.check_pdq_quality(hashed.pdq.quality)
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}; not submitted") from None
-        return name, hashed.pdq.value
-    if name in ("MD5", "VIDEO_MD5"):
-        return name, hashed.md5
-    if name == "SHA256":
-        return name, hashed.sha256
+        return name, hashed.pdq.value, hashed.pdq.quality
+    if name in ("MD5", "VIDEO_MD5", "SHA256"):
+        value = hashed.sha256 if name == "SHA256" else hashed.md5
+        try:
+            hashes.check_not_trivial(name, value)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}; not submitted") from None
+        return name, value, None
     raise ValidationError(f"--file computes PDQ, MD5, VIDEO_MD5 or SHA256, not {name}")
 
 

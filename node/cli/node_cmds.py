@@ -17,7 +17,7 @@ from node.config import (
     load_config,
     load_signer,
 )
-from node.core import hashes, labels
+from node.core import hashes, labels, payloads
 from node.core.entry import EntryBody, Kind, Signer, check_id_text, check_member_id
 from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
@@ -87,6 +87,12 @@ def register(sub: Any) -> None:
         type=Path,
         help="hash this file here instead of --hash (PDQ for images, with the quality "
         "floor; SHA-256 otherwise, or the --algo given)",
+    )
+    p.add_argument(
+        "--quality",
+        type=int,
+        help="PDQ with --hash: the hash's quality (0..100) from your hasher; recorded in the "
+        "signed entry, and refused below 50",
     )
     p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
     p.add_argument(
@@ -278,23 +284,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
         check_id_text(args.retract)
         fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": args.retract}
     else:
-        if args.file is not None:
-            from node.cli.media_cmds import hash_for_submission
-
-            algo, value = hash_for_submission(args.file, args.algo)
-        elif not args.algo or not args.hash_hex:
-            raise ValidationError(
-                "submit needs --algo and --hash, or --file (or --retract ENTRY_ID)"
-            )
-        else:
-            algo = hashes.normalize_name(args.algo)
-            value = hashes.parse_hex(algo, args.hash_hex)
+        algo, value, quality = _hash_to_submit(args)
         fields = {
             "kind": Kind.ADD,
             "algorithm": algo,
             "hash": value,
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
+            "payload": b"" if quality is None else payloads.encode_quality(quality),
         }
     response = asyncio.run(_submit(origin, signer, fields, args))
     if isinstance(response, pb.Match):
@@ -314,6 +311,30 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         print(f"{outcome}: entry {result.entry_id.hex()}")
     return 0
+
+
+def _hash_to_submit(args: argparse.Namespace) -> tuple[str, bytes, int | None]:
+    """(algorithm, value, PDQ quality if known), through the submission gates:
+    a PDQ quality below the floor and trivial digests are refused here, as
+    the node would refuse them."""
+    if args.file is not None:
+        from node.cli.media_cmds import hash_for_submission
+
+        if args.quality is not None:
+            raise ValidationError("--quality is for --hash: --file computes the quality")
+        return hash_for_submission(args.file, args.algo)
+    if not args.algo or not args.hash_hex:
+        raise ValidationError("submit needs --algo and --hash, or --file (or --retract ENTRY_ID)")
+    algo = hashes.normalize_name(args.algo)
+    value = hashes.parse_hex(algo, args.hash_hex)
+    if args.quality is not None:
+        if algo != "PDQ":
+            raise ValidationError(f"--quality is for PDQ hashes, not {algo}")
+        from node.match.media import check_pdq_quality
+
+        check_pdq_quality(args.quality)
+    hashes.check_not_trivial(algo, value)
+    return algo, value, args.quality
 
 
 async def _already_submitted(
@@ -491,6 +512,7 @@ def match_json(m: pb.Match) -> dict[str, Any]:
         "entry_id": p.entry_id.hex(),
         "distance": m.distance,
         "variant": variant_name(m) if p.algorithm == "PDQ" else None,
+        "quality": p.quality or None,
         "recommended_action": m.recommended_action,
         "origin": p.origin,
         "origin_kind": p.origin_kind,

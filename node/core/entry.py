@@ -194,8 +194,10 @@ class EntryBody:
             hashes.check_hash(self.algorithm, self.hash)
             if self.target:
                 raise ValidationError("an ADD entry has no target")
+            if self.payload and self.algorithm != "PDQ":
+                raise ValidationError(f"an ADD entry of {self.algorithm} has no payload")
             if self.payload:
-                raise ValidationError("an ADD entry has no payload")
+                payloads.decode_quality(self.payload)
             return
         if len(self.target) != 32:
             raise ValidationError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
 import os
@@ -19,7 +20,7 @@ import pytest
 from node import __version__
 from node.cli import main
 from node.config import load_config, load_signer
-from node.core import labels
+from node.core import labels, payloads
 from node.core.entry import MAX_ID_CANDIDATES, resolve_id_prefix
 from node.core.roster import Roster
 from node.core.trust import MemberKind, MembersFile, raw_public_key
@@ -505,3 +506,87 @@ def test_sighup_rereads_the_never_match_list(
         (n.config.dir / "never_match.txt").write_text(f"md5 {MD5}\n")
         os.kill(n.process.pid, signal.SIGHUP)
         eventually(suppressed, what="SIGHUP reloaded the never-match list")
+
+
+# -- item 17: submission gates ----------------------------------------------------------
+
+EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("algo", "value", "what"),
+    [
+        ("md5", EMPTY_MD5, "the digest of an empty file"),
+        ("video_md5", EMPTY_MD5, "the digest of an empty file"),
+        ("sha256", EMPTY_SHA256, "the digest of an empty file"),
+        ("md5", "00" * 16, "all zeros, not the digest of any known file"),
+        ("sha256", "ff" * 32, "all ones, not the digest of any known file"),
+    ],
+)
+def test_trivial_digests_are_refused(
+    algo: str,
+    value: str,
+    what: str,
+    node_dir: str,
+    loop: LoopThread,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = algo.upper()
+    message = f"{name} {value} is {what}: it would match unrelated content, so it is refused"
+    _, err = _run(capsys, "submit", node_dir, "--algo", algo, "--hash", value, code=2)
+    assert err == f"ccnode: error: {message}\n"
+    # The node refuses it too, whatever client signed it.
+    entry = Origin(P1).next(algorithm=name, hash=bytes.fromhex(value))
+    with pytest.raises(ValidationError) as info:
+        loop.run(_node_submit(node_dir, entry))
+    assert str(info.value) == message
+
+
+async def _node_submit(d: str, entry: Any) -> None:
+    from node.rpc.client import NodeClient
+
+    address = (Path(d) / "node.addr").read_text().strip()
+    async with NodeClient(address) as client:
+        await client.submit([entry])
+
+
+def test_pdq_quality_is_recorded_and_gated(
+    node_dir: str, loop: LoopThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = _vectors()
+    orig = expected["aaa-orig.jpg"]["pdq"]
+    d = node_dir
+    _, err = _run(capsys, "submit", d, "--algo", "pdq", "--hash", orig, "--quality", "0", code=2)
+    assert err == "ccnode: error: PDQ quality 0 is below the floor of 50\n"
+    _, err = _run(capsys, "submit", d, "--algo", "md5", "--hash", MD5, "--quality", "90", code=2)
+    assert err == "ccnode: error: --quality is for PDQ hashes, not MD5\n"
+    # A client that skips the check: the node refuses the signed quality.
+    low = Origin(P1).next(
+        algorithm="PDQ", hash=bytes.fromhex(orig), payload=payloads.encode_quality(10)
+    )
+    with pytest.raises(ValidationError, match=r"^PDQ quality 10 is below the floor of 50$"):
+        loop.run(_node_submit(d, low))
+    entry_id = _submit(capsys, d, orig, "--quality", "87", algo="pdq")
+    out, _ = _run(capsys, "match", d, "--algo", "pdq", "--hash", orig, "--json")
+    (hit,) = json.loads(out)[0]["matches"]
+    assert (hit["entry_id"], hit["quality"]) == (entry_id, 87)
+    # --file records the quality it computed.
+    _run(capsys, "submit", d, "--file", str(VECTORS / "q0746.jpg"))
+    out, _ = _run(
+        capsys, "match", d, "--algo", "pdq", "--hash", expected["q0746.jpg"]["pdq"], "--json"
+    )
+    (hit,) = json.loads(out)[0]["matches"]
+    assert hit["quality"] == expected["q0746.jpg"]["quality"]
+
+
+def test_an_import_reports_trivial_digests_as_bad_rows() -> None:
+    from node.interop.formats import BadRow, parse_rows
+
+    rows = list(parse_rows([f"md5 {EMPTY_MD5}\n", f"md5 {MD5}\n"], "pytx"))
+    assert rows[0] == BadRow(
+        1,
+        f"MD5 {EMPTY_MD5} is the digest of an empty file: it would match unrelated content, "
+        "so it is refused",
+    )
+    assert not isinstance(rows[1], BadRow)

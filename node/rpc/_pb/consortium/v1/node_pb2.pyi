@@ -94,7 +94,7 @@ class MatchRequest(_message.Message):
     def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ..., record: _Optional[bool] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "settled", "origin_equivocated", "votes", "endorsements", "disputes", "current_labels", "relabelled_by", "relabels", "action_reports", "origin_status", "origin_name")
+    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "settled", "origin_equivocated", "votes", "endorsements", "disputes", "current_labels", "relabelled_by", "relabels", "action_reports", "origin_status", "origin_name", "quality")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class Provenance(_message.Message):
     ACTION_REPORTS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_STATUS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_NAME_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
     origin: str
     origin_kind: str
@@ -147,7 +148,8 @@ class Provenance(_message.Message):
     action_reports: _containers.RepeatedCompositeFieldContainer[ActionReportRef]
     origin_status: str
     origin_name: str
-    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., settled: _Optional[bool] = ..., origin_equivocated: _Optional[bool] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., endorsements: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., disputes: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., current_labels: _Optional[_Iterable[str]] = ..., relabelled_by: _Optional[bytes] = ..., relabels: _Optional[int] = ..., action_reports: _Optional[_Iterable[_Union[ActionReportRef, _Mapping]]] = ..., origin_status: _Optional[str] = ..., origin_name: _Optional[str] = ...) -> None: ...
+    quality: int
+    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., settled: _Optional[bool] = ..., origin_equivocated: _Optional[bool] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., endorsements: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., disputes: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., current_labels: _Optional[_Iterable[str]] = ..., relabelled_by: _Optional[bytes] = ..., relabels: _Optional[int] = ..., action_reports: _Optional[_Iterable[_Union[ActionReportRef, _Mapping]]] = ..., origin_status: _Optional[str] = ..., origin_name: _Optional[str] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class Vote(_message.Message):
     __slots__ = ("member", "member_kind", "jurisdiction", "vote", "reason", "entry_id", "time_ms")
