@@ -37,7 +37,7 @@ from node.rpc.client import SERVER_OPTIONS, NodeClient
 from node.rpc.service import CorruptRequests, NodeServicer
 from node.rpc.tls import Authorizer, secure_client, server_credentials
 from node.store.lmdb_store import LmdbStore
-from node.store.matchlog import MatchLog
+from node.store.matchlog import MATCHLOG_DIR, MatchLog
 from node.sync.engine import Peer, SyncEngine
 from node.sync.gossip import EvidenceGossip
 from node.sync.roster_gossip import RosterGossip
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
 SWITCH_INTERVAL_S = 0.0002  # see serve(): Match answers stay prompt beside GIL-bound threads
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
-MATCHLOG_DIR = "matchlog"  # the local match log's LMDB environment, in the node dir
 
 
 def _is_loopback(host: str) -> bool:

@@ -42,10 +42,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from node.backup import backup
 
     manifest = backup(load_config(args.dir), args.out)
+    log = (
+        f"; match log {manifest.matchlog_events} events, {manifest.matchlog_size:,} bytes"
+        if manifest.matchlog_events >= 0
+        else "; no match log"
+    )
     print(
         f"backed up {manifest.node_id}: {manifest.entries} entries from "
-        f"{len(manifest.heads)} origins, {manifest.size:,} bytes, sha256 {manifest.sha256[:16]}… "
-        f"to {args.out}"
+        f"{len(manifest.heads)} origins, {manifest.size:,} bytes, sha256 {manifest.sha256[:16]}…"
+        f"{log} to {args.out}"
     )
     return 0
 
@@ -58,8 +63,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     if moved is not None:
         print(f"moved the previous store aside to {moved}")
+    log = (
+        f" and {manifest.matchlog_events} match-log events" if manifest.matchlog_events >= 0 else ""
+    )
     print(
-        f"restored {manifest.entries} entries of {manifest.node_id} into {args.dir}; "
+        f"restored {manifest.entries} entries{log} of {manifest.node_id} into {args.dir}; "
         "start the node and let it catch up from its peers before submitting"
     )
     return 0

@@ -28,6 +28,7 @@ from node.errors import NotFoundError, ValidationError
 from node.mesh import Mesh
 from node.server import Node
 from node.store.lmdb_store import LmdbStore
+from node.store.matchlog import MatchLog
 from tests.helpers import LoopThread, Origin, eventually, member, write_node_dir
 from tests.helpers import run_cli as _run
 
@@ -590,3 +591,59 @@ def test_an_import_reports_trivial_digests_as_bad_rows() -> None:
         "so it is refused",
     )
     assert not isinstance(rows[1], BadRow)
+
+
+# -- item 20: the match log is in the backup --------------------------------------------
+
+
+def test_backup_and_restore_carry_the_match_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backup_dir = tmp_path / "backup"
+    with Mesh.create(tmp_path / "mesh", [(P1, MemberKind.PLATFORM)]) as mesh:
+        (n,) = mesh.nodes
+        mesh.start()
+        d = str(n.config.dir)
+        entry_id = _submit(capsys, d)
+        _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--record")
+        _run(capsys, "record-action", d, "--entry", entry_id, "--action", "removed")
+        out, _ = _run(capsys, "backup", d, str(backup_dir))  # hot: the node runs
+        assert "; match log 2 events, " in out
+        want, _ = _run(capsys, "report-actions", d, "--dry-run", "--json")
+    manifest = json.loads((backup_dir / "backup.json").read_text())
+    assert manifest["matchlog_events"] == 2
+    assert (backup_dir / "matchlog" / "data.mdb").is_file()
+
+    # A fresh directory (config and keys from elsewhere) gets both back.
+    fresh = write_node_dir(tmp_path / "new-machine", P1, MembersFile.of([member(P1)]))
+    out, _ = _run(capsys, "restore", str(backup_dir), str(fresh.dir))
+    assert out.startswith(f"restored 1 entries and 2 match-log events of {P1} into ")
+    log = MatchLog(fresh.dir / "matchlog")
+    try:
+        (totals,) = log.totals()
+        events = log.events()
+    finally:
+        log.close()
+    (row,) = json.loads(want)
+    assert (totals.entry_id.hex(), totals.matches, totals.removals) == (entry_id, 1, 1)
+    assert (row["target"], row["matches"], row["removals"]) == (entry_id, 1, 1)
+    assert totals.first_action_ms == row["first_action_ms"]
+    assert [e.kind.name for e in events] == ["MATCH", "REMOVED"]
+
+    # Restoring over a match log needs --force, like the store; a corrupt copy is refused.
+    other = write_node_dir(tmp_path / "third", P1, MembersFile.of([member(P1)]))
+    MatchLog(other.dir / "matchlog").close()
+    _, err = _run(capsys, "restore", str(backup_dir), str(other.dir), code=2)
+    assert err == (
+        f"ccnode: error: {other.dir / 'matchlog'} already holds a match log; pass --force to "
+        "move it aside and restore\n"
+    )
+    # (an empty match-log directory without data.mdb is not one)
+    with (backup_dir / "matchlog" / "data.mdb").open("r+b") as f:
+        f.seek(100)
+        f.write(b"\xfe")
+    _, err = _run(capsys, "restore", str(backup_dir), str(other.dir), "--force", code=1)
+    assert err.startswith(
+        f"ccnode: error: backup {backup_dir / 'matchlog' / 'data.mdb'} is corrupt"
+    )
+    assert not list((tmp_path / "third").glob("*/data.before-restore-*"))  # nothing moved
