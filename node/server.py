@@ -27,6 +27,7 @@ from node.core.tlog import TlogPolicy, roster_policy
 from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
 from node.errors import NodeError, PeerError, ValidationError
+from node.logs import json_line
 from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
 from node.resolutions import ForkResolutions
@@ -374,7 +375,11 @@ async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | No
 
     watcher = asyncio.create_task(watch_parent()) if parent_pid else None
     metrics = f"; metrics on http://{node.metrics.address}/metrics" if node.metrics.address else ""
-    print(f"ccnode: {node.config.id} serving on {node.address}{metrics}", flush=True)
+    ready = f"{node.config.id} serving on {node.address}{metrics}"
+    if node.config.log_json:
+        print(json_line(__name__, logging.INFO, ready), flush=True)
+    else:
+        print(f"ccnode: {ready}", flush=True)
     await stop.wait()
     if watcher is not None:
         watcher.cancel()

@@ -186,7 +186,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from node.logs import setup_logging
+    from node.logs import capture_native_stderr, setup_logging
     from node.server import serve, serve_config
 
     config = serve_config(
@@ -196,7 +196,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level or ("debug" if args.verbose else None),
         insecure=True if args.insecure else None,
     )
-    setup_logging(config.log_level, json_lines=config.log_json)
+    # JSON lines: gRPC's C core writes to fd 2 itself; route that through logging too.
+    stream = capture_native_stderr() if config.log_json else None
+    setup_logging(config.log_level, json_lines=config.log_json, stream=stream)
     asyncio.run(serve(args.dir, parent_pid=args.parent_pid, config=config))
     return 0
 

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import signal
@@ -647,3 +648,72 @@ def test_backup_and_restore_carry_the_match_log(
         f"ccnode: error: backup {backup_dir / 'matchlog' / 'data.mdb'} is corrupt"
     )
     assert not list((tmp_path / "third").glob("*/data.before-restore-*"))  # nothing moved
+
+
+# -- item 19: --log-json means every line is JSON, gRPC's own lines too -----------------
+
+
+def test_log_json_routes_grpcs_native_lines(tmp_path: Path) -> None:
+    import dataclasses
+
+    import grpc
+
+    from node.rpc._pb.consortium.v1 import node_pb2 as pb
+    from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+
+    with Mesh.create(tmp_path / "mesh", [(P1, MemberKind.PLATFORM)]) as mesh:
+        (n,) = mesh.nodes
+        dataclasses.replace(n.config, log_json=True).save()
+        mesh.start()
+        # A plaintext client at a mutual-TLS node: gRPC's C core logs the
+        # failed handshake itself, on fd 2.
+        with grpc.insecure_channel(n.address) as channel, pytest.raises(grpc.RpcError):
+            pb_grpc.NodeServiceStub(channel).Status(pb.StatusRequest(), timeout=5)
+        log = n.config.dir / "node.log"
+
+        def handshake_logged() -> bool:
+            return any(
+                json.loads(line).get("event") == "tls_handshake_failed"
+                for line in log.read_text().splitlines()
+                if line.startswith("{")
+            )
+
+        eventually(handshake_logged, what="the failed handshake was logged")
+        mesh.stop_node(n)
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line parses
+    assert all(r.keys() >= {"ts", "level", "logger", "msg"} for r in records)
+    (failed,) = [r for r in records if r.get("event") == "tls_handshake_failed"]
+    assert failed["logger"] == "grpc.native" and failed["level"] == "warning"
+    assert failed["msg"].startswith("Handshake failed")
+    assert any(r["msg"].startswith(f"{P1} serving on 127.0.0.1:") for r in records)
+
+
+@pytest.mark.parametrize(
+    ("line", "level", "msg", "extra"),
+    [
+        (
+            "E1201 14:23:44.425643   18663 ssl_transport_security.cc:2563] Handshake failed "
+            "with error SSL_ERROR_SSL",
+            logging.ERROR,
+            "Handshake failed with error SSL_ERROR_SSL",
+            {"source": "ssl_transport_security.cc:2563", "event": "tls_handshake_failed"},
+        ),
+        (
+            "I0000 00:00:1733070000.123456    7 chttp2_transport.cc:99] ping",
+            logging.INFO,
+            "ping",
+            {"source": "chttp2_transport.cc:99"},
+        ),
+        (
+            "Traceback (most recent call last):",
+            logging.WARNING,
+            "Traceback (most recent call last):",
+            {},
+        ),
+    ],
+)
+def test_native_lines_are_parsed(line: str, level: int, msg: str, extra: dict[str, str]) -> None:
+    from node.logs import native_record
+
+    assert native_record(line) == (level, msg, extra)
