@@ -23,10 +23,21 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.accountability import Accountability
-from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae, verify_signature
+from node.core.entry import (
+    ENTRY_DOMAIN,
+    MAX_ID_CANDIDATES,
+    Kind,
+    SignedEntry,
+    check_id_text,
+    key_id_of,
+    pae,
+    resolve_id_prefix,
+    verify_signature,
+)
 from node.core.feedback import Aggregate
-from node.core.hashes import ALGORITHMS, algorithm
-from node.core.policy import Decision
+from node.core.hashes import ALGORITHMS, algorithm, check_not_trivial
+from node.core.payloads import decode_quality
+from node.core.policy import Decision, Policy
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
 from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
@@ -41,7 +52,7 @@ from node.errors import (
 )
 from node.match.limits import Candidate, MatchLimits, chunks, rank
 from node.match.matcher import PdqMatcher
-from node.match.media import check_pdq_not_degenerate
+from node.match.media import check_pdq_not_degenerate, check_pdq_quality
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS, MAX_RADIUS
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
@@ -84,12 +95,18 @@ def _check_batch(entries: Sequence[SignedEntry]) -> None:
     """Batch limits and submission gates (applied to Submit, not to relays)."""
     check_batch_size(len(entries), MAX_SUBMIT_BATCH, "entries")
     for i, e in enumerate(entries):
-        if e.body.kind == Kind.ADD and e.body.algorithm == "PDQ":
-            try:
+        if e.body.kind != Kind.ADD:
+            continue
+        try:
+            if e.body.algorithm == "PDQ":
                 check_pdq_not_degenerate(e.body.hash)
-            except ValidationError as exc:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise ValidationError(where + str(exc)) from None
+                if e.body.payload:
+                    check_pdq_quality(decode_quality(e.body.payload))
+            else:
+                check_not_trivial(e.body.algorithm, e.body.hash)
+        except ValidationError as exc:
+            where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+            raise ValidationError(where + str(exc)) from None
 
 
 class MatchResults(list[list["MatchHit"]]):
@@ -137,7 +154,7 @@ class _MatchJob:
         self.include_retracted = include_retracted
         n = len(queries)
         self.never_match = [False] * n
-        self.found: list[list[tuple[bytes, int]]] = [[] for _ in range(n)]
+        self.found: list[list[tuple[bytes, int, int]]] = [[] for _ in range(n)]
         self.pdq = [i for i, size in enumerate(sizes) if size]
         self.totals = [0] * n
         self.truncated = [False] * n
@@ -167,7 +184,7 @@ class _MatchJob:
         it = iter(exact)
         for i in range(len(queries)):
             if not self.sizes[i] and not self.never_match[i]:
-                self.found[i] = [(entry_id, 0) for entry_id in next(it)]
+                self.found[i] = [(entry_id, 0, 0) for entry_id in next(it)]
 
     def parts(self) -> list[list[int]]:
         """The PDQ queries in chunks of bounded cost (never-match ones skipped)."""
@@ -203,10 +220,18 @@ class _MatchJob:
                 self.truncated[i] = True
                 continue
             examined += len(found)
-            located = store.locate_many([entry_id for entry_id, _ in found])
+            located = store.locate_many([entry_id for entry_id, _, _ in found])
             candidates = [
-                Candidate(entry_id, distance, loc[0], loc[1], loc[2], tlog.settled(loc[0], loc[1]))
-                for (entry_id, distance), loc in zip(found, located, strict=True)
+                Candidate(
+                    entry_id,
+                    distance,
+                    loc[0],
+                    loc[1],
+                    loc[2],
+                    tlog.settled(loc[0], loc[1]),
+                    variant,
+                )
+                for (entry_id, distance, variant), loc in zip(found, located, strict=True)
                 if loc is not None and (self.include_retracted or not loc[3])
             ]
             self.totals[i] = len(candidates)
@@ -288,6 +313,7 @@ class MatchHit:
     rule: str = ""  # the policy rule that recommended ``action``
     feedback: Aggregate | None = None
     standing: Standing = Standing.ACTIVE  # revoked members' entries stay, flagged
+    variant: int = 0  # PDQ: which query hash matched (0 the query, i its i-th dihedral hash)
 
 
 class NodeApp:
@@ -346,6 +372,7 @@ class NodeApp:
         # threads: a small request's steps need not queue behind a large
         # one's; searches still take turns on the index lock.
         self.match_pool = ThreadPoolExecutor(2, thread_name_prefix="match")
+        self.negative_path = negative_path
         self.negative = NegativeBank.load(negative_path) if negative_path else NegativeBank()
 
     def _settled(self, entry_id: bytes) -> bool | None:
@@ -550,6 +577,24 @@ class NodeApp:
     def heads(self) -> dict[str, Head]:
         return self.store.heads()
 
+    def reload(self) -> tuple[Policy, NegativeBank]:
+        """``policy reload`` and SIGHUP: re-read DIR/policy.toml and
+        DIR/never_match.txt. Both are read before either is swapped in, so a
+        bad file (either) raises and leaves both as they were."""
+        bank = NegativeBank.load(self.negative_path) if self.negative_path else NegativeBank()
+        policy = self.accountability.reload()
+        self.negative = bank
+        return policy, bank
+
+    def resolve_id(self, text: str) -> bytes:
+        """The stored entry id that ``text`` (8..64 hex digits) begins."""
+        prefix = check_id_text(text)
+        even = bytes.fromhex(prefix[: len(prefix) // 2 * 2])
+        # An odd digit count filters on the last nibble: read up to 16x as many.
+        limit = (MAX_ID_CANDIDATES + 1) * (16 if len(prefix) % 2 else 1)
+        ids = self.store.ids_with_prefix(even, limit)
+        return resolve_id_prefix(prefix, ids, more=len(ids) >= limit)
+
     def get(self, entry_id: bytes) -> MatchHit:
         if len(entry_id) != 32:
             raise ValidationError(f"entry id has {len(entry_id)} bytes: expected 32")
@@ -691,7 +736,11 @@ class NodeApp:
                 out.truncated[i] = True
                 break
             out.bytes += size
-            hits.append(self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, c.distance))
+            hits.append(
+                self._hit(
+                    stored.entry, stored.arrival_ms, stored.retracted_by, c.distance, c.variant
+                )
+            )
         out[i] = hits
         out.truncated[i] = out.truncated[i] or len(hits) < out.totals[i]
         out.hits += len(hits)
@@ -711,17 +760,35 @@ class NodeApp:
     def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
         """The entry as a match answer, and the policy's rule-by-rule reasoning."""
         hit = self.get(entry_id)
-        verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
+        verdict = self.accountability.verdict(
+            hit.entry,
+            hit.retracted_by,
+            explain=True,
+            settled=hit.settled,
+            standing=hit.standing,
+            equivocated=hit.origin_equivocated,
+        )
         return hit, verdict.decision
 
-    def _hit(self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int) -> MatchHit:
+    def _hit(
+        self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int, variant: int = 0
+    ) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
         origin, seq = entry.body.origin, entry.body.seq
         settled = self.tlog.settled(origin, seq)
-        verdict = self.accountability.verdict(entry, retracted_by, settled=settled)
+        standing = member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN
+        equivocated = self.tlog.forked(origin)
+        verdict = self.accountability.verdict(
+            entry,
+            retracted_by,
+            settled=settled,
+            distance=dist,
+            standing=standing,
+            equivocated=equivocated,
+        )
         return MatchHit(
             entry,
             member,
@@ -732,6 +799,7 @@ class NodeApp:
             rule=verdict.rule,
             feedback=verdict.feedback,
             settled=settled,
-            origin_equivocated=self.tlog.forked(origin),
-            standing=member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN,
+            origin_equivocated=equivocated,
+            standing=standing,
+            variant=variant,
         )

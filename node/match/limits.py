@@ -110,6 +110,7 @@ class Candidate:
     seq: int
     arrival_ms: int
     settled: bool
+    variant: int = 0  # which of the query's hashes matched (0: the query itself)
 
 
 def rank(found: Sequence[Candidate], hits_per_query: int, hits_per_origin: int) -> list[Candidate]:

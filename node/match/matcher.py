@@ -196,33 +196,37 @@ class PdqMatcher:
 
     def search(
         self, values: Sequence[bytes], radius: int, *, include_retracted: bool = False
-    ) -> list[tuple[bytes, int]]:
+    ) -> list[tuple[bytes, int, int]]:
         """Entries within ``radius`` of any of ``values`` (an image and its
-        dihedral variants): ``(entry_id, best distance)``, nearest first."""
+        dihedral variants): ``(entry_id, best distance, index in values of the
+        value at that distance)``, nearest first (the first value wins a tie)."""
         return self.search_many([values], radius, include_retracted=include_retracted)[0]
 
     def search_many(
         self, queries: Sequence[Sequence[bytes]], radius: int, *, include_retracted: bool = False
-    ) -> list[list[tuple[bytes, int]]]:
+    ) -> list[list[tuple[bytes, int, int]]]:
         """:meth:`search` for several queries (each a hash and its variants) in
         one batch; safe from a worker thread (holds the index lock)."""
         if not 0 <= radius <= MAX_RADIUS:
             raise ValidationError(f"PDQ distance {radius}: expected 0..{MAX_RADIUS}")
         flat = [v for values in queries for v in values]
-        owner = [i for i, values in enumerate(queries) for _ in values]
-        best: list[dict[int, int]] = [{} for _ in queries]
+        owner = [(i, v) for i, values in enumerate(queries) for v in range(len(values))]
+        best: list[dict[int, tuple[int, int]]] = [{} for _ in queries]
         self._index_lock.acquire()
         try:
             self._drain()  # what committed before this search
             indexes = (self.active, self.retracted) if include_retracted else (self.active,)
             for index in indexes:
-                for q, hits in zip(owner, index.search_batch(flat, radius), strict=True):
+                for (q, variant), hits in zip(owner, index.search_batch(flat, radius), strict=True):
                     mine = best[q]
                     for item, distance in hits:
-                        if distance < mine.get(item, radius + 1):
-                            mine[item] = distance
+                        if distance < mine.get(item, (radius + 1, 0))[0]:
+                            mine[item] = (distance, variant)
             return [
-                [(self.entry_id(item), d) for item, d in sorted(b.items(), key=lambda kv: kv[1])]
+                [
+                    (self.entry_id(item), d, v)
+                    for item, (d, v) in sorted(b.items(), key=lambda kv: kv[1])
+                ]
                 for b in best
             ]
         finally:
