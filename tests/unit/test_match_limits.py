@@ -90,5 +90,5 @@ def test_a_commit_during_a_search_is_applied_when_the_search_lets_go(tmp_path: P
     assert len(matcher) == 0
     done.set()
     t.join(10)
-    assert matcher.search([value], 0) == [(entry.entry_id, 0)]
+    assert matcher.search([value], 0) == [(entry.entry_id, 0, 0)]
     store.close()
