@@ -177,16 +177,18 @@ class PdqMatcher(BuiltFromStore):
 
     def search(
         self, values: Sequence[bytes], radius: int, *, include_retracted: bool = False
-    ) -> list[tuple[bytes, int]]:
+    ) -> list[tuple[bytes, int, int]]:
         """Entries within ``radius`` of any of ``values`` (an image and its
-        dihedral variants): ``(entry_id, best distance)``, nearest first."""
+        dihedral variants): ``(entry_id, best distance, index in values of the
+        value at that distance)``, nearest first (the first value wins a tie)."""
         if not 0 <= radius <= MAX_RADIUS:
             raise ValidationError(f"PDQ distance {radius}: expected 0..{MAX_RADIUS}")
-        best: dict[int, int] = {}
+        best: dict[int, tuple[int, int]] = {}
         indexes = (self.active, self.retracted) if include_retracted else (self.active,)
         for index in indexes:
-            for hits in index.search_batch(list(values), radius):
+            for variant, hits in enumerate(index.search_batch(list(values), radius)):
                 for item, distance in hits:
-                    if distance < best.get(item, radius + 1):
-                        best[item] = distance
-        return [(self.entry_id(item), d) for item, d in sorted(best.items(), key=lambda kv: kv[1])]
+                    if distance < best.get(item, (radius + 1, 0))[0]:
+                        best[item] = (distance, variant)
+        ordered = sorted(best.items(), key=lambda kv: kv[1])
+        return [(self.entry_id(item), d, v) for item, (d, v) in ordered]
