@@ -18,6 +18,8 @@ OrderingError          6
 audit found faults     7
 import: bad rows (the
 rest imported)         8
+stdout's reader gone
+(``status | head``)    141
 =====================  ====
 """
 
