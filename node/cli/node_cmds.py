@@ -545,6 +545,7 @@ def match_json(m: pb.Match) -> dict[str, Any]:
                 "vote": v.vote,
                 "reason": v.reason or None,
                 "entry_id": v.entry_id.hex(),
+                "revoked": v.revoked,
             }
             for v in p.votes
         ],

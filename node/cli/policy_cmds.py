@@ -10,7 +10,7 @@ from typing import Any
 
 from node.cli.node_cmds import connect, match_json, resolve_entry_id
 from node.core.entry import check_id_text
-from node.core.policy import Policy
+from node.core.policy import REVOKED_VOTE, Policy
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
@@ -85,6 +85,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"entry {p.entry_id.hex()} by {p.origin} ({p.origin_kind}, {p.jurisdiction})")
     print(f"policy: {r.policy_source}")
     print(f"recommended action: {m.recommended_action or '-'} (rule {m.rule or '-'})")
+    for v in p.votes:
+        flag = f" ({REVOKED_VOTE})" if v.revoked else ""
+        print(f"  vote: {v.vote} by {v.member}{flag}")
     if m.rule == "(retracted)":
         print("  the entry is retracted by its submitter: no rule is consulted")
     for i, t in enumerate(r.rules, 1):

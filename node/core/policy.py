@@ -112,12 +112,17 @@ class Action(enum.Enum):
 # -- facts ---------------------------------------------------------------------
 
 
+#: How a counted vote of a member revoked since is flagged in explanations.
+REVOKED_VOTE = "revoked: signed before its cut-off"
+
+
 @dataclass(frozen=True, slots=True)
 class Voter:
     member: str
     kind: str  # MemberKind value
     jurisdiction: str
     reason: str = ""  # dispute reason text, for disputes
+    revoked: bool = False  # a revoked member's vote from before its cut-off (it counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +182,17 @@ def facts_for(
         submitter_jurisdiction=submitter.jurisdiction if submitter else "",
         urgent=body.urgent,
         endorsers=tuple(
-            Voter(v.member, v.member_kind, v.jurisdiction) for v in feedback.endorsements
+            Voter(v.member, v.member_kind, v.jurisdiction, revoked=v.revoked)
+            for v in feedback.endorsements
         ),
         disputers=tuple(
-            Voter(v.member, v.member_kind, v.jurisdiction, v.reason.text if v.reason else "")
+            Voter(
+                v.member,
+                v.member_kind,
+                v.jurisdiction,
+                v.reason.text if v.reason else "",
+                revoked=v.revoked,
+            )
             for v in feedback.disputes
         ),
         settled=bool(settled),
@@ -290,7 +302,15 @@ def _vote_conditions(
         vs = select(f)
         if not vs:
             return f"no counted {what}"
-        who = ", ".join(sorted({f"{v.member} ({v.kind}, {v.jurisdiction})" for v in vs}))
+        who = ", ".join(
+            sorted(
+                {
+                    f"{v.member} ({v.kind}, {v.jurisdiction}"
+                    + (f", {REVOKED_VOTE})" if v.revoked else ")")
+                    for v in vs
+                }
+            )
+        )
         return f"{members(f)} counted: {who}"
 
     verb = "endorse" if what == "endorsements" else "dispute"

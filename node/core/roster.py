@@ -414,6 +414,14 @@ class Member:
             )
         return key.key
 
+    def accepts(self, body: EntryBody) -> bool:
+        """Would :meth:`check_entry` take ``body`` (its rights, not its signature)?"""
+        try:
+            self.check_entry(body)
+        except ProvenanceError:
+            return False
+        return True
+
     def standing(self, body: EntryBody) -> Standing:
         """How an already stored entry of this member stands now."""
         if self.revoked:

@@ -45,75 +45,30 @@ def _usable(value: bytes) -> bool:
     return True
 
 
-class PdqMatcher:
+class BuiltFromStore:
+    """An in-memory index loaded from LMDB once (in a worker thread at
+    start-up), then kept current by commit listeners: commits that arrive
+    while it loads, or while a search in a worker thread holds the index,
+    are queued and applied when it is done (never waited for)."""
+
     def __init__(self, store: LmdbStore) -> None:
         self.store = store
-        self.active = PdqIndex()
-        self.retracted = PdqIndex()
-        self._entry_ids = bytearray()  # item id i -> entry id at [32 i, 32 i + 32)
         self._lock = threading.Lock()  # guards _building and _queued
-        self._index_lock = threading.Lock()  # guards the indexes and _entry_ids
+        self._index_lock = threading.Lock()  # guards the index itself
         self._building = False
         self._queued: list[Sequence[SignedEntry]] = []
         self.ready = False
 
-    def __len__(self) -> int:
-        return len(self.active)
-
-    def bytes_per_hash(self) -> float:
-        n = len(self.active) + len(self.retracted)
-        if not n:
-            return 0.0
-        index = self.active.bytes_per_hash() * len(self.active)
-        index += self.retracted.bytes_per_hash() * len(self.retracted)
-        return (index + len(self._entry_ids)) / n
-
-    def _item(self, entry_id: bytes) -> int:
-        item = len(self._entry_ids) // 32
-        self._entry_ids += entry_id
-        return item
-
-    def entry_id(self, item: int) -> bytes:
-        return bytes(self._entry_ids[32 * item : 32 * item + 32])
-
-    # -- building and updates ------------------------------------------------
-
-    def build(self, progress: Callable[[str], None] | None = None) -> int:
-        """Load every stored PDQ hash (run in a worker thread at start-up)."""
+    def _begin_build(self) -> None:
         with self._lock:
             self._building = True
-        started = time.monotonic()
-        active_ids: list[int] = []
-        active_hashes: list[bytes] = []
-        dead_ids: list[int] = []
-        dead_hashes: list[bytes] = []
-        n = 0
-        for value, entry_id, retracted in self.store.iter_hashes("PDQ"):
-            n += 1
-            if not _usable(value):
-                continue
-            item = self._item(entry_id)
-            (dead_ids if retracted else active_ids).append(item)
-            (dead_hashes if retracted else active_hashes).append(value)
-            if progress is not None and n % PROGRESS_EVERY == 0:
-                progress(f"PDQ index: {n:,} hashes read")
-        with self._index_lock:
-            if active_ids:
-                self.active.add_many(active_ids, active_hashes)
-            if dead_ids:
-                self.retracted.add_many(dead_ids, dead_hashes)
+
+    def _end_build(self) -> None:
         with self._lock:
             self._building = False
         self._index_lock.acquire()
         self._release()  # what committed meanwhile
         self.ready = True
-        if progress is not None:
-            progress(
-                f"PDQ index: {len(self.active):,} active and {len(self.retracted):,} retracted "
-                f"hashes in {time.monotonic() - started:.1f} s "
-                f"({self.bytes_per_hash():.0f} bytes/hash)"
-            )
-        return n
 
     def on_commit(self, entries: Sequence[SignedEntry]) -> None:
         """Commit listener (event loop thread): applied now, or by the search
@@ -145,6 +100,69 @@ class PdqMatcher:
                 return
 
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
+        raise NotImplementedError
+
+
+class PdqMatcher(BuiltFromStore):
+    def __init__(self, store: LmdbStore) -> None:
+        super().__init__(store)
+        self.active = PdqIndex()
+        self.retracted = PdqIndex()
+        self._entry_ids = bytearray()  # item id i -> entry id at [32 i, 32 i + 32)
+
+    def __len__(self) -> int:
+        return len(self.active)
+
+    def bytes_per_hash(self) -> float:
+        n = len(self.active) + len(self.retracted)
+        if not n:
+            return 0.0
+        index = self.active.bytes_per_hash() * len(self.active)
+        index += self.retracted.bytes_per_hash() * len(self.retracted)
+        return (index + len(self._entry_ids)) / n
+
+    def _item(self, entry_id: bytes) -> int:
+        item = len(self._entry_ids) // 32
+        self._entry_ids += entry_id
+        return item
+
+    def entry_id(self, item: int) -> bytes:
+        return bytes(self._entry_ids[32 * item : 32 * item + 32])
+
+    # -- building and updates ------------------------------------------------
+
+    def build(self, progress: Callable[[str], None] | None = None) -> int:
+        """Load every stored PDQ hash (run in a worker thread at start-up)."""
+        self._begin_build()
+        started = time.monotonic()
+        active_ids: list[int] = []
+        active_hashes: list[bytes] = []
+        dead_ids: list[int] = []
+        dead_hashes: list[bytes] = []
+        n = 0
+        for value, entry_id, retracted in self.store.iter_hashes("PDQ"):
+            n += 1
+            if not _usable(value):
+                continue
+            item = self._item(entry_id)
+            (dead_ids if retracted else active_ids).append(item)
+            (dead_hashes if retracted else active_hashes).append(value)
+            if progress is not None and n % PROGRESS_EVERY == 0:
+                progress(f"PDQ index: {n:,} hashes read")
+        if active_ids:
+            self.active.add_many(active_ids, active_hashes)
+        if dead_ids:
+            self.retracted.add_many(dead_ids, dead_hashes)
+        self._end_build()
+        if progress is not None:
+            progress(
+                f"PDQ index: {len(self.active):,} active and {len(self.retracted):,} retracted "
+                f"hashes in {time.monotonic() - started:.1f} s "
+                f"({self.bytes_per_hash():.0f} bytes/hash)"
+            )
+        return n
+
+    def _apply(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:
             body = e.body
             if body.kind == Kind.ADD and body.algorithm == "PDQ":
@@ -167,7 +185,7 @@ class PdqMatcher:
         """Forget entries a fork resolution moved out of the live tables: their
         hashes leave the index, and a target their RETRACT retracted is active
         again (if it is still stored and not retracted otherwise)."""
-        self._index_lock.acquire()  # rare: may wait for one search chunk
+        self._index_lock.acquire()  # rare: may wait for one search step
         try:
             self._drain()
             self._void(entries)

@@ -113,6 +113,7 @@ def _feedback_to_pb(agg: Aggregate, msg: pb.Provenance) -> None:
             reason=v.reason.text if v.reason else "",
             entry_id=v.entry_id,
             time_ms=v.time_ms,
+            revoked=v.revoked,
         )
         for v in agg.votes
     )

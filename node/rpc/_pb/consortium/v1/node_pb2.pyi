@@ -152,7 +152,7 @@ class Provenance(_message.Message):
     def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., settled: _Optional[bool] = ..., origin_equivocated: _Optional[bool] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., endorsements: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., disputes: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., current_labels: _Optional[_Iterable[str]] = ..., relabelled_by: _Optional[bytes] = ..., relabels: _Optional[int] = ..., action_reports: _Optional[_Iterable[_Union[ActionReportRef, _Mapping]]] = ..., origin_status: _Optional[str] = ..., origin_name: _Optional[str] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class Vote(_message.Message):
-    __slots__ = ("member", "member_kind", "jurisdiction", "vote", "reason", "entry_id", "time_ms")
+    __slots__ = ("member", "member_kind", "jurisdiction", "vote", "reason", "entry_id", "time_ms", "revoked")
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     MEMBER_KIND_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +160,7 @@ class Vote(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
     member: str
     member_kind: str
     jurisdiction: str
@@ -167,7 +168,8 @@ class Vote(_message.Message):
     reason: str
     entry_id: bytes
     time_ms: int
-    def __init__(self, member: _Optional[str] = ..., member_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., vote: _Optional[str] = ..., reason: _Optional[str] = ..., entry_id: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    revoked: bool
+    def __init__(self, member: _Optional[str] = ..., member_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., vote: _Optional[str] = ..., reason: _Optional[str] = ..., entry_id: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
 
 class VoteTally(_message.Message):
     __slots__ = ("member_kind", "jurisdiction", "count")
