@@ -88,8 +88,8 @@ def test_a_restored_node_catches_up_its_own_log_before_signing(
         code, out = _submit(p1_dir, 3, capsys)
         assert code == 3
         assert out.strip() == (
-            f"ccnode: error: node at {p1_node.address}: UNAVAILABLE: {P1} was restored from a backup and holds 2 entries of its own "
-            "log: it signs nothing new until a peer has told it its log's head (see "
+            f"ccnode: error: node at {p1_node.address}: UNAVAILABLE: {P1} was restored from a "
+            "backup and holds 2 entries of its own log: it signs nothing new until a peer has told it its log's head (see "
             "`ccnode status`), so that it cannot fork its own log"
         )
 
