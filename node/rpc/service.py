@@ -36,7 +36,7 @@ from google.protobuf.message import DecodeError
 from node import __version__
 from node.app import ALERT_RESTORED, MAX_SUBMIT_BATCH, NodeApp, check_batch_size, now_ms
 from node.core.roster import Action, check_own_entries, when
-from node.core.tlog import StaleSizeError
+from node.core.tlog import StaleSizeError, checkpoint_vkey
 from node.errors import (
     ConflictError,
     LimitError,
@@ -323,7 +323,14 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
+            checkpoint_vkey=self._own_vkey(),
         )
+
+    def _own_vkey(self) -> str:
+        try:
+            return checkpoint_vkey(self.app.trust.member(self.app.node_id))
+        except NodeError:
+            return ""  # not (or no longer) a member of the roster in force
 
     def _own_log_alerts(self) -> list[pb.Alert]:
         why = self.app.own_log.alert()

@@ -330,7 +330,7 @@ class OriginHead(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., next_seq: _Optional[int] = ..., head_id: _Optional[bytes] = ..., checkpoint_size: _Optional[int] = ..., settled_size: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version", "alerts", "roster_version", "roster_expires_ms", "roster_id")
+    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version", "alerts", "roster_version", "roster_expires_ms", "roster_id", "checkpoint_vkey")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEADS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -341,6 +341,7 @@ class StatusResponse(_message.Message):
     ROSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     ROSTER_EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     ROSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_VKEY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     heads: _containers.RepeatedCompositeFieldContainer[OriginHead]
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
@@ -351,7 +352,8 @@ class StatusResponse(_message.Message):
     roster_version: int
     roster_expires_ms: int
     roster_id: bytes
-    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., roster_version: _Optional[int] = ..., roster_expires_ms: _Optional[int] = ..., roster_id: _Optional[bytes] = ...) -> None: ...
+    checkpoint_vkey: str
+    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., roster_version: _Optional[int] = ..., roster_expires_ms: _Optional[int] = ..., roster_id: _Optional[bytes] = ..., checkpoint_vkey: _Optional[str] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("kind", "origin", "peer", "detail")
