@@ -40,7 +40,14 @@ from node.core.payloads import decode_quality
 from node.core.policy import Decision, Policy
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
-from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
+from node.core.trust import (
+    EntryKey,
+    Member,
+    Standing,
+    TrustView,
+    check_provenance,
+    raw_public_key,
+)
 from node.errors import (
     EquivocationError,
     NodeError,
@@ -394,10 +401,13 @@ class NodeApp:
         matchlog: MatchLog | None = None,
         negative_path: Path | None = None,
         restored_marker: Path | None = None,
+        former_key: Callable[[str, bytes], EntryKey | None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
         self.own_log = OwnLog(node_id, restored_marker, lambda: store.head(node_id).next_seq)
+        #: A key a member had in an earlier roster (RosterKeeper.former_key).
+        self.former_key = former_key or (lambda member_id, key_id: None)
         self.trust = trust
         self.accountability = Accountability(
             node_id, store, trust, policy_path=policy_path, matchlog=matchlog
@@ -490,11 +500,23 @@ class NodeApp:
         return out
 
     def authentic(self, entry: SignedEntry) -> bool:
-        """Is ``entry`` signed by the entry key its origin names (whatever the
-        roster now allows)? For entries refused with a RightsError: an
-        authentic one is held back, not the relaying peer's fault."""
+        """Is ``entry`` signed by the entry key its origin names, now or in an
+        earlier roster version (whatever the roster now allows)? For entries
+        the roster refuses: an authentic one is held back, not the relaying
+        peer's fault."""
+        body = entry.body
         try:
-            key = self.trust.member(entry.body.origin).key(entry.body.key_id)
+            self.trust.member(body.origin)  # an unknown origin is never authentic
+        except NodeError:
+            return False
+        try:
+            key = self.trust.member(body.origin).key(body.key_id)
+        except NodeError:
+            former = self.former_key(body.origin, body.key_id)
+            if former is None:
+                return False
+            key = former
+        try:
             verify_signature(entry, key.key)
         except NodeError:
             return False

@@ -677,8 +677,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             for k in m.entry_keys
         )
         flag = "  REVOKED" if m.revoked else ""
+        history = "".join(
+            f" (up to seq {until}: {roles_text(roles)})" for until, roles in m.earlier_roles
+        )
         print(
-            f"  {m.id:32} {m.kind.value:10} {m.jurisdiction}  roles {roles_text(m.roles)}{flag}\n"
+            f"  {m.id:32} {m.kind.value:10} {m.jurisdiction}  roles {roles_text(m.roles)}"
+            f"{history}{flag}\n"
             f"  {'':32} entry keys {keys}; tls {short(m.tls_spki) if m.tls_spki else '-'}; "
             f"address {m.address or '-'}" + (f"; name {m.display_name}" if m.display_name else "")
         )
