@@ -195,14 +195,17 @@ def _address(args: argparse.Namespace) -> str:
         return str(args.to)
     if args.dir is None:
         raise ValidationError("give a node directory or --to HOST:PORT")
+    from node.dirlock import running_address
+
     config = load_config(args.dir)
-    try:
-        return config.addr_file.read_text().strip()
-    except OSError:
+    address = running_address(config.dir, config.addr_file)
+    if address is None:
+        stale = " (its node.addr is left from a process that exited)"
         raise ValidationError(
-            f"no running node for {args.dir} (no {config.addr_file.name}); "
+            f"no running node for {args.dir}{stale if config.addr_file.exists() else ''}; "
             "start it with `ccnode serve` or pass --to"
-        ) from None
+        )
+    return address
 
 
 def connect(args: argparse.Namespace) -> NodeClient:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from node.config import apply_env
 
     config = apply_env(load_config(args.dir), os.environ)
-    config.members()
-    config.signer()
-    config.checkpoint_key()
-    if not config.insecure:
-        config.tls_identity()
+    for warning in config.preflight():
+        print(f"ccnode: warning: {warning}", file=sys.stderr)
     print(
         f"{args.dir / 'config.toml'}: ok ({config.id}, listen {config.listen}, "
         f"metrics {config.metrics_listen or 'off'}, {len(config.peers)} peers)"

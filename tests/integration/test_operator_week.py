@@ -5,12 +5,17 @@ directory, liveness by lock, start-up checks, peers, credential hints."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node.cli import main
 from node.core.trust import MemberKind, MembersFile
+from node.mesh import Mesh
 from node.server import Node
 from tests.helpers import LoopThread, Origin, eventually, member, write_node_dir
 
@@ -62,3 +67,129 @@ def test_reports_cover_a_key_only_submitter_by_its_signed_head(
         assert "covered by its head entry" in md
     finally:
         loop.run(node.stop())
+
+
+def _ccnode(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """A real ``ccnode`` process (``python -m node``), bounded."""
+    return subprocess.run(
+        [sys.executable, "-m", "node", *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_one_process_per_directory_and_liveness_by_the_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Items 2 and 3, with real processes: a second `serve` on a served
+    directory is refused naming the first's pid, and leaves it serving; after
+    kill -9 the left-behind node.addr no longer blocks `restore`."""
+    with Mesh.create(tmp_path / "mesh", [(GOV, MemberKind.GOVERNMENT)]) as mesh:
+        mesh.start()
+        (node,) = mesh.nodes
+        assert node.process is not None
+        directory = node.config.dir
+        addr = node.config.addr_file.read_text()
+
+        second = _ccnode("serve", str(directory))
+        assert second.returncode == 5, second.stderr
+        assert second.stderr.strip() == (
+            f"ccnode: error: cannot serve {directory}: {directory} is in use by process "
+            f"{node.process.pid} (it holds {directory / 'node.lock'}); stop that process first"
+        )
+        assert node.config.addr_file.read_text() == addr  # not deleted by the second
+        assert main(["status", str(directory)]) == 0  # the first still serves
+
+        assert main(["backup", str(directory), str(tmp_path / "bk")]) == 0
+        refused = _ccnode("restore", str(tmp_path / "bk"), str(directory), "--force")
+        assert refused.returncode == 5
+        assert f"cannot restore into {directory}: {directory} is in use by process" in (
+            refused.stderr
+        )
+
+        mesh.stop_node(node, kill=True)
+        assert node.process.returncode == -signal.SIGKILL
+        assert node.config.addr_file.exists()  # what a crash leaves behind
+        capsys.readouterr()
+        assert main(["status", str(directory)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"ccnode: error: no running node for {directory} (its node.addr is left from a "
+            "process that exited); start it with `ccnode serve` or pass --to"
+        )
+        restored = _ccnode("restore", str(tmp_path / "bk"), str(directory), "--force")
+        assert restored.returncode == 0, restored.stderr
+        assert not node.config.addr_file.exists()
+        mesh.start()  # and it serves again
+        assert main(["status", str(directory)]) == 0
+
+
+def _break_entry_key_mode(d: Path) -> None:
+    (d / "keys" / "entry.pem").chmod(0o644)
+
+
+def _remove_entry_key(d: Path) -> None:
+    (d / "keys" / "entry.pem").unlink()
+
+
+def _break_tls_key_mode(d: Path) -> None:
+    (d / "keys" / "tls.key").chmod(0o640)
+
+
+def _other_roster(d: Path) -> None:
+    other = d.parent / "other"
+    assert main(["init", str(other), "--id", "other.example", "--kind", "ngo", "--genesis"]) == 0
+    (d / "roster.json").write_text((other / "roster.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (_break_entry_key_mode, "key file {d}/keys/entry.pem is readable by others: chmod 600 it"),
+        (_remove_entry_key, "cannot read key file {d}/keys/entry.pem: No such file or directory"),
+        (_break_tls_key_mode, "key file {d}/keys/tls.key is readable by others: chmod 600 it"),
+        (
+            _other_roster,
+            "ngo.example is not in roster version 1 ({d}/roster.json) and the node has no "
+            "peers to learn a newer roster from: have governance add {d}/member.json to the "
+            "roster, then `ccnode roster publish ROSTER DIR`",
+        ),
+    ],
+)
+def test_serve_refuses_what_check_config_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: Any, message: str
+) -> None:
+    """Item 4: one set of start-up checks (NodeConfig.preflight), the same
+    message from `check-config` and from `serve`, which never starts."""
+    d = tmp_path / "n"
+    assert main(["init", str(d), "--id", "ngo.example", "--kind", "ngo", "--genesis"]) == 0
+    fault(d)
+    want = "ccnode: error: " + message.format(d=d)
+    capsys.readouterr()
+    assert main(["check-config", str(d)]) == 2
+    assert capsys.readouterr().err.strip() == want
+    served = _ccnode("serve", str(d), timeout=30)  # a real process: bounded if it started
+    assert (served.returncode, served.stderr.strip()) == (2, want)
+    assert not (d / "node.addr").exists() and not (d / "data").exists()
+
+
+def test_a_member_not_yet_in_the_roster_but_with_peers_is_warned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 4: a node that has just joined starts (its peers will deliver the
+    roster that lists it), and both commands say why its entries are refused."""
+    d = tmp_path / "n"
+    assert main(["init", str(d), "--id", "ngo.example", "--kind", "ngo", "--genesis"]) == 0
+    _other_roster(d)
+    (d / "config.toml").write_text(
+        (d / "config.toml").read_text() + '\n[[peer]]\nid = "other.example"\n'
+        'address = "127.0.0.1:7443"\n'
+    )
+    capsys.readouterr()
+    assert main(["check-config", str(d)]) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"ccnode: warning: ngo.example is not in roster version 1 ({d}/roster.json): other "
+        "nodes refuse its entries until a roster listing it arrives"
+    )
