@@ -321,6 +321,14 @@ def _listen(where: str, name: str, value: object, *, allow_empty: bool = False) 
     return value
 
 
+def check_address(where: str, value: str) -> str:
+    """A peer's address: ``host:port`` with a real port (1..65535)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValidationError(f"{where}: expected host:port with a port 1..65535, got {value!r}")
+    return value.strip()
+
+
 def _string(where: str, name: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from node.cli import main
+from node.config import load_config
 from node.core.trust import MemberKind, MembersFile
 from node.mesh import Mesh
 from node.server import Node
@@ -193,3 +194,106 @@ def test_a_member_not_yet_in_the_roster_but_with_peers_is_warned(
         f"ccnode: warning: ngo.example is not in roster version 1 ({d}/roster.json): other "
         "nodes refuse its entries until a roster listing it arrives"
     )
+
+
+def test_peers_add_validates_and_peers_list_and_remove(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 7: `peers add` refuses what would break the node later, each with
+    a message; `peers list` and `peers remove` round-trip."""
+    members = MembersFile.of(
+        [
+            member(GOV, MemberKind.GOVERNMENT),
+            member("platform-one.example"),
+            member("gone.example", revoked=True),
+        ]
+    )
+    d = write_node_dir(tmp_path, "platform-one.example", members).dir
+    cfg = d / "config.toml"
+
+    def refused(*argv: str) -> str:
+        before = cfg.read_text()
+        capsys.readouterr()
+        code = main(["peers", *argv])
+        assert cfg.read_text() == before  # nothing written
+        err = capsys.readouterr().err.strip()
+        assert code in (2, 4), err
+        return err.removeprefix("ccnode: error: ")
+
+    add = ("add", str(d))
+    assert refused(*add, "--id", GOV, "--address", "") == (
+        "--address: expected host:port with a port 1..65535, got ''"
+    )
+    assert refused(*add, "--id", GOV, "--address", "127.0.0.1") == (
+        "--address: expected host:port with a port 1..65535, got '127.0.0.1'"
+    )
+    assert refused(*add, "--id", GOV, "--address", "127.0.0.1:0") == (
+        "--address: expected host:port with a port 1..65535, got '127.0.0.1:0'"
+    )
+    assert refused(*add, "--id", "stranger.example", "--address", "127.0.0.1:9") == (
+        f"stranger.example is not a member in roster version 1 ({d}/roster.json): "
+        "a node accepts peers the roster lists (`ccnode roster show DIR`)"
+    )
+    assert refused(*add, "--id", "gone.example", "--address", "127.0.0.1:9") == (
+        f"gone.example is revoked in roster version 1 ({d}/roster.json): "
+        "a node accepts peers the roster lists (`ccnode roster show DIR`)"
+    )
+    assert refused(*add, "--id", "platform-one.example", "--address", "127.0.0.1:9") == (
+        "platform-one.example is this node: a node does not sync from itself"
+    )
+    gov_addr = tmp_path / "gov.example_ct" / "node.addr"
+    assert _run(capsys, *("peers", *add), "--id", GOV, "--address-file", str(gov_addr)) == (
+        f"added peer {GOV} (address read from ../gov.example_ct/node.addr); "
+        "restart the node to apply\n"
+    )
+    assert refused(*add, "--id", GOV, "--address", "127.0.0.1:9") == (
+        f"{GOV} is already a peer (address read from ../gov.example_ct/node.addr): "
+        f"`ccnode peers remove {d} --id {GOV}` first to change it"
+    )
+    assert _run(capsys, "peers", "list", str(d)) == (
+        f"{GOV:34} address read from ../gov.example_ct/node.addr (now: not running)\n"
+    )
+    assert json.loads(_run(capsys, "peers", "list", str(d), "--json")) == [
+        {
+            "id": GOV,
+            "address": None,
+            "address_file": "../gov.example_ct/node.addr",
+            "current_address": None,
+        }
+    ]
+    assert refused("remove", str(d), "--id", "ngo.example") == (
+        f"ngo.example is not a peer of platform-one.example (peers: {GOV})"
+    )
+    assert _run(capsys, "peers", "remove", str(d), "--id", GOV) == (
+        f"removed peer {GOV}; restart the node to apply\n"
+    )
+    assert _run(capsys, "peers", "list", str(d)) == f"no peers configured in {cfg}\n"
+
+
+def test_a_peer_followed_by_its_node_addr_is_found_after_a_restart_on_a_new_port(
+    tmp_path: Path, loop: LoopThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 7: a peer restarted on another port is not lost: --address-file
+    re-reads its node.addr at every connect."""
+    members = MembersFile.of([member(GOV, MemberKind.GOVERNMENT), member("p1.example")])
+    gov_cfg = write_node_dir(tmp_path, GOV, members, MemberKind.GOVERNMENT)
+    p1_cfg = write_node_dir(tmp_path, "p1.example", members)
+    _run(capsys, "peers", "add", str(p1_cfg.dir), "--id", GOV, "--address-file",
+         str(gov_cfg.addr_file))  # fmt: skip
+    gov, p1 = Node(gov_cfg), Node(load_config(p1_cfg.dir))
+    loop.run(gov.start())
+    loop.run(p1.start())
+    origin = Origin(GOV)
+    try:
+        loop.run(gov.app.submit_async([origin.next()]))
+        eventually(lambda: p1.store.head(GOV).next_seq == 1, what="p1 pulled from gov")
+        first = gov.address
+        loop.run(gov.stop())
+        gov = Node(gov_cfg)
+        loop.run(gov.start())
+        assert gov.address != first  # port 0: a new free port
+        loop.run(gov.app.submit_async([origin.next()]))
+        eventually(lambda: p1.store.head(GOV).next_seq == 2, timeout=30, what="p1 found gov again")
+    finally:
+        loop.run(p1.stop())
+        loop.run(gov.stop())
