@@ -60,11 +60,25 @@ def test_container_recipes_name_real_commands_and_paths() -> None:
     copied = [
         word
         for line in dockerfile.splitlines()
-        if line.startswith("COPY ")
+        if line.startswith("COPY ") and not line.startswith("COPY --from=")
         for word in line.split()[1:-1]
     ]
     assert copied == ["pyproject.toml", "README.md", "node", "deploy"]
     assert all((REPO / path).exists() for path in copied)
+    # Multi-stage: the compiler (pdqhash builds from source) is in the build
+    # stage only; the runtime stage installs its wheels offline.
+    build, runtime = dockerfile.split("\nFROM python:3.11-slim\n")
+    assert "FROM python:3.11-slim AS build" in build and "g++" in build
+    assert "pip wheel --no-cache-dir --wheel-dir /wheels ." in build
+    assert "g++" not in runtime and "apt-get" not in runtime
+    assert "COPY --from=build /wheels /tmp/wheels" in runtime
+    assert "pip install --no-cache-dir --no-index --find-links /tmp/wheels ccnode" in runtime
+    assert "# 7001: gRPC, mutual TLS pinned to the roster" in runtime  # not "loopback-only"
+    # The build context is only what is copied: never a .venv, keys or stores.
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") :] [:5] == [
+        "*", "!pyproject.toml", "!README.md", "!node/", "!deploy/"
+    ]  # fmt: skip
     compose = (REPO / "deploy" / "compose.yaml").read_text()
     assert "/opt/ccnode/deploy/mesh-init.sh" in compose
     for needle in ('"health"', '"serve"', "CCNODE_METRICS_LISTEN", "stop_signal: SIGTERM"):
