@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,20 @@ def test_container_recipes_name_real_commands_and_paths() -> None:
         assert needle in compose
     unit = (REPO / "deploy" / "ccnode.service").read_text()
     assert "ccnode serve /srv/ccnode/node" in unit and "KillSignal=SIGTERM" in unit
+
+
+def test_no_doc_installs_ccnode_by_name_from_an_index() -> None:
+    """ccnode is not on PyPI: a doc saying `pip install ccnode` would install
+    whatever a stranger registered under that name (issue 15 item 6)."""
+    by_name = re.compile(r"(?<!never `)pip install (?:-U )?(?:'|\")?ccnode(?:\[|\b(?![-./]))")
+    texts = [REPO / "README.md", REPO / "Dockerfile", *REPO.glob("docs/*.md")]
+    texts += [*REPO.glob("deploy/*"), *REPO.glob("node/**/*.py")]
+    found = [
+        f"{p.relative_to(REPO)}: {m.group(0)}"
+        for p in texts
+        for m in by_name.finditer(p.read_text())
+    ]
+    assert found == []
+    assert "never `pip install ccnode` by name" in (REPO / "README.md").read_text()
+    assert by_name.search("pip install 'ccnode[interop]'") and by_name.search("pip install ccnode")
+    assert not by_name.search("pip install ccnode-0.1-py3-none-any.whl")
