@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from node.config import load_config
 
@@ -120,8 +120,8 @@ def _health(address: str, credentials: Any) -> tuple[bool, str]:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from node.errors import PeerError
     from node.interop.feed import open_channel
+    from node.rpc.client import error_from_rpc
 
     with open_channel(address, credentials) as channel:
         try:
@@ -129,7 +129,7 @@ def _health(address: str, credentials: Any) -> tuple[bool, str]:
                 health_pb2.HealthCheckRequest(service=""), timeout=5
             )
         except grpc.RpcError as exc:
-            raise PeerError(f"node at {address}: {exc.code().name}") from None
+            raise error_from_rpc(cast(Any, exc), address, plaintext=credentials is None) from None
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     return reply.status == health_pb2.HealthCheckResponse.SERVING, name
 

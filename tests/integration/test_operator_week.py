@@ -4,6 +4,7 @@ directory, liveness by lock, start-up checks, peers, credential hints."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -14,11 +15,11 @@ from typing import Any
 import pytest
 
 from node.cli import main
-from node.config import load_config
+from node.config import load_config, new_tls_identity
 from node.core.trust import MemberKind, MembersFile
 from node.mesh import Mesh
 from node.server import Node
-from tests.helpers import LoopThread, Origin, eventually, member, write_node_dir
+from tests.helpers import LoopThread, Origin, eventually, member, peer_file, write_node_dir
 
 pytestmark = pytest.mark.integration
 
@@ -297,3 +298,90 @@ def test_a_peer_followed_by_its_node_addr_is_found_after_a_restart_on_a_new_port
     finally:
         loop.run(p1.stop())
         loop.run(gov.stop())
+
+
+def test_wrong_or_missing_credentials_say_what_is_likely_wrong(
+    tmp_path: Path, loop: LoopThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 10: each way of failing the mutual-TLS handshake gets its likely
+    cause; a revoked member is told it is revoked, by every call and by an
+    alert in its own node's status."""
+    gov, p1, other = member(GOV, MemberKind.GOVERNMENT), member("p1.example"), member("x.example")
+    gov_roster = [gov, dataclasses.replace(p1, revoked=True), member("stranger.example")]
+    gov_cfg = write_node_dir(tmp_path, GOV, gov_roster, MemberKind.GOVERNMENT, insecure=False)
+    # p1 has not heard of its revocation; it pulls from gov.
+    p1_cfg = write_node_dir(
+        tmp_path, "p1.example", [gov, p1], peers=(peer_file(GOV),), insecure=False
+    )
+    stranger = write_node_dir(tmp_path, "stranger.example", [gov, member("stranger.example")],
+                              insecure=False)  # fmt: skip
+    # gov's roster pins stranger.example with another certificate than this one's:
+    stranger_cert = tmp_path / "stranger.example" / "keys"
+    for name in ("tls.key", "tls.crt"):
+        (stranger_cert / name).unlink()
+    new_tls_identity(stranger_cert / "tls.key", stranger_cert / "tls.crt", "stranger.example", 0)
+    alien = write_node_dir(tmp_path, "x.example", [other], insecure=False)
+    plain = write_node_dir(tmp_path, "plain.example", [member("plain.example")])
+    nodes = [Node(c) for c in (gov_cfg, p1_cfg, plain)]
+    for n in nodes:
+        loop.run(n.start())
+    address, plain_address = nodes[0].address, nodes[2].address
+
+    def fails(*argv: str, code: int = 3) -> str:
+        capsys.readouterr()
+        assert main(list(argv)) == code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        # (the nodes run in this process: their log lines share stderr)
+        (line,) = [line for line in err.splitlines() if line.startswith("ccnode: error: ")]
+        return line
+
+    try:
+        err = fails("status", "--to", address, "--insecure")
+        assert err.startswith(f"ccnode: error: node at {address}: UNAVAILABLE: ")
+        assert err.endswith(
+            ". Likely: the node requires mutual TLS: pass the member directory whose key to "
+            "connect with (DIR or --dir DIR); --insecure is for plaintext development nodes "
+            "only (for grpcurl: -cert DIR/keys/tls.crt -key DIR/keys/tls.key -cacert "
+            "NODE_CERT -servername ccnode.member)"
+        )
+        err = fails("status", str(stranger.dir), "--to", address)
+        assert err.startswith(f"ccnode: error: node at {address}: UNAVAILABLE: ")
+        assert err.endswith(
+            ". Likely: the node did not accept your certificate: your member is not pinned "
+            "in that node's roster (not yet added, or its roster is older than yours: "
+            "`ccnode roster publish`)"
+        )
+        err = fails("status", str(alien.dir), "--to", address)
+        assert err.endswith(
+            ". Likely: that node's certificate is not one your roster pins (a node of "
+            "another consortium, or your roster is older than its: `ccnode roster publish`)"
+        )
+        err = fails("status", str(p1_cfg.dir), "--to", plain_address)
+        assert err.endswith(
+            ". Likely: that node speaks plaintext (an --insecure development node): use "
+            "--insecure without a member directory"
+        )
+        err = fails("health", "--to", "127.0.0.1:1", "--insecure")
+        assert err.endswith(". Likely: nothing listens at that address: is the node running?")
+
+        # The revoked member completes the handshake and is told why, every call:
+        err = fails("status", str(p1_cfg.dir), "--to", address, code=2)
+        assert err == "ccnode: error: caller p1.example is revoked in roster version 1"
+
+        # and its own node raises an alert from what its peer answers.
+        def alerts() -> list[dict[str, str]]:
+            status = json.loads(_run(capsys, "status", str(p1_cfg.dir), "--json"))
+            return [a for a in status["alerts"] if a["kind"] == "revoked"]
+
+        eventually(lambda: bool(alerts()), timeout=20, what="p1 alerts that gov refuses it")
+        (alert,) = alerts()
+        assert alert["peer"] == GOV and alert["origin"] == "p1.example"
+        assert alert["detail"].startswith(f"peer {GOV} refuses this member as revoked: ") and alert[
+            "detail"
+        ].endswith("caller p1.example is revoked in roster version 1")
+        human = _run(capsys, "status", str(p1_cfg.dir))
+        assert f"ALERT revoked: peer {GOV} refuses this member as revoked: " in human
+    finally:
+        for n in nodes:
+            loop.run(n.stop())
