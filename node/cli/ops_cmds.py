@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("dir", type=Path, nargs="?")
     p.add_argument("--to", help="node address host:port")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser(
@@ -48,6 +50,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("check-config", help="validate DIR/config.toml (and the environment)")
     p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_config)
 
 
@@ -55,10 +58,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from node.backup import backup
 
     manifest = backup(load_config(args.dir), args.out)
+    log = (
+        f"; match log {manifest.matchlog_events} events, {manifest.matchlog_size:,} bytes"
+        if manifest.matchlog_events >= 0
+        else "; no match log"
+    )
     print(
         f"backed up {manifest.node_id}: {manifest.entries} entries from "
-        f"{len(manifest.heads)} origins, {manifest.size:,} bytes, sha256 {manifest.sha256[:16]}… "
-        f"to {args.out}"
+        f"{len(manifest.heads)} origins, {manifest.size:,} bytes, sha256 {manifest.sha256[:16]}…"
+        f"{log} to {args.out}"
     )
     return 0
 
@@ -71,8 +79,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     if moved is not None:
         print(f"moved the previous store aside to {moved}")
+    log = (
+        f" and {manifest.matchlog_events} match-log events" if manifest.matchlog_events >= 0 else ""
+    )
     print(
-        f"restored {manifest.entries} entries of {manifest.node_id} into {args.dir}; "
+        f"restored {manifest.entries} entries{log} of {manifest.node_id} into {args.dir}; "
         "start the node and let it catch up from its peers before submitting"
     )
     return 0
@@ -84,10 +95,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from node.config import apply_env
 
     config = apply_env(load_config(args.dir), os.environ)
-    for warning in config.preflight():
+    warnings = config.preflight()  # the checks `serve` runs at start-up
+    path = args.dir / "config.toml"
+    if args.json:
+        doc = {
+            "config": str(path),
+            "ok": True,
+            "id": config.id,
+            "listen": config.listen,
+            "metrics": config.metrics_listen or None,
+            "peers": len(config.peers),
+            "warnings": list(warnings),
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
+    for warning in warnings:
         print(f"ccnode: warning: {warning}", file=sys.stderr)
     print(
-        f"{args.dir / 'config.toml'}: ok ({config.id}, listen {config.listen}, "
+        f"{path}: ok ({config.id}, listen {config.listen}, "
         f"metrics {config.metrics_listen or 'off'}, {len(config.peers)} peers)"
     )
     return 0
@@ -111,7 +136,10 @@ def cmd_health(args: argparse.Namespace) -> int:
             "or --insecure for a plaintext dev node"
         )
     serving, name = _health(address, credentials)
-    print(f"{address}: {name}")
+    if args.json:
+        print(json.dumps({"address": address, "status": name}))
+    else:
+        print(f"{address}: {name}")
     return 0 if serving else 1
 
 
