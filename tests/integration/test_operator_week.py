@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from node.cli import main
 from node.config import load_config, new_tls_identity
 from node.core.trust import MemberKind, MembersFile
+from node.logs import HANDSHAKE_EVENT, HANDSHAKE_LOG_EVERY_S, RateLimit
 from node.mesh import Mesh
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
+from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.server import Node
 from tests.helpers import LoopThread, Origin, eventually, member, peer_file, write_node_dir
 
@@ -386,3 +391,56 @@ def test_wrong_or_missing_credentials_say_what_is_likely_wrong(
     finally:
         for n in nodes:
             loop.run(n.stop())
+
+
+def test_handshake_failure_lines_are_rate_limited() -> None:
+    """Item 10: one "Handshake failed" record per HANDSHAKE_LOG_EVERY_S; the
+    next one after that says how many were held back. Other records pass."""
+    now = [100.0]
+    limit = RateLimit(HANDSHAKE_EVENT, HANDSHAKE_LOG_EVERY_S, clock=lambda: now[0])
+
+    def record(event: str | None = HANDSHAKE_EVENT) -> logging.LogRecord:
+        r = logging.LogRecord(
+            "grpc.native", logging.WARNING, "", 0, "%s", ("Handshake failed",), None
+        )
+        if event:
+            r.event = event
+        return r
+
+    first = record()
+    assert limit.filter(first) and first.suppressed == 0
+    assert first.getMessage() == "Handshake failed"
+    for _ in range(263):  # what one revoked member produced
+        now[0] += 0.1
+        assert not limit.filter(record())
+    assert limit.filter(record(None))  # not a handshake record: untouched
+    now[0] = 100.0 + HANDSHAKE_LOG_EVERY_S
+    later = record()
+    assert limit.filter(later) and later.suppressed == 263
+    assert later.getMessage() == (
+        "Handshake failed (and 263 more like it in the last 60 s, not logged)"
+    )
+    assert not limit.filter(record())
+
+
+def test_a_node_logs_one_line_for_a_burst_of_failed_handshakes(tmp_path: Path) -> None:
+    """Item 10, a real process: five plaintext clients fail the handshake at a
+    mutual-TLS node logging JSON; one record says so, not five."""
+    with Mesh.create(tmp_path / "mesh", [(GOV, MemberKind.GOVERNMENT)]) as mesh:
+        (n,) = mesh.nodes
+        dataclasses.replace(n.config, log_json=True).save()
+        mesh.start()
+        for _ in range(5):
+            channel = grpc.insecure_channel(n.address)
+            with channel, pytest.raises(grpc.RpcError):
+                pb_grpc.NodeServiceStub(channel).Status(pb.StatusRequest(), timeout=5)
+        log = n.config.dir / "node.log"
+
+        def failures() -> list[dict[str, Any]]:
+            records = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+            return [r for r in records if r.get("event") == HANDSHAKE_EVENT]
+
+        eventually(lambda: bool(failures()), what="the failed handshakes were logged")
+        mesh.stop_node(n)
+    (only,) = failures()
+    assert only["msg"].startswith("Handshake failed") and only["suppressed"] == 0
