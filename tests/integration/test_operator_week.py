@@ -444,3 +444,17 @@ def test_a_node_logs_one_line_for_a_burst_of_failed_handshakes(tmp_path: Path) -
         mesh.stop_node(n)
     (only,) = failures()
     assert only["msg"].startswith("Handshake failed") and only["suppressed"] == 0
+
+
+def test_wait_ready_gives_up_at_its_deadline_saying_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 7: `wait-ready` (the recipe's replacement for `sleep 1`) is bounded."""
+    d = tmp_path / "n"
+    assert main(["init", str(d), "--id", "ngo.example", "--kind", "ngo", "--genesis"]) == 0
+    (d / "node.addr").write_text("127.0.0.1:1\n")  # left by a crash: not a running node
+    capsys.readouterr()
+    assert main(["wait-ready", str(d), "--timeout", "0.2"]) == 3
+    assert capsys.readouterr().err == (
+        f"ccnode: error: {d} not ready within 0.2s: no process serves it\n"
+    )
