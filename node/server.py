@@ -121,6 +121,7 @@ class Node:
                 negative_path=config.dir / NEVER_MATCH_FILE,
                 matchlog=self.matchlog,
                 restored_marker=config.dir / RESTORED_MARKER,
+                former_key=None if trust is not None else self.rosters.former_key,
             )
         except BaseException:
             self.store.close()

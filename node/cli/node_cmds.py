@@ -659,6 +659,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "roster_version": s.roster_version,
             "roster_expires": when(s.roster_expires_ms),
             "roster_id": s.roster_id.hex(),
+            "checkpoint_vkey": s.checkpoint_vkey,
             "heads": {
                 h.origin: {
                     "next_seq": h.next_seq,
@@ -690,6 +691,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"node {s.node_id} (ccnode {s.version}) at {address}: {s.entries} entries")
     print(f"  roster version {s.roster_version}, expires {when(s.roster_expires_ms)}")
+    if s.checkpoint_vkey:
+        print(f"  checkpoint verifier key (C2SP vkey): {s.checkpoint_vkey}")
     if s.evidence:
         print(f"ALERT: {s.evidence} equivocation evidence record(s) held")
     for a in s.alerts:

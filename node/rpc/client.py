@@ -14,6 +14,7 @@ from node.core.tlog import StaleSizeError
 from node.core.tlscert import TLS_NAME
 from node.errors import (
     ConflictError,
+    LimitError,
     NodeError,
     NotFoundError,
     OrderingError,
@@ -53,6 +54,7 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 
 _FROM_STATUS: dict[grpc.StatusCode, type[NodeError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: ValidationError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: LimitError,
     grpc.StatusCode.PERMISSION_DENIED: ProvenanceError,
     grpc.StatusCode.FAILED_PRECONDITION: OrderingError,
     grpc.StatusCode.ALREADY_EXISTS: ConflictError,

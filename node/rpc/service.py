@@ -9,6 +9,7 @@ Status-code table (the one place errors meet gRPC):
 =====================  ====================
 NodeError subclass     gRPC status
 =====================  ====================
+LimitError             RESOURCE_EXHAUSTED
 ProvenanceError        PERMISSION_DENIED
 ValidationError        INVALID_ARGUMENT
 OrderingError          FAILED_PRECONDITION
@@ -33,11 +34,12 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from node import __version__
-from node.app import ALERT_RESTORED, NodeApp, now_ms
+from node.app import ALERT_RESTORED, MAX_SUBMIT_BATCH, NodeApp, check_batch_size, now_ms
 from node.core.roster import Action, check_own_entries, is_revoked_refusal, when
-from node.core.tlog import StaleSizeError
+from node.core.tlog import StaleSizeError, checkpoint_vkey
 from node.errors import (
     ConflictError,
+    LimitError,
     NodeError,
     NotFoundError,
     OrderingError,
@@ -59,6 +61,7 @@ from node.store.matchlog import EventKind
 log = logging.getLogger(__name__)
 
 STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
+    (LimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ProvenanceError, grpc.StatusCode.PERMISSION_DENIED),
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (OrderingError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -250,6 +253,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         caller = self.auth.check(context, Action.SUBMIT, "Submit")
+        # Count before decoding: a 16k-entry batch is refused unread.
+        check_batch_size(len(request.entries), MAX_SUBMIT_BATCH, "entries")
         entries = convert.entries_from_pb(request.entries)
         check_own_entries(caller, [e.body.origin for e in entries])
         result = await self.app.submit_async(entries)
@@ -275,22 +280,18 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
-        queries = [(q.algorithm, q.value) for q in request.queries]
-        dihedral = any(q.dihedral for q in request.queries)
-        results = self.app.match(
+        check_batch_size(len(request.queries), self.app.match_limits.max_queries, "queries")
+        # Converting 10,000 queries each way is work too: in a match thread.
+        step = self.app.match_step(len(request.queries))
+        queries, variants = await step(convert.queries_from_pb, request)
+        results = await self.app.match_async(
             queries,
             include_retracted=request.include_retracted,
             record=request.record,
             max_distance=request.max_distance,
-            variants=[list(q.dihedral) for q in request.queries] if dihedral else (),
+            variants=variants,
         )
-        response = pb.MatchResponse()
-        for hits, suppressed in zip(results, results.never_match, strict=True):
-            result = response.results.add()
-            if hits:
-                result.matches.extend(convert.match_to_pb(h) for h in hits)
-            if suppressed:
-                result.never_match = True
+        response: pb.MatchResponse = await step(convert.match_response, results)
         return response
 
     @_mapped
@@ -322,7 +323,14 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
+            checkpoint_vkey=self._own_vkey(),
         )
+
+    def _own_vkey(self) -> str:
+        try:
+            return checkpoint_vkey(self.app.trust.member(self.app.node_id))
+        except NodeError:
+            return ""  # not (or no longer) a member of the roster in force
 
     def _own_log_alerts(self) -> list[pb.Alert]:
         why = self.app.own_log.alert()

@@ -38,7 +38,6 @@ from node.errors import (
     OrderingError,
     PeerError,
     ProvenanceError,
-    RightsError,
     StorageError,
     ValidationError,
 )
@@ -443,8 +442,9 @@ class SyncEngine:
     ) -> list[SignedEntry]:
         """Drop stored duplicates, decode and verify; raise on a bad entry.
 
-        An authentic entry that the roster does not allow (a RightsError: a
-        revoked member or key, a cut-off, a role) is held back with the rest
+        An authentic entry (signed by a key its origin has, or had in a
+        roster version this node holds) that the roster does not allow (a
+        revoked member or key, a cut-off, a role, a key removed) is held back with the rest
         of its origin's entries on this stream (``held_back``: origin -> first
         seq held back), and the peer is not blamed: it may hold a roster we
         have not adopted, or have stored the entry before a change
@@ -469,11 +469,11 @@ class SyncEngine:
             errors = self.app.verify(entries)  # ~60 us each with libsodium
         else:
             errors = await self.app.verify_async(entries)
-        refused: RightsError | None = None
+        refused: ProvenanceError | None = None
         for i, error in enumerate(errors):
             if error is None:
                 continue
-            if isinstance(error, RightsError) and self.app.authentic(entries[i]):
+            if isinstance(error, ProvenanceError) and self.app.authentic(entries[i]):
                 body = entries[i].body
                 held_back.setdefault(body.origin, body.seq)  # seq order within an origin
                 refused = refused or error

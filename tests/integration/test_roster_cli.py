@@ -159,6 +159,8 @@ def test_drafting_chains_versions_and_publish_installs_them(
     )
     out = _ok([*set_role, "--until-seq", "3"], capsys)
     assert "gov.example/desk now has roles SUBMIT after seq 3" in out
+    shown = _ok(["roster", "show", str(roster)], capsys)
+    assert "roles SUBMIT (up to seq 3: SUBMIT, ENDORSE, WITNESS, READ)" in shown
     gov_key = load_config(consortium["gov"]).signer()
     old = gov_key.public_key
     err = _fails(
