@@ -77,9 +77,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         config = load_config(directory)
         data = config.data_dir
         roster = roster_to_trust(args.roster if args.roster is not None else directory)
-        if config.addr_file.exists():
+        from node.dirlock import running
+
+        pid = running(directory)
+        if pid is not None:
             print(
-                f"ccnode: warning: {config.addr_file} exists: audit a stopped node or a copy",
+                f"ccnode: warning: a node (process {pid}) is serving {directory}: "
+                "audit a stopped node or a copy",
                 file=sys.stderr,
             )
     else:
