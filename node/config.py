@@ -312,6 +312,38 @@ class NodeConfig:
             return load_signer(path).private_key
         return self.signer().private_key
 
+    def preflight(self) -> tuple[str, ...]:
+        """What ``check-config`` checks and ``serve`` checks before it starts
+        (one implementation): the roster file, the entry key (0600), the
+        checkpoint key, the TLS identity, and that this member is in the
+        roster. Raises on the first fault; returns warnings.
+
+        Not being in the roster is a fault only when the node has no peers:
+        with peers it may be a member that has just joined and will fetch the
+        roster that lists it (docs/roster.md); without any, nothing it could
+        ever receive would be accepted from it.
+        """
+        roster = self.roster()
+        self.signer()
+        self.checkpoint_key()
+        if not self.insecure:
+            self.tls_identity()
+        me = roster.get(self.id)
+        if me is not None and not me.revoked:
+            return ()
+        what = (
+            f"{self.id} is revoked in roster version {roster.version} ({self.roster_path})"
+            if me is not None
+            else f"{self.id} is not in roster version {roster.version} ({self.roster_path})"
+        )
+        if not self.peers and not self.key_only:
+            raise ValidationError(
+                f"{what} and the node has no peers to learn a newer roster from: have "
+                f"governance add {self.dir / 'member.json'} to the roster, then "
+                "`ccnode roster publish ROSTER DIR`"
+            )
+        return (f"{what}: other nodes refuse its entries until a roster listing it arrives",)
+
     def dumps(self) -> str:
         top: dict[str, toml_out.Value] = {
             "id": self.id,
@@ -352,6 +384,14 @@ def _listen(where: str, name: str, value: object, *, allow_empty: bool = False) 
             f"{where}: option {name!r} must be 'host:port' with a port 0..65535, got {value!r}"
         )
     return value
+
+
+def check_address(where: str, value: str) -> str:
+    """A peer's address: ``host:port`` with a real port (1..65535)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValidationError(f"{where}: expected host:port with a port 1..65535, got {value!r}")
+    return value.strip()
 
 
 def _string(where: str, name: str, value: object) -> str:

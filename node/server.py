@@ -28,6 +28,7 @@ from node.core.roster import SignedRoster
 from node.core.tlog import TlogPolicy, roster_policy
 from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
+from node.dirlock import DirLock
 from node.errors import NodeError, PeerError, ValidationError
 from node.logs import json_line
 from node.match.negative import NEVER_MATCH_FILE
@@ -80,6 +81,18 @@ class Node:
                 f"listen {config.listen!r}: plaintext (insecure) serving is for local "
                 "development and binds to loopback only; drop --insecure to use mutual TLS"
             )
+        # One process per directory, decided by the lock (node/dirlock.py), taken
+        # before the store opens; stop() releases it, as does any exit.
+        self._lock = DirLock.acquire(config.dir, f"serve {config.dir}")
+        try:
+            self._assemble(config, trust, anti_entropy_s)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _assemble(
+        self, config: NodeConfig, trust: TrustView | None, anti_entropy_s: float | None
+    ) -> None:
         self.identity: TlsIdentity | None = None if config.insecure else config.tls_identity()
         checkpoint_key = config.checkpoint_key()
         self.store = LmdbStore(
@@ -338,6 +351,7 @@ class Node:
         self.app.close()
         self.store.close()
         self.matchlog.close()
+        self._lock.release()
 
     def reload_policy(self) -> None:
         """SIGHUP: re-read DIR/policy.toml and DIR/never_match.txt; a bad
@@ -381,7 +395,11 @@ async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | No
     import os
     import signal
 
-    node = Node(config or load_config(directory))
+    config = config or load_config(directory)
+    if not config.key_only:  # (a key-only directory: Node says why it cannot serve)
+        for warning in config.preflight():  # what `ccnode check-config` checks
+            log.warning("%s", warning)
+    node = Node(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -700,10 +700,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     config = load_config(args.dir)
     address = args.to
     if address is None and not config.key_only:
-        try:
-            address = config.addr_file.read_text().strip() or None
-        except OSError:
-            address = None
+        from node.dirlock import running_address
+
+        address = running_address(config.dir, config.addr_file)
     if address:
         return _offer(config, address, signed)
     held = config.signed_roster()

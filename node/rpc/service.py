@@ -36,7 +36,7 @@ from google.protobuf.message import DecodeError
 from node import __version__
 from node.alerts import IncidentFeed
 from node.app import ALERT_RESTORED, MAX_SUBMIT_BATCH, NodeApp, check_batch_size, now_ms
-from node.core.roster import Action, check_own_entries, when
+from node.core.roster import Action, check_own_entries, is_revoked_refusal, when
 from node.core.tlog import StaleSizeError, checkpoint_vkey
 from node.errors import (
     ConflictError,
@@ -346,6 +346,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         return [pb.Alert(kind=ALERT_MAP_FULL, detail=why)] if why else []
 
     def _roster_alerts(self) -> list[pb.Alert]:
+        return self._revoked_alerts() + self._expiry_alerts()
+
+    def _expiry_alerts(self) -> list[pb.Alert]:
         if self.rosters is None or not self.rosters.expired:
             return []
         signed = self.rosters.signed
@@ -357,6 +360,35 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 "publishes the next version",
             )
         ]
+
+    def _revoked_alerts(self) -> list[pb.Alert]:
+        """This member revoked: by its own roster, or as its peers answer it."""
+        me = self.app.node_id
+        alerts = []
+        if self.rosters is not None:
+            member = self.rosters.roster.get(me)
+            if member is not None and member.revoked:
+                alerts.append(
+                    pb.Alert(
+                        kind="revoked",
+                        origin=me,
+                        detail=f"this member ({me}) is revoked in roster version "
+                        f"{self.rosters.version}: other nodes refuse its calls and its new "
+                        "entries; ask the consortium's governance",
+                    )
+                )
+        for peer in self.peers_status():
+            if is_revoked_refusal(me, peer.last_error):
+                alerts.append(
+                    pb.Alert(
+                        kind="revoked",
+                        origin=me,
+                        peer=peer.peer_id,
+                        detail=f"peer {peer.peer_id} refuses this member as revoked: "
+                        f"{peer.last_error}",
+                    )
+                )
+        return alerts
 
     @_mapped
     async def GetRoster(
