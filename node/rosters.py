@@ -191,8 +191,10 @@ class RosterKeeper:
     # -- TLS and authorization -----------------------------------------------
 
     def trusted_certs(self) -> tuple[int, tuple[bytes, ...]]:
-        """(roster version, DER certificates a TLS peer may present)."""
-        certs = self.roster.pinned_certs()
+        """(roster version, DER certificates a TLS peer may present): every
+        member's, revoked ones too, so a revoked member is told so by
+        ``authorize`` rather than failing handshakes it cannot explain."""
+        certs = self.roster.handshake_certs()
         if self.own_cert and self.own_cert not in certs:
             certs = (*certs, self.own_cert)
         return self.version, certs

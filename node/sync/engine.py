@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
 from node.core.entry import SignedEntry
+from node.core.roster import is_revoked_refusal
 from node.errors import (
     NodeError,
     OrderingError,
@@ -266,10 +267,15 @@ class SyncEngine:
                 except StorageError as exc:  # e.g. map full: keep serving, retry later
                     state.last_error = f"local store: {exc}"
                 except (ValidationError, ProvenanceError) as exc:
-                    self.app.observer.refused("peer", exc)
-                    state.refused += 1
-                    state.last_error = f"refused: {exc}"
-                    log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
+                    if is_revoked_refusal(self.app.node_id, str(exc)):
+                        # Not a bad entry: the peer refuses us (status alerts on it).
+                        state.last_error = str(exc)
+                        log.warning("peer %s refuses this member as revoked: %s", peer.id, exc)
+                    else:
+                        self.app.observer.refused("peer", exc)
+                        state.refused += 1
+                        state.last_error = f"refused: {exc}"
+                        log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
             state.state = "backoff"
             # Full jitter, so a mesh restarting at once does not reconnect in step.
             await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - not crypto

@@ -316,4 +316,4 @@ def test_key_only_directories_and_plaintext_need_saying(
     err = _fails(["status", "--to", "127.0.0.1:1"], 2, capsys)
     assert "--insecure for a plaintext dev node" in err
     err = _fails(["serve", str(consortium["plat"])], 2, capsys)
-    assert "no roster: " in err and "ccnode roster publish ROSTER DIR" in err
+    assert "no roster in " in err and "ccnode roster publish ROSTER DIR" in err
