@@ -20,6 +20,7 @@ from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from node.accountability import POLICY_FILE
+from node.alerts import IncidentFeed
 from node.app import NodeApp
 from node.backup import RESTORED_MARKER
 from node.config import NodeConfig, load_config, write_atomic
@@ -45,6 +46,7 @@ from node.sync.engine import Peer, SyncEngine
 from node.sync.gossip import EvidenceGossip
 from node.sync.roster_gossip import RosterGossip
 from node.sync.witness import WitnessSubmitter
+from node.webhook import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,17 @@ class Node:
             self.store.close()
             self.matchlog.close()
             raise
+        self.incidents = IncidentFeed(self.app)
+        self.webhook: Webhook | None = None
+        if config.webhook.url:
+            try:
+                self.webhook = Webhook(config.webhook, config.dir, config.id)
+            except BaseException:
+                self.app.close()
+                self.store.close()
+                self.matchlog.close()
+                raise
+            self.incidents.add_sink(self.webhook.notify)
         self.resolutions = ForkResolutions(self.app)
         self.resolutions.apply()  # what a roster adopted while stopped resolved
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
@@ -165,7 +178,13 @@ class Node:
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[CorruptRequests()])
         authorizer = Authorizer(None if self.identity is None else self.rosters.authorize)
         pb_grpc.add_NodeServiceServicer_to_server(
-            NodeServicer(self.app, self._peers_status, rosters=self.rosters, authorizer=authorizer),
+            NodeServicer(
+                self.app,
+                self._peers_status,
+                rosters=self.rosters,
+                authorizer=authorizer,
+                incidents=self.incidents,
+            ),
             server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -205,6 +224,8 @@ class Node:
         self.gossip.start()
         self.witness.start()
         self.roster_gossip.start()
+        if self.webhook is not None:
+            self.webhook.start()
         self._watch = asyncio.create_task(self._watch_store(), name="health:store")
         await self._set_health(self._store_healthy())
         log.info("node %s ready", self.config.id)
@@ -318,12 +339,15 @@ class Node:
         await self.gossip.stop()
         await self.witness.stop()
         self.app.changes.close()  # end follow streams so in-flight calls can finish
+        self.incidents.close()  # and WatchIncidents streams
         if self._server is not None:
             # New calls are refused at once; in-flight ones (a Submit is one
             # LMDB transaction) get the grace period to finish.
             await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
             self._server = None
         self.metrics.stop()
+        if self.webhook is not None:
+            await self.webhook.stop()
         self.app.close()
         self.store.close()
         self.matchlog.close()

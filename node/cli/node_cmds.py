@@ -510,7 +510,14 @@ def cmd_match(args: argparse.Namespace) -> int:
             )
 
     result = asyncio.run(go()).results[0]
-    answer = QueryAnswer(None, {algo: value}, list(result.matches), result.never_match)
+    answer = QueryAnswer(
+        None,
+        {algo: value},
+        list(result.matches),
+        result.never_match,
+        truncated=result.truncated,
+        total=result.total,
+    )
     if args.json:
         print(json.dumps([answer.json()], indent=2))
     else:
@@ -528,6 +535,8 @@ class QueryAnswer:
     hashes: dict[str, bytes]  # algorithm -> the value asked
     matches: list[pb.Match]  # one per entry, nearest first
     never_match: bool = False  # on the node's never-match list: no matches given
+    truncated: bool = False  # the node listed only the best of the matches
+    total: int = 0  # how many entries matched, when known (a --hash query)
 
     def verdict(self) -> QueryVerdict | None:
         return overall((m.recommended_action, m.rule, m.provenance.entry_id) for m in self.matches)
@@ -542,6 +551,8 @@ class QueryAnswer:
             if v is None
             else {"action": v.action, "rule": v.rule, "entry_id": v.entry_id.hex()},
             "matches": [match_json(m) for m in self.matches],
+            "truncated": self.truncated,
+            "total": self.total or len(self.matches),
         }
 
     def print(self, label: str) -> None:
@@ -553,10 +564,10 @@ class QueryAnswer:
             print(f"{label}: no match")
             return
         n = len(self.matches)
-        print(
-            f"{label}: {v.action} (rule {v.rule or '-'}, entry {v.entry_id.hex()[:16]}; "
-            f"{n} match{'es' if n != 1 else ''})"
-        )
+        count = f"{n} match{'es' if n != 1 else ''}"
+        if self.truncated:  # docs/protocol.md, "Match answers"
+            count = f"the best {n} of {self.total}" if self.total else f"the best {n}; more matched"
+        print(f"{label}: {v.action} (rule {v.rule or '-'}, entry {v.entry_id.hex()[:16]}; {count})")
         print_matches(self.matches)
 
 

@@ -238,6 +238,21 @@ class NodeClient:
         finally:
             call.cancel()
 
+    async def watch_incidents(
+        self, incidents: Sequence[str] = ()
+    ) -> AsyncIterator[pb.IncidentNotification]:
+        """Each urgent incident entry as it commits at the node (no deadline)."""
+        call = self.stub.WatchIncidents(
+            pb.WatchIncidentsRequest(incidents=list(incidents)), timeout=None
+        )
+        try:
+            async for note in call:
+                yield note
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+        finally:
+            call.cancel()
+
     # -- transparency log ---------------------------------------------------------
 
     async def _call(self, method: Any, request: Any) -> Any:

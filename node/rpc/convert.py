@@ -68,6 +68,17 @@ def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
     return msg
 
 
+def notification_to_pb(hit: MatchHit, node_id: str) -> pb.IncidentNotification:
+    """A WatchIncidents (and webhook) notification of one committed entry."""
+    return pb.IncidentNotification(
+        entry=entry_to_pb(hit.entry),
+        provenance=provenance_to_pb(hit),
+        recommended_action=hit.action,
+        rule=hit.rule,
+        node_id=node_id,
+    )
+
+
 def queries_from_pb(
     request: pb.MatchRequest,
 ) -> tuple[list[tuple[str, bytes]], list[list[bytes]]]:

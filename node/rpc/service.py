@@ -34,6 +34,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from node import __version__
+from node.alerts import IncidentFeed
 from node.app import ALERT_RESTORED, MAX_SUBMIT_BATCH, NodeApp, check_batch_size, now_ms
 from node.core.roster import Action, check_own_entries, is_revoked_refusal, when
 from node.core.tlog import StaleSizeError, checkpoint_vkey
@@ -236,8 +237,10 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         *,
         rosters: RosterKeeper | None = None,
         authorizer: Authorizer | None = None,
+        incidents: IncidentFeed | None = None,
     ) -> None:
         self.app = app
+        self.incidents = incidents
         self.peers_status = peers_status or (lambda: [])
         self.rosters = rosters
         self.auth = authorizer or Authorizer(None)
@@ -526,6 +529,21 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 self.auth.check(context, Action.READ, "Pull")
                 response.roster_version = self._roster_version()
                 yield response
+        except NodeError as exc:
+            await context.abort(status_for(exc), str(exc))
+
+    async def WatchIncidents(
+        self, request: pb.WatchIncidentsRequest, context: Context
+    ) -> AsyncIterator[pb.IncidentNotification]:
+        try:
+            self.auth.check(context, Action.READ, "WatchIncidents")
+            if self.incidents is None:
+                raise NotFoundError("this node serves no incident notifications")
+            with self.incidents.subscribe(request.incidents) as sub:
+                while (hit := await sub.next()) is not None:
+                    # A stream outlives roster changes: re-check each notification.
+                    self.auth.check(context, Action.READ, "WatchIncidents")
+                    yield convert.notification_to_pb(hit, self.app.node_id)
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
+from node.cli import main
 from node.config import NodeConfig
 from node.core.trust import MemberKind, MembersFile
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -124,12 +126,14 @@ def _submit(stub: Any, entries: list[Any]) -> None:
     stub.Submit(pb.SubmitRequest(entries=wire), timeout=60)
 
 
-def test_a_flooded_hash_stays_matchable(node: tuple[Node, Any]) -> None:
+def test_a_flooded_hash_stays_matchable(
+    node: tuple[Node, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     """4,000 ADDs of one MD5 with 1 KiB reasons by one member made every Match
     including it fail ("Sent message larger than max"). Now the answer is
     capped, counted, flagged truncated, and the other members' entries for
     the hash are listed: one origin gets at most 5 places."""
-    _, stub = node
+    n, stub = node
     target = _md5(b"flooded")
     gov, ngo = Origin(GOV), Origin(NGO)
     honest = [gov.next(algorithm="MD5", hash=target), ngo.next(algorithm="MD5", hash=target)]
@@ -158,6 +162,17 @@ def test_a_flooded_hash_stays_matchable(node: tuple[Node, Any]) -> None:
     assert plat == [3999, 3998, 3997, 3996, 3995]
     assert (nothing.total, nothing.truncated, list(nothing.matches)) == (0, False, [])
     assert again == flooded
+    # The CLI says so.
+    argv = ["match", "--to", n.address, "--insecure", "--algo", "MD5", "--hash", target.hex()]
+    assert main(argv) == 0
+    assert "; the best 7 of 4002)" in capsys.readouterr().out.splitlines()[0]
+    assert main([*argv, "--json"]) == 0
+    (answer_json,) = json.loads(capsys.readouterr().out)
+    assert (answer_json["total"], answer_json["truncated"], len(answer_json["matches"])) == (
+        4002,
+        True,
+        7,
+    )
 
 
 def test_candidate_and_byte_budgets_truncate_and_count(node: tuple[Node, Any]) -> None:

@@ -285,6 +285,26 @@ class PullResponse(_message.Message):
     roster_version: int
     def __init__(self, entries: _Optional[_Iterable[_Union[SignedEntry, _Mapping]]] = ..., frontier: _Optional[_Union[Frontier, _Mapping]] = ..., checkpoints: _Optional[_Iterable[str]] = ..., roster_version: _Optional[int] = ...) -> None: ...
 
+class WatchIncidentsRequest(_message.Message):
+    __slots__ = ("incidents",)
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, incidents: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IncidentNotification(_message.Message):
+    __slots__ = ("entry", "provenance", "recommended_action", "rule", "node_id")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_ACTION_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    entry: SignedEntry
+    provenance: Provenance
+    recommended_action: str
+    rule: str
+    node_id: str
+    def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
