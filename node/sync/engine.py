@@ -182,7 +182,7 @@ class SyncEngine:
                 continue
             peer = random.choice(self.peers)  # noqa: S311 - not crypto
             address = peer.resolve()
-            if address and self.states[peer.id].state != "held off":
+            if address and self.states[peer.id].state != "held-off":
                 await self.round_with(peer, address)
 
     def resync_soon(self) -> None:
@@ -258,7 +258,7 @@ class SyncEngine:
                     state.last_error = "stream ended"
                 except DuplicateFlood as exc:
                     state.last_error = str(exc)
-                    state.state = "held off"
+                    state.state = "held-off"
                     log.warning("%s", exc)
                     await asyncio.sleep(self._hold_off(state))
                     continue

@@ -109,7 +109,7 @@ def test_a_peer_sending_only_duplicates_is_backed_off(
     rogue, node = rogue_and_node
     state = node.sync.states[BAD]
     eventually(lambda: node.store.head(GOV).next_seq == 50, what="the first copy is taken")
-    eventually(lambda: state.state == "held off", timeout=20, what="held off")
+    eventually(lambda: state.state == "held-off", timeout=20, what="held-off")
     limit = node.sync.duplicates_max
     assert state.last_error == (
         f"{BAD} sent {limit} duplicate entries and nothing new: held off for "
