@@ -40,9 +40,9 @@ from node.errors import (
     ValidationError,
 )
 from node.match.matcher import PdqMatcher
-from node.match.media import check_pdq_not_degenerate
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS
+from node.media.image import check_pdq_not_degenerate
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ValidationError
-from node.match import media
+from node.media import image as media
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".flv", ".ts"})
