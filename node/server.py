@@ -34,7 +34,7 @@ from node.rosters import RosterKeeper
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import SERVER_OPTIONS, NodeClient
-from node.rpc.service import NodeServicer
+from node.rpc.service import CorruptRequests, NodeServicer
 from node.rpc.tls import Authorizer, secure_client, server_credentials
 from node.store.lmdb_store import LmdbStore
 from node.store.matchlog import MatchLog
@@ -146,7 +146,7 @@ class Node:
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[CorruptRequests()])
         authorizer = Authorizer(None if self.identity is None else self.rosters.authorize)
         pb_grpc.add_NodeServiceServicer_to_server(
             NodeServicer(self.app, self._peers_status, rosters=self.rosters, authorizer=authorizer),

@@ -29,9 +29,19 @@ FORMATS = ("md", "json", "html")
 CHECKPOINT_NOTE = (
     "Roots are RFC 6962 Merkle roots over the signed entries read, per origin. "
     "Each origin's entries are its log up to its latest signed checkpoint, whose "
-    "note (same size, same root) is included; an origin without one (a key-only "
-    "submitter) is covered by its root alone."
+    "note (same size, same root) is included; an origin that signs no checkpoints "
+    "(a key-only submitter, which has no node) is covered by its head entry: the "
+    "origin signed it, and its hash chain commits to every earlier entry. Such "
+    'entries are never settled (docs/transparency.md, "Key-only submitters").'
 )
+#: How an origin's log prefix is vouched for, by whether a checkpoint covers it.
+COVERED_BY = ("signed head entry (no checkpoint)", "signed checkpoint")
+
+
+def covered_by(c: OriginCoverage) -> str:
+    return COVERED_BY[bool(c.checkpoint)]
+
+
 COUNT_FIELDS = ("matches", "blocked_at_upload", "removals", "reviews")
 
 
@@ -103,6 +113,7 @@ def _coverage_json(cov: Sequence[OriginCoverage]) -> list[dict[str, Any]]:
             "head_id": c.head_id.hex(),
             "root": c.root.hex(),
             "checkpoint": c.checkpoint or None,
+            "covered_by": covered_by(c),
         }
         for c in cov
     ]
@@ -175,11 +186,14 @@ def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _coverage_md(cov: Sequence[OriginCoverage]) -> list[str]:
-    rows = [[c.origin, str(c.size), f"`{short(c.head_id)}`", f"`{c.root.hex()}`"] for c in cov]
+    rows = [
+        [c.origin, str(c.size), f"`{short(c.head_id)}`", f"`{c.root.hex()}`", covered_by(c)]
+        for c in cov
+    ]
     return [
         "## Log read",
         "",
-        *_md_table(["origin", "entries", "head entry", "RFC 6962 root"], rows),
+        *_md_table(["origin", "entries", "head entry", "RFC 6962 root", "covered by"], rows),
         "",
         CHECKPOINT_NOTE,
     ]

@@ -33,7 +33,7 @@ from node.core.payloads import DisputeReason, encode_dispute
 from node.core.report import Ledger, incident_report, platforms_of, transparency_report
 from node.core.tlog import verify_checkpoint
 from node.core.trust import Member, MembersFile, Standing, TrustView, check_provenance, standing_of
-from node.errors import NodeError, ProvenanceError, ValidationError
+from node.errors import NodeError, NotFoundError, ProvenanceError, ValidationError
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
@@ -318,7 +318,10 @@ async def pull_checkpointed(
         status = await client.status()
         checkpoints: dict[str, tuple[int, bytes, str]] = {}
         for head in status.heads:
-            note = (await client.get_checkpoint(head.origin)).checkpoint
+            try:
+                note = (await client.get_checkpoint(head.origin)).checkpoint
+            except NotFoundError:
+                continue  # signs no checkpoints (a key-only submitter): its root alone
             if note:
                 verified = verify_checkpoint(note, trust, {})
                 cp = verified.checkpoint

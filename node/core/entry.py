@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from node.core import ed25519, hashes, labels, payloads
+from node.core import ed25519, hashes, labels, payloads, vpdq
 from node.errors import ProvenanceError, ValidationError
 
 MAGIC = b"CCE1"
@@ -58,7 +58,8 @@ ENTRY_DOMAIN = b"consortium-entry/v1"
 ZERO_ID = bytes(32)
 SIG_LEN = 64
 MAX_BODY_BYTES = 8 * 1024  # PDQ/MD5/SHA entries are ~200 bytes
-MAX_OPAQUE_BODY_BYTES = 300 * 1024  # video feature entries
+MAX_OPAQUE_BODY_BYTES = 300 * 1024  # TMK+PDQF entries
+MAX_VPDQ_BODY_BYTES = MAX_BODY_BYTES + vpdq.MAX_ENCODED  # one vPDQ segment and the rest
 MAX_REASON_BYTES = 1024
 MAX_PAYLOAD_BYTES = 4096
 MAX_ORIGIN_LEN = 128
@@ -78,6 +79,16 @@ class Kind(enum.IntEnum):
 
 #: Kinds this version of the node accepts (feedback kinds: node/core/feedback.py).
 SUPPORTED_KINDS = frozenset(Kind)
+
+
+def body_cap(algorithm: str) -> int:
+    """The largest body an entry of this hash algorithm may have."""
+    alg = hashes.ALGORITHMS.get(algorithm)
+    if alg is not None and alg.matching is hashes.Matching.OPAQUE:
+        return MAX_OPAQUE_BODY_BYTES
+    if alg is not None and alg.matching is hashes.Matching.FRAMES:
+        return MAX_VPDQ_BODY_BYTES
+    return MAX_BODY_BYTES
 
 
 def a_an(word: str) -> str:
@@ -269,13 +280,9 @@ class EntryBody:
             payload=payload,
             version=version,
         )
-        is_opaque = algorithm in hashes.ALGORITHMS and (
-            hashes.ALGORITHMS[algorithm].matching is hashes.Matching.OPAQUE
-        )
-        if not is_opaque and len(data) > MAX_BODY_BYTES:
-            raise ValidationError(
-                f"entry body has {len(data)} bytes: expected at most {MAX_BODY_BYTES}"
-            )
+        cap = body_cap(algorithm)
+        if len(data) > cap:
+            raise ValidationError(f"entry body has {len(data)} bytes: expected at most {cap}")
         return body
 
 

@@ -51,7 +51,7 @@ from node.core import labels as labels_mod
 from node.core.entry import EntryBody, Kind, SignedEntry, a_an
 from node.core.payloads import ActionCounts, DisputeReason, decode_dispute, encode_dispute
 from node.core.trust import Member
-from node.errors import ConflictError, NotFoundError, OrderingError, ValidationError
+from node.errors import ConflictError, OrderingError, ValidationError
 
 __all__ = [
     "ActionCounts",
@@ -113,8 +113,8 @@ def check_submission(
         return
     where = _where(entry)
     if target is None:
-        if body.kind == Kind.RETRACT:
-            raise NotFoundError(f"{where}, which is not stored here")
+        # One rule for every kind, RETRACT included: the target may exist in
+        # the federation without having reached this node (docs/policy.md).
         raise OrderingError(f"{where}, which is not stored here yet: pull it first")
     tbody = target.entry.body
     if body.kind == Kind.RETRACT:

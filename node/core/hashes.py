@@ -7,8 +7,10 @@ In ``core`` a hash value is ``bytes``; hex appears only at the edges
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from node.core import vpdq
 from node.errors import ValidationError
 
 
@@ -16,6 +18,7 @@ class Matching(enum.Enum):
     EXACT = "exact"  # cryptographic: equal bytes or nothing
     HAMMING = "hamming"  # perceptual: near matches by Hamming distance
     OPAQUE = "opaque"  # stored and relayed; matched exactly until a matcher exists
+    FRAMES = "frames"  # a vPDQ segment: its frames go to the frame index (node/core/vpdq.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,12 @@ class Algorithm:
     matching: Matching
     pytx_name: str  # python-threatexchange signal type name
     description: str
+    validate: Callable[[bytes], bytes] | None = None  # structure check beyond the length
+
+    @property
+    def long_values(self) -> bool:
+        """Values too long for a hex form or an LMDB key (indexed by digest)."""
+        return self.matching in (Matching.OPAQUE, Matching.FRAMES)
 
     def check(self, value: bytes) -> bytes:
         if not value:
@@ -34,6 +43,8 @@ class Algorithm:
             raise ValidationError(
                 f"{self.name} hash has {len(value)} bytes: expected {self.expected()}"
             )
+        if self.validate is not None:
+            self.validate(value)
         return value
 
     def expected(self) -> str:
@@ -42,7 +53,7 @@ class Algorithm:
         return f"{self.min_len}..{self.max_len} bytes"
 
 
-_OPAQUE_VIDEO_CAP = 256 * 1024  # TMK+PDQF and vPDQ features are large but bounded
+_OPAQUE_VIDEO_CAP = 256 * 1024  # TMK+PDQF features are large but bounded
 
 ALGORITHMS: dict[str, Algorithm] = {
     a.name: a
@@ -51,10 +62,20 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("MD5", 16, 16, Matching.EXACT, "md5", "MD5 of the file bytes"),
         Algorithm("SHA256", 32, 32, Matching.EXACT, "sha256", "SHA-256 of the file bytes"),
         Algorithm("VIDEO_MD5", 16, 16, Matching.EXACT, "video_md5", "MD5 of a video file"),
+        # TMK+PDQF stays opaque: stored, relayed and matched exactly (nothing here
+        # computes or compares it); vPDQ is validated and matched frame by frame.
         Algorithm(
             "TMK_PDQF", 1, _OPAQUE_VIDEO_CAP, Matching.OPAQUE, "tmk", "TMK+PDQF video features"
         ),
-        Algorithm("VPDQ", 1, _OPAQUE_VIDEO_CAP, Matching.OPAQUE, "vpdq", "vPDQ frame hashes"),
+        Algorithm(
+            "VPDQ",
+            vpdq.HEADER_BYTES + vpdq.FRAME_BYTES,
+            vpdq.MAX_ENCODED,
+            Matching.FRAMES,
+            "vpdq",
+            "vPDQ frame hashes: one segment of a video",
+            vpdq.check_segment,
+        ),
     )
 }
 

@@ -67,7 +67,7 @@ def check_format(name: str) -> str:
 
 def pytx_hex(algorithm: str) -> bool:
     """Whether python-threatexchange's form of this hash is its lowercase hex."""
-    return hashes.algorithm(algorithm).matching is not hashes.Matching.OPAQUE
+    return not hashes.algorithm(algorithm).long_values
 
 
 # -- export --------------------------------------------------------------------

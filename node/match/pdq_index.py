@@ -543,15 +543,10 @@ class PdqIndex:
         self, hashes: Sequence[bytes], radius: int = DEFAULT_RADIUS
     ) -> list[list[Hit]]:
         """:meth:`search` for many queries at once, vectorised across queries."""
-        r = _check_radius(radius)
-        q = _words(hashes)
-        nq = len(q)
+        nq = len(hashes)
         if nq == 0:
             return []
-        parts = [self._search_bulk(q, r), self._search_buffer(q, r)]
-        qid = np.concatenate([p[0] for p in parts])
-        ids = np.concatenate([p[1] for p in parts])
-        dist = np.concatenate([p[2] for p in parts])
+        qid, ids, dist = self.search_arrays(hashes, radius)
         srt = np.lexsort((ids, dist, qid))
         bounds = np.searchsorted(qid[srt], np.arange(nq + 1)).tolist()
         id_list = ids[srt].tolist()
@@ -559,6 +554,26 @@ class PdqIndex:
         return [
             list(zip(id_list[lo:hi], d_list[lo:hi], strict=True)) for lo, hi in pairwise(bounds)
         ]
+
+    def search_arrays(
+        self, hashes: Sequence[bytes] | npt.NDArray[np.uint8], radius: int = DEFAULT_RADIUS
+    ) -> tuple[I64, I64, I64]:
+        """Every hit of a batch of queries as three parallel arrays, unordered:
+        query position, item id and distance (one row per (query, item) pair).
+
+        The form for callers that aggregate hits with numpy (the video frame
+        index): no Python object per hit.
+        """
+        r = _check_radius(radius)
+        q = _words(hashes)
+        if len(q) == 0:
+            return _empty_hits()
+        bulk = self._search_bulk(q, r)
+        if not self._buf_n:
+            return bulk
+        buf = self._search_buffer(q, r)
+        qid, ids, dist = (np.concatenate([a, b]) for a, b in zip(bulk, buf, strict=True))
+        return qid, ids, dist
 
     def _search_buffer(self, q: U64, r: int) -> tuple[I64, I64, I64]:
         """Linear scan of the recent-additions buffer: (query, id, distance) triples."""

@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from node import __version__
 from node.app import NodeApp, now_ms
@@ -119,6 +121,104 @@ def _mapped(method: Handler[T]) -> Handler[T]:
             raise
 
     return wrapper
+
+
+#: A corrupt request is logged once, then at most once per this many seconds
+#: (with a count), so a flood of them cannot flood the log.
+CORRUPT_LOG_EVERY_S = 60.0
+if TYPE_CHECKING:  # the stubs are generic, the runtime classes are not
+    Handler_: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+    _Interceptor: TypeAlias = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    Handler_ = grpc.RpcMethodHandler
+    _Interceptor = grpc.aio.ServerInterceptor
+
+
+class _Corrupt:
+    """What the request deserializer gives for bytes that are not a message."""
+
+    __slots__ = ("method",)
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+
+    @property
+    def message(self) -> str:
+        return f"{self.method} request is not a valid protobuf message"
+
+
+class CorruptRequests(_Interceptor):
+    """Answers a request whose bytes do not decode with INVALID_ARGUMENT.
+
+    grpc.aio would otherwise answer UNKNOWN and log a traceback per request.
+    The deserializer is wrapped to return a marker instead of raising; the
+    method is wrapped to refuse the marker before the servicer sees it. The
+    log gets one line for the first, then one line per
+    :data:`CORRUPT_LOG_EVERY_S` with how many were refused meanwhile.
+    Client-streaming methods (none in NodeService) are left as they are.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._handlers: dict[str, Handler_] = {}
+        self._unlogged = 0
+        self._logged_at: float | None = None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler_]],
+        details: grpc.HandlerCallDetails,
+    ) -> Handler_:
+        path: str = details.method
+        cached = self._handlers.get(path)
+        if cached is not None:
+            return cached
+        handler = await continuation(details)
+        if handler is None or handler.request_streaming or handler.request_deserializer is None:
+            return handler
+        wrapped: Handler_ = self._wrap(handler, path.rsplit("/", 1)[-1])
+        self._handlers[path] = wrapped
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
+        decode = handler.request_deserializer
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return decode(data)
+            except DecodeError:
+                return _Corrupt(method)
+
+        if handler.response_streaming:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+                if isinstance(request, _Corrupt):
+                    await self._refuse(request, context)
+                async for response in inner_stream(request, context):
+                    yield response
+
+            return handler._replace(request_deserializer=deserialize, unary_stream=stream)
+        inner = handler.unary_unary
+
+        async def unary(request: Any, context: Context) -> Any:
+            if isinstance(request, _Corrupt):
+                await self._refuse(request, context)
+            return await inner(request, context)
+
+        return handler._replace(request_deserializer=deserialize, unary_unary=unary)
+
+    async def _refuse(self, request: _Corrupt, context: Context) -> None:
+        self._unlogged += 1
+        now = self._clock()
+        if self._logged_at is None or now - self._logged_at >= CORRUPT_LOG_EVERY_S:
+            log.warning(
+                "refused %d corrupt request(s) with INVALID_ARGUMENT (latest: %s)",
+                self._unlogged,
+                request.message,
+            )
+            self._unlogged, self._logged_at = 0, now
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
 
 
 PeersStatus = Callable[[], Sequence[pb.PeerStatus]]

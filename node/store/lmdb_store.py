@@ -40,7 +40,7 @@ import lmdb
 
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import Stored
-from node.core.hashes import ALGORITHMS, Matching
+from node.core.hashes import ALGORITHMS
 from node.core.ordering import Decision, decide
 from node.errors import (
     EquivocationError,
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 DEFAULT_MAP_SIZE = 1 << 34  # 16 GiB of address space; the file grows as used
 _U64 = struct.Struct(">Q")
+_MAX_U64 = 2**64 - 1
 _ID_ROW = struct.Struct(">QQ")  # an ids row before its origin: arrival_ms, seq
 
 
@@ -88,7 +89,7 @@ def _entry_key(origin: str, seq: int) -> bytes:
 def _hash_key(algorithm: str, value: bytes) -> bytes:
     """Index key of a hash. Opaque (video feature) values can be far longer
     than LMDB's 511-byte key limit, so they are indexed by their SHA-256."""
-    if ALGORITHMS[algorithm].matching is Matching.OPAQUE:
+    if ALGORITHMS[algorithm].long_values:
         return algorithm.encode() + b"\x01" + hashlib.sha256(value).digest()
     return algorithm.encode() + b"\x00" + value
 
@@ -315,6 +316,21 @@ class LmdbStore:
                     break
                 eid = bytes(entry_id)
                 yield key[len(prefix) :], eid, txn.get(eid, db=retracted) is not None
+
+    def iter_stored(self, algorithm: str) -> Iterator[StoredEntry]:
+        """Every stored ADD entry of a long-valued algorithm (VPDQ segments),
+        in index order, for building the frame index at start-up."""
+        prefix = algorithm.encode() + b"\x01"
+        with _lmdb_errors("scanning hash index"), self._env.begin() as txn:
+            cur = txn.cursor(db=self._dbs[_Db.HASHES])
+            if not cur.set_range(prefix):
+                return
+            for raw_key, entry_id in cur.iternext(keys=True, values=True):
+                if not bytes(raw_key).startswith(prefix):
+                    break
+                stored = self._stored_in(txn, bytes(entry_id))
+                if stored is not None:
+                    yield stored
 
     def count(self) -> int:
         with _lmdb_errors("counting"), self._env.begin() as txn:
@@ -603,6 +619,8 @@ class LmdbStore:
     def rosters_after(self, version: int, limit: int) -> list[bytes]:
         """Signed rosters newer than ``version``, oldest first, at most ``limit``."""
         out: list[bytes] = []
+        if version >= _MAX_U64:  # nothing is newer than the largest version
+            return out
         with _lmdb_errors("reading rosters"), self._env.begin() as txn:
             cur = txn.cursor(db=self._dbs[_Db.ROSTERS])
             if not cur.set_range(_U64.pack(version + 1)):

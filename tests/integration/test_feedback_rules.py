@@ -216,6 +216,18 @@ def _cases() -> dict[str, Case]:
             "which is not stored here yet: pull it first",
         )
 
+    def retract_of_a_target_not_stored_here() -> Any:
+        # One rule for every feedback kind (docs/policy.md): the target may
+        # exist elsewhere in the federation, so "pull it first", not NOT_FOUND.
+        add = Origin(GOV).next()  # never stored here
+        return (
+            [],
+            [_pb(vote(Origin(GOV), Kind.RETRACT, add))],
+            C.FAILED_PRECONDITION,
+            f"{GOV} seq 0 retracts {add.entry_id.hex()[:16]}, "
+            "which is not stored here yet: pull it first",
+        )
+
     def vote_on_a_vote() -> Any:
         gov, p1, p2 = Origin(GOV), Origin(P1), Origin(P2)
         add = gov.next()
@@ -292,6 +304,7 @@ def _cases() -> dict[str, Case]:
         "retraction twice": retraction_twice,
         "relabel by a non-submitter": relabel_by_non_submitter,
         "target not pulled yet": target_not_pulled_yet,
+        "retraction of a target not stored here": retract_of_a_target_not_stored_here,
         "vote on a vote": vote_on_a_vote,
         "feedback names another incident": other_incident,
         "bad dispute reason code": bad_dispute_code,

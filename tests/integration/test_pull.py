@@ -65,7 +65,7 @@ def test_cursors_are_honoured(node: Node, loop: LoopThread) -> None:
 
 def test_large_opaque_entries_are_split_under_the_message_cap(node: Node, loop: LoopThread) -> None:
     gov = Origin(GOV)
-    big = [gov.next(algorithm="VPDQ", hash=bytes([i]) * 200_000) for i in range(30)]
+    big = [gov.next(algorithm="TMK_PDQF", hash=bytes([i]) * 200_000) for i in range(30)]
     for e in big:
         loop.run(node.app.submit_async([e]))
     responses = loop.run(_pull(node.address, {}, max_batch=1000))
@@ -74,7 +74,7 @@ def test_large_opaque_entries_are_split_under_the_message_cap(node: Node, loop: 
         assert r.ByteSize() < 4 * 1024 * 1024
     assert [bytes(e.body) for r in responses for e in r.entries] == [e.body_bytes for e in big]
     # Long opaque values are indexed by digest, and still match exactly.
-    (hits,) = node.app.match([("VPDQ", big[3].body.hash)])
+    (hits,) = node.app.match([("TMK_PDQF", big[3].body.hash)])
     assert [h.entry.entry_id for h in hits] == [big[3].entry_id]
 
 

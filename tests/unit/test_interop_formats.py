@@ -115,7 +115,7 @@ def _records() -> list[Record]:
     gov = Origin("gov.example/ct")
     a = gov.next(algorithm="PDQ", hash=bytes.fromhex(PDQ), labels=("type:image",))
     b = gov.next(algorithm="MD5", hash=bytes.fromhex(MD5))
-    c = gov.next(algorithm="VPDQ", hash=b"\x01" * 40)
+    c = gov.next(algorithm="TMK_PDQF", hash=b"\x01" * 40)
     d = Origin("ngo.example").next(algorithm="PDQ", hash=bytes.fromhex(PDQ))
     r = gov.next(kind=Kind.RETRACT, target=b.entry_id, algorithm="", hash=b"", labels=())
     return [

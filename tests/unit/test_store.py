@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from node.core.entry import Kind
-from node.errors import EquivocationError, NotFoundError, OrderingError, ValidationError
+from node.errors import EquivocationError, OrderingError, ValidationError
 from node.store.base import Outcome
 from node.store.lmdb_store import LmdbStore
 from tests.helpers import Origin
@@ -109,7 +109,7 @@ def test_retract_marks_the_target(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("target_of", "error", "message"),
     [
-        ("missing", NotFoundError, "which is not stored here"),
+        ("missing", OrderingError, "which is not stored here yet: pull it first"),
         ("other", ValidationError, "retracts an entry of another member"),
     ],
 )
