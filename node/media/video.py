@@ -156,7 +156,8 @@ class BankParams:
 class QueryParams:
     """How :func:`query_frames` prunes (values measured in docs/video.md)."""
 
-    prune_bits: int = 8  # drop a frame within this distance of the last one kept
+    prune_bits: int = 8  # drop a frame within this distance of the last one kept ...
+    max_gap_ms: int = 200  # ... unless the last kept is this old: keeps still shots alignable
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,7 @@ class _BorderRule:
     min_content: float = 0.4
     window_s: float = 5.0
     window_frames: int = 300
+    sample_frames: int = 60  # frames of the window looked at, evenly spaced
 
 
 BORDER_RULE = _BorderRule()
@@ -282,7 +284,8 @@ class _Video:
 
     def ts_ms(self, index: int) -> int:
         """The reference's timestamp, index / fps, in whole milliseconds."""
-        return round(Fraction(index * 1000) / self.rate)
+        num, den = self.rate.numerator, self.rate.denominator
+        return (2000 * index * den + num) // (2 * num)  # rounded half up
 
     def frames(self) -> Iterator[tuple[int, Any]]:
         """(index, av.VideoFrame) in the order the decoder returns them."""
@@ -437,7 +440,8 @@ def _edge_run(std: Any, mean: Any, rule: _BorderRule) -> Any:
 def detect_borders(grey: Any, rule: _BorderRule = BORDER_RULE) -> tuple[int, int, int, int] | None:
     """Uniform borders (top, bottom, left, right) of a (n, 128, 128) grey stack,
     in grid lines, or None. See :class:`_BorderRule`."""
-    g = np.asarray(grey, dtype=np.float32)
+    g = np.asarray(grey)
+    g = g[:: max(1, len(g) // rule.sample_frames)].astype(np.float32)
     row_mean, row_std = g.mean(axis=2), g.std(axis=2)
     col_mean, col_std = g.mean(axis=1), g.std(axis=1)
     top = _edge_run(row_std, row_mean, rule)
@@ -487,8 +491,8 @@ class _Trim:
 
 def _half(grey: Any) -> Any:
     """128x128 -> 64x64 by 2x2 means, rounded, as uint8."""
-    n = grey.shape[0]
-    s = grey.reshape(n, SIZE, 2, SIZE, 2).sum(axis=(2, 4), dtype=np.uint16)
+    g = grey.astype(np.uint16)
+    s = g[:, 0::2, 0::2] + g[:, 1::2, 0::2] + g[:, 0::2, 1::2] + g[:, 1::2, 1::2]
     return ((s + 2) >> 2).astype(np.uint8)
 
 
@@ -570,7 +574,9 @@ def query_frames(
     Each kept frame gives variants original and mirrored, plus trimmed and
     trimmed + mirrored when the video has uniform borders. A frame whose
     original hash is within ``prune_bits`` of the last kept frame's is dropped
-    (with its variants): a still shot costs one frame, not hundreds.
+    (with its variants) unless it came ``max_gap_ms`` or more after it: a still
+    shot costs five frames a second, not thirty, and every banked frame still
+    has a query frame within ``max_gap_ms`` to align with.
     The :class:`VideoHashes` holds the kept frames' original hashes.
     """
     frames: list[VideoFrame] = []
@@ -580,6 +586,7 @@ def query_frames(
         trim: _Trim | None = None
         sides: tuple[int, int, int, int] | None = None
         last: int | None = None
+        last_ts = 0
         for n, (indices, grey, _) in enumerate(_chunks(video, None)):
             if n == 0:
                 sides = detect_borders(grey)
@@ -590,10 +597,14 @@ def query_frames(
                 th, tq, tm = pdq_64(trim(grey), mirror=True)
             for i, index in enumerate(indices):
                 value = int.from_bytes(h[i].tobytes(), "big")
-                if last is not None and (value ^ last).bit_count() <= params.prune_bits:
-                    continue
-                last = value
                 ts = video.ts_ms(index)
+                if (
+                    last is not None
+                    and (value ^ last).bit_count() <= params.prune_bits
+                    and ts - last_ts < params.max_gap_ms
+                ):
+                    continue
+                last, last_ts = value, ts
                 quality = int(q[i])
                 frames.append(VideoFrame(h[i].tobytes(), quality, ts))
                 numbers.append(index)
