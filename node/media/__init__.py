@@ -1,5 +1,6 @@
-"""Turning files into hashes: images (PDQ, :mod:`node.media.image`) and
-videos (vPDQ, :mod:`node.media.video`).
+"""Turning files into hashes: images (PDQ, :mod:`node.media.image`), videos
+(vPDQ, :mod:`node.media.video`) and audio (Chromaprint-compatible
+fingerprints, :mod:`node.media.audio`).
 
 Decoding with Pillow and PyAV happens in this package and nowhere else in
 the node (a layout test checks it). Every function here is plain,

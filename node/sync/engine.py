@@ -63,6 +63,17 @@ RECEIVE_BUFFER = 4  # responses held per peer: bounded, so a fast peer cannot fl
 #: off it, so Match answers never wait behind them.
 INLINE_MAX = 4
 PULL_BATCH = 1024  # entries per response: fewer, larger commits during catch-up
+#: A peer that sends this many duplicate entries in a row, and nothing new, is
+#: cut off and held off (docs/federation.md, *Duplicates*): a correct stream
+#: sends each entry once from this node's cursors, so a long run of entries
+#: it already holds is a broken or rogue peer, or a stream that fell behind
+#: another peer's (reopening it from this node's heads cures that).
+DUPLICATES_MAX = 20_000
+DUPLICATE_BACKOFF_S = 30.0  # the first hold-off; doubled for each repeat ...
+DUPLICATE_BACKOFF_MAX_S = 600.0  # ... up to this, until the peer sends something new
+#: Lags are reported as uint64 (PeerStatus.lag_entries): a frontier may claim
+#: anything, so the sum saturates here.
+LAG_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +98,12 @@ class PeerState:
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
     behind_since_ms: int = 0  # when this node last fell behind the peer; 0: caught up
+    duplicate_run: int = 0  # duplicates since the peer last sent something new
+    held_off: int = 0  # hold-offs for duplicates since the peer last sent something new
 
     def lag(self, heads: dict[str, int]) -> int:
-        return sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items())
+        """Entries the peer advertises that this node lacks (at most LAG_MAX)."""
+        return min(LAG_MAX, sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items()))
 
     def lag_seconds(self, now: int) -> float:
         """How long the peer has advertised entries this node lacks."""
@@ -115,7 +129,15 @@ def plaintext_client(peer_id: str, address: str) -> NodeClient:
     return NodeClient(address)
 
 
+class DuplicateFlood(PeerError):
+    """A peer sent a long run of duplicates and nothing new: hold it off."""
+
+
 class SyncEngine:
+    #: The duplicates rule (class attributes so a test may lower them).
+    duplicates_max = DUPLICATES_MAX
+    duplicate_backoff_s = DUPLICATE_BACKOFF_S
+
     def __init__(
         self,
         app: NodeApp,
@@ -158,7 +180,7 @@ class SyncEngine:
                 continue
             peer = random.choice(self.peers)  # noqa: S311 - not crypto
             address = peer.resolve()
-            if address:
+            if address and self.states[peer.id].state != "held off":
                 await self.round_with(peer, address)
 
     def resync_soon(self) -> None:
@@ -231,6 +253,12 @@ class SyncEngine:
                     async for _ in self._stream(peer, address, state):
                         backoff = BACKOFF_MIN_S  # made progress: reset
                     state.last_error = "stream ended"
+                except DuplicateFlood as exc:
+                    state.last_error = str(exc)
+                    state.state = "held off"
+                    log.warning("%s", exc)
+                    await asyncio.sleep(self._hold_off(state))
+                    continue
                 except PeerError as exc:
                     state.last_error = str(exc)
                 except StorageError as exc:  # e.g. map full: keep serving, retry later
@@ -355,6 +383,24 @@ class SyncEngine:
                 # the state we report matches what was committed.
                 await asyncio.shield(committing)
 
+    def _hold_off(self, state: PeerState) -> float:
+        """How long to leave a duplicating peer alone: doubled each time it
+        does it again before sending anything new."""
+        return min(
+            DUPLICATE_BACKOFF_MAX_S, self.duplicate_backoff_s * 2.0 ** max(0, state.held_off - 1)
+        )
+
+    def _count_duplicates(self, state: PeerState, duplicates: int, fresh: int) -> None:
+        state.duplicates += duplicates
+        state.duplicate_run = 0 if fresh else state.duplicate_run + duplicates
+        if state.duplicate_run >= self.duplicates_max:
+            run, state.duplicate_run = state.duplicate_run, 0
+            state.held_off += 1
+            raise DuplicateFlood(
+                f"{state.id} sent {run} duplicate entries and nothing new: held off for "
+                f"{self._hold_off(state):.0f} s"
+            )
+
     def _frontier(self, peer: Peer, state: PeerState) -> None:
         self.app.tlog.observe_frontier(peer.id, state.frontier)
 
@@ -388,7 +434,7 @@ class SyncEngine:
             entries, duplicates = self._decode_fresh(msgs)
         else:
             entries, duplicates = await asyncio.to_thread(self._decode_fresh, msgs)
-        state.duplicates += duplicates
+        self._count_duplicates(state, duplicates, len(entries))
         if not entries:
             return []
         if len(entries) <= INLINE_MAX:
@@ -418,6 +464,8 @@ class SyncEngine:
         self._frontier(peer, state)
         _catch_up_progress(peer, state, self.app, len(result.accepted))
         state.received += len(result.accepted)
+        if result.accepted:
+            state.held_off = 0  # something new: a later flood starts from the first hold-off
         state.last_received_ms = now_ms()
         state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
         gap: NodeError | None = None
