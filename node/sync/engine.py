@@ -37,6 +37,7 @@ from node.errors import (
     OrderingError,
     PeerError,
     ProvenanceError,
+    RightsError,
     StorageError,
     ValidationError,
 )
@@ -98,6 +99,7 @@ class PeerState:
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
     behind_since_ms: int = 0  # when this node last fell behind the peer; 0: caught up
+    withheld: int = 0  # authentic entries the roster does not allow (not the peer's fault)
     duplicate_run: int = 0  # duplicates since the peer last sent something new
     held_off: int = 0  # hold-offs for duplicates since the peer last sent something new
 
@@ -204,6 +206,7 @@ class SyncEngine:
         state = self.states[peer.id]
         cursors = {o: h.next_seq for o, h in self.app.heads().items()}
         before = state.received
+        held_back: dict[str, int] = {}
         try:
             async with self.client(peer.id, address) as client:
                 async for response in client.pull(cursors, follow=False):
@@ -212,7 +215,7 @@ class SyncEngine:
                     state.frontier = dict(response.frontier.sizes)
                     state.responses += 1
                     self.app.heard_from(peer.id, state.frontier)
-                    await self._accept(peer, state, response)
+                    await self._accept(peer, state, response, held_back)
         except PeerError as exc:
             state.last_error = f"anti-entropy: {exc}"
         except (ValidationError, ProvenanceError) as exc:
@@ -283,6 +286,7 @@ class SyncEngine:
         committing: asyncio.Future[None] | None = None
         reader: asyncio.Task[None] | None = None
         preparing: deque[tuple[asyncio.Future[list[SignedEntry]], pb.PullResponse]] = deque()
+        held_back: dict[str, int] = {}  # origins whose next entry the roster does not allow
         try:
             async with self.client(peer.id, address) as client:
                 if self.on_connect is not None:
@@ -332,7 +336,9 @@ class SyncEngine:
                     while the writer is still busy with the previous commit and
                     more batches are coming, it waits to go with them."""
                     task, done = preparing.popleft()
-                    held.extend(await task)
+                    # Batches verify concurrently: an origin held back by an
+                    # earlier batch drops out of this one here, in order.
+                    held.extend(_not_held_back(await task, held_back))
                     held_checkpoints.extend(done.checkpoints)
                     writer_busy = committing is not None and not committing.done()
                     more = bool(preparing) or not inbox.empty()
@@ -349,7 +355,12 @@ class SyncEngine:
                     # What the peer holds: our stream to it need not send it.
                     self.app.heard_from(peer.id, state.frontier)
                     preparing.append(
-                        (asyncio.ensure_future(self._prepare(state, response.entries)), response)
+                        (
+                            asyncio.ensure_future(
+                                self._prepare(state, response.entries, held_back)
+                            ),
+                            response,
+                        )
                     )
                     # Keep up to VERIFY_DEPTH batches verifying at once while
                     # more are waiting; finish everything when the stream idles.
@@ -412,15 +423,26 @@ class SyncEngine:
             await self.app.tlog.receive_checkpoints(peer.id, checkpoints)
         self.app.tlog.observe_frontier(peer.id, state.frontier)
 
-    async def _accept(self, peer: Peer, state: PeerState, response: pb.PullResponse) -> None:
-        entries = await self._prepare(state, response.entries)
+    async def _accept(
+        self, peer: Peer, state: PeerState, response: pb.PullResponse, held_back: dict[str, int]
+    ) -> None:
+        entries = await self._prepare(state, response.entries, held_back)
         if entries:
             await self._commit(peer, state, entries, response.checkpoints)
         else:
             await self._checkpoints(peer, state, response.checkpoints)
 
-    async def _prepare(self, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> list[SignedEntry]:
-        """Drop stored duplicates, decode and verify; raise on a bad entry."""
+    async def _prepare(
+        self, state: PeerState, msgs: Sequence[pb.SignedEntry], held_back: dict[str, int]
+    ) -> list[SignedEntry]:
+        """Drop stored duplicates, decode and verify; raise on a bad entry.
+
+        An authentic entry that the roster does not allow (a RightsError: a
+        revoked member or key, a cut-off, a role) is held back with the rest
+        of its origin's entries on this stream (``held_back``: origin -> first
+        seq held back), and the peer is not blamed: it may hold a roster we
+        have not adopted, or have stored the entry before a change
+        (docs/roster.md, *Roster changes never partition*)."""
         if not msgs:
             return []
         # In a mesh every entry arrives once per neighbour: drop the ones
@@ -441,10 +463,24 @@ class SyncEngine:
             errors = self.app.verify(entries)  # ~60 us each with libsodium
         else:
             errors = await self.app.verify_async(entries)
+        refused: RightsError | None = None
         for i, error in enumerate(errors):
-            if error is not None:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise type(error)(where + str(error))
+            if error is None:
+                continue
+            if isinstance(error, RightsError) and self.app.authentic(entries[i]):
+                body = entries[i].body
+                held_back.setdefault(body.origin, body.seq)  # seq order within an origin
+                refused = refused or error
+                continue
+            where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+            raise type(error)(where + str(error))
+        if held_back:
+            kept = _not_held_back(entries, held_back)
+            if refused is not None:
+                state.withheld += len(entries) - len(kept)
+                state.last_error = f"held back {len(entries) - len(kept)} entries: {refused}"
+                log.info("from peer %s: %s", state.id, state.last_error)
+            entries = kept
         return entries
 
     def _decode_fresh(self, msgs: Sequence[pb.SignedEntry]) -> tuple[list[SignedEntry], int]:
@@ -483,6 +519,12 @@ class SyncEngine:
                 f"{peer.id} sent entries past a gap ({gap}); reopening the stream "
                 "from this node's heads"
             )
+
+
+def _not_held_back(entries: list[SignedEntry], held_back: dict[str, int]) -> list[SignedEntry]:
+    if not held_back:
+        return entries
+    return [e for e in entries if e.body.seq < held_back.get(e.body.origin, e.body.seq + 1)]
 
 
 @dataclass(frozen=True, slots=True)

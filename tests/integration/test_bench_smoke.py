@@ -43,3 +43,18 @@ def test_propagation_short_run_misses_nothing() -> None:
         "50",
     )
     assert "missing 0" in out
+
+
+def test_audio_hash_short_run_reports_speed_beside_decoding() -> None:
+    out = _run(
+        str(BENCH / "audio_hash.py"),
+        "--tracks",
+        "1",
+        "--seconds",
+        "5",
+        "--repeat",
+        "1",
+        "--no-vectors",
+    )
+    assert "track0.m4a" in out
+    assert "fingerprinting: " in out and "decode-only baseline" in out

@@ -63,6 +63,31 @@ def test_every_container_gives_the_same_soundtrack(files: Path, name: str) -> No
     assert got.similarity >= 0.9, (name, got)
 
 
+def _without_id3(data: bytes) -> bytes:
+    """MP3 bytes without their leading ID3v2 tag (size: 4 syncsafe bytes)."""
+    assert data[:3] == b"ID3"
+    size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
+    return data[10 + size :]
+
+
+def test_a_stream_that_changes_rate_and_channels_midway(tmp_path: Path) -> None:
+    """Two MP3s joined (44.1 kHz mono, then 22.05 kHz stereo) decode into
+    frames of both kinds; each part is converted as itself and found where
+    it lies, rather than the change being called corruption."""
+    first = write(tmp_path / "1.mp3", melody(6, seed=3), codec="mp3")
+    second = write(
+        tmp_path / "2.mp3", melody(6, rate=22050, channels=2, seed=4), rate=22050, codec="mp3"
+    )
+    joined = tmp_path / "joined.mp3"
+    joined.write_bytes(first.read_bytes() + _without_id3(second.read_bytes()))
+    whole = fingerprint_file(joined)
+    assert 11.9 < whole.duration_s < 12.3
+    a, b = fingerprint_file(first), fingerprint_file(second)
+    head, tail = align(whole.values, a.values), align(whole.values, b.values)
+    assert head.offset == 0 and head.similarity >= 0.9, head
+    assert abs(tail.offset - 6.0 / 0.1238) <= 2 and tail.similarity >= 0.85, tail
+
+
 def test_source_properties_are_reported(files: Path) -> None:
     fp = fingerprint_file(files / "stereo-48k.wav")
     assert (fp.codec, fp.source_rate, fp.source_channels) == ("pcm_s16le", 48000, 2)
