@@ -98,7 +98,7 @@ RESAMPLER_OPTIONS = (
 # their own media. Playlists (hls, dash), concat lists, image sequences and
 # the like are absent because they make FFmpeg open other files or URLs.
 CONTAINER_FORMATS = (
-    "mov",  # mp4, m4a, mov, 3gp (external data references are off by default)
+    "mov",  # mp4, m4a, mov, 3gp (external data references off: see _open)
     "matroska",  # mkv, webm
     "mp3",
     "aac",
@@ -372,7 +372,11 @@ def _open(path: Path, f: Any) -> av.container.InputContainer:
 
     try:
         container: av.container.InputContainer = av.open(
-            f, mode="r", options={"format_whitelist": ",".join(CONTAINER_FORMATS)}
+            f,
+            mode="r",
+            # enable_drefs=0 is FFmpeg's default; said here so that no
+            # version's default can make mov follow a reference to another file
+            options={"format_whitelist": ",".join(CONTAINER_FORMATS), "enable_drefs": "0"},
         )
     except av.error.FFmpegError:
         raise ValidationError(f"{path}: not an audio or video file in a supported format") from None

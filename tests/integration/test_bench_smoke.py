@@ -45,6 +45,25 @@ def test_propagation_short_run_misses_nothing() -> None:
     assert "missing 0" in out
 
 
+def test_video_bench_short_run_agrees_with_faiss() -> None:
+    out = _run(
+        str(BENCH / "video.py"),
+        "--videos",
+        "40",
+        "--frames",
+        "100",
+        "--uploads",
+        "2",
+        "--faiss-uploads",
+        "2",
+        "--query-fps",
+        "1",
+    )
+    assert out.count("same percentages; 6 videos hit, 6 matched") == 1, out
+    assert "same percentages; 0 videos hit, 0 matched" in out
+    assert "speed-up over faiss flat" in out
+
+
 def test_audio_hash_short_run_reports_speed_beside_decoding() -> None:
     out = _run(
         str(BENCH / "audio_hash.py"),

@@ -188,7 +188,7 @@ def test_limits_validate() -> None:
 
 
 def test_ccnode_hash_fingerprints_audio_and_soundtracks(
-    files: Path, capsys: pytest.CaptureFixture[str]
+    files: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Each bad file gets its one line on stderr and the others go on; a
     video without audio is still hashed, with a note."""
@@ -196,14 +196,23 @@ def test_ccnode_hash_fingerprints_audio_and_soundtracks(
 
     from node.cli import main
 
-    names = ["melody.m4a", "silence.wav", "video.mp4", "video-no-audio.mp4", "short.m4a"]
+    names = [
+        "melody.m4a",
+        "silence.wav",
+        "video.mp4",
+        "video-no-audio.mp4",
+        "short.m4a",
+        "corrupt.m4a",
+    ]
     paths = [files / n for n in names]
     assert main(["hash", *map(str, paths), "--json"]) == 2
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     assert err.splitlines() == [
         f"ccnode: error: {paths[1]}: audio is silence only (no frame above -60 dBFS)",
         f"ccnode: error: {paths[4]}: audio is too short to fingerprint: 2.02 s, "
         "need at least 2.72 s",
+        # nothing from FFmpeg's own log (written to fd 2) reaches the user
+        f"ccnode: error: {paths[5]}: corrupt audio stream (decoding failed at 2.7 s)",
     ]
     docs = {Path(d["file"]).name: d for d in json.loads(out)}
     assert sorted(docs) == ["melody.m4a", "video-no-audio.mp4", "video.mp4"]
@@ -215,7 +224,7 @@ def test_ccnode_hash_fingerprints_audio_and_soundtracks(
     assert docs["video-no-audio.mp4"]["chromaprint_note"] == "no audio stream"
 
     assert main(["hash", str(paths[0]), str(paths[3])]) == 0
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     fp = fingerprint_file(paths[0])
     head = " ".join(f"{v:08x}" for v in fp.values[:4])
     lines = out.splitlines()
