@@ -3,9 +3,10 @@
 :func:`synthetic` renders footage of varied content from a seed: a drifting
 two-colour gradient, a few shapes (boxes and discs) moving at their own
 speeds, sensor-like noise, and a new scene (new colours, shapes, speeds)
-every ``scene_s`` seconds. Different seeds give unrelated footage, which is
-what the negative corpus needs; the same seed gives the same frames, which
-the edits below rely on.
+every ``scene_s`` seconds; ``texture`` adds a scrolling blocky pattern of
+that amplitude (detail, which PDQ rates above its quality floor). Different
+seeds give unrelated footage, which is what the negative corpus needs; the
+same seed gives the same frames, which the edits below rely on.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import numpy as np
 Frame = Any  # (h, w, 3) uint8
 
 
-def _scene(rng: np.random.Generator, w: int, h: int) -> dict[str, Any]:
+def _scene(rng: np.random.Generator, bg: np.random.Generator, w: int, h: int) -> dict[str, Any]:
     n = int(rng.integers(2, 6))
     return {
-        "c0": rng.integers(0, 256, 3),
-        "c1": rng.integers(0, 256, 3),
-        "angle": rng.uniform(0, 2 * np.pi),
-        "drift": rng.uniform(-0.5, 0.5),
+        "c0": bg.integers(0, 256, 3),
+        "c1": bg.integers(0, 256, 3),
+        "angle": bg.uniform(0, 2 * np.pi),
+        "drift": bg.uniform(-0.5, 0.5),
+        "grain": bg.normal(0, 1, (h // 6 + 2, w // 6 + 2)).repeat(6, 0).repeat(6, 1)[:h, :w],
+        "scroll": bg.uniform(-1, 1, 2) * (w, h) * 0.3,
         "shapes": [
             {
                 "disc": bool(rng.integers(0, 2)),
@@ -48,21 +51,32 @@ def synthetic(
     fps: float = 25.0,
     scene_s: float = 2.0,
     noise: float = 6.0,
+    texture: float = 0.0,
+    style: int | None = None,
 ) -> Iterator[Frame]:
-    """Frames of seeded synthetic footage (see the module docstring)."""
+    """Frames of seeded synthetic footage (see the module docstring).
+
+    Footage of the same ``style`` shares its scenes' backgrounds (gradients,
+    drift, texture) but not their shapes or motion: other footage shot in the
+    same place, the hard case for a matcher.
+    """
     rng = np.random.default_rng(seed)
+    bg = rng if style is None else np.random.default_rng([style, 7])
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     scene: dict[str, Any] = {}
     n_frames = round(seconds * fps)
     for i in range(n_frames):
         t = i / fps
         if i == 0 or int(t / scene_s) != int((i - 1) / fps / scene_s):
-            scene = _scene(rng, width, height)
+            scene = _scene(rng, bg, width, height)
             start = t
         dt = t - start
         a = scene["angle"] + scene["drift"] * dt
         ramp = (np.cos(a) * xx / width + np.sin(a) * yy / height + 1) / 2
         img = scene["c0"] * (1 - ramp[..., None]) + scene["c1"] * ramp[..., None]
+        if texture:
+            dx, dy = (scene["scroll"] * dt).astype(int)
+            img = img + texture * np.roll(scene["grain"], (dy, dx), axis=(0, 1))[..., None]
         for s in scene["shapes"]:
             cx, cy = (s["pos"] + s["vel"] * dt) % (width, height)
             r = s["size"]

@@ -86,7 +86,7 @@ class VideoThresholds:
     quality_floor: int = 50  # frames below it count on neither side (pytx)
     min_coverage: float = 0.5  # share of the overlapped banked frames aligned
     min_frames: int = 4  # banked frames aligned, at least
-    min_matched_ms: int = 2000  # banked time spanned by the aligned frames, at least
+    min_matched_ms: int = 1500  # banked time spanned by the aligned frames, at least
     offset_tolerance_ms: int = 300  # how far a pair's offset may stray from the alignment
 
     def __post_init__(self) -> None:
