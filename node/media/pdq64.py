@@ -86,6 +86,9 @@ def pdq_64(luma: Any, *, mirror: bool = False) -> tuple[Any, Any, Any]:
     if x.shape[0] == 0:
         empty = np.zeros((0, 32), np.uint8)
         return empty, np.zeros(0, np.int64), (empty if mirror else None)
+    n = x.shape[0]
     coeffs = _DCT @ x.astype(np.float32) @ _DCT.T
-    mirrored = _bits(coeffs * _MIRROR_SIGN) if mirror else None
-    return _bits(coeffs), _quality(x), mirrored
+    if not mirror:
+        return _bits(coeffs), _quality(x), None
+    both = _bits(np.concatenate([coeffs, coeffs * _MIRROR_SIGN]))  # one partition for both
+    return both[:n], _quality(x), both[n:]

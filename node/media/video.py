@@ -176,7 +176,7 @@ class _BorderRule:
     min_content: float = 0.4
     window_s: float = 5.0
     window_frames: int = 300
-    sample_frames: int = 60  # frames of the window looked at, evenly spaced
+    sample_frames: int = 20  # frames of the window looked at, evenly spaced
 
 
 BORDER_RULE = _BorderRule()
@@ -293,6 +293,8 @@ class _Video:
 
         p, lim = self.path, self.limits
         max_index = min(lim.max_frames, math.floor(lim.max_duration_s * self.rate) + 1)
+        tb = self.stream.time_base or Fraction(1, 1_000_000)
+        max_pts = math.floor(Fraction(lim.max_duration_s) / tb)  # the limit in stream ticks
         decoding = self._container.decode(self.stream)
         index = 0
         while True:
@@ -309,7 +311,7 @@ class _Video:
                 raise ValidationError(
                     f"{p}: video has more than {lim.max_frames} frames: over the limit"
                 )
-            if index >= max_index or (frame.time is not None and frame.time > lim.max_duration_s):
+            if index >= max_index or (frame.pts is not None and frame.pts > max_pts):
                 raise ValidationError(
                     f"{p}: video runs past the limit of {lim.max_duration_s:.0f} s"
                 )
@@ -390,44 +392,57 @@ def reference_vpdq(
 # ------------------------------------------------------ the grey working image
 
 
-def _grey_stream(
-    video: _Video, full_step: int | None
-) -> Iterator[tuple[int, Any, tuple[bytes, int] | None]]:
-    """(index, 128x128 grey uint8, full-size PDQ every ``full_step`` frames)."""
-    from av.video.reformatter import Interpolation, VideoReformatter
+class _Greys:
+    """The decoded frames as small grey images, in batches.
 
-    small, full = VideoReformatter(), VideoReformatter()
-    threads = video.limits.threads
-    for index, frame in video.frames():
-        grey = small.reformat(
-            frame, GRID, GRID, "gray", interpolation=Interpolation.AREA, threads=threads
-        ).to_ndarray()
-        ref = None
-        if full_step is not None and index % full_step == 0:
-            ref = _full_pdq(frame, full, threads)
-        yield index, grey, ref
+    Frames come as ``size`` x ``size`` grey (FFmpeg's area filter): 128 (the
+    border grid) until the consumer has looked at the first batch (the border
+    window: the first ``window_s`` seconds, at most ``window_frames``), then
+    64 if it found no borders to trim, which spares the 2x2 halving. Every
+    ``full_step``-th frame also gets its full-size PDQ (the reference's).
+    """
 
+    def __init__(self, video: _Video, full_step: int | None) -> None:
+        self.video = video
+        self.full_step = full_step
+        self.size = GRID
 
-def _chunks(
-    video: _Video, full_step: int | None
-) -> Iterator[tuple[list[int], Any, list[tuple[bytes, int] | None]]]:
-    """The grey stream in batches: first the border window, then _CHUNK frames."""
-    window_end = video.ts_ms(0) + BORDER_RULE.window_s * 1000
-    indices: list[int] = []
-    greys: list[Any] = []
-    refs: list[tuple[bytes, int] | None] = []
-    first = True
-    for index, grey, ref in _grey_stream(video, full_step):
-        indices.append(index)
-        greys.append(grey)
-        refs.append(ref)
-        limit = BORDER_RULE.window_frames if first else _CHUNK
-        if len(indices) >= limit or (first and video.ts_ms(index) >= window_end):
+    def _frames(self) -> Iterator[tuple[int, Any, tuple[bytes, int] | None]]:
+        from av.video.reformatter import Interpolation, VideoReformatter
+
+        small, full = VideoReformatter(), VideoReformatter()
+        threads = self.video.limits.threads
+        step = self.full_step
+        for index, frame in self.video.frames():
+            grey = small.reformat(
+                frame,
+                self.size,
+                self.size,
+                "gray",
+                interpolation=Interpolation.AREA,
+                threads=threads,
+            ).to_ndarray()
+            ref = _full_pdq(frame, full, threads) if step and index % step == 0 else None
+            yield index, grey, ref
+
+    def chunks(self) -> Iterator[tuple[list[int], Any, list[tuple[bytes, int] | None]]]:
+        video = self.video
+        window_end = video.ts_ms(0) + BORDER_RULE.window_s * 1000
+        indices: list[int] = []
+        greys: list[Any] = []
+        refs: list[tuple[bytes, int] | None] = []
+        first = True
+        for index, grey, ref in self._frames():
+            indices.append(index)
+            greys.append(grey)
+            refs.append(ref)
+            limit = BORDER_RULE.window_frames if first else _CHUNK
+            if len(indices) >= limit or (first and video.ts_ms(index) >= window_end):
+                yield indices, np.stack(greys), refs
+                indices, greys, refs = [], [], []
+                first = False
+        if indices:
             yield indices, np.stack(greys), refs
-            indices, greys, refs = [], [], []
-            first = False
-    if indices:
-        yield indices, np.stack(greys), refs
 
 
 def _edge_run(std: Any, mean: Any, rule: _BorderRule) -> Any:
@@ -490,11 +505,14 @@ class _Trim:
 
 
 def _half(grey: Any) -> Any:
-    """128x128 -> 64x64 by 2x2 means, rounded, as uint8."""
-    rows = grey[:, 0::2, :].astype(np.uint16)
-    rows += grey[:, 1::2, :]
+    """128x128 -> 64x64 by 2x2 means, rounded, as uint8 (64x64 passes through)."""
+    if grey.shape[1] == SIZE:
+        return grey
+    rows = np.add(grey[:, 0::2, :], grey[:, 1::2, :], dtype=np.uint16)
     s = rows[:, :, 0::2] + rows[:, :, 1::2]
-    return ((s + 2) >> 2).astype(np.uint8)
+    s += 2
+    s >>= 2
+    return s.astype(np.uint8)
 
 
 def _borders_px(sides: tuple[int, int, int, int], width: int, height: int) -> Borders:
@@ -537,10 +555,13 @@ def bank_frames(
         sides: tuple[int, int, int, int] | None = None
         last = b""
         last_slot = (-1, -1)
-        for n, (indices, grey, refs) in enumerate(_chunks(video, step)):
+        greys = _Greys(video, step)
+        for n, (indices, grey, refs) in enumerate(greys.chunks()):
             if n == 0:
                 sides = detect_borders(grey)
                 trim = _Trim(sides) if sides else None
+                if trim is None:
+                    greys.size = SIZE
             small, quality, _ = pdq_64(trim(grey) if trim else _half(grey))
             for i, index in enumerate(indices):
                 h = small[i].tobytes()
@@ -588,16 +609,24 @@ def query_frames(
         sides: tuple[int, int, int, int] | None = None
         last: int | None = None
         last_ts = 0
-        for n, (indices, grey, _) in enumerate(_chunks(video, None)):
+        greys = _Greys(video, None)
+        for n, (indices, grey, _) in enumerate(greys.chunks()):
             if n == 0:
                 sides = detect_borders(grey)
                 trim = _Trim(sides) if sides else None
+                if trim is None:
+                    greys.size = SIZE
             h, q, m = pdq_64(_half(grey), mirror=True)
             th = tq = tm = None
             if trim is not None:
                 th, tq, tm = pdq_64(trim(grey), mirror=True)
+            hb, mb = h.tobytes(), m.tobytes()
+            tb, tmb = (
+                (th.tobytes(), tm.tobytes()) if th is not None and tm is not None else (b"", b"")
+            )
             for i, index in enumerate(indices):
-                value = int.from_bytes(h[i].tobytes(), "big")
+                pdq = hb[32 * i : 32 * i + 32]
+                value = int.from_bytes(pdq, "big")
                 ts = video.ts_ms(index)
                 if (
                     last is not None
@@ -607,13 +636,14 @@ def query_frames(
                     continue
                 last, last_ts = value, ts
                 quality = int(q[i])
-                frames.append(VideoFrame(h[i].tobytes(), quality, ts))
+                frames.append(VideoFrame(pdq, quality, ts))
                 numbers.append(index)
-                out.append(QueryFrame(h[i].tobytes(), quality, ts, VARIANT_ORIGINAL))
-                out.append(QueryFrame(m[i].tobytes(), quality, ts, VARIANT_MIRRORED))
-                if th is not None and tq is not None and tm is not None:
+                out.append(QueryFrame(pdq, quality, ts, VARIANT_ORIGINAL))
+                out.append(QueryFrame(mb[32 * i : 32 * i + 32], quality, ts, VARIANT_MIRRORED))
+                if tq is not None:
                     tquality = int(tq[i])
-                    out.append(QueryFrame(th[i].tobytes(), tquality, ts, VARIANT_TRIMMED))
-                    out.append(QueryFrame(tm[i].tobytes(), tquality, ts, VARIANT_TRIMMED_MIRRORED))
+                    trimmed, mirrored = tb[32 * i : 32 * i + 32], tmb[32 * i : 32 * i + 32]
+                    out.append(QueryFrame(trimmed, tquality, ts, VARIANT_TRIMMED))
+                    out.append(QueryFrame(mirrored, tquality, ts, VARIANT_TRIMMED_MIRRORED))
         border = _borders_px(sides, video.width, video.height) if sides else None
         return video.hashes(frames, numbers, border), tuple(out)
