@@ -138,6 +138,70 @@ class UrgentTracker:
         return seqs is not None and bool(seqs) and seqs[-1] >= cursor
 
 
+ALERT_RESTORED = "restored"
+
+
+class OwnLog:
+    """After a restore: does this node know its own log's head yet?
+
+    A backup may predate entries this member published since, which its
+    peers hold. Signing "the next entry" from the backup's head would fork
+    the member's own log, and every node would record the equivocation. So a
+    restored node (``node.backup.RESTORED_MARKER`` in its directory) refuses to
+    accept new entries of its own origin until a peer has said, in its Pull
+    frontier, how much of this log it holds and this node holds at least
+    that much (and at least what every other peer said); then the marker is
+    removed (docs/operators.md, *Backups*).
+    """
+
+    def __init__(self, node_id: str, marker: Path | None, held: Callable[[], int]) -> None:
+        self.node_id = node_id
+        self.marker = marker
+        self.held = held
+        self.pending = marker is not None and marker.exists()
+        self._said: dict[str, int] = {}  # peer -> entries of our log it says it holds
+
+    def heard(self, peer: str, frontier: dict[str, int]) -> None:
+        if self.pending:
+            self._said[peer] = frontier.get(self.node_id, 0)
+            self.check()
+
+    def check(self) -> None:
+        """Confirmed once a peer spoke and this node holds what any peer said."""
+        if not self.pending or not self._said:
+            return
+        held, said = self.held(), max(self._said.values())
+        if held < said:
+            return
+        self.pending = False
+        if self.marker is not None:
+            self.marker.unlink(missing_ok=True)
+        log.warning(
+            "own log confirmed after the restore: %d entries (peers hold at most %d); "
+            "submissions of %s are accepted again",
+            held,
+            said,
+            self.node_id,
+        )
+
+    def refuse(self, entries: Sequence[SignedEntry]) -> None:
+        if self.pending and any(e.body.origin == self.node_id for e in entries):
+            raise UnavailableError(
+                f"{self.node_id} was restored from a backup and holds {self.held()} entries "
+                "of its own log: it signs nothing new until a peer has told it its log's "
+                "head (see `ccnode status`), so that it cannot fork its own log"
+            )
+
+    def alert(self) -> str:
+        """The status alert while pending, else ""."""
+        if not self.pending:
+            return ""
+        return (
+            f"restored from a backup: holds {self.held()} entries of its own log and no peer "
+            "has confirmed its head yet; its own submissions are refused until one does"
+        )
+
+
 class Changes:
     """Wakes every waiter when new entries commit (no missed wake-ups)."""
 
@@ -195,9 +259,11 @@ class NodeApp:
         policy_path: Path | None = None,
         matchlog: MatchLog | None = None,
         negative_path: Path | None = None,
+        restored_marker: Path | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
+        self.own_log = OwnLog(node_id, restored_marker, lambda: store.head(node_id).next_seq)
         self.trust = trust
         self.accountability = Accountability(
             node_id, store, trust, policy_path=policy_path, matchlog=matchlog
@@ -253,6 +319,7 @@ class NodeApp:
         """Note what ``peer`` says it holds now."""
         self._heard += 1
         self.peer_heads[peer] = (self._heard, frontier)
+        self.own_log.heard(peer, frontier)
 
     def heard_since(self, peer: str, since: int) -> dict[str, int] | None:
         """What ``peer`` said it holds, if it said so after mark ``since``
@@ -297,6 +364,7 @@ class NodeApp:
         transaction; verification and the commit run off the event loop."""
         try:
             _check_batch(entries)
+            self.own_log.refuse(entries)
             _raise_first(await self.verify_async(entries))
             result = await self._ingest(entries, atomic=True)
             if result.errors:
@@ -427,6 +495,7 @@ class NodeApp:
             self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
         if not result.accepted:
             return
+        self.own_log.check()
         for listener in self._listeners:
             listener(result.accepted)
         self.changes.notify()

@@ -16,8 +16,10 @@ back). It holds no keys and no configuration; back those up separately
 ``restore`` refuses to overwrite a store unless asked, checks the checksum,
 moves any existing store aside (never deletes it), and checks that the
 restored store opens. A restored node catches up from its peers on start,
-including its own entries published after the backup: let it catch up
-before it submits again (docs/operators.md, "Backups").
+including its own entries published after the backup. Until a peer has
+told it its own log's head, it refuses to accept new entries of its own
+origin (``restore`` leaves the ``restored`` marker that says so; see
+``node.app.OwnLog`` and docs/operators.md, "Backups").
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from node.store.lmdb_store import SCHEMA_VERSION, LmdbStore
 from node.store.matchlog import MATCHLOG_DIR, MatchLog
 
 MANIFEST = "backup.json"
+#: ``restore`` leaves this file in the node directory; the node removes it once
+#: a peer has told it its own log's head (``node.app.OwnLog``).
+RESTORED_MARKER = "restored"
 DATA_FILE = "data.mdb"
 FORMAT = "ccnode-backup/1"
 _CHUNK = 1 << 20
@@ -242,4 +247,9 @@ def restore(
         raise StorageError(
             f"restored store holds {entries} entries, the manifest says {manifest.entries}"
         )
+    # Until a peer confirms this node's own log's head, it signs nothing new.
+    write_atomic(
+        config.dir / RESTORED_MARKER,
+        json.dumps({"backup": manifest.node_id, "created_ms": manifest.created_ms}) + "\n",
+    )
     return manifest, moved

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from node.accountability import POLICY_FILE
 from node.app import NodeApp
+from node.backup import RESTORED_MARKER
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.roster import SignedRoster
 from node.core.tlog import TlogPolicy, roster_policy
@@ -106,6 +107,7 @@ class Node:
                 policy_path=config.dir / POLICY_FILE,
                 negative_path=config.dir / NEVER_MATCH_FILE,
                 matchlog=self.matchlog,
+                restored_marker=config.dir / RESTORED_MARKER,
             )
         except BaseException:
             self.store.close()

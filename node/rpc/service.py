@@ -33,7 +33,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from node import __version__
-from node.app import NodeApp, now_ms
+from node.app import ALERT_RESTORED, NodeApp, now_ms
 from node.core.roster import Action, check_own_entries, when
 from node.core.tlog import StaleSizeError
 from node.errors import (
@@ -317,11 +317,16 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             version=__version__,
             alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()]
             + self._roster_alerts()
-            + self._store_alerts(),
+            + self._store_alerts()
+            + self._own_log_alerts(),
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
         )
+
+    def _own_log_alerts(self) -> list[pb.Alert]:
+        why = self.app.own_log.alert()
+        return [pb.Alert(kind=ALERT_RESTORED, origin=self.app.node_id, detail=why)] if why else []
 
     def _store_alerts(self) -> list[pb.Alert]:
         """The store refusing writes (its map full at the cap): health says
