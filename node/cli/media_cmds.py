@@ -150,12 +150,12 @@ def cmd_hash(args: argparse.Namespace) -> int:
                     f"  note: PDQ quality {pdq.quality} is below {media.DEFAULT_QUALITY_FLOOR}: "
                     "not used for matching or submission"
                 )
-            if h.video is not None:
-                print(f"  {vpdq_summary(h.video, h.vpdq_seconds)}")
             if h.audio is not None:
                 print(f"  {audio_summary(h.audio)}")
             elif h.audio_note is not None:
                 print(f"  note: no audio fingerprint: {h.audio_note}")
+            if h.video is not None:
+                print(f"  {vpdq_summary(h.video, h.vpdq_seconds)}")
     return 2 if failed else 0
 
 

@@ -62,8 +62,17 @@ def _bits(coeffs: Any) -> Any:
 def _quality(luma: Any) -> Any:
     """PDQ's quality: the sum of int(|difference| * 100 / 255) over vertical
     and horizontal neighbours, / 90, capped at 100."""
+    if luma.dtype == np.uint8:  # the usual case, in int16: 255 * 100 fits
+        total = np.zeros(luma.shape[0], np.int64)
+        for a, b in ((luma[:, :-1, :], luma[:, 1:, :]), (luma[:, :, :-1], luma[:, :, 1:])):
+            d = np.subtract(a, b, dtype=np.int16)
+            np.abs(d, out=d)
+            d *= 100
+            d //= 255
+            total += d.sum(axis=(1, 2), dtype=np.int64)
+        return np.minimum(total // 90, 100)
     if np.issubdtype(luma.dtype, np.integer):
-        x = luma.astype(np.int16)
+        x = luma.astype(np.int64)
         dv = (np.abs(x[:, :-1, :] - x[:, 1:, :]) * 100 // 255).sum(axis=(1, 2))
         dh = (np.abs(x[:, :, :-1] - x[:, :, 1:]) * 100 // 255).sum(axis=(1, 2))
     else:

@@ -33,6 +33,7 @@ loop (an executor or a process).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from contextlib import suppress
@@ -166,13 +167,15 @@ class _BorderRule:
     image is border when its values vary by at most ``max_std`` and its mean is
     within ``max_step`` of the outermost row's; the frame's border is the run of
     such rows from the edge, and the video's the smallest over the frames of its
-    first ``window_s`` seconds that are not blank. Borders thinner than
+    first ``window_s`` seconds that are not blank, plus ``margin`` lines.
+    Borders thinner than
     ``min_rows`` are ignored, and so are borders leaving less than
     ``min_content`` of either dimension."""
 
     max_std: float = 4.0
     max_step: float = 8.0
     min_rows: int = 3
+    margin: int = 0
     min_content: float = 0.4
     window_s: float = 5.0
     window_frames: int = 300
@@ -406,13 +409,53 @@ class _Greys:
         self.video = video
         self.full_step = full_step
         self.size = GRID
+        self.crop: Borders | None = None
 
-    def _frames(self) -> Iterator[tuple[int, Any, tuple[bytes, int] | None]]:
+    def settle(self, sides: tuple[int, int, int, int] | None) -> None:
+        """After the border window: 64x64 from now on, and the picture inside
+        the borders (if any) cropped and scaled by FFmpeg too."""
+        self.size = SIZE
+        if sides is not None:
+            self.crop = _borders_px(sides, self.video.width, self.video.height)
+
+    def _crop_graph(self, frame: Any) -> Any:
+        """buffer -> crop (the borders, scaled to this frame's size) -> 64x64 area -> grey."""
+        import av.filter
+
+        c = self.crop
+        assert c is not None
+        sx, sy = frame.width / self.video.width, frame.height / self.video.height
+        left, top = round(c.left * sx), round(c.top * sy)
+        w = max(1, frame.width - left - round(c.right * sx))
+        h = max(1, frame.height - top - round(c.bottom * sy))
+        graph = av.filter.Graph()
+        chain = [
+            graph.add_buffer(template=self.video.stream)
+            if (frame.width, frame.height) == (self.video.width, self.video.height)
+            else graph.add_buffer(
+                width=frame.width,
+                height=frame.height,
+                format=frame.format.name,
+                time_base=self.video.stream.time_base,
+            ),
+            graph.add("crop", f"{w}:{h}:{left}:{top}"),
+            graph.add("scale", f"w={SIZE}:h={SIZE}:flags=area"),
+            graph.add("format", "gray"),
+            graph.add("buffersink"),
+        ]
+        for a, b in itertools.pairwise(chain):
+            a.link_to(b)
+        graph.configure()
+        return graph
+
+    def _frames(self) -> Iterator[tuple[int, Any, Any, tuple[bytes, int] | None]]:
         from av.video.reformatter import Interpolation, VideoReformatter
 
         small, full = VideoReformatter(), VideoReformatter()
         threads = self.video.limits.threads
         step = self.full_step
+        graph: Any = None
+        size = (0, 0)
         for index, frame in self.video.frames():
             grey = small.reformat(
                 frame,
@@ -422,27 +465,40 @@ class _Greys:
                 interpolation=Interpolation.AREA,
                 threads=threads,
             ).to_ndarray()
+            trimmed = None
+            if self.crop is not None:
+                if graph is None or size != (frame.width, frame.height):
+                    graph, size = self._crop_graph(frame), (frame.width, frame.height)
+                graph.push(frame)
+                trimmed = graph.pull().to_ndarray()
             ref = _full_pdq(frame, full, threads) if step and index % step == 0 else None
-            yield index, grey, ref
+            yield index, grey, trimmed, ref
 
-    def chunks(self) -> Iterator[tuple[list[int], Any, list[tuple[bytes, int] | None]]]:
+    def chunks(
+        self,
+    ) -> Iterator[tuple[list[int], Any, Any, list[tuple[bytes, int] | None]]]:
+        """(indices, (n, size, size) grey, (n, 64, 64) trimmed grey or None, refs);
+        the first batch is the border window, later ones _CHUNK frames."""
         video = self.video
         window_end = video.ts_ms(0) + BORDER_RULE.window_s * 1000
         indices: list[int] = []
         greys: list[Any] = []
+        trims: list[Any] = []
         refs: list[tuple[bytes, int] | None] = []
         first = True
-        for index, grey, ref in self._frames():
+        for index, grey, trimmed, ref in self._frames():
             indices.append(index)
             greys.append(grey)
+            if trimmed is not None:
+                trims.append(trimmed)
             refs.append(ref)
             limit = BORDER_RULE.window_frames if first else _CHUNK
             if len(indices) >= limit or (first and video.ts_ms(index) >= window_end):
-                yield indices, np.stack(greys), refs
-                indices, greys, refs = [], [], []
+                yield indices, np.stack(greys), np.stack(trims) if trims else None, refs
+                indices, greys, trims, refs = [], [], [], []
                 first = False
         if indices:
-            yield indices, np.stack(greys), refs
+            yield indices, np.stack(greys), np.stack(trims) if trims else None, refs
 
 
 def _edge_run(std: Any, mean: Any, rule: _BorderRule) -> Any:
@@ -452,9 +508,10 @@ def _edge_run(std: Any, mean: Any, rule: _BorderRule) -> Any:
     return np.where(flat.all(axis=1), flat.shape[1], run)
 
 
-def detect_borders(grey: Any, rule: _BorderRule = BORDER_RULE) -> tuple[int, int, int, int] | None:
+def detect_borders(grey: Any, rule: _BorderRule | None = None) -> tuple[int, int, int, int] | None:
     """Uniform borders (top, bottom, left, right) of a (n, 128, 128) grey stack,
     in grid lines, or None. See :class:`_BorderRule`."""
+    rule = rule or BORDER_RULE
     g = np.asarray(grey)
     g = g[:: max(1, len(g) // rule.sample_frames)].astype(np.float32)
     row_mean, row_std = g.mean(axis=2), g.std(axis=2)
@@ -467,7 +524,7 @@ def detect_borders(grey: Any, rule: _BorderRule = BORDER_RULE) -> tuple[int, int
     left = _edge_run(col_std, col_mean, rule)
     right = _edge_run(col_std[:, ::-1], col_mean[:, ::-1], rule)
     sides = [int(s[live].min()) for s in (top, bottom, left, right)]
-    sides = [s if s >= rule.min_rows else 0 for s in sides]
+    sides = [s + rule.margin if s >= rule.min_rows else 0 for s in sides]
     t, b, left_, r = sides
     if not any(sides):
         return None
@@ -476,32 +533,47 @@ def detect_borders(grey: Any, rule: _BorderRule = BORDER_RULE) -> tuple[int, int
     return t, b, left_, r
 
 
-def _area_matrix(n_in: int, n_out: int = SIZE) -> Any:
-    """(n_out, n_in) weights that area-resample n_in samples to n_out."""
-    edges = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
+def _area_taps(n_in: int, n_out: int = SIZE) -> tuple[Any, Any]:
+    """Area resampling of n_in samples to n_out as taps: for each output, the
+    (up to k) inputs it covers and their weights, both (n_out, k)."""
+    scale = n_in / n_out
+    edges = np.arange(n_out + 1, dtype=np.float64) * scale
+    first = np.floor(edges[:-1]).astype(np.int64)
+    k = int(np.ceil(scale)) + 1
+    idx = np.minimum(first[:, None] + np.arange(k)[None, :], n_in - 1)
     lo, hi = edges[:-1, None], edges[1:, None]
-    j = np.arange(n_in, dtype=np.float64)[None, :]
+    j = (first[:, None] + np.arange(k)[None, :]).astype(np.float64)
     overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
-    return (overlap / (n_in / n_out)).astype(np.float32)
+    overlap[first[:, None] + np.arange(k)[None, :] >= n_in] = 0
+    return idx, (overlap / scale).astype(np.float32)
 
 
 @dataclass(slots=True)
 class _Trim:
-    """Crop + resample of the 128 grid to PDQ's 64x64 for fixed borders."""
+    """Crop + area resample of the 128 grid to PDQ's 64x64, for fixed borders.
+
+    Each output pixel covers two or three grid lines a side, so the resample is
+    a few weighted gathers per axis rather than a dense matrix product."""
 
     sides: tuple[int, int, int, int]
-    rows: Any = field(init=False)
-    cols: Any = field(init=False)
+    rows: tuple[Any, Any] = field(init=False)
+    cols: tuple[Any, Any] = field(init=False)
 
     def __post_init__(self) -> None:
         t, b, left, r = self.sides
-        self.rows = _area_matrix(GRID - t - b)
-        self.cols = _area_matrix(GRID - left - r).T
+        self.rows = _area_taps(GRID - t - b)
+        self.cols = _area_taps(GRID - left - r)
 
     def __call__(self, grey: Any) -> Any:
+        """(n, 128, 128) grey -> (n, 64, 64) uint8 of the picture inside the borders."""
         t, b, left, r = self.sides
-        crop = grey[:, t : GRID - b, left : GRID - r].astype(np.float32)
-        return self.rows @ crop @ self.cols
+        crop = grey[:, t : GRID - b, left : GRID - r]
+        idx, wts = self.rows
+        rows = sum(crop[:, idx[:, k], :] * wts[:, k, None] for k in range(idx.shape[1]))
+        idx, wts = self.cols
+        out = sum(rows[:, :, idx[:, k]] * wts[:, k] for k in range(idx.shape[1]))
+        out += np.float32(0.5)
+        return out.astype(np.uint8)
 
 
 def _half(grey: Any) -> Any:
@@ -551,18 +623,17 @@ def bank_frames(
     numbers: list[int] = []
     with _Video(path, limits) as video:
         step = max(1, int(video.fps))
-        trim: _Trim | None = None
         sides: tuple[int, int, int, int] | None = None
         last = b""
         last_slot = (-1, -1)
         greys = _Greys(video, step)
-        for n, (indices, grey, refs) in enumerate(greys.chunks()):
+        for n, (indices, grey, cropped, refs) in enumerate(greys.chunks()):
+            trimmed = cropped
             if n == 0:
                 sides = detect_borders(grey)
-                trim = _Trim(sides) if sides else None
-                if trim is None:
-                    greys.size = SIZE
-            small, quality, _ = pdq_64(trim(grey) if trim else _half(grey))
+                trimmed = _Trim(sides)(grey) if sides else None
+                greys.settle(sides)
+            small, quality, _ = pdq_64(trimmed if trimmed is not None else _half(grey))
             for i, index in enumerate(indices):
                 h = small[i].tobytes()
                 second, phase = divmod(index, step)
@@ -605,21 +676,20 @@ def query_frames(
     numbers: list[int] = []
     out: list[QueryFrame] = []
     with _Video(path, limits) as video:
-        trim: _Trim | None = None
         sides: tuple[int, int, int, int] | None = None
         last: int | None = None
         last_ts = 0
         greys = _Greys(video, None)
-        for n, (indices, grey, _) in enumerate(greys.chunks()):
+        for n, (indices, grey, cropped, _) in enumerate(greys.chunks()):
+            trimmed = cropped
             if n == 0:
                 sides = detect_borders(grey)
-                trim = _Trim(sides) if sides else None
-                if trim is None:
-                    greys.size = SIZE
+                trimmed = _Trim(sides)(grey) if sides else None
+                greys.settle(sides)
             h, q, m = pdq_64(_half(grey), mirror=True)
             th = tq = tm = None
-            if trim is not None:
-                th, tq, tm = pdq_64(trim(grey), mirror=True)
+            if trimmed is not None:
+                th, tq, tm = pdq_64(trimmed, mirror=True)
             hb, mb = h.tobytes(), m.tobytes()
             tb, tmb = (
                 (th.tobytes(), tm.tobytes()) if th is not None and tm is not None else (b"", b"")
@@ -642,8 +712,8 @@ def query_frames(
                 out.append(QueryFrame(mb[32 * i : 32 * i + 32], quality, ts, VARIANT_MIRRORED))
                 if tq is not None:
                     tquality = int(tq[i])
-                    trimmed, mirrored = tb[32 * i : 32 * i + 32], tmb[32 * i : 32 * i + 32]
-                    out.append(QueryFrame(trimmed, tquality, ts, VARIANT_TRIMMED))
-                    out.append(QueryFrame(mirrored, tquality, ts, VARIANT_TRIMMED_MIRRORED))
+                    t_pdq, tm_pdq = tb[32 * i : 32 * i + 32], tmb[32 * i : 32 * i + 32]
+                    out.append(QueryFrame(t_pdq, tquality, ts, VARIANT_TRIMMED))
+                    out.append(QueryFrame(tm_pdq, tquality, ts, VARIANT_TRIMMED_MIRRORED))
         border = _borders_px(sides, video.width, video.height) if sides else None
         return video.hashes(frames, numbers, border), tuple(out)

@@ -28,7 +28,8 @@ def test_hash_prints_the_vpdq_summary(clip: Path, capsys: pytest.CaptureFixture[
         band = next(k for k in bands if int(k.split("-")[0]) <= f.quality <= int(k.split("-")[1]))
         bands[band] += 1
     text = "  ".join(f"{k}: {n}" for k, n in bands.items())
-    assert out[1] == (
+    assert out[1] == "  note: no audio fingerprint: no audio stream"
+    assert out[2] == (
         f"  vpdq 2 frames (1 a second) of 50 over 2.00 s, 25 fps, 160x96; quality {text} "
         "(frames below 50 are not matched)"
     )
