@@ -17,7 +17,14 @@ from pathlib import Path
 
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate, aggregate
-from node.core.policy import DEFAULT_POLICY, Decision, Policy, facts_for, origin_status
+from node.core.policy import (
+    DEFAULT_POLICY,
+    Decision,
+    Policy,
+    VideoFacts,
+    facts_for,
+    origin_status,
+)
 from node.core.roster import when
 from node.core.trust import Member, Standing, TrustView
 from node.errors import NodeError, NotFoundError, ValidationError
@@ -112,11 +119,13 @@ class Accountability:
         distance: int = 0,
         standing: Standing = Standing.ACTIVE,
         equivocated: bool = False,
+        video: VideoFacts | None = None,
     ) -> Verdict:
         """``settled``: known by the caller already; else asked of the hook.
         ``distance`` is the match's (0 for exact algorithms and for an entry
         looked at without a query); ``standing`` and ``equivocated`` say how
-        its origin stands here."""
+        its origin stands here; ``video``: how a video query matched this
+        entry's video."""
         feedback = self.feedback(entry)
         if entry.body.kind != Kind.ADD:
             return Verdict(NO_ACTION, "", feedback)
@@ -128,6 +137,7 @@ class Accountability:
             settled=self.settled(entry.entry_id) if settled is None else settled,
             distance=distance,
             origin_status=origin_status(standing, equivocated=equivocated),
+            video=video,
         )
         policy = self.policy  # read once: a reload swaps the whole object
         decision = policy.explain(facts) if explain else policy.evaluate(facts)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.config import NodeConfig, write_atomic
+from node.dirlock import DirLock
 from node.errors import StorageError, ValidationError
 from node.store.lmdb_store import SCHEMA_VERSION, LmdbStore
 from node.store.matchlog import MATCHLOG_DIR, MatchLog
@@ -213,11 +214,19 @@ def restore(
             f"backup is of {manifest.node_id!r}, this node is {config.id!r}; "
             "pass --any-member to seed this node from another member's replica"
         )
-    if config.addr_file.exists():
-        raise ValidationError(
-            f"a node seems to be running in {config.dir} ({config.addr_file.name} exists): "
-            "stop it first"
-        )
+    # Liveness by the directory lock, not node.addr (a crash leaves that behind);
+    # held while the store is replaced, so no node starts meanwhile.
+    lock = DirLock.acquire(config.dir, f"restore into {config.dir}")
+    try:
+        return _restore(source, config, manifest, force=force)
+    finally:
+        lock.release()
+
+
+def _restore(
+    source: Path, config: NodeConfig, manifest: Manifest, *, force: bool
+) -> tuple[Manifest, Path | None]:
+    config.addr_file.unlink(missing_ok=True)  # left behind by a node that died
     data = _checked(source / DATA_FILE, manifest.sha256, source)
     target = config.data_dir
     _may_replace(target, "a store", force)

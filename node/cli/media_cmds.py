@@ -269,8 +269,10 @@ def match_files(args: argparse.Namespace) -> int:
         results = list(asyncio.run(go()).results)
     per_file: list[dict[bytes, pb.Match]] = [{} for _ in done]
     never: list[bool] = [False for _ in done]
+    truncated: list[bool] = [False for _ in done]
     for i, result in zip(owner, results, strict=True):
         never[i] |= result.never_match
+        truncated[i] |= result.truncated
         for m in result.matches:
             seen = per_file[i].get(m.provenance.entry_id)
             if seen is None or m.distance < seen.distance:
@@ -281,6 +283,7 @@ def match_files(args: argparse.Namespace) -> int:
             dict(h.queries()),
             [] if never[i] else sorted(per_file[i].values(), key=lambda m: m.distance),
             never[i],
+            truncated=truncated[i],
         )
         for i, h in enumerate(done)
     ]

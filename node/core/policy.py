@@ -55,7 +55,17 @@ origin_status            the origin's standing here is one of these:
                          active, revoked (either kind), revoked-member,
                          revoked-key, unknown-origin, equivocated (this
                          node holds evidence that it forked its log)
+min_query_pct            a video match: at least this share (0..100) of the
+                         upload's distinct frame hashes matched (pytx query%)
+min_banked_pct           a video match: at least this share (0..100) of the
+                         banked video's distinct frame hashes matched
+                         (pytx banked%)
+min_matched_seconds      a video match: the matched frames span at least
+                         this many seconds of the banked video
 =======================  ==================================================
+
+The video conditions hold only for a video match: a rule with one never
+applies to an image or exact-hash match.
 
 Labels are the *effective* labels: the submitter's latest relabel if any.
 A retracted entry is always IGNORE, before any rule. Evaluation is pure and
@@ -126,6 +136,15 @@ class Voter:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoFacts:
+    """How a video query matched one banked video (node/match/video.py)."""
+
+    query_pct: float
+    banked_pct: float
+    matched_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the policy may look at for one entry (all already verified)."""
 
@@ -141,6 +160,7 @@ class Facts:
     retracted: bool = False
     distance: int = 0  # the match's; 0 for exact algorithms and for an entry without a query
     origin_status: frozenset[str] = frozenset({"active"})  # see origin_status()
+    video: VideoFacts | None = None  # set for a video match only
 
 
 ORIGIN_STATUSES = (
@@ -172,6 +192,7 @@ def facts_for(
     settled: bool | None,
     distance: int = 0,
     origin_status: frozenset[str] = frozenset({"active"}),
+    video: VideoFacts | None = None,
 ) -> Facts:
     """Facts of a stored ADD entry; ``settled`` None (unknown) counts as False."""
     return Facts(
@@ -199,6 +220,7 @@ def facts_for(
         retracted=retracted,
         distance=distance,
         origin_status=origin_status,
+        video=video,
     )
 
 
@@ -482,6 +504,9 @@ _RULE_KEYS = (
     "min_distance",
     "max_distance",
     "origin_status",
+    "min_query_pct",
+    "min_banked_pct",
+    "min_matched_seconds",
 )
 MAX_POLICY_DISTANCE = 256  # PDQ hashes are 256 bits
 
@@ -652,6 +677,7 @@ def _rule(i: int, row: object, designation: frozenset[str], source: str) -> Rule
                 lambda f: f"origin {f.submitter} is {', '.join(sorted(f.origin_status))}",
             )
         )
+    conditions += _video_conditions(row, where)
     return Rule(name, action, tuple(conditions))
 
 
@@ -685,6 +711,53 @@ def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
         out.append(
             Condition(f"the match is at distance {hi} or less", lambda f: f.distance <= hi, got)
         )
+    return out
+
+
+def _number(value: object, where: str, key: str, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= hi:
+        raise ValidationError(f"{where}: {key} must be a number 0..{hi:g}, got {value!r}")
+    return float(value)
+
+
+def _video_got(f: Facts) -> str:
+    v = f.video
+    if v is None:
+        return "not a video match"
+    return f"query {v.query_pct:g}%, banked {v.banked_pct:g}%, matched {v.matched_ms / 1000:g} s"
+
+
+#: key -> (cap, words for the threshold, the video fact compared, its scale to the key's unit)
+_VIDEO_KEYS: dict[str, tuple[float, str, str, float]] = {
+    "min_query_pct": (100, "with at least {:g}% of the upload's frames matched", "query_pct", 1),
+    "min_banked_pct": (
+        100,
+        "with at least {:g}% of the banked video's frames matched",
+        "banked_pct",
+        1,
+    ),
+    "min_matched_seconds": (
+        86_400,
+        "spanning at least {:g} s of the banked video",
+        "matched_ms",
+        1000,
+    ),
+}
+
+
+def _video_condition(attr: str, threshold: float, words: str) -> Condition:
+    def holds(f: Facts) -> bool:
+        return f.video is not None and getattr(f.video, attr) >= threshold
+
+    return Condition(f"a video match {words}", holds, _video_got)
+
+
+def _video_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
+    out = []
+    for key, (cap, words, attr, scale) in _VIDEO_KEYS.items():
+        if key in row:
+            value = _number(row[key], where, key, cap)
+            out.append(_video_condition(attr, value * scale, words.format(value)))
     return out
 
 

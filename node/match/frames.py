@@ -23,8 +23,8 @@ video's distinct (indexed) hashes within distance of some query hash. They
 are computed per query variant (a mirrored upload is a different hash set),
 and the variant that matched best is reported.
 
-Memory per frame: the index (~113 bytes) plus 49 bytes of row data
-(PDQ 32, timestamp 8, video 4, segment 4, quality 1).
+Memory per frame: the index (~113 bytes) plus 46 bytes of row data
+(PDQ 32, timestamp 8, video 4, quality 1, indexed 1); docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -371,6 +371,15 @@ class FrameIndex:
         self._video_segments[seg.video].remove(number)
 
     # -- queries -------------------------------------------------------------
+
+    def video_segments(self, entry_id: bytes) -> tuple[bytes, ...]:
+        """Every held segment of the video ``entry_id`` belongs to, in time
+        order (retracted ones included); empty if it is not a held segment."""
+        number = self._by_entry.get(entry_id)
+        if number is None:
+            return ()
+        video = self._segments[number].video
+        return tuple(self._segments[s].entry_id for s in self._video_segments[video])
 
     def search(
         self,

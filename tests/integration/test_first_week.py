@@ -240,6 +240,7 @@ def test_json_on_labels_health_and_check_config(
         "listen": "127.0.0.1:0",
         "metrics": None,
         "peers": 0,
+        "warnings": [],
     }
 
 

@@ -89,8 +89,9 @@ def test_a_restored_node_catches_up_its_own_log_before_signing(
         assert code == 3
         assert out.strip() == (
             f"ccnode: error: node at {p1_node.address}: UNAVAILABLE: {P1} was restored from a "
-            "backup and holds 2 entries of its own log: it signs nothing new until a peer has told it its log's head (see "
-            "`ccnode status`), so that it cannot fork its own log"
+            "backup and holds 2 entries of its own log: it signs nothing new until a peer "
+            "has told it its log's head (see `ccnode status`), so that it cannot fork its "
+            "own log"
         )
 
         # The peer comes back: P1 catches up its own log, then submits at seq 3.
