@@ -410,6 +410,7 @@ class _Greys:
         self.full_step = full_step
         self.size = GRID
         self.crop: Borders | None = None
+        self.sides: tuple[int, int, int, int] | None = None
 
     def settle(self, sides: tuple[int, int, int, int] | None) -> None:
         """After the border window: 64x64 from now on, and the picture inside
@@ -499,6 +500,24 @@ class _Greys:
                 first = False
         if indices:
             yield indices, np.stack(greys), np.stack(trims) if trims else None, refs
+
+    def batches(
+        self,
+    ) -> Iterator[tuple[list[int], Any, Any, list[tuple[bytes, int] | None]]]:
+        """(indices, (n, 64, 64) grey, the same of the picture inside the
+        borders or None, refs): borders are decided on the first batch."""
+        for n, (indices, grey, cropped, refs) in enumerate(self.chunks()):
+            trimmed = cropped
+            if n == 0:
+                self.sides = detect_borders(grey)
+                trimmed = _Trim(self.sides)(grey) if self.sides else None
+                self.settle(self.sides)
+            yield indices, _half(grey), trimmed, refs
+
+    def borders(self) -> Borders | None:
+        if self.sides is None:
+            return None
+        return _borders_px(self.sides, self.video.width, self.video.height)
 
 
 def _edge_run(std: Any, mean: Any, rule: _BorderRule) -> Any:
@@ -623,17 +642,11 @@ def bank_frames(
     numbers: list[int] = []
     with _Video(path, limits) as video:
         step = max(1, int(video.fps))
-        sides: tuple[int, int, int, int] | None = None
         last = b""
         last_slot = (-1, -1)
         greys = _Greys(video, step)
-        for n, (indices, grey, cropped, refs) in enumerate(greys.chunks()):
-            trimmed = cropped
-            if n == 0:
-                sides = detect_borders(grey)
-                trimmed = _Trim(sides)(grey) if sides else None
-                greys.settle(sides)
-            small, quality, _ = pdq_64(trimmed if trimmed is not None else _half(grey))
+        for indices, grey, trimmed, refs in greys.batches():
+            small, quality, _ = pdq_64(trimmed if trimmed is not None else grey)
             for i, index in enumerate(indices):
                 h = small[i].tobytes()
                 second, phase = divmod(index, step)
@@ -650,8 +663,7 @@ def bank_frames(
                     frames.append(VideoFrame(h, int(quality[i]), video.ts_ms(index)))
                     numbers.append(index)
                     last, last_slot = h, slot
-        border = _borders_px(sides, video.width, video.height) if sides else None
-        return video.hashes(frames, numbers, border)
+        return video.hashes(frames, numbers, greys.borders())
 
 
 # ---------------------------------------------------------------------- query
@@ -676,17 +688,11 @@ def query_frames(
     numbers: list[int] = []
     out: list[QueryFrame] = []
     with _Video(path, limits) as video:
-        sides: tuple[int, int, int, int] | None = None
         last: int | None = None
         last_ts = 0
         greys = _Greys(video, None)
-        for n, (indices, grey, cropped, _) in enumerate(greys.chunks()):
-            trimmed = cropped
-            if n == 0:
-                sides = detect_borders(grey)
-                trimmed = _Trim(sides)(grey) if sides else None
-                greys.settle(sides)
-            h, q, m = pdq_64(_half(grey), mirror=True)
+        for indices, grey, trimmed, _ in greys.batches():
+            h, q, m = pdq_64(grey, mirror=True)
             th = tq = tm = None
             if trimmed is not None:
                 th, tq, tm = pdq_64(trimmed, mirror=True)
@@ -715,5 +721,4 @@ def query_frames(
                     t_pdq, tm_pdq = tb[32 * i : 32 * i + 32], tmb[32 * i : 32 * i + 32]
                     out.append(QueryFrame(t_pdq, tquality, ts, VARIANT_TRIMMED))
                     out.append(QueryFrame(tm_pdq, tquality, ts, VARIANT_TRIMMED_MIRRORED))
-        border = _borders_px(sides, video.width, video.height) if sides else None
-        return video.hashes(frames, numbers, border), tuple(out)
+        return video.hashes(frames, numbers, greys.borders()), tuple(out)

@@ -286,3 +286,40 @@ def test_borders_found_over_time_and_not_in_blank_frames() -> None:
     assert detect_borders(np.concatenate([letterbox, blank])) == (16, 16, 0, 0)
     assert detect_borders(blank) is None
     assert detect_borders(content) is None
+
+
+def test_a_letterboxed_upload_is_queried_trimmed_too(tmp_path: Path) -> None:
+    from tests.videos import edited, letterbox
+
+    clip = dict(width=128, height=72, seconds=7.0, texture=25.0, style=3)  # past the window
+    plain = write(tmp_path / "plain.mp4", synthetic(5, **clip))  # type: ignore[arg-type]
+    boxed = write(
+        tmp_path / "boxed.mp4",
+        edited(synthetic(5, **clip), lambda f: letterbox(f, 1.0)),  # type: ignore[arg-type]
+    )
+    h, query = query_frames(boxed)
+    assert (h.width, h.height) == (128, 128)
+    assert h.borders is not None and h.borders.left == h.borders.right == 0
+    assert 26 <= h.borders.top <= 28 and 26 <= h.borders.bottom <= 28  # bars of 28 px
+    assert {q.variant for q in query} == {0, 1, 2, 3}
+    assert len(query) == 4 * len(h.frames)
+    plain_h, plain_q = query_frames(plain)
+    assert plain_h.borders is None and {q.variant for q in plain_q} == {0, 1}
+    # the trimmed boxed frames are the plain frames, within PDQ's noise, both
+    # inside the border window (numpy crop) and after it (FFmpeg crop)
+    plain_at = {q.ts_ms: q.pdq for q in plain_q if q.variant == 0}
+    early: list[int] = []
+    late: list[int] = []
+    for q in query:
+        if q.variant == 2 and q.ts_ms in plain_at:
+            d = (
+                int.from_bytes(q.pdq, "big") ^ int.from_bytes(plain_at[q.ts_ms], "big")
+            ).bit_count()
+            (early if q.ts_ms < 5000 else late).append(d)
+    print(
+        f"trimmed vs plain: median {np.median(early)} bits in the window, {np.median(late)} after"
+    )
+    assert early and late
+    assert np.median(early) <= 20 and np.median(late) <= 20
+    bank = bank_frames(boxed)
+    assert bank.borders == h.borders
