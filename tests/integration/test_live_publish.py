@@ -12,10 +12,9 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +30,7 @@ from node.media.live import open_source, open_stream
 from node.media.video import LiveBank, bank_frames
 from node.rpc.client import NodeClient
 from node.server import Node
-from tests.helpers import LoopThread, Origin, member, signer_for, write_node_dir
+from tests.helpers import LoopThread, Origin, http_server, member, signer_for, write_node_dir
 
 pytestmark = pytest.mark.integration
 
@@ -335,16 +334,10 @@ class _Files(SimpleHTTPRequestHandler):
 def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     root = tmp_path / "www"
     root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Files, directory=root))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with http_server(functools.partial(_Files, directory=root)) as base:
+        yield root, base
 
 
-@pytest.mark.slow
 def test_a_live_hls_playlist_is_published_as_it_grows(
     node: Node, tmp_path: Path, http_dir: tuple[Path, str]
 ) -> None:
@@ -404,13 +397,8 @@ def scripted_hls() -> Iterator[tuple[str, list[str], dict[str, bytes]]]:
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", playlists, files
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with http_server(Handler) as base:
+        yield base, playlists, files
 
 
 def _hls(seq: int, uris: list[str], ended: bool = False) -> str:
