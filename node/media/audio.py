@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from node.errors import ValidationError
+from node.media._av import open_guarded
 from node.media.image import StrPath, _nonempty, _reading
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ RESAMPLER_OPTIONS = (
 # their own media. Playlists (hls, dash), concat lists, image sequences and
 # the like are absent because they make FFmpeg open other files or URLs.
 CONTAINER_FORMATS = (
-    "mov",  # mp4, m4a, mov, 3gp (external data references off: see _open)
+    "mov",  # mp4, m4a, mov, 3gp (external data references off: node.media._av)
     "matroska",  # mkv, webm
     "mp3",
     "aac",
@@ -368,22 +369,11 @@ def fingerprint_pcm(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.uint32]:
 
 
 def _open(path: Path, f: Any) -> av.container.InputContainer:
-    import av
-
-    try:
-        container: av.container.InputContainer = av.open(
-            f,
-            mode="r",
-            # enable_drefs=0 is FFmpeg's default; said here so that no
-            # version's default can make mov follow a reference to another file
-            options={
-                "format_whitelist": ",".join(CONTAINER_FORMATS),
-                "protocol_whitelist": "none",  # as node.media.video: no nested opens
-                "enable_drefs": "0",
-            },
-        )
-    except av.error.FFmpegError:
-        raise ValidationError(f"{path}: not an audio or video file in a supported format") from None
+    container: av.container.InputContainer = open_guarded(
+        f,
+        CONTAINER_FORMATS,
+        lambda: ValidationError(f"{path}: not an audio or video file in a supported format"),
+    )
     return container
 
 

@@ -53,6 +53,7 @@ from node.match.video import (
     VARIANT_TRIMMED_MIRRORED,
     QueryFrame,
 )
+from node.media._av import open_guarded
 from node.media.image import StrPath, _bits_to_bytes, _nonempty, _one_line, _reading
 from node.media.pdq64 import SIZE, pdq_64
 
@@ -209,7 +210,6 @@ class _Video:
     def __init__(self, path: StrPath, limits: VideoLimits, file: IO[bytes] | None = None) -> None:
         """``file``: read this stream instead of opening ``path`` (a live
         source, node/media/live.py); ``path`` then only names it in errors."""
-        import av
 
         self.path = Path(path)
         self.limits = limits
@@ -219,26 +219,21 @@ class _Video:
                 file = self.path.open("rb")
         self._file: IO[bytes] = file
         self.decoded = 0  # frames decoded so far
-        try:
-            self._container: Any = av.open(
-                self._file,
-                mode="r",
-                options={"format_whitelist": CONTAINERS, "protocol_whitelist": "none"},
-                metadata_errors="ignore",
-            )
-        except av.FFmpegError:
-            self._file.close()
-            name = _container_name(self.path) if self.path.is_file() else None
-            if name is not None:
-                raise ValidationError(
-                    f"{self.path}: cannot read this {name} file: truncated or damaged"
-                ) from None
-            raise ValidationError(f"{self.path}: not a video ({SUPPORTED} expected)") from None
+        self._container: Any = open_guarded(self._file, CONTAINERS.split(","), self._open_error)
         try:
             self._check()
         except BaseException:
             self.close()
             raise
+
+    def _open_error(self) -> ValidationError:
+        self._file.close()
+        name = _container_name(self.path) if self.path.is_file() else None
+        if name is not None:
+            return ValidationError(
+                f"{self.path}: cannot read this {name} file: truncated or damaged"
+            )
+        return ValidationError(f"{self.path}: not a video ({SUPPORTED} expected)")
 
     def _check(self) -> None:
         p, lim = self.path, self.limits
