@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from node.core import ed25519, hashes, labels, payloads, vpdq
+from node.core import chromaprint, ed25519, hashes, labels, payloads, vpdq
 from node.errors import NotFoundError, ProvenanceError, ValidationError
 
 MAGIC = b"CCE1"
@@ -61,6 +61,7 @@ SIG_LEN = 64
 MAX_BODY_BYTES = 8 * 1024  # PDQ/MD5/SHA entries are ~200 bytes
 MAX_OPAQUE_BODY_BYTES = 300 * 1024  # TMK+PDQF entries
 MAX_VPDQ_BODY_BYTES = MAX_BODY_BYTES + vpdq.MAX_ENCODED  # one vPDQ segment and the rest
+MAX_CHROMAPRINT_BODY_BYTES = MAX_BODY_BYTES + chromaprint.MAX_ENCODED  # one audio segment, rest
 MAX_REASON_BYTES = 1024
 MAX_PAYLOAD_BYTES = 4096
 MAX_ORIGIN_LEN = 128
@@ -89,6 +90,8 @@ def body_cap(algorithm: str) -> int:
         return MAX_OPAQUE_BODY_BYTES
     if alg is not None and alg.matching is hashes.Matching.FRAMES:
         return MAX_VPDQ_BODY_BYTES
+    if alg is not None and alg.matching is hashes.Matching.AUDIO:
+        return MAX_CHROMAPRINT_BODY_BYTES
     return MAX_BODY_BYTES
 
 

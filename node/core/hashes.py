@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from node.core import vpdq
+from node.core import chromaprint, vpdq
 from node.errors import ValidationError
 
 
@@ -20,6 +20,7 @@ class Matching(enum.Enum):
     HAMMING = "hamming"  # perceptual: near matches by Hamming distance
     OPAQUE = "opaque"  # stored and relayed; matched exactly until a matcher exists
     FRAMES = "frames"  # a vPDQ segment: its frames go to the frame index (node/core/vpdq.py)
+    AUDIO = "audio"  # a Chromaprint segment: to the audio index (node/core/chromaprint.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class Algorithm:
     @property
     def long_values(self) -> bool:
         """Values too long for a hex form or an LMDB key (indexed by digest)."""
-        return self.matching in (Matching.OPAQUE, Matching.FRAMES)
+        return self.matching in (Matching.OPAQUE, Matching.FRAMES, Matching.AUDIO)
 
     def check(self, value: bytes) -> bytes:
         if not value:
@@ -76,6 +77,16 @@ ALGORITHMS: dict[str, Algorithm] = {
             "vpdq",
             "vPDQ frame hashes: one segment of a video",
             vpdq.check_segment,
+        ),
+        # No python-threatexchange signal type carries audio; "chromaprint" is ours.
+        Algorithm(
+            "CHROMAPRINT",
+            chromaprint.HEADER_BYTES + chromaprint.ITEM_BYTES,
+            chromaprint.MAX_ENCODED,
+            Matching.AUDIO,
+            "chromaprint",
+            "Chromaprint sub-fingerprints: one segment of a soundtrack",
+            chromaprint.check_segment,
         ),
     )
 }

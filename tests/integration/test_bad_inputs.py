@@ -123,7 +123,7 @@ def _cases() -> dict[str, tuple[Case, grpc.StatusCode, str]]:
             unknown_algorithm,
             code.INVALID_ARGUMENT,
             "unknown hash algorithm 'FOO': expected one of PDQ, MD5, "
-            "SHA256, VIDEO_MD5, TMK_PDQF, VPDQ",
+            "SHA256, VIDEO_MD5, TMK_PDQF, VPDQ, CHROMAPRINT",
         ),
         "wrong length": (
             wrong_length,

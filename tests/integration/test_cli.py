@@ -180,7 +180,7 @@ def test_init_submit_match_status_across_two_nodes(
             ["match", "--to", "127.0.0.1:1", "--algo", "whirlpool", "--hash", "ab"],
             2,
             "ccnode: error: unknown hash algorithm 'WHIRLPOOL': expected one of PDQ, MD5, "
-            "SHA256, VIDEO_MD5, TMK_PDQF, VPDQ",
+            "SHA256, VIDEO_MD5, TMK_PDQF, VPDQ, CHROMAPRINT",
         ),
         (
             ["status", "/nonexistent/dir"],

@@ -53,8 +53,8 @@ def test_import_reports_bad_rows_is_idempotent_and_export_round_trips(
         assert err.splitlines()[:-1] == [
             f"ccnode: {pytx}: line 3: PDQ hash is not hex: expected 32 bytes (64 hex digits), "
             "got 'nothex'",
-            f"ccnode: {pytx}: line 5: unknown signal type 'mystery': expected one of md5, pdq, "
-            "sha256, tmk, video_md5, video_sha256, vpdq",
+            f"ccnode: {pytx}: line 5: unknown signal type 'mystery': expected one of chromaprint, "
+            "md5, pdq, sha256, tmk, video_md5, video_sha256, vpdq",
         ]
         # ... but the good rows are signed and stored.
         assert out.strip() == (

@@ -48,8 +48,8 @@ def test_pytx_rows_and_bad_lines() -> None:
         Row(4, "VIDEO_MD5", bytes.fromhex(MD5), ("type:video",)),
     ]
     assert [str(r) for r in rows[2:]] == [
-        "line 5: unknown signal type 'photodna': expected one of md5, pdq, sha256, tmk, "
-        "video_md5, video_sha256, vpdq",
+        "line 5: unknown signal type 'photodna': expected one of chromaprint, md5, pdq, sha256, "
+        "tmk, video_md5, video_sha256, vpdq",
         "line 6: PDQ hash has 3 hex digits (odd): expected 32 bytes (64 hex digits)",
         "line 7: expected '<signal type> <hex hash>'",
         "line 8: signal type 'tmk' has no hex form here",
