@@ -81,3 +81,41 @@ def test_the_clip_is_found_where_it_was_cut(ours: dict[str, tuple[int, ...]]) ->
 def test_unrelated_b_scores_near_0_6(ours: dict[str, tuple[int, ...]]) -> None:
     for a, b in ((ours["a"], ours["unrelated-b"]), (reference("a"), reference("unrelated-b"))):
         assert 0.55 <= align(a, b).similarity <= 0.62
+
+
+@needs_vectors
+def test_the_audio_index_matches_every_copy_and_not_the_unrelated_track(
+    ours: dict[str, tuple[int, ...]],
+) -> None:
+    """Recall and false matches on the vectors, our own fingerprints banked
+    and queried through node.match.audio_index at its defaults (0.8 over
+    7 s); the similarities are the README's table."""
+    from node.match.audio_index import AudioIndex
+
+    index = AudioIndex()
+    index.add("a", 0, ours["a"])
+    index.add("unrelated-b", 0, ours["unrelated-b"])
+    expected = {
+        "a-mp3-64k": (0.9895, 0),
+        "a-quieter": (0.9877, 0),
+        "a-with-noise": (0.9850, 0),
+        "a-clip-4.3s-to-14.3s": (0.9544, 35),
+        "a-phone-band": (0.8757, 0),
+        "a-room-echo": (0.8679, 0),
+    }
+    for name, (similarity, offset) in expected.items():
+        found = index.search(ours[name])
+        assert [(m.track, round(m.similarity, 4), m.offset) for m in found] == [
+            ("a", similarity, offset)
+        ], name
+        assert found[0].aligned_s >= 7.0
+    clip = index.search(ours["a-clip-4.3s-to-14.3s"])[0]
+    assert clip.query_items == (0, len(ours["a-clip-4.3s-to-14.3s"]))
+    assert clip.banked_range_ms[0] == 4334  # the clip starts 4.3 s into a
+    # the unrelated track finds itself only; a finds only a
+    assert [m.track for m in index.search(ours["unrelated-b"])] == ["unrelated-b"]
+    assert [m.track for m in index.search(ours["a"])] == ["a"]
+    # and not even a scored candidate of the other: no offset gathers 3 votes
+    assert [m.track for m in index.search(ours["unrelated-b"], matches_only=False)] == [
+        "unrelated-b"
+    ]

@@ -1,0 +1,361 @@
+"""The audio index: banked Chromaprint tracks -> matches for a query fingerprint.
+
+Pure numpy, fed sub-fingerprints (node/core/chromaprint.py segments, or
+:func:`node.media.audio.fingerprint_file` values), never files.
+
+A *track* is what one key names (for entries: one origin's segments under
+one video id); its segments are placed on the track's own item positions, so
+a track of which only some segments are held still matches on those.
+
+How a query is answered (docs/audio.md, "Matching"):
+
+1. **Lookup.** Each banked sub-fingerprint is posted under its top
+   :attr:`AudioSearch.key_bits` bits (20: the first ten classifiers, the
+   most robust ones). A query item probes its own key and every key one bit
+   away from it (21 probes), so an item whose top bits took one bit error
+   still finds its banked twin. This is AcoustID's idea (look up a robust
+   part of each sub-fingerprint) with multi-probing for the edits the
+   vectors show (phone-band and room-echo copies keep 5-10% of the top 20
+   bits intact, 26-31% within one bit). Runs of equal values are posted
+   and probed once (silence and sustained tones are long runs), and a key
+   with more than :attr:`AudioSearch.max_postings` postings is not probed
+   at all (a stop list, which bounds the work per probe).
+2. **Vote.** Each hit votes for (track, banked position - query position).
+   Per track, the :attr:`AudioSearch.offsets_per_track` offsets with the
+   most votes (at least :attr:`AudioSearch.min_votes`), each with its two
+   neighbours, are scored; at most :attr:`AudioSearch.max_tracks` tracks.
+3. **Score.** At an offset, the bit errors of each overlapping pair of
+   items; the *aligned stretch* is the run of the overlap that maximises
+   the sum of ``stretch_bits - errors`` (items agreeing better than chance
+   extend it; a missing banked item counts 32 errors), so a copied passage
+   inside a longer query is found with its own ends. Its similarity is
+   ``1 - bit errors / (32 x items)``, as :func:`node.match.audio.align`.
+   When every pair agrees better than ``stretch_bits`` the stretch is the
+   whole overlap and the result is ``align``'s at that offset.
+4. **Decide.** A match needs :attr:`AudioThresholds.min_similarity` (0.8)
+   over at least :attr:`AudioThresholds.min_aligned_s` (7 s) of aligned
+   items, and a stretch whose query side has at least
+   :attr:`AudioThresholds.min_distinct` distinct values per item (silence
+   and near-constant audio have one or a few, and never match).
+
+Memory: 12 bytes of postings and 5 of track data per banked item (a
+3-minute track is ~1,450 items, ~25 KiB).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from node.core.chromaprint import ITEM_SECONDS, ChromaprintSegment, item_ms
+from node.errors import ValidationError
+from node.match.audio import as_array
+
+__all__ = [
+    "AudioIndex",
+    "AudioMatch",
+    "AudioSearch",
+    "AudioThresholds",
+    "aligned_stretch",
+    "informative",
+]
+
+U32 = npt.NDArray[np.uint32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class AudioThresholds:
+    """When an aligned stretch is a match (defaults documented in docs/audio.md)."""
+
+    min_similarity: float = 0.8  # 1 - bit error rate over the aligned stretch
+    min_aligned_s: float = 7.0  # aligned items x ITEM_SECONDS
+    min_distinct: float = 0.25  # distinct query values per item in the stretch
+    stretch_bits: int = 10  # an item extends the stretch when it has fewer errors
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.min_similarity <= 1.0:
+            raise ValidationError(
+                f"audio min_similarity must be in (0.5, 1]: got {self.min_similarity}"
+            )
+        if not 0 < self.min_aligned_s <= 3600:
+            raise ValidationError(
+                f"audio min_aligned_s must be in (0, 3600]: got {self.min_aligned_s}"
+            )
+        if not 0 <= self.min_distinct <= 1:
+            raise ValidationError(f"audio min_distinct must be in [0, 1]: got {self.min_distinct}")
+        if not 1 <= self.stretch_bits <= 16:
+            raise ValidationError(f"audio stretch_bits must be 1..16: got {self.stretch_bits}")
+
+    @property
+    def min_items(self) -> int:
+        """The fewest aligned items that make ``min_aligned_s`` (57 for 7 s)."""
+        return math.ceil(round(self.min_aligned_s / ITEM_SECONDS, 9))
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSearch:
+    """How candidates are found (the work per query is bounded by these)."""
+
+    key_bits: int = 20
+    max_postings: int = 4096  # a key posted more often is not probed (stop list)
+    min_votes: int = 3
+    offsets_per_track: int = 3
+    max_tracks: int = 64
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.key_bits <= 32:
+            raise ValidationError(f"audio key_bits must be 8..32: got {self.key_bits}")
+        for name in ("max_postings", "min_votes", "offsets_per_track", "max_tracks"):
+            if getattr(self, name) < 1:
+                raise ValidationError(f"audio {name} must be >= 1: got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, slots=True)
+class AudioMatch:
+    """One banked track's best aligned stretch against the query.
+
+    ``banked item = query item + offset``; ranges are item positions, end
+    exclusive (item ``i`` starts ``i x 1365 / 11025`` s into its track)."""
+
+    track: Hashable
+    similarity: float
+    offset: int
+    query_items: tuple[int, int]
+    banked_items: tuple[int, int]
+    bit_errors: int
+    votes: int
+    is_match: bool
+
+    @property
+    def items(self) -> int:
+        return self.query_items[1] - self.query_items[0]
+
+    @property
+    def aligned_s(self) -> float:
+        return self.items * ITEM_SECONDS
+
+    @property
+    def query_range_ms(self) -> tuple[int, int]:
+        return item_ms(self.query_items[0]), item_ms(self.query_items[1])
+
+    @property
+    def banked_range_ms(self) -> tuple[int, int]:
+        return item_ms(self.banked_items[0]), item_ms(self.banked_items[1])
+
+
+def informative(values: U32) -> npt.NDArray[np.bool_]:
+    """Items that start a run: equal neighbours are posted and probed once."""
+    keep = np.ones(len(values), dtype=np.bool_)
+    keep[1:] = values[1:] != values[:-1]
+    return keep
+
+
+def aligned_stretch(errors: I64, stretch_bits: int) -> tuple[int, int]:
+    """The run ``[i, j)`` of per-item bit errors maximising the sum of
+    ``stretch_bits - errors`` (the longest such run on ties); ``(0, 0)``
+    when no item has fewer errors than ``stretch_bits``."""
+    if not len(errors):
+        return 0, 0
+    sums = np.concatenate(([0], np.cumsum(stretch_bits - errors)))
+    lows = np.minimum.accumulate(sums)
+    gain = sums - lows
+    j = int(np.argmax(gain))
+    if gain[j] <= 0:
+        return 0, 0
+    i = int(np.argmax(sums[:j] == lows[j]))  # the first position of that minimum
+    return i, j
+
+
+@dataclass(slots=True)
+class _Track:
+    key: Hashable
+    values: U32 = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
+    present: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    starts: set[int] = field(default_factory=set)
+
+
+class AudioIndex:
+    """Banked tracks and their postings; :meth:`search` answers a query.
+
+    Adding is cheap (postings are appended); the sorted posting arrays are
+    rebuilt at the next search after an add."""
+
+    def __init__(self, search: AudioSearch = AudioSearch()) -> None:
+        self.params = search
+        self._tracks: list[_Track] = []
+        self._by_key: dict[Hashable, int] = {}
+        self._pending: list[tuple[U32, I64, I64]] = []
+        self._keys: U32 = np.zeros(0, dtype=np.uint32)
+        self._track_of: I64 = np.zeros(0, dtype=np.int64)
+        self._pos_of: I64 = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    @property
+    def items(self) -> int:
+        return int(sum(int(t.present.sum()) for t in self._tracks))
+
+    def add_segment(self, track: Hashable, segment: ChromaprintSegment) -> None:
+        self.add(track, segment.start_item, segment.values)
+
+    def add(
+        self, track: Hashable, start_item: int, values: Sequence[int] | npt.NDArray[np.uint32]
+    ) -> None:
+        """Place ``values`` at ``start_item`` of ``track``. A stretch whose
+        start is already held for that track is ignored (the first wins)."""
+        arr = as_array(values)
+        if not len(arr):
+            return
+        if start_item < 0:
+            raise ValidationError(f"start_item must be >= 0: got {start_item}")
+        t = self._by_key.get(track)
+        if t is None:
+            t = self._by_key[track] = len(self._tracks)
+            self._tracks.append(_Track(track))
+        tr = self._tracks[t]
+        if start_item in tr.starts:
+            return
+        tr.starts.add(start_item)
+        end = start_item + len(arr)
+        if end > len(tr.values):
+            tr.values = np.concatenate([tr.values, np.zeros(end - len(tr.values), np.uint32)])
+            tr.present = np.concatenate([tr.present, np.zeros(end - len(tr.present), np.bool_)])
+        tr.values[start_item:end] = arr
+        tr.present[start_item:end] = True
+        keep = np.flatnonzero(informative(arr))
+        self._pending.append(
+            (
+                self._key(arr[keep]),
+                np.full(len(keep), t, dtype=np.int64),
+                keep.astype(np.int64) + start_item,
+            )
+        )
+
+    def _key(self, values: U32) -> U32:
+        shifted: U32 = values >> np.uint32(32 - self.params.key_bits)
+        return shifted
+
+    def _build(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([self._keys, *(p[0] for p in self._pending)])
+        tracks = np.concatenate([self._track_of, *(p[1] for p in self._pending)])
+        pos = np.concatenate([self._pos_of, *(p[2] for p in self._pending)])
+        order = np.argsort(keys, kind="stable")
+        self._keys, self._track_of, self._pos_of = keys[order], tracks[order], pos[order]
+        self._pending = []
+
+    # ------------------------------------------------------------ search
+
+    def _votes(self, query: U32) -> tuple[I64, I64, I64]:
+        """(track, offset, votes) for every voted (track, offset)."""
+        p = self.params
+        qpos = np.flatnonzero(informative(query)).astype(np.int64)
+        base = self._key(query[qpos])
+        flips = np.concatenate(([0], np.left_shift(1, np.arange(p.key_bits)))).astype(np.uint32)
+        probes = (base[:, None] ^ flips[None, :]).reshape(-1)
+        probe_pos = np.repeat(qpos, len(flips))
+        lo = np.searchsorted(self._keys, probes, side="left")
+        hi = np.searchsorted(self._keys, probes, side="right")
+        counts = hi - lo
+        counts[counts > p.max_postings] = 0
+        total = int(counts.sum())
+        if not total:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        # expand each probe's posting range [lo, hi) into posting indices
+        which = np.repeat(np.arange(len(probes)), counts)
+        starts = np.repeat(np.cumsum(counts) - counts, counts)
+        postings = lo[which] + (np.arange(total) - starts)
+        tracks = self._track_of[postings]
+        offsets = self._pos_of[postings] - probe_pos[which]
+        combined = (tracks << 33) + (offsets + (1 << 32))
+        uniq, votes = np.unique(combined, return_counts=True)
+        return uniq >> 33, (uniq & ((1 << 33) - 1)) - (1 << 32), votes.astype(np.int64)
+
+    def _candidates(self, query: U32) -> dict[int, list[tuple[int, int]]]:
+        """Per track index: [(offset, votes)] to score, best voted first."""
+        p = self.params
+        tracks, offsets, votes = self._votes(query)
+        keep = votes >= p.min_votes
+        tracks, offsets, votes = tracks[keep], offsets[keep], votes[keep]
+        order = np.lexsort((offsets, -votes, tracks))
+        out: dict[int, list[tuple[int, int]]] = {}
+        for t, o, v in zip(
+            tracks[order].tolist(), offsets[order].tolist(), votes[order].tolist(), strict=True
+        ):
+            got = out.setdefault(t, [])
+            if len(got) < p.offsets_per_track:
+                got.append((o, v))
+        best = sorted(out, key=lambda t: (-out[t][0][1], t))[: p.max_tracks]
+        return {t: out[t] for t in best}
+
+    def search(
+        self,
+        query: Sequence[int] | npt.NDArray[np.uint32],
+        thresholds: AudioThresholds = AudioThresholds(),
+        *,
+        matches_only: bool = True,
+    ) -> list[AudioMatch]:
+        """Each candidate track's best stretch (only matches unless
+        ``matches_only`` is False), best first."""
+        q = as_array(query)
+        self._build()
+        if not len(q) or not len(self._keys):
+            return []
+        results = []
+        for t, offsets in self._candidates(q).items():
+            tried: set[int] = set()
+            best: AudioMatch | None = None
+            for o, v in offsets:
+                for off in (o, o - 1, o + 1):
+                    if off in tried:
+                        continue
+                    tried.add(off)
+                    m = self._score(t, q, off, v, thresholds)
+                    if m is not None and (best is None or _rank(m) > _rank(best)):
+                        best = m
+            if best is not None and (best.is_match or not matches_only):
+                results.append(best)
+        results.sort(key=_rank, reverse=True)
+        return results
+
+    def _score(
+        self, t: int, q: U32, offset: int, votes: int, th: AudioThresholds
+    ) -> AudioMatch | None:
+        tr = self._tracks[t]
+        qa, qb = max(0, -offset), min(len(q), len(tr.values) - offset)
+        if qb <= qa:
+            return None
+        errors = np.bitwise_count(q[qa:qb] ^ tr.values[qa + offset : qb + offset]).astype(np.int64)
+        errors[~tr.present[qa + offset : qb + offset]] = 32
+        i, j = aligned_stretch(errors, th.stretch_bits)
+        if j <= i:
+            return None
+        bit_errors = int(errors[i:j].sum())
+        n = j - i
+        similarity = 1.0 - bit_errors / (32 * n)
+        distinct = len(np.unique(q[qa + i : qa + j])) / n
+        is_match = (
+            similarity >= th.min_similarity and n >= th.min_items and distinct >= th.min_distinct
+        )
+        return AudioMatch(
+            track=tr.key,
+            similarity=similarity,
+            offset=offset,
+            query_items=(qa + i, qa + j),
+            banked_items=(qa + i + offset, qa + j + offset),
+            bit_errors=bit_errors,
+            votes=votes,
+            is_match=is_match,
+        )
+
+
+def _rank(m: AudioMatch) -> tuple[bool, float, int, int]:
+    return (m.is_match, m.similarity, m.items, -abs(m.offset))
