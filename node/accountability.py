@@ -17,7 +17,7 @@ from pathlib import Path
 
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate, aggregate
-from node.core.policy import DEFAULT_POLICY, Decision, Policy, facts_for
+from node.core.policy import DEFAULT_POLICY, Decision, Policy, VideoFacts, facts_for
 from node.core.trust import Member, TrustView
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.store.lmdb_store import LmdbStore
@@ -107,8 +107,10 @@ class Accountability:
         *,
         explain: bool = False,
         settled: bool | None = None,
+        video: VideoFacts | None = None,
     ) -> Verdict:
-        """``settled``: known by the caller already; else asked of the hook."""
+        """``settled``: known by the caller already; else asked of the hook.
+        ``video``: how a video query matched this entry's video."""
         feedback = self.feedback(entry)
         if entry.body.kind != Kind.ADD:
             return Verdict(NO_ACTION, "", feedback)
@@ -118,6 +120,7 @@ class Accountability:
             feedback,
             retracted=bool(retracted_by),
             settled=self.settled(entry.entry_id) if settled is None else settled,
+            video=video,
         )
         policy = self.policy  # read once: a reload swaps the whole object
         decision = policy.explain(facts) if explain else policy.evaluate(facts)

@@ -26,10 +26,11 @@ from node.accountability import Accountability
 from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae
 from node.core.feedback import Aggregate
 from node.core.hashes import ALGORITHMS, algorithm
-from node.core.policy import Decision
+from node.core.policy import Decision, VideoFacts
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
 from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
+from node.core.vpdq import VideoFrame
 from node.errors import (
     EquivocationError,
     NodeError,
@@ -39,10 +40,18 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.match.frames import FrameMatcher, QueryArrays
 from node.match.matcher import PdqMatcher
 from node.match.media import check_pdq_not_degenerate
 from node.match.negative import NegativeBank
-from node.match.pdq_index import DEFAULT_RADIUS
+from node.match.pdq_index import DEFAULT_RADIUS, MAX_RADIUS
+from node.match.video import (
+    FrameHits,
+    QueryFrame,
+    VideoScore,
+    VideoThresholds,
+    score_video,
+)
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
@@ -55,6 +64,13 @@ log = logging.getLogger(__name__)
 
 MAX_SUBMIT_BATCH = 1000
 MAX_MATCH_BATCH = 10_000
+#: Query frames (all variants) per video Match request: 10 minutes of 30 fps
+#: footage with its mirrored variant is 36,000, and 80,000 frames (~3.2 MB)
+#: keep a request under the 4 MiB message cap; a longer upload is matched in
+#: windows (the CLI does it).
+MAX_VIDEO_QUERY_FRAMES = 80_000
+#: Banked videos answered per video query, best first.
+MAX_VIDEO_ANSWERS = 100
 #: Batches at least this large are verified in worker processes (catch-up).
 PROCESS_VERIFY_MIN = 256
 
@@ -164,6 +180,18 @@ class MatchHit:
     standing: Standing = Standing.ACTIVE  # revoked members' entries stay, flagged
 
 
+@dataclass(frozen=True, slots=True)
+class VideoMatchHit:
+    """A banked video a video query hit: how (``score``), and the provenance,
+    action and rule of its first matched segment (``hit``)."""
+
+    hit: MatchHit
+    video_id: bytes
+    segments: tuple[bytes, ...]  # the video's segment entries held here, in time order
+    score: VideoScore
+    banked_ms: tuple[int, int]  # first and last banked frame held here
+
+
 class NodeApp:
     def __init__(
         self,
@@ -214,6 +242,8 @@ class NodeApp:
         self.accountability.settled = self._settled
         self.matcher = PdqMatcher(store)
         self._listeners.append(self.matcher.on_commit)
+        self.frames = FrameMatcher(store)
+        self._listeners.append(self.frames.on_commit)
         self.negative = NegativeBank.load(negative_path) if negative_path else NegativeBank()
 
     def _settled(self, entry_id: bytes) -> bool | None:
@@ -513,20 +543,120 @@ class NodeApp:
             )
         return out
 
+    def match_video(
+        self,
+        frames: Sequence[QueryFrame],
+        thresholds: VideoThresholds | None = None,
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
+        report_all: bool = False,
+    ) -> list[VideoMatchHit]:
+        """Banked videos that the query frames (an upload's frames with their
+        variants) match, best first; with ``report_all`` also the videos that
+        some frames hit without a match decision. CPU-bound: call it off the
+        event loop (the Match servicer does)."""
+        started = time.perf_counter()
+        try:
+            t = thresholds or VideoThresholds()
+            out = self._match_video(frames, t, include_retracted, record, report_all)
+        except NodeError:
+            self.observer.matched(1, 0, time.perf_counter() - started, ok=False)
+            raise
+        self.observer.matched(1, len(out), time.perf_counter() - started, ok=True)
+        return out
+
+    def _match_video(
+        self,
+        frames: Sequence[QueryFrame],
+        t: VideoThresholds,
+        include_retracted: bool,
+        record: bool,
+        report_all: bool,
+    ) -> list[VideoMatchHit]:
+        if not frames:
+            raise ValidationError(f"empty video query: expected 1..{MAX_VIDEO_QUERY_FRAMES} frames")
+        if len(frames) > MAX_VIDEO_QUERY_FRAMES:
+            raise ValidationError(
+                f"video query of {len(frames)} frames: expected at most "
+                f"{MAX_VIDEO_QUERY_FRAMES} (match a long upload in windows)"
+            )
+        if not self.frames.ready:
+            raise UnavailableError("the frame index is still being built; retry shortly")
+        if t.max_distance > MAX_RADIUS:
+            raise ValidationError(f"PDQ distance {t.max_distance}: expected 0..{MAX_RADIUS}")
+        bank = self.negative if len(self.negative) else None
+        if bank is not None:  # frames of known benign footage never match
+            frames = [f for f in frames if not bank.suppresses("PDQ", f.pdq)]
+            if not frames:
+                return []
+        query = QueryArrays.of([(f.pdq, f.quality, f.ts_ms, f.variant) for f in frames])
+        found = self.frames.index.search(
+            query,
+            t.max_distance,
+            include_retracted=include_retracted,
+            quality_floor=t.quality_floor,
+        )
+        out: list[VideoMatchHit] = []
+        for v in found:
+            banked = [
+                VideoFrame(p.tobytes(), int(q), int(ts))
+                for p, q, ts in zip(v.banked_pdq, v.banked_quality, v.banked_ts, strict=True)
+            ]
+            score = score_video(
+                frames, banked, FrameHits(v.query_index, v.banked_index, v.distance), t
+            )
+            if not (score.is_match or report_all):
+                continue
+            stored = self.store.get(v.matched_segments[0]) if v.matched_segments else None
+            if stored is None:
+                continue
+            video = VideoFacts(score.query_pct, score.banked_pct, score.matched_ms)
+            hit = self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0, video=video)
+            out.append(
+                VideoMatchHit(
+                    hit,
+                    v.key[1],
+                    v.segments,
+                    score,
+                    (int(v.banked_ts[0]), int(v.banked_ts[-1])),
+                )
+            )
+        out.sort(key=lambda h: (not h.score.is_match, -h.score.matched_frames, -h.score.coverage))
+        out = out[:MAX_VIDEO_ANSWERS]
+        if record:
+            self.accountability.record_matches(
+                [
+                    (h.hit.entry.entry_id, h.hit.action, h.hit.rule)
+                    for h in out
+                    if h.score.is_match and not h.hit.retracted_by
+                ],
+                now_ms(),
+            )
+        return out
+
     def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
         """The entry as a match answer, and the policy's rule-by-rule reasoning."""
         hit = self.get(entry_id)
         verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
         return hit, verdict.decision
 
-    def _hit(self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int) -> MatchHit:
+    def _hit(
+        self,
+        entry: SignedEntry,
+        arrival: int,
+        retracted_by: bytes,
+        dist: int,
+        *,
+        video: VideoFacts | None = None,
+    ) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
         except NodeError:
             member = None
         origin, seq = entry.body.origin, entry.body.seq
         settled = self.tlog.settled(origin, seq)
-        verdict = self.accountability.verdict(entry, retracted_by, settled=settled)
+        verdict = self.accountability.verdict(entry, retracted_by, settled=settled, video=video)
         return MatchHit(
             entry,
             member,

@@ -48,7 +48,17 @@ min_endorser_kinds       the counted endorsers are of at least this many
 min_disputes /           at least / at most this many distinct members
 max_disputes             dispute it, counting only ``dispute_reason`` /
                          ``disputer_kind`` when given
+min_query_pct            a video match: at least this share (0..100) of the
+                         upload's distinct frame hashes matched (pytx query%)
+min_banked_pct           a video match: at least this share (0..100) of the
+                         banked video's distinct frame hashes matched
+                         (pytx banked%)
+min_matched_seconds      a video match: the matched frames span at least
+                         this many seconds of the banked video
 =======================  ==================================================
+
+The video conditions hold only for a video match: a rule with one never
+applies to an image or exact-hash match.
 
 Labels are the *effective* labels: the submitter's latest relabel if any.
 A retracted entry is always IGNORE, before any rule. Evaluation is pure and
@@ -114,6 +124,15 @@ class Voter:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoFacts:
+    """How a video query matched one banked video (node/match/video.py)."""
+
+    query_pct: float
+    banked_pct: float
+    matched_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the policy may look at for one entry (all already verified)."""
 
@@ -127,6 +146,7 @@ class Facts:
     disputers: tuple[Voter, ...] = ()
     settled: bool = False
     retracted: bool = False
+    video: VideoFacts | None = None  # set for a video match only
 
 
 def facts_for(
@@ -136,6 +156,7 @@ def facts_for(
     *,
     retracted: bool,
     settled: bool | None,
+    video: VideoFacts | None = None,
 ) -> Facts:
     """Facts of a stored ADD entry; ``settled`` None (unknown) counts as False."""
     return Facts(
@@ -154,6 +175,7 @@ def facts_for(
         ),
         settled=bool(settled),
         retracted=retracted,
+        video=video,
     )
 
 
@@ -426,6 +448,9 @@ _RULE_KEYS = (
     "max_disputes",
     "dispute_reason",
     "disputer_kind",
+    "min_query_pct",
+    "min_banked_pct",
+    "min_matched_seconds",
 )
 
 
@@ -579,7 +604,53 @@ def _rule(i: int, row: object, designation: frozenset[str], source: str) -> Rule
             conditions.append(_flag_condition(key, _bool(row[key], where, key)))
     conditions += _endorsement_conditions(row, where)
     conditions += _dispute_conditions(row, where)
+    conditions += _video_conditions(row, where)
     return Rule(name, action, tuple(conditions))
+
+
+def _number(value: object, where: str, key: str, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= hi:
+        raise ValidationError(f"{where}: {key} must be a number 0..{hi:g}, got {value!r}")
+    return float(value)
+
+
+def _video_got(f: Facts) -> str:
+    v = f.video
+    if v is None:
+        return "not a video match"
+    return f"query {v.query_pct:g}%, banked {v.banked_pct:g}%, matched {v.matched_ms / 1000:g} s"
+
+
+def _video_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
+    out = []
+    if "min_query_pct" in row:
+        q = _number(row["min_query_pct"], where, "min_query_pct", 100)
+        out.append(
+            Condition(
+                f"a video match with at least {q:g}% of the upload's frames matched",
+                lambda f: f.video is not None and f.video.query_pct >= q,
+                _video_got,
+            )
+        )
+    if "min_banked_pct" in row:
+        b = _number(row["min_banked_pct"], where, "min_banked_pct", 100)
+        out.append(
+            Condition(
+                f"a video match with at least {b:g}% of the banked video's frames matched",
+                lambda f: f.video is not None and f.video.banked_pct >= b,
+                _video_got,
+            )
+        )
+    if "min_matched_seconds" in row:
+        secs = _number(row["min_matched_seconds"], where, "min_matched_seconds", 86_400)
+        out.append(
+            Condition(
+                f"a video match spanning at least {secs:g} s of the banked video",
+                lambda f: f.video is not None and f.video.matched_ms >= secs * 1000,
+                _video_got,
+            )
+        )
+    return out
 
 
 _FLAG_WORDS = {

@@ -273,6 +273,13 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
+        response = pb.MatchResponse()
+        if request.HasField("video"):
+            # hashing-free but CPU-bound (a batched index lookup and scoring):
+            # converted, matched and converted back in a worker thread
+            response.videos.extend(await asyncio.to_thread(self._match_video, request))
+            if not request.queries:
+                return response
         queries = [(q.algorithm, q.value) for q in request.queries]
         dihedral = any(q.dihedral for q in request.queries)
         results = self.app.match(
@@ -282,7 +289,6 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             max_distance=request.max_distance,
             variants=[list(q.dihedral) for q in request.queries] if dihedral else (),
         )
-        response = pb.MatchResponse()
         for hits, suppressed in zip(results, results.never_match, strict=True):
             result = response.results.add()
             if hits:
@@ -290,6 +296,17 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             if suppressed:
                 result.never_match = True
         return response
+
+    def _match_video(self, request: pb.MatchRequest) -> list[pb.VideoMatch]:
+        frames, thresholds = convert.video_query_from_pb(request.video)
+        found = self.app.match_video(
+            frames,
+            thresholds,
+            include_retracted=request.include_retracted,
+            record=request.record,
+            report_all=request.video.report_all,
+        )
+        return [convert.video_match_to_pb(v) for v in found]
 
     @_mapped
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.core.policy import Action, Facts, Policy, Voter
+from node.core.policy import Action, Facts, Policy, VideoFacts, Voter
 from node.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -402,6 +402,16 @@ BAD = [
         "p.toml: rule #1 'x': urgent must be true or false, got 'yes'",
     ),
     (
+        "video percentage above 100",
+        _doc('name = "x"\naction = "block"\nmin_query_pct = 120'),
+        "p.toml: rule #1 'x': min_query_pct must be a number 0..100, got 120",
+    ),
+    (
+        "video seconds as text",
+        _doc('name = "x"\naction = "block"\nmin_matched_seconds = "5"'),
+        "p.toml: rule #1 'x': min_matched_seconds must be a number 0..86400, got '5'",
+    ),
+    (
         "duplicate names",
         _doc('name = "x"\naction = "block"') + '[[rule]]\nname = "x"\naction = "ignore"\n',
         "policy: rule name 'x' is used twice",
@@ -431,3 +441,50 @@ def test_every_toml_example_in_the_docs_is_a_valid_policy() -> None:
         "outside-my-designation-list",
     } <= names
     assert Policy.loads(blocks[0]).rules == Policy.loads(EXAMPLE).rules
+
+
+VIDEO_POLICY = """
+version = 1
+default = "review"
+
+[[rule]]
+name = "whole-video-copies"
+action = "block"
+min_query_pct = 80
+min_banked_pct = 50
+min_matched_seconds = 10
+
+[[rule]]
+name = "short-overlaps"
+action = "log_only"
+min_matched_seconds = 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("video", "action", "rule"),
+    [
+        (VideoFacts(95.0, 60.0, 12_000), Action.BLOCK, "whole-video-copies"),
+        (VideoFacts(95.0, 40.0, 12_000), Action.LOG_ONLY, "short-overlaps"),
+        (VideoFacts(79.9, 60.0, 12_000), Action.LOG_ONLY, "short-overlaps"),
+        (VideoFacts(95.0, 60.0, 9_999), Action.LOG_ONLY, "short-overlaps"),
+        (None, Action.REVIEW, "(default)"),  # an image match: no video rule applies
+    ],
+)
+def test_video_conditions_hold_only_for_video_matches(
+    video: VideoFacts | None, action: Action, rule: str
+) -> None:
+    decision = Policy.loads(VIDEO_POLICY).evaluate(Facts(video=video))
+    assert (decision.action, decision.rule) == (action, rule)
+
+
+def test_video_conditions_explain_what_they_saw() -> None:
+    decision = Policy.loads(VIDEO_POLICY).explain(Facts(video=VideoFacts(95.0, 40.0, 12_000)))
+    first = decision.trace[0].reasons
+    assert first[1] == (
+        False,
+        "a video match with at least 50% of the banked video's frames matched "
+        "(got: query 95%, banked 40%, matched 12 s)",
+    )
+    image = Policy.loads(VIDEO_POLICY).explain(Facts())
+    assert image.trace[0].reasons[0][1].endswith("(got: not a video match)")
