@@ -128,7 +128,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if counts.duplicate:
         notes.append(f"{counts.duplicate} repeated hashes merged")
     if counts.unsupported:
-        notes.append(f"{counts.unsupported} video-feature hashes left out (no pytx hex form)")
+        notes.append(
+            f"{counts.unsupported} left out with no pytx form (TMK+PDQF; videos without 1/s frames)"
+        )
     more = f" ({'; '.join(notes)})" if notes else ""
     print(f"exported {counts.written} {args.format} rows to {args.out}{more}", file=sys.stderr)
     return 0

@@ -5,9 +5,16 @@ exchange reads it: one ``<signal type> <signal>`` per line, where the
 signal type is python-threatexchange's name (``pdq``, ``video_md5``,
 ``md5``, ``sha256``; see ``node.core.hashes``) and the signal is the hash in
 lowercase hex. Export writes the active (non-retracted) ADD entries, one line
-per distinct hash; video feature algorithms (TMK+PDQF, vPDQ) have no hex form
-there and are left out (and counted). Import also accepts blank lines and
-``#`` comments.
+per distinct hash. A banked video (its VPDQ segments: one origin, one video
+id) is one ``vpdq`` line whose signal is python-threatexchange's: a JSON list
+of ``"pdq_hex,quality,timestamp"`` strings, the timestamp in seconds written
+as pytx writes it (``{ts:.3}``: three significant digits, so ``1e+02`` and
+``1.23e+03`` occur), holding the reference vPDQ's one-hash-per-second frames
+that the bank keeps at full size (node/core/vpdq.py, ``reference_frames``),
+so pytx and HMA match it as they match their own. TMK+PDQF has no pytx form
+here and is left out (and counted). Import also accepts blank lines and
+``#`` comments, and a ``vpdq`` line becomes the segments of one video (its id
+the first 16 bytes of SHA-256 of the signal, so a re-import is recognised).
 
 ``csv``: a header row, then one row per entry. Import needs the columns
 ``algorithm`` and ``hash``; ``labels`` (separated by ``;``), ``incident``,
@@ -24,12 +31,13 @@ signed body and signature in hex, so anyone can re-verify an exported row.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from node.core import hashes, labels
+from node.core import hashes, labels, vpdq
 from node.core.entry import Kind, SignedEntry
 from node.errors import NodeError, ValidationError
 
@@ -70,6 +78,69 @@ def pytx_hex(algorithm: str) -> bool:
     return not hashes.algorithm(algorithm).long_values
 
 
+# -- python-threatexchange's vPDQ signal -----------------------------------------
+
+MAX_VPDQ_SIGNAL_FRAMES = 24 * 3600  # a day at one hash a second
+
+
+def vpdq_signal(frames: Iterable[vpdq.VideoFrame]) -> str:
+    """pytx's vPDQ signal string (its ``vpdq_to_json``) for these frames."""
+    return json.dumps([f"{f.pdq.hex()},{f.quality},{f.ts_ms / 1000:.3}" for f in frames])
+
+
+def parse_vpdq_signal(text: str) -> list[vpdq.VideoFrame]:
+    """Frames of a pytx vPDQ signal, each feature checked as pytx checks it."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"vPDQ signal is not JSON: {exc.msg}") from None
+    if not isinstance(doc, list) or not doc:
+        raise ValidationError("vPDQ signal: expected a non-empty JSON list of strings")
+    if len(doc) > MAX_VPDQ_SIGNAL_FRAMES:
+        raise ValidationError(
+            f"vPDQ signal has {len(doc)} frames: expected at most {MAX_VPDQ_SIGNAL_FRAMES}"
+        )
+    frames = []
+    last = 0
+    for i, item in enumerate(doc):
+        where = f"vPDQ frame {i}"
+        parts = item.split(",") if isinstance(item, str) else []
+        if len(parts) != 3:
+            raise ValidationError(
+                f"{where}: expected 'pdq_hex,quality,timestamp', got {item!r:.60}"
+            )
+        try:
+            pdq = hashes.parse_hex("PDQ", parts[0])
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+        try:
+            quality, seconds = int(parts[1]), float(parts[2])
+        except ValueError:
+            raise ValidationError(f"{where}: bad quality or timestamp in {item!r:.80}") from None
+        if not seconds >= 0 or seconds > 2**32 / 1000:  # also refuses nan
+            raise ValidationError(f"{where}: timestamp {parts[2]!r}: expected seconds >= 0")
+        ts = round(seconds * 1000)
+        if ts < last:
+            raise ValidationError(
+                f"{where}: timestamp {parts[2]} s before the previous frame's: "
+                "expected non-decreasing"
+            )
+        last = ts
+        try:
+            frames.append(vpdq.VideoFrame(pdq, quality, ts))
+        except ValidationError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+    return frames
+
+
+def vpdq_rows(number: int, signal: str, extra: tuple[str, ...]) -> list[Row]:
+    """The VPDQ segment entries of one imported pytx vPDQ signal."""
+    frames = parse_vpdq_signal(signal)
+    video_id = hashlib.sha256(signal.encode()).digest()[: vpdq.VIDEO_ID_BYTES]
+    segments = vpdq.split(frames, video_id, duration_ms=frames[-1].ts_ms + 1000, fps_milli=0)
+    return [Row(number, "VPDQ", s.encode(), extra) for s in segments]
+
+
 # -- export --------------------------------------------------------------------
 
 
@@ -102,6 +173,7 @@ def export_lines(
     """Lines (with newlines) of an export; ``counts`` is filled as it goes."""
     check_format(fmt)
     seen: set[tuple[str, bytes]] = set()
+    videos: dict[tuple[str, bytes], list[vpdq.VpdqSegment]] = {}
     if fmt == "csv":
         yield _csv_line(CSV_COLUMNS)
     for rec in records:
@@ -112,6 +184,10 @@ def export_lines(
             counts.retracted += 1
             continue
         if fmt == "pytx":
+            if body.algorithm == "VPDQ":
+                seg = vpdq.VpdqSegment.decode(body.hash)
+                videos.setdefault((body.origin, seg.video_id), []).append(seg)
+                continue
             if not pytx_hex(body.algorithm):
                 counts.unsupported += 1
                 continue
@@ -130,6 +206,20 @@ def export_lines(
             yield _csv_line(tuple(_csv_cell(row[c]) for c in CSV_COLUMNS))
         else:
             yield json.dumps(row, ensure_ascii=False) + "\n"
+    signals: set[str] = set()
+    for segments in videos.values():  # a video's active segments, as one line
+        segments.sort(key=lambda seg: seg.start_ms)
+        frames = vpdq.reference_frames(segments)
+        if not frames:
+            counts.unsupported += 1
+            continue
+        signal = vpdq_signal(frames)
+        if signal in signals:
+            counts.duplicate += 1
+            continue
+        signals.add(signal)
+        counts.written += 1
+        yield f"vpdq {signal}\n"
 
 
 def _provenance(rec: Record) -> dict[str, object]:
@@ -213,14 +303,14 @@ def parse_rows(
             continue
         try:
             if fmt == "pytx":
-                yield _pytx_row(number, stripped, extra)
+                yield from _pytx_rows(number, stripped, extra)
             else:
                 yield _json_row(number, stripped, extra)
         except NodeError as exc:
             yield BadRow(number, str(exc))
 
 
-def _pytx_row(number: int, text: str, extra: tuple[str, ...]) -> Row:
+def _pytx_rows(number: int, text: str, extra: tuple[str, ...]) -> list[Row]:
     kind, _, signal = text.partition(" ")
     signal = signal.strip()
     if not signal:
@@ -230,9 +320,11 @@ def _pytx_row(number: int, text: str, extra: tuple[str, ...]) -> Row:
         raise ValidationError(
             f"unknown signal type {kind[:32]!r}: expected one of {', '.join(sorted(_BY_PYTX))}"
         )
+    if name == "VPDQ":
+        return vpdq_rows(number, signal, extra)
     if not pytx_hex(name):
         raise ValidationError(f"signal type {kind!r} has no hex form here")
-    return Row(number, name, hashes.parse_hex(name, signal), extra)
+    return [Row(number, name, hashes.parse_hex(name, signal), extra)]
 
 
 def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> Row:

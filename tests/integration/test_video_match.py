@@ -211,3 +211,17 @@ def test_thresholds_are_per_request(node: Node, loop: LoopThread) -> None:
     assert not loop.run(_match(node.address, query("a"), thresholds=strict)).videos
     (v,) = loop.run(_match(node.address, query("a"), thresholds=strict, report_all=True)).videos
     assert not v.is_match and v.matched_frames > 100
+
+
+def test_a_vpdq_imported_from_pytx_matches_uploads_here(node: Node, loop: LoopThread) -> None:
+    from node.interop.formats import Row, parse_rows
+
+    # python-threatexchange's signal for a.mp4 at its default one hash a second
+    signal = json.dumps([f"{h.hex()},{q},{ts:.3}" for _, q, h, ts in reference("a", "every-1s")])
+    rows = [r for r in parse_rows([f"vpdq {signal}\n"], "pytx") if isinstance(r, Row)]
+    gov = Origin(GOV)
+    loop.run(node.app.submit_async([gov.next(algorithm="VPDQ", hash=r.value) for r in rows]))
+    for copy in ("a-reencoded-crf38", "a-fps30", "a-clip-3.4s-to-9.4s"):
+        (v,) = loop.run(_match(node.address, query(copy))).videos
+        assert v.is_match, copy
+    assert not loop.run(_match(node.address, query("unrelated-b"))).videos

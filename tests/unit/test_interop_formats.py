@@ -38,7 +38,7 @@ def test_pytx_rows_and_bad_lines() -> None:
         f"photodna {MD5}\n"
         "pdq abc\n"
         "pdq\n"
-        f"vpdq {MD5}\n"
+        f"tmk {MD5}\n"
     )
     rows = _parse(text, "pytx", ("type:image",))
     assert rows[:2] == [
@@ -50,7 +50,7 @@ def test_pytx_rows_and_bad_lines() -> None:
         "video_md5, vpdq",
         "line 6: PDQ hash has 3 hex digits (odd): expected 32 bytes (64 hex digits)",
         "line 7: expected '<signal type> <hex hash>'",
-        "line 8: signal type 'vpdq' has no hex form here",
+        "line 8: signal type 'tmk' has no hex form here",
     ]
 
 
