@@ -1,7 +1,8 @@
 """Media commands: ``ccnode hash FILE...`` and ``ccnode match FILE...``.
 
 Files are hashed here, on the member's machine: PDQ (images, with quality),
-MD5 and SHA-256 (any file), VIDEO_MD5 (videos, by extension). Only hashes go
+MD5 and SHA-256 (any file), VIDEO_MD5 and every frame's PDQ with its
+variants (videos, by extension; node/cli/video_cmds.py). Only hashes go
 to the node, and a node only ever answers from its own replica. A bad file
 gets one line on stderr and the others go on; the exit code is 2 if any
 file failed.
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.cli import video_cmds
 from node.errors import ValidationError
 from node.match import media
+from node.match.video import QueryFrame
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".flv", ".ts"})
@@ -138,20 +141,43 @@ def match_files(args: argparse.Namespace) -> int:
             queries.append((algo, value))
             variants.append([v.value for v in h.dihedral[1:]] if algo == "PDQ" else [])
             owner.append(i)
+    frames: dict[int, list[QueryFrame]] = {}  # videos: every frame and its variants
+    for i, h in enumerate(done):
+        if h.path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                frames[i] = video_cmds.hash_query(h.path)
+            except ValidationError as exc:
+                print(f"ccnode: error: {exc}", file=sys.stderr)
+                failed += 1
     results: list[pb.QueryResult] = []
-    if queries:
+    videos: dict[int, list[pb.VideoMatch]] = {i: [] for i in frames}
+    thresholds = video_cmds.thresholds_of(args)
 
-        async def go() -> pb.MatchResponse:
-            async with connect(args) as client:  # as DIR's member (mutual TLS)
-                return await client.match(
+    async def go() -> None:
+        async with connect(args) as client:  # as DIR's member (mutual TLS)
+            if queries:
+                response = await client.match(
                     queries,
                     include_retracted=args.include_retracted,
                     record=args.record,
                     max_distance=args.max_distance,
                     dihedral=variants,
                 )
+                results.extend(response.results)
+            for i, fs in frames.items():
+                answers = []
+                for window in video_cmds.query_windows(fs):
+                    answers += await client.match_video(
+                        window,
+                        thresholds,
+                        include_retracted=args.include_retracted,
+                        record=args.record,
+                        report_all=args.report_all,
+                    )
+                videos[i] = video_cmds.best_per_video(answers)
 
-        results = list(asyncio.run(go()).results)
+    if queries or frames:
+        asyncio.run(go())
     per_file: list[dict[bytes, pb.Match]] = [{} for _ in done]
     never: list[bool] = [False for _ in done]
     for i, result in zip(owner, results, strict=True):
@@ -166,6 +192,9 @@ def match_files(args: argparse.Namespace) -> int:
                 "file": str(h.path),
                 "never_match": never[i],
                 "matches": [match_json(m) for m in per_file[i].values()],
+                **(
+                    {"videos": [video_cmds.video_json(v) for v in videos[i]]} if i in videos else {}
+                ),
             }
             for i, h in enumerate(done)
         ]
@@ -175,9 +204,14 @@ def match_files(args: argparse.Namespace) -> int:
             matches = sorted(per_file[i].values(), key=lambda m: m.distance)
             if never[i]:
                 print(f"{h.path}: no match (on this node's never-match list)")
-            elif not matches:
-                print(f"{h.path}: no match")
-            else:
+            elif matches:
                 print(f"{h.path}: {len(matches)} match(es)")
                 print_matches(matches)
+            hits = [v for v in videos.get(i, []) if v.is_match]
+            if hits:
+                print(f"{h.path}: {len(hits)} video match(es)")
+            elif not matches and not never[i]:
+                print(f"{h.path}: no match")
+            for v in videos.get(i, []):
+                print("  " + video_cmds.describe(v))
     return 2 if failed else 0

@@ -17,9 +17,9 @@ from node.config import (
     load_signer,
 )
 from node.core import hashes, labels
-from node.core.entry import EntryBody, Kind, Signer, check_member_id
+from node.core.entry import Kind, Signer, check_member_id
 from node.core.roster import MemberKind, when
-from node.errors import ValidationError
+from node.errors import NodeError, ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -80,13 +80,23 @@ def register(sub: Any) -> None:
         "--file",
         type=Path,
         help="hash this file here instead of --hash (PDQ for images, with the quality "
-        "floor; SHA-256 otherwise, or the --algo given)",
+        "floor; a video is banked as VPDQ segments; SHA-256 otherwise, or the --algo given)",
     )
     p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
     p.add_argument("--incident", default="", help="incident id, e.g. christchurch-2019-03-15")
     p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
     p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
-    p.add_argument("--retract", metavar="ENTRY_ID", help="retract one of your entries")
+    p.add_argument(
+        "--retract",
+        metavar="ENTRY_ID",
+        help="retract one of your entries (a video's segment: every segment of the video)",
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=int,
+        default=60,
+        help="--file VIDEO: stream seconds per segment entry (1..600; default 60)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
 
@@ -105,6 +115,19 @@ def register(sub: Any) -> None:
     p.add_argument("--include-retracted", action="store_true")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--record", action="store_true", help="log hits in the node's match log")
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        help="videos: share of the overlapped banked frames that must align (default 0.5)",
+    )
+    p.add_argument(
+        "--min-matched-ms",
+        type=int,
+        help="videos: banked time the aligned frames must span (default 2000)",
+    )
+    p.add_argument(
+        "--report-all", action="store_true", help="videos: also banked videos hit without a match"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_match)
 
@@ -245,12 +268,27 @@ def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     origin, signer = _submitter(args)
+    many: list[dict[str, Any]] = []
     if args.retract:
         try:
             target = bytes.fromhex(args.retract)
         except ValueError:
             raise ValidationError("--retract takes an entry id in hex") from None
         fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": target}
+        # a video's segment: retract every segment of the video (one batch)
+        many = [{"kind": Kind.RETRACT, "target": t} for t in asyncio.run(_video_of(target, args))]
+    elif args.file is not None and _is_video(args.file) and args.algo in (None, "vpdq", "VPDQ"):
+        from node.cli.video_cmds import bank_segments
+
+        common = {
+            "kind": Kind.ADD,
+            "algorithm": "VPDQ",
+            "labels": labels.normalize_labels(args.label),
+            "incident": labels.check_incident(args.incident),
+        }
+        segments = bank_segments(args.file, args.segment_seconds * 1000)
+        many = [{**common, "hash": s.encode()} for s in segments]
+        fields = many[0]
     else:
         if args.file is not None:
             from node.cli.media_cmds import hash_for_submission
@@ -270,38 +308,59 @@ def cmd_submit(args: argparse.Namespace) -> int:
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
         }
-    response = asyncio.run(_submit(origin, signer, fields, args))
-    result = response.results[0]
-    outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
+    response = asyncio.run(_submit(origin, signer, many or [fields], args))
+    rows = [
+        (r.entry_id.hex(), pb.Outcome.Name(r.outcome).removeprefix("OUTCOME_").lower())
+        for r in response.results
+    ]
     if args.json:
-        print(json.dumps({"entry_id": result.entry_id.hex(), "outcome": outcome}))
+        docs = [{"entry_id": e, "outcome": o} for e, o in rows]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs))
     else:
-        print(f"{outcome}: entry {result.entry_id.hex()}")
+        for entry_id, outcome in rows:
+            print(f"{outcome}: entry {entry_id}")
+        if len(rows) > 1:
+            what = "retractions" if args.retract else "segments of the video"
+            print(f"{len(rows)} {what} in one batch")
     return 0
+
+
+def _is_video(path: Path) -> bool:
+    from node.cli.media_cmds import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+async def _video_of(target: bytes, args: argparse.Namespace) -> list[bytes]:
+    """The segments to retract with ``target``: every not yet retracted
+    segment of its video if it is a VPDQ segment, else none (just it)."""
+    async with connect(args) as client:
+        try:
+            found = await client.get_entry(target)
+        except NodeError:
+            return []  # unknown here: the single RETRACT says so itself
+        out = []
+        for entry_id in found.video_segments:
+            segment = found if entry_id == target else await client.get_entry(entry_id)
+            if not segment.provenance.retracted:
+                out.append(entry_id)
+        return out
 
 
 async def _submit(
     origin: str,
     signer: Signer,
-    fields: dict[str, Any],
+    batch: list[dict[str, Any]],
     args: argparse.Namespace,
 ) -> pb.SubmitResponse:
-    import time
+    """Sign the entries as one chained batch after the origin's head and submit it
+    (a two-hour video is 120 segments; the submit cap is 1000 entries)."""
+    from node.cli.report_cmds import sign_chain
 
+    common = {"reason": args.reason, "urgent": args.urgent}
     async with connect(args) as client:
-        status = await client.status()
-        head = next((h for h in status.heads if h.origin == origin), None)
-        body = EntryBody(
-            origin=origin,
-            seq=head.next_seq if head else 0,
-            prev=head.head_id if head else bytes(32),
-            key_id=signer.key_id,
-            time_ms=time.time_ns() // 1_000_000,
-            reason=args.reason,
-            urgent=args.urgent,
-            **fields,
-        )
-        return await client.submit([signer.sign(body)])
+        entries = await sign_chain(client, origin, signer, [{**common, **f} for f in batch])
+        return await client.submit(entries)
 
 
 def cmd_match(args: argparse.Namespace) -> int:

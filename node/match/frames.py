@@ -372,6 +372,15 @@ class FrameIndex:
 
     # -- queries -------------------------------------------------------------
 
+    def video_segments(self, entry_id: bytes) -> tuple[bytes, ...]:
+        """Every held segment of the video ``entry_id`` belongs to, in time
+        order (retracted ones included); empty if it is not a held segment."""
+        number = self._by_entry.get(entry_id)
+        if number is None:
+            return ()
+        video = self._segments[number].video
+        return tuple(self._segments[s].entry_id for s in self._video_segments[video])
+
     def search(
         self,
         query: QueryArrays,

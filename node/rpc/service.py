@@ -267,7 +267,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self.auth.check(context, Action.READ, "GetEntry")
         hit = self.app.get(request.entry_id)
         return pb.GetEntryResponse(
-            entry=convert.entry_to_pb(hit.entry), provenance=convert.provenance_to_pb(hit)
+            entry=convert.entry_to_pb(hit.entry),
+            provenance=convert.provenance_to_pb(hit),
+            video_segments=self.app.frames.index.video_segments(hit.entry.entry_id),
         )
 
     @_mapped

@@ -62,12 +62,14 @@ class GetEntryRequest(_message.Message):
     def __init__(self, entry_id: _Optional[bytes] = ...) -> None: ...
 
 class GetEntryResponse(_message.Message):
-    __slots__ = ("entry", "provenance")
+    __slots__ = ("entry", "provenance", "video_segments")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     entry: SignedEntry
     provenance: Provenance
-    def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+    video_segments: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., video_segments: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class HashQuery(_message.Message):
     __slots__ = ("algorithm", "value", "dihedral")
