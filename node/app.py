@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.accountability import Accountability
-from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae
+from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae, verify_signature
 from node.core.feedback import Aggregate
 from node.core.hashes import ALGORITHMS, algorithm
 from node.core.policy import Decision, VideoFacts
@@ -291,6 +291,17 @@ class NodeApp:
             else:
                 out.append(None)
         return out
+
+    def authentic(self, entry: SignedEntry) -> bool:
+        """Is ``entry`` signed by the entry key its origin names (whatever the
+        roster now allows)? For entries refused with a RightsError: an
+        authentic one is held back, not the relaying peer's fault."""
+        try:
+            key = self.trust.member(entry.body.origin).key(entry.body.key_id)
+            verify_signature(entry, key.key)
+        except NodeError:
+            return False
+        return True
 
     async def submit_async(self, entries: Sequence[SignedEntry]) -> IngestResult:
         """All-or-nothing: verify every entry, then commit them in one

@@ -24,6 +24,14 @@ class ProvenanceError(ValidationError):
     """Bad signature, unknown or revoked key, or a role that is not allowed."""
 
 
+class RightsError(ProvenanceError):
+    """The roster does not allow this entry: a revoked member or key, a
+    seq past a cut-off, a role the member lacks for that seq. The entry may
+    still be authentic (its key is the member's); a peer relaying it may
+    merely hold a roster this node has not adopted yet, or stored it
+    before the change."""
+
+
 class OrderingError(NodeError):
     """An entry arrived out of order: a gap in an origin's sequence."""
 

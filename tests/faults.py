@@ -81,3 +81,36 @@ async def serve(servicer: pb_grpc.NodeServiceServicer) -> tuple[grpc.aio.Server,
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"
+
+
+class RoguePeer(pb_grpc.NodeServiceServicer):
+    """A member's node gone rogue: every Pull answers ``batch`` again and
+    again without end (``repeat``), or once and then hangs; GetRoster answers
+    ``roster`` (counting the calls)."""
+
+    def __init__(
+        self,
+        batch: pb.PullResponse,
+        *,
+        repeat: bool = True,
+        roster: pb.GetRosterResponse | None = None,
+    ) -> None:
+        self.batch = batch
+        self.repeat = repeat
+        self.roster = roster or pb.GetRosterResponse()
+        self.pulls = 0
+        self.responses = 0
+        self.roster_calls = 0
+
+    async def Pull(self, request: pb.PullRequest, context: Any) -> AsyncIterator[pb.PullResponse]:
+        self.pulls += 1
+        while True:
+            self.responses += 1
+            yield self.batch
+            if not self.repeat:
+                await asyncio.Event().wait()
+            await asyncio.sleep(0)  # let the loop breathe: the receiver is under test, not us
+
+    async def GetRoster(self, request: pb.GetRosterRequest, context: Any) -> pb.GetRosterResponse:
+        self.roster_calls += 1
+        return self.roster

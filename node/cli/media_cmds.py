@@ -1,8 +1,10 @@
 """Media commands: ``ccnode hash FILE...`` and ``ccnode match FILE...``.
 
 Files are hashed here, on the member's machine: PDQ (images, with quality),
-MD5 and SHA-256 (any file), VIDEO_MD5 and every frame's PDQ with its
-variants (videos, by extension; node/cli/video_cmds.py). Only hashes go
+MD5 and SHA-256 (any file), VIDEO_MD5 (videos, by extension), for ``match``
+every frame's PDQ of a video with its variants (node/cli/video_cmds.py), and
+for ``hash`` a Chromaprint-compatible audio fingerprint of audio files and of
+videos' soundtracks (docs/audio.md). Only hashes go
 to the node, and a node only ever answers from its own replica. A bad file
 gets one line on stderr and the others go on; the exit code is 2 if any
 file failed.
@@ -22,13 +24,19 @@ from node.cli import video_cmds
 from node.errors import ValidationError
 from node.match import media
 from node.match.video import QueryFrame
+from node.media.audio import AudioFingerprint, fingerprint_file
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".flv", ".ts"})
+AUDIO_SUFFIXES = frozenset(
+    {".m4a", ".mp3", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff"}
+)
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("hash", help="hash media files locally: PDQ + quality, MD5, SHA-256")
+    p = sub.add_parser(
+        "hash", help="hash media files locally: PDQ + quality, MD5, SHA-256, audio fingerprint"
+    )
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--dihedral", action="store_true", help="also the 8 rotation/flip PDQ hashes")
     p.add_argument("--json", action="store_true")
@@ -40,6 +48,8 @@ class Hashed:
     path: Path
     hashes: media.MediaHashes
     dihedral: tuple[media.PdqHash, ...] = ()
+    audio: AudioFingerprint | None = None
+    audio_note: str | None = None  # why a video has no audio fingerprint
 
     def queries(self) -> list[tuple[str, bytes]]:
         out = [("MD5", self.hashes.md5), ("SHA256", self.hashes.sha256)]
@@ -65,10 +75,30 @@ class Hashed:
             doc["pdq_dihedral"] = {
                 name: h.hex() for name, h in zip(media.DIHEDRAL_NAMES, self.dihedral, strict=True)
             }
+        if self.audio is not None or self.audio_note is not None:
+            doc["chromaprint"] = self.audio.json() if self.audio is not None else None
+        if self.audio_note is not None:
+            doc["chromaprint_note"] = self.audio_note
         return doc
 
 
-def hash_files(paths: list[Path], *, dihedral: bool) -> tuple[list[Hashed], int]:
+def _audio(path: Path) -> tuple[AudioFingerprint | None, str | None]:
+    """The audio fingerprint of an audio file (its errors are the file's) or
+    of a video's soundtrack (a video without usable audio gets a note)."""
+    suffix = path.suffix.lower()
+    if suffix in AUDIO_SUFFIXES:
+        return fingerprint_file(path), None
+    if suffix in VIDEO_SUFFIXES:
+        try:
+            return fingerprint_file(path), None
+        except ValidationError as exc:
+            return None, str(exc).removeprefix(f"{path}: ")
+    return None, None
+
+
+def hash_files(
+    paths: list[Path], *, dihedral: bool, audio: bool = False
+) -> tuple[list[Hashed], int]:
     """Hash each file; report each failure on one line and go on."""
     done: list[Hashed] = []
     failed = 0
@@ -76,16 +106,17 @@ def hash_files(paths: list[Path], *, dihedral: bool) -> tuple[list[Hashed], int]
         try:
             hashes = media.hash_file(path)
             variants = media.pdq_dihedral(path) if dihedral and hashes.pdq is not None else ()
+            fingerprint, note = _audio(path) if audio else (None, None)
         except ValidationError as exc:
             print(f"ccnode: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        done.append(Hashed(path, hashes, variants))
+        done.append(Hashed(path, hashes, variants, fingerprint, note))
     return done, failed
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    done, failed = hash_files(args.files, dihedral=args.dihedral)
+    done, failed = hash_files(args.files, dihedral=args.dihedral, audio=True)
     if args.json:
         print(json.dumps([h.json() for h in done], indent=2))
     else:
@@ -98,7 +129,21 @@ def cmd_hash(args: argparse.Namespace) -> int:
                     f"  note: PDQ quality {pdq.quality} is below {media.DEFAULT_QUALITY_FLOOR}: "
                     "not used for matching or submission"
                 )
+            if h.audio is not None:
+                print(f"  {audio_summary(h.audio)}")
+            elif h.audio_note is not None:
+                print(f"  note: no audio fingerprint: {h.audio_note}")
     return 2 if failed else 0
+
+
+def audio_summary(fp: AudioFingerprint) -> str:
+    """One line: what was fingerprinted and the first sub-fingerprints."""
+    head = " ".join(f"{v:08x}" for v in fp.values[:4])
+    return (
+        f"chromaprint {len(fp.values)} x 32 bits over {fp.duration_s:.2f} s "
+        f"({fp.codec} {fp.source_rate} Hz {fp.source_channels} ch, "
+        f"{fp.silent_fraction:.0%} silent): {head} ..."
+    )
 
 
 def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:

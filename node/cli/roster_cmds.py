@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from node.config import load_config, load_signer, new_key, write_atomic
 from node.core import tlscert
 from node.core.roster import (
+    ENTRY_ROLES,
     EntryKey,
     ForkResolution,
     Member,
@@ -106,6 +107,17 @@ def register(sub: Any) -> None:
     q = _edit_parser(rs, "set-role", "set a member's roles (or the thresholds)")
     q.add_argument("--id", help="member id")
     q.add_argument("--roles", help="comma-separated: submit,endorse,witness,read")
+    q.add_argument(
+        "--until-seq",
+        type=int,
+        help="removed roles still cover the member's entries up to this seq",
+    )
+    q.add_argument(
+        "--whole-log",
+        action="store_true",
+        help="removed roles cover none of its entries, even stored ones (nodes that lack "
+        "them then refuse them)",
+    )
     q.add_argument("--witness-threshold", type=int)
     q.set_defaults(func=cmd_set_role)
 
@@ -133,7 +145,12 @@ def register(sub: Any) -> None:
 
     q = _edit_parser(rs, "remove-member", "revoke a member: no new entries, old ones flagged")
     q.add_argument("--id", required=True)
-    q.add_argument("--until-seq", type=int, help="its entries up to this seq may still be relayed")
+    q.add_argument("--until-seq", type=int, help="its entries up to this seq stay valid")
+    q.add_argument(
+        "--refuse-unstored",
+        action="store_true",
+        help="no cut-off (its key may be compromised): nodes that lack its entries refuse them",
+    )
     q.set_defaults(func=cmd_remove_member)
 
     q = _edit_parser(rs, "resolve-fork", "name the canonical history of a forked member's log")
@@ -382,9 +399,19 @@ def cmd_set_role(args: argparse.Namespace) -> int:
         done = []
         if args.roles is not None:
             member = _member(roster, args.id)
-            member = dataclasses.replace(member, roles=Role.parse_list(args.roles))
+            roles = Role.parse_list(args.roles)
+            removed = (member.roles - roles) & ENTRY_ROLES
+            if removed and args.until_seq is None and not args.whole_log:
+                raise ValidationError(
+                    f"set-role removes {roles_text(removed)} from {member.id}: give "
+                    "--until-seq S (its entries up to seq S keep the old roles: S is its "
+                    "next_seq in `ccnode status` minus 1), or --whole-log"
+                )
+            until = None if args.whole_log or not removed else args.until_seq
+            member = member.with_roles(roles, until)
             roster = roster.with_member(member)
-            done.append(f"{member.id} now has roles {roles_text(member.roles)}")
+            after = f" after seq {until}" if until is not None else ""
+            done.append(f"{member.id} now has roles {roles_text(member.roles)}{after}")
         if args.witness_threshold is not None:
             roster = dataclasses.replace(roster, witness_threshold=args.witness_threshold)
             done.append(f"witness threshold {args.witness_threshold}")
@@ -514,6 +541,15 @@ def cmd_remove_member(args: argparse.Namespace) -> int:
     def change(roster: Roster) -> tuple[Roster, str]:
         member = _member(roster, args.id)
         keys = member.entry_keys
+        if (args.until_seq is not None) == bool(args.refuse_unstored):
+            raise ValidationError(
+                f"remove-member needs --until-seq S (its entries up to seq S stay valid on "
+                f"every node: S is {member.id}'s next_seq in `ccnode status` minus 1) or "
+                "--refuse-unstored (its key may be compromised: nodes that lack its "
+                "entries refuse them)"
+                if args.until_seq is None
+                else "remove-member: --until-seq and --refuse-unstored exclude each other"
+            )
         if args.until_seq is not None:
             keys = tuple(EntryKey(k.public_key, _min_cutoff(k, args.until_seq)) for k in keys)
         revoked = dataclasses.replace(member, revoked=True, entry_keys=keys)

@@ -138,9 +138,10 @@ def verify_bundle(
     )
     cosigners = tuple(c for c in vc.cosigners if c != origin)
     if len(cosigners) < threshold:
+        ignored = f" (ignored: {'; '.join(vc.ignored)})" if vc.ignored else ""
         raise ProvenanceError(
             f"bundle checkpoint has {len(cosigners)} of the {threshold} required witness "
-            "cosignatures"
+            f"cosignatures{ignored}"
         )
     return BundleReport(
         entry.entry_id, origin, seq, vc.size, cosigners, _same_keys(bundle.members, trust, origin)

@@ -14,8 +14,22 @@ signature over ``"cosignature/v1\\ntime <timestamp>\\n"`` followed by the whole
 note body (without signature lines). See :func:`cosign_note` and
 :func:`open_cosignature`.
 
-Parsing is strict: anything that would not re-serialize byte for byte is
-refused with ``ValidationError``; signature problems raise ``ProvenanceError``.
+Parsing follows C2SP signed-note and Go's ``golang.org/x/mod/sumdb/note``:
+
+- the text may contain empty lines: the signatures start after the LAST
+  blank line; a note refuses only characters below U+0020 other than
+  newline (U+007F and the C1 controls are allowed), and invalid UTF-8;
+- a signature line is ``— <name> <base64>``; base64 that does not decode
+  (bad alphabet or padding) makes the note malformed, as in Go, but
+  non-canonical base64 (non-zero unused bits, which Go's decoder accepts)
+  is read as what it decodes to and written back canonically;
+- an identical line repeated is read once; two different lines with one
+  (name, key ID) are both kept, and a verifier checks both (see
+  :func:`open_note`).
+
+Checkpoint bodies stay strict: anything that would not re-serialize byte
+for byte is refused with ``ValidationError``; signature problems raise
+``ProvenanceError``.
 """
 
 from __future__ import annotations
@@ -24,7 +38,6 @@ import base64
 import binascii
 import hashlib
 import struct
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -64,21 +77,25 @@ SIG_PREFIX = "\u2014 "  # em dash, space
 PublicKeyLike = Ed25519PublicKey | bytes
 
 
-def _b64decode(text: str, what: str) -> bytes:
-    """Strict standard base64: valid alphabet, padded, canonical."""
+def _b64decode(text: str, what: str, *, canonical: bool = True) -> bytes:
+    """Standard base64: valid alphabet, padded and, if ``canonical``, with
+    zero unused bits (so it re-encodes to the same text)."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error) as exc:
         raise ValidationError(f"{what} must be standard base64, got {text[:64]!r}") from exc
-    if base64.b64encode(raw).decode("ascii") != text:
+    if not text:
+        raise ValidationError(f"{what} must be standard base64, got ''")
+    if canonical and base64.b64encode(raw).decode("ascii") != text:
         raise ValidationError(f"{what} must be canonical base64, got {text[:64]!r}")
     return raw
 
 
 def _check_text(text: str, what: str) -> None:
-    """Refuse control characters other than newline."""
+    """Refuse characters below U+0020 other than newline (C2SP signed-note;
+    U+007F and the C1 controls are allowed, as in Go's note package)."""
     for ch in text:
-        if ch != "\n" and unicodedata.category(ch) == "Cc":
+        if ch < " " and ch != "\n":
             raise ValidationError(f"{what} must not contain control characters, got {ch!r}")
 
 
@@ -192,7 +209,7 @@ class NoteSignature:
                 f"signature line must be '— <name> <base64>', got {len(parts)} fields"
             )
         name, blob_text = parts
-        blob = _b64decode(blob_text, "signature")
+        blob = _b64decode(blob_text, "signature", canonical=False)
         if len(blob) < 5:
             raise ValidationError(f"signature must be over 4 bytes, got {len(blob)}")
         return cls(name, blob[:4], blob[4:])
@@ -203,8 +220,6 @@ def _check_body(body: str) -> None:
         raise ValidationError("note body must be a non-empty string")
     if not body.endswith("\n"):
         raise ValidationError("note body must end with a newline")
-    if "\n\n" in body or body.startswith("\n"):
-        raise ValidationError("note body must not contain blank lines")
     _check_text(body, "note body")
 
 
@@ -224,9 +239,6 @@ class SignedNote:
                 f"signed note may have at most {MAX_SIGNATURES} signatures, "
                 f"got {len(self.signatures)}"
             )
-        seen = {(s.key_name, s.key_hash) for s in self.signatures}
-        if len(seen) != len(self.signatures):
-            raise ValidationError("signed note has two signatures from one key")
 
     def to_text(self) -> str:
         """The full note: body, blank line, signature lines."""
@@ -243,7 +255,8 @@ class SignedNote:
             raise ValidationError("note must be valid UTF-8 text") from exc
         if size > MAX_NOTE_BYTES:
             raise ValidationError(f"note must be at most {MAX_NOTE_BYTES} bytes, got {size}")
-        split = text.find("\n\n")
+        _check_text(text, "note")
+        split = text.rfind("\n\n")  # the text may contain empty lines
         if split < 0:
             raise ValidationError("note has no blank line before its signatures")
         body, sig_text = text[: split + 1], text[split + 2 :]
@@ -256,17 +269,20 @@ class SignedNote:
             raise ValidationError(
                 f"signed note may have at most {MAX_SIGNATURES} signatures, got {len(lines)}"
             )
-        return cls(body, tuple(NoteSignature.parse_line(line) for line in lines))
+        # An identical line repeated is read once (Go drops such repeats too).
+        return cls(body, tuple(dict.fromkeys(NoteSignature.parse_line(line) for line in lines)))
 
     def add_signature(self, key_name: str, private_key: Ed25519PrivateKey) -> SignedNote:
-        """A copy with one more Ed25519 signature over the body (e.g. a cosignature)."""
+        """A copy with one more Ed25519 signature over the body, replacing any
+        line by the same (name, key ID), as Go's ``note.Sign`` does."""
         public = private_key.public_key()
         sig = NoteSignature(
             key_name,
             key_hash(key_name, public),
             private_key.sign(self.body.encode("utf-8")),
         )
-        return SignedNote(self.body, (*self.signatures, sig))
+        kept = [s for s in self.signatures if (s.key_name, s.key_hash) != (key_name, sig.key_hash)]
+        return SignedNote(self.body, (*kept, sig))
 
 
 def sign_note(body: str, key_name: str, private_key: Ed25519PrivateKey) -> str:
@@ -284,10 +300,14 @@ def open_note(text: str, verifiers: Mapping[str, PublicKeyLike]) -> tuple[str, l
     """Verify a signed note against known keys ``{key name: Ed25519 public key}``.
 
     Returns the body and the names of the keys whose signatures verified, in
-    note order. Signatures by unknown keys (other name or key hash) are
-    ignored; a bad signature by a known key refuses the whole note, and so
-    does a note with no signature by any known key (``ProvenanceError``).
-    Malformed notes raise ``ValidationError``.
+    note order, each once. A line whose (name, key ID) is not a known key is
+    ignored, even if its name is known (another signature type of the same
+    signer, say). Every line of a known key is checked: one that fails
+    refuses the whole note (the spec's SHOULD), whatever its place, so the
+    verdict never depends on line order (Go's ``note.Open`` checks only the
+    first line of each known key). A note with no good signature by a known
+    key is refused too (``ProvenanceError``). Malformed notes raise
+    ``ValidationError``.
     """
     note = SignedNote.parse(text)
     message = note.body.encode("utf-8")
@@ -305,7 +325,8 @@ def open_note(text: str, verifiers: Mapping[str, PublicKeyLike]) -> tuple[str, l
             Ed25519PublicKey.from_public_bytes(known[1]).verify(sig.signature, message)
         except InvalidSignature as exc:
             raise ProvenanceError(f"signature by {sig.key_name!r} does not verify") from exc
-        verified.append(sig.key_name)
+        if sig.key_name not in verified:
+            verified.append(sig.key_name)
     if not verified:
         names = ", ".join(repr(s.key_name) for s in note.signatures)
         raise ProvenanceError(f"note signed by 0 of {len(expected)} known keys (signers: {names})")

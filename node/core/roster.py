@@ -78,7 +78,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import tlscert
 from node.core.entry import ZERO_ID, EntryBody, Kind, a_an, check_member_id, pae
-from node.errors import ConflictError, ProvenanceError, ValidationError
+from node.errors import ConflictError, ProvenanceError, RightsError, ValidationError
 
 MAGIC = b"CCR1"
 FORMAT_VERSION = 1
@@ -95,6 +95,10 @@ MAX_MEMBERS = 65535
 MAX_NAME_BYTES = 128
 MAX_ADDRESS_BYTES = 255
 FLAG_REVOKED = 0x01
+#: The member record ends with its role history (see ``Member.earlier_roles``).
+FLAG_ROLE_HISTORY = 0x02
+#: Role changes one member record remembers.
+MAX_ROLE_HISTORY = 16
 
 _JURISDICTION = re.compile(r"^[A-Z]{2}$")
 
@@ -150,6 +154,8 @@ class Role(enum.Enum):
 
 
 ALL_ROLES = frozenset(Role)
+#: The roles that allow entry kinds (a change to them needs a cut-off seq).
+ENTRY_ROLES = frozenset({Role.SUBMIT, Role.ENDORSE})
 
 #: The role an entry kind needs from its origin.
 ROLE_FOR_KIND: Mapping[Kind, Role] = {
@@ -162,29 +168,35 @@ ROLE_FOR_KIND: Mapping[Kind, Role] = {
 }
 
 
-def may_publish(member: Member, kind: Kind) -> bool:
+def may_publish(member: Member, kind: Kind, seq: int | None = None) -> bool:
     """The one place that decides which member may publish which entry kind.
 
     ADD, RETRACT and RELABEL need the SUBMIT role; ENDORSE and DISPUTE the
     ENDORSE role; ACTION_REPORT the SUBMIT role and a platform (platforms
-    act on matches). Revocation and key cut-offs are checked elsewhere
+    act on matches). With ``seq``, the roles are those the member had for
+    that seq of its log (:meth:`Member.roles_at`); without, its roles now.
+    Revocation and key cut-offs are checked elsewhere
     (:meth:`Member.check_entry`).
     """
+    roles = member.roles if seq is None else member.roles_at(seq)
     need = ROLE_FOR_KIND.get(kind)
-    if need is None or need not in member.roles:
+    if need is None or need not in roles:
         return False
     return kind is not Kind.ACTION_REPORT or member.kind is MemberKind.PLATFORM
 
 
-def _why_not(member: Member, kind: Kind) -> str:
+def _why_not(member: Member, kind: Kind, seq: int) -> str:
+    roles = member.roles_at(seq)
     need = ROLE_FOR_KIND.get(kind)
-    if need is not None and need in member.roles:
+    if need is not None and need in roles:
         return (
             f"member {member.id} is {a_an(member.kind.value)}: {kind.name} entries come from "
             "platforms"
         )
+    since = [until for until, _ in member.earlier_roles if until < seq]
+    when_ = f" after seq {since[-1]}" if since else ""
     return (
-        f"member {member.id} ({member.kind.value}) has roles {roles_text(member.roles)}: "
+        f"member {member.id} ({member.kind.value}) has roles {roles_text(roles)}{when_}: "
         f"{kind.name} entries need the {need.name if need else '?'} role"
     )
 
@@ -279,6 +291,12 @@ class Member:
     checkpoint_key: bytes = b""  # raw Ed25519, or empty
     tls_cert: bytes = b""  # DER self-signed certificate, or empty (no TLS identity)
     revoked: bool = False
+    #: Role history: ``(until_seq, roles)`` pairs, ``until_seq`` strictly
+    #: increasing: entries with seq <= until_seq (and above the previous
+    #: pair's) are judged by those roles, later ones by ``roles``. A role
+    #: removal takes effect after a recorded seq, so entries the member
+    #: signed before it stay acceptable on every node (docs/roster.md).
+    earlier_roles: tuple[tuple[int, frozenset[Role]], ...] = ()
     tls_spki: bytes = field(init=False, repr=False, compare=False, default=b"")
     _by_id: dict[bytes, EntryKey] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -301,6 +319,25 @@ class Member:
         if not all(isinstance(r, Role) for r in self.roles):
             raise ValidationError(f"{where}: roles must be Role values")
         object.__setattr__(self, "roles", frozenset(self.roles))
+        history = tuple((until, frozenset(roles)) for until, roles in self.earlier_roles)
+        if len(history) > MAX_ROLE_HISTORY:
+            raise ValidationError(
+                f"{where} has {len(history)} role changes: at most {MAX_ROLE_HISTORY}"
+            )
+        last = -1
+        for until, roles in history:
+            if (
+                isinstance(until, bool)
+                or not isinstance(until, int)
+                or not last < until < NO_CUTOFF
+            ):
+                raise ValidationError(
+                    f"{where}: role history seq {until}: expected increasing seqs below 2^64-1"
+                )
+            if not all(isinstance(r, Role) for r in roles):
+                raise ValidationError(f"{where}: roles must be Role values")
+            last = until
+        object.__setattr__(self, "earlier_roles", history)
         if not 1 <= len(self.entry_keys) <= MAX_ENTRY_KEYS:
             raise ValidationError(
                 f"{where} has {len(self.entry_keys)} entry keys: expected 1..{MAX_ENTRY_KEYS}"
@@ -324,6 +361,21 @@ class Member:
 
     # -- the entry rules --------------------------------------------------
 
+    def roles_at(self, seq: int) -> frozenset[Role]:
+        """The roles that judge this member's entry at ``seq``."""
+        for until, roles in self.earlier_roles:
+            if seq <= until:
+                return roles
+        return self.roles
+
+    def with_roles(self, roles: frozenset[Role], until_seq: int | None) -> Member:
+        """This member with new ``roles``: for entries after ``until_seq``
+        when given (earlier ones keep the roles they had), else for all."""
+        if until_seq is None:
+            return replace(self, roles=roles)
+        history = tuple((u, r) for u, r in self.earlier_roles if u < until_seq)
+        return replace(self, roles=roles, earlier_roles=(*history, (until_seq, self.roles)))
+
     def key(self, key_id: bytes) -> EntryKey:
         try:
             return self._by_id[key_id]
@@ -341,16 +393,16 @@ class Member:
         """
         key = self.key(body.key_id)
         if self.revoked and (key.valid_until_seq is None or body.seq > key.valid_until_seq):
-            raise ProvenanceError(
+            raise RightsError(
                 f"member {self.id} is revoked: it may publish no new entries"
                 if key.valid_until_seq is None
                 else f"member {self.id} is revoked: entries after seq {key.valid_until_seq} "
                 f"are refused, got seq {body.seq}"
             )
-        if not may_publish(self, body.kind):
-            raise ProvenanceError(_why_not(self, body.kind))
+        if not may_publish(self, body.kind, body.seq):
+            raise RightsError(_why_not(self, body.kind, body.seq))
         if not key.allows(body.seq):
-            raise ProvenanceError(
+            raise RightsError(
                 f"key {short(body.key_id)} of member {self.id} is valid until seq "
                 f"{key.valid_until_seq}: got seq {body.seq}"
             )
@@ -559,8 +611,10 @@ class Roster:
             _put_str8(out, m.display_name)
             out.append(_KIND_CODES[m.kind])
             out += m.jurisdiction.encode("ascii")
-            out.append(sum(r.value for r in m.roles))
-            out.append(FLAG_REVOKED if m.revoked else 0)
+            out.append(_role_bits(m.roles))
+            out.append(
+                (FLAG_REVOKED if m.revoked else 0) | (FLAG_ROLE_HISTORY if m.earlier_roles else 0)
+            )
             out.append(len(m.entry_keys))
             for k in m.entry_keys:
                 cutoff = NO_CUTOFF if k.valid_until_seq is None else k.valid_until_seq
@@ -569,6 +623,11 @@ class Roster:
             out += m.checkpoint_key
             _put_str8(out, m.address)
             out += struct.pack(">H", len(m.tls_cert)) + m.tls_cert
+            if m.earlier_roles:
+                out.append(len(m.earlier_roles))
+                for until, roles in m.earlier_roles:
+                    out += struct.pack(">Q", until)
+                    out.append(_role_bits(roles))
         if self.resolutions:
             out += struct.pack(">H", len(self.resolutions))
             for res in self.resolutions:
@@ -628,6 +687,16 @@ class Roster:
         return roster
 
 
+def _role_bits(roles: Iterable[Role]) -> int:
+    return sum(r.value for r in roles)
+
+
+def _read_roles(member_id: str, bits: int) -> frozenset[Role]:
+    if bits & ~_role_bits(Role):
+        raise ValidationError(f"member {member_id}: unknown role bits 0x{bits:02x}")
+    return frozenset(x for x in Role if bits & x.value)
+
+
 def _read_member(r: _Reader) -> Member:
     member_id = r.str8()
     display_name = r.str8()
@@ -636,9 +705,8 @@ def _read_member(r: _Reader) -> Member:
         raise ValidationError(f"member {member_id}: unknown kind code {kind_code}")
     jurisdiction = r.text(2)
     role_bits, flags = r.u8(), r.u8()
-    if role_bits & ~sum(x.value for x in Role):
-        raise ValidationError(f"member {member_id}: unknown role bits 0x{role_bits:02x}")
-    if flags & ~FLAG_REVOKED:
+    roles = _read_roles(member_id, role_bits)
+    if flags & ~(FLAG_REVOKED | FLAG_ROLE_HISTORY):
         raise ValidationError(f"member {member_id}: unknown flags 0x{flags:02x}")
     keys = []
     for _ in range(r.u8()):
@@ -648,6 +716,15 @@ def _read_member(r: _Reader) -> Member:
     checkpoint_key = r.take(r.u8())
     address = r.str8()
     (cert_len,) = struct.unpack(">H", r.take(2))
+    tls_cert = r.take(cert_len)
+    history: list[tuple[int, frozenset[Role]]] = []
+    if flags & FLAG_ROLE_HISTORY:
+        count = r.u8()
+        if count == 0:
+            raise ValidationError(f"member {member_id}: role history flag set with no changes")
+        for _ in range(count):
+            (until,) = struct.unpack(">Q", r.take(8))
+            history.append((until, _read_roles(member_id, r.u8())))
     return Member(
         id=member_id,
         kind=_KIND_BY_CODE[kind_code],
@@ -655,10 +732,11 @@ def _read_member(r: _Reader) -> Member:
         entry_keys=tuple(keys),
         address=address,
         display_name=display_name,
-        roles=frozenset(x for x in Role if role_bits & x.value),
+        roles=roles,
         checkpoint_key=checkpoint_key,
-        tls_cert=r.take(cert_len),
+        tls_cert=tls_cert,
         revoked=bool(flags & FLAG_REVOKED),
+        earlier_roles=tuple(history),
     )
 
 
@@ -1042,7 +1120,16 @@ def member_to_json(m: Member) -> dict[str, Any]:
         "address": m.address,
         "tls_spki_sha256": m.tls_spki.hex(),
         "tls_cert": tlscert.der_to_pem(m.tls_cert).decode() if m.tls_cert else "",
-    }
+    } | (
+        {
+            "earlier_roles": [
+                {"until_seq": u, "roles": [r.name for r in sorted(roles, key=lambda r: r.value)]}
+                for u, roles in m.earlier_roles
+            ]
+        }
+        if m.earlier_roles
+        else {}
+    )
 
 
 def member_from_json(doc: Mapping[str, Any], *, where: str = "member card") -> Member:
@@ -1077,6 +1164,10 @@ def member_from_json(doc: Mapping[str, Any], *, where: str = "member card") -> M
             checkpoint_key=bytes.fromhex(str(doc.get("checkpoint_key", ""))),
             tls_cert=tlscert.pem_to_der(cert_pem.encode()) if cert_pem else b"",
             revoked=bool(doc.get("revoked", False)),
+            earlier_roles=tuple(
+                (int(h["until_seq"]), frozenset(Role.parse(str(r)) for r in h["roles"]))
+                for h in doc.get("earlier_roles", ())
+            ),
         )
     except KeyError as exc:
         raise ValidationError(f"{where}: missing field {exc.args[0]!r}") from None

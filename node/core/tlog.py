@@ -33,6 +33,7 @@ from node.core.checkpoint import (
     NoteSignature,
     SignedNote,
     cosign_note,
+    cosignature_key_id,
     key_hash,
     open_cosignature,
     sign_note,
@@ -165,6 +166,10 @@ class VerifiedCheckpoint:
     origin: str
     note: SignedNote = field(repr=False)
     cosigners: tuple[str, ...]
+    #: Why lines named after a configured witness were ignored: their key ID
+    #: is not that witness's cosignature/v1 key (another signature type, a
+    #: plain note signature). For messages only; sorted, so order-free.
+    ignored: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def size(self) -> int:
@@ -192,12 +197,18 @@ def verify_checkpoint(
 ) -> VerifiedCheckpoint:
     """Verify a checkpoint note: origin signature required, cosignatures filtered.
 
-    ``witnesses`` maps witness member ids to raw checkpoint keys; their lines
-    must be C2SP cosignature/v1 signatures. Raises ValidationError for a
-    malformed note, ProvenanceError for an unknown origin or a missing or bad
-    origin signature, and, with ``strict``, for any line by a configured
-    witness that is not a good cosignature/v1 (the exact reason, see
-    ``checkpoint.open_cosignature``); without it such lines are dropped.
+    ``witnesses`` maps witness member ids to raw checkpoint keys; a witness's
+    known key is its C2SP cosignature/v1 key (name, key ID). Following
+    C2SP signed-note, a line whose (name, key ID) is not a known key is
+    ignored even if the name is a witness's (an ML-DSA cosignature, a plain
+    note signature); why is kept in ``ignored``. Raises ValidationError for
+    a malformed note, ProvenanceError for an unknown origin or a missing or
+    bad origin signature, and, with ``strict``, for a line of a witness's
+    known key that does not verify (the exact reason, see
+    ``checkpoint.open_cosignature``), wherever it stands; without
+    ``strict`` such lines are dropped. Of several good lines by one witness
+    the newest (then the last by line text) is kept: the result never depends
+    on line order.
     """
     note = SignedNote.parse(text)
     checkpoint = Checkpoint.parse(note.body)
@@ -213,21 +224,31 @@ def verify_checkpoint(
             f"checkpoint of {origin} size {checkpoint.size} has {reason} by its origin's "
             "checkpoint key"
         )
-    cosigs: dict[str, NoteSignature] = {}
+    best: dict[str, tuple[int, str, NoteSignature]] = {}
+    ignored: set[str] = set()
     for sig in note.signatures:
         wid = sig.key_name
-        if wid == origin or wid not in witnesses or wid in cosigs:
+        if wid == origin or wid not in witnesses:
             continue
+        known = sig.key_hash == cosignature_key_id(wid, witnesses[wid])
         try:
-            open_cosignature(sig, witnesses[wid], note.body)
-        except ProvenanceError:
-            if strict:
+            time_s = open_cosignature(sig, witnesses[wid], note.body)
+        except ProvenanceError as exc:
+            if not known:
+                ignored.add(str(exc))
+            elif strict:
                 raise
             continue
-        cosigs[wid] = sig
-    ordered = tuple(cosigs[w] for w in sorted(cosigs))
+        rank = (time_s, sig.to_line(), sig)
+        if wid not in best or rank[:2] > best[wid][:2]:
+            best[wid] = rank
+    ordered = tuple(best[w][2] for w in sorted(best))
     return VerifiedCheckpoint(
-        checkpoint, origin, SignedNote(note.body, (signed[0], *ordered)), tuple(sorted(cosigs))
+        checkpoint,
+        origin,
+        SignedNote(note.body, (signed[0], *ordered)),
+        tuple(sorted(best)),
+        tuple(sorted(ignored)),
     )
 
 

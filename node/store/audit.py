@@ -279,8 +279,12 @@ def _checkpoints(
         if lines != 1 + len(vc.cosigners):
             bad = lines - 1 - len(vc.cosigners)
             try:
-                verify_checkpoint(text, trust, witnesses, strict=True)
-                why = "are not by a witness of the roster"
+                strict = verify_checkpoint(text, trust, witnesses, strict=True)
+                why = (
+                    f"are not by a witness's cosignature key: {'; '.join(strict.ignored)}"
+                    if strict.ignored
+                    else "are not by a witness of the roster"
+                )
             except NodeError as exc:
                 why = f"do not verify: {exc}"
             report.fault(where, f"{bad} stored cosignature(s) {why}")

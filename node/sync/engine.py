@@ -37,6 +37,7 @@ from node.errors import (
     OrderingError,
     PeerError,
     ProvenanceError,
+    RightsError,
     StorageError,
     ValidationError,
 )
@@ -63,6 +64,17 @@ RECEIVE_BUFFER = 4  # responses held per peer: bounded, so a fast peer cannot fl
 #: off it, so Match answers never wait behind them.
 INLINE_MAX = 4
 PULL_BATCH = 1024  # entries per response: fewer, larger commits during catch-up
+#: A peer that sends this many duplicate entries in a row, and nothing new, is
+#: cut off and held off (docs/federation.md, *Duplicates*): a correct stream
+#: sends each entry once from this node's cursors, so a long run of entries
+#: it already holds is a broken or rogue peer, or a stream that fell behind
+#: another peer's (reopening it from this node's heads cures that).
+DUPLICATES_MAX = 20_000
+DUPLICATE_BACKOFF_S = 30.0  # the first hold-off; doubled for each repeat ...
+DUPLICATE_BACKOFF_MAX_S = 600.0  # ... up to this, until the peer sends something new
+#: Lags are reported as uint64 (PeerStatus.lag_entries): a frontier may claim
+#: anything, so the sum saturates here.
+LAG_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +99,13 @@ class PeerState:
     last_received_ms: int = 0
     frontier: dict[str, int] = field(default_factory=dict)
     behind_since_ms: int = 0  # when this node last fell behind the peer; 0: caught up
+    withheld: int = 0  # authentic entries the roster does not allow (not the peer's fault)
+    duplicate_run: int = 0  # duplicates since the peer last sent something new
+    held_off: int = 0  # hold-offs for duplicates since the peer last sent something new
 
     def lag(self, heads: dict[str, int]) -> int:
-        return sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items())
+        """Entries the peer advertises that this node lacks (at most LAG_MAX)."""
+        return min(LAG_MAX, sum(max(0, n - heads.get(o, 0)) for o, n in self.frontier.items()))
 
     def lag_seconds(self, now: int) -> float:
         """How long the peer has advertised entries this node lacks."""
@@ -115,7 +131,15 @@ def plaintext_client(peer_id: str, address: str) -> NodeClient:
     return NodeClient(address)
 
 
+class DuplicateFlood(PeerError):
+    """A peer sent a long run of duplicates and nothing new: hold it off."""
+
+
 class SyncEngine:
+    #: The duplicates rule (class attributes so a test may lower them).
+    duplicates_max = DUPLICATES_MAX
+    duplicate_backoff_s = DUPLICATE_BACKOFF_S
+
     def __init__(
         self,
         app: NodeApp,
@@ -158,7 +182,7 @@ class SyncEngine:
                 continue
             peer = random.choice(self.peers)  # noqa: S311 - not crypto
             address = peer.resolve()
-            if address:
+            if address and self.states[peer.id].state != "held off":
                 await self.round_with(peer, address)
 
     def resync_soon(self) -> None:
@@ -182,6 +206,7 @@ class SyncEngine:
         state = self.states[peer.id]
         cursors = {o: h.next_seq for o, h in self.app.heads().items()}
         before = state.received
+        held_back: dict[str, int] = {}
         try:
             async with self.client(peer.id, address) as client:
                 async for response in client.pull(cursors, follow=False):
@@ -190,7 +215,7 @@ class SyncEngine:
                     state.frontier = dict(response.frontier.sizes)
                     state.responses += 1
                     self.app.heard_from(peer.id, state.frontier)
-                    await self._accept(peer, state, response)
+                    await self._accept(peer, state, response, held_back)
         except PeerError as exc:
             state.last_error = f"anti-entropy: {exc}"
         except (ValidationError, ProvenanceError) as exc:
@@ -231,6 +256,12 @@ class SyncEngine:
                     async for _ in self._stream(peer, address, state):
                         backoff = BACKOFF_MIN_S  # made progress: reset
                     state.last_error = "stream ended"
+                except DuplicateFlood as exc:
+                    state.last_error = str(exc)
+                    state.state = "held off"
+                    log.warning("%s", exc)
+                    await asyncio.sleep(self._hold_off(state))
+                    continue
                 except PeerError as exc:
                     state.last_error = str(exc)
                 except StorageError as exc:  # e.g. map full: keep serving, retry later
@@ -255,6 +286,7 @@ class SyncEngine:
         committing: asyncio.Future[None] | None = None
         reader: asyncio.Task[None] | None = None
         preparing: deque[tuple[asyncio.Future[list[SignedEntry]], pb.PullResponse]] = deque()
+        held_back: dict[str, int] = {}  # origins whose next entry the roster does not allow
         try:
             async with self.client(peer.id, address) as client:
                 if self.on_connect is not None:
@@ -304,7 +336,9 @@ class SyncEngine:
                     while the writer is still busy with the previous commit and
                     more batches are coming, it waits to go with them."""
                     task, done = preparing.popleft()
-                    held.extend(await task)
+                    # Batches verify concurrently: an origin held back by an
+                    # earlier batch drops out of this one here, in order.
+                    held.extend(_not_held_back(await task, held_back))
                     held_checkpoints.extend(done.checkpoints)
                     writer_busy = committing is not None and not committing.done()
                     more = bool(preparing) or not inbox.empty()
@@ -321,7 +355,12 @@ class SyncEngine:
                     # What the peer holds: our stream to it need not send it.
                     self.app.heard_from(peer.id, state.frontier)
                     preparing.append(
-                        (asyncio.ensure_future(self._prepare(state, response.entries)), response)
+                        (
+                            asyncio.ensure_future(
+                                self._prepare(state, response.entries, held_back)
+                            ),
+                            response,
+                        )
                     )
                     # Keep up to VERIFY_DEPTH batches verifying at once while
                     # more are waiting; finish everything when the stream idles.
@@ -355,6 +394,24 @@ class SyncEngine:
                 # the state we report matches what was committed.
                 await asyncio.shield(committing)
 
+    def _hold_off(self, state: PeerState) -> float:
+        """How long to leave a duplicating peer alone: doubled each time it
+        does it again before sending anything new."""
+        return min(
+            DUPLICATE_BACKOFF_MAX_S, self.duplicate_backoff_s * 2.0 ** max(0, state.held_off - 1)
+        )
+
+    def _count_duplicates(self, state: PeerState, duplicates: int, fresh: int) -> None:
+        state.duplicates += duplicates
+        state.duplicate_run = 0 if fresh else state.duplicate_run + duplicates
+        if state.duplicate_run >= self.duplicates_max:
+            run, state.duplicate_run = state.duplicate_run, 0
+            state.held_off += 1
+            raise DuplicateFlood(
+                f"{state.id} sent {run} duplicate entries and nothing new: held off for "
+                f"{self._hold_off(state):.0f} s"
+            )
+
     def _frontier(self, peer: Peer, state: PeerState) -> None:
         self.app.tlog.observe_frontier(peer.id, state.frontier)
 
@@ -366,15 +423,26 @@ class SyncEngine:
             await self.app.tlog.receive_checkpoints(peer.id, checkpoints)
         self.app.tlog.observe_frontier(peer.id, state.frontier)
 
-    async def _accept(self, peer: Peer, state: PeerState, response: pb.PullResponse) -> None:
-        entries = await self._prepare(state, response.entries)
+    async def _accept(
+        self, peer: Peer, state: PeerState, response: pb.PullResponse, held_back: dict[str, int]
+    ) -> None:
+        entries = await self._prepare(state, response.entries, held_back)
         if entries:
             await self._commit(peer, state, entries, response.checkpoints)
         else:
             await self._checkpoints(peer, state, response.checkpoints)
 
-    async def _prepare(self, state: PeerState, msgs: Sequence[pb.SignedEntry]) -> list[SignedEntry]:
-        """Drop stored duplicates, decode and verify; raise on a bad entry."""
+    async def _prepare(
+        self, state: PeerState, msgs: Sequence[pb.SignedEntry], held_back: dict[str, int]
+    ) -> list[SignedEntry]:
+        """Drop stored duplicates, decode and verify; raise on a bad entry.
+
+        An authentic entry that the roster does not allow (a RightsError: a
+        revoked member or key, a cut-off, a role) is held back with the rest
+        of its origin's entries on this stream (``held_back``: origin -> first
+        seq held back), and the peer is not blamed: it may hold a roster we
+        have not adopted, or have stored the entry before a change
+        (docs/roster.md, *Roster changes never partition*)."""
         if not msgs:
             return []
         # In a mesh every entry arrives once per neighbour: drop the ones
@@ -388,17 +456,31 @@ class SyncEngine:
             entries, duplicates = self._decode_fresh(msgs)
         else:
             entries, duplicates = await asyncio.to_thread(self._decode_fresh, msgs)
-        state.duplicates += duplicates
+        self._count_duplicates(state, duplicates, len(entries))
         if not entries:
             return []
         if len(entries) <= INLINE_MAX:
             errors = self.app.verify(entries)  # ~60 us each with libsodium
         else:
             errors = await self.app.verify_async(entries)
+        refused: RightsError | None = None
         for i, error in enumerate(errors):
-            if error is not None:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise type(error)(where + str(error))
+            if error is None:
+                continue
+            if isinstance(error, RightsError) and self.app.authentic(entries[i]):
+                body = entries[i].body
+                held_back.setdefault(body.origin, body.seq)  # seq order within an origin
+                refused = refused or error
+                continue
+            where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+            raise type(error)(where + str(error))
+        if held_back:
+            kept = _not_held_back(entries, held_back)
+            if refused is not None:
+                state.withheld += len(entries) - len(kept)
+                state.last_error = f"held back {len(entries) - len(kept)} entries: {refused}"
+                log.info("from peer %s: %s", state.id, state.last_error)
+            entries = kept
         return entries
 
     def _decode_fresh(self, msgs: Sequence[pb.SignedEntry]) -> tuple[list[SignedEntry], int]:
@@ -418,6 +500,8 @@ class SyncEngine:
         self._frontier(peer, state)
         _catch_up_progress(peer, state, self.app, len(result.accepted))
         state.received += len(result.accepted)
+        if result.accepted:
+            state.held_off = 0  # something new: a later flood starts from the first hold-off
         state.last_received_ms = now_ms()
         state.note_lag({o: h.next_seq for o, h in self.app.heads().items()}, now_ms())
         gap: NodeError | None = None
@@ -435,6 +519,12 @@ class SyncEngine:
                 f"{peer.id} sent entries past a gap ({gap}); reopening the stream "
                 "from this node's heads"
             )
+
+
+def _not_held_back(entries: list[SignedEntry], held_back: dict[str, int]) -> list[SignedEntry]:
+    if not held_back:
+        return entries
+    return [e for e in entries if e.body.seq < held_back.get(e.body.origin, e.body.seq + 1)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,10 @@
 
 A peer that serves a roster that does not chain is logged; entry sync with
 it goes on (the roster decides nothing about the relayer, only about the
-entries it relays).
+entries it relays). A peer's claims of a newer roster trigger at most one
+fetch per ``ROSTER_FETCH_MIN_S``, and a peer that claims a version it then
+cannot serve (its GetRoster has nothing newer than ours) is refused as
+misbehaving: the stream is closed and counted like a bad entry.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from node.core.roster import SignedRoster
-from node.errors import NodeError, PeerError
+from node.errors import NodeError, PeerError, ValidationError
 from node.rosters import RosterKeeper
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -41,6 +45,9 @@ log = logging.getLogger(__name__)
 #: can chain them; one further behind catches up with GetRoster.
 PUSH_HISTORY = 8
 MAX_FETCH_ROUNDS = 1000
+#: A peer's Pull responses claiming a newer roster trigger at most one
+#: GetRoster this often (a fetch on connecting is not limited).
+ROSTER_FETCH_MIN_S = 1.0
 
 
 class RosterGossip:
@@ -59,6 +66,7 @@ class RosterGossip:
         self.poll_s = poll_s
         self.roster_peers = roster_peers
         self._tasks: set[asyncio.Task[None]] = set()
+        self._next_fetch: dict[str, float] = {}  # per peer: no claim-triggered fetch before
         engine.on_connect = self.fetch_from
         engine.on_response = self._on_response
         rosters.on_adopt(self._adopted)
@@ -83,6 +91,12 @@ class RosterGossip:
 
     async def fetch_from(self, peer_id: str, client: NodeClient) -> None:
         """Adopt whatever newer rosters the peer holds that chain from ours."""
+        await self._fetch(peer_id, client)
+
+    async def _fetch(self, peer_id: str, client: NodeClient) -> int | None:
+        """:meth:`fetch_from`; the newest version the peer served (0 if it
+        served none), or None if the fetch itself failed."""
+        served = 0
         for _ in range(MAX_FETCH_ROUNDS):
             held = self.rosters.version
             try:
@@ -91,24 +105,39 @@ class RosterGossip:
                 # Entry sync goes on: the roster decides about the entries a
                 # peer relays, not about the relayer.
                 log.info("roster fetch from %s: %s", peer_id, exc)
-                return
+                return None
             if not response.rosters:
-                return
+                return served
             try:
-                update = self.rosters.offer(convert.rosters_from_pb(response.rosters))
+                chain = convert.rosters_from_pb(response.rosters)
+                served = max(served, *(s.version for s in chain))
+                update = self.rosters.offer(chain)
             except NodeError as exc:
                 log.warning("roster from peer %s not adopted: %s", peer_id, exc)
-                return
+                return served
             if not update.adopted or update.refused or response.version <= self.rosters.version:
-                return
+                return served
+        return served
 
     async def _on_response(
         self, peer_id: str, client: NodeClient, response: pb.PullResponse
     ) -> None:
         # Pull responses carry the server's roster version (a follow stream
-        # announces a new one at once): fetch when the peer is ahead.
-        if response.roster_version > self.rosters.version:
-            await self.fetch_from(peer_id, client)
+        # announces a new one at once): fetch when the peer is ahead, at most
+        # once per ROSTER_FETCH_MIN_S.
+        claimed = response.roster_version
+        held = self.rosters.version
+        if claimed <= held:
+            return
+        now = time.monotonic()
+        if now < self._next_fetch.get(peer_id, 0.0):
+            return
+        self._next_fetch[peer_id] = now + ROSTER_FETCH_MIN_S
+        served = await self._fetch(peer_id, client)
+        if served is not None and served <= held and claimed > self.rosters.version:
+            raise ValidationError(
+                f"peer {peer_id} claims roster version {claimed} but serves none newer than {held}"
+            )
 
     async def _poll(self) -> None:
         while True:

@@ -62,3 +62,18 @@ def test_video_bench_short_run_agrees_with_faiss() -> None:
     assert out.count("same percentages; 6 videos hit, 6 matched") == 1, out
     assert "same percentages; 0 videos hit, 0 matched" in out
     assert "speed-up over faiss flat" in out
+
+
+def test_audio_hash_short_run_reports_speed_beside_decoding() -> None:
+    out = _run(
+        str(BENCH / "audio_hash.py"),
+        "--tracks",
+        "1",
+        "--seconds",
+        "5",
+        "--repeat",
+        "1",
+        "--no-vectors",
+    )
+    assert "track0.m4a" in out
+    assert "fingerprinting: " in out and "decode-only baseline" in out

@@ -10,7 +10,7 @@ import pytest
 
 from node.cli import main
 from node.config import load_config
-from node.core.roster import Role, loads_file, raw_public_key
+from node.core.roster import Role, default_roles, loads_file, raw_public_key
 from tests.helpers import signer_for
 
 pytestmark = pytest.mark.integration
@@ -136,9 +136,15 @@ def test_drafting_chains_versions_and_publish_installs_them(
         capsys,
     )
     assert "started draft version 2 after signed version 1" in out
-    _ok(
-        ["roster", "set-role", str(roster), "--id", "gov.example/desk", "--roles", "submit"], capsys
+    set_role = ["roster", "set-role", str(roster), "--id", "gov.example/desk", "--roles", "submit"]
+    err = _fails(set_role, 2, capsys)
+    assert err == (
+        "ccnode: error: set-role removes ENDORSE from gov.example/desk: give --until-seq S "
+        "(its entries up to seq S keep the old roles: S is its next_seq in `ccnode status` "
+        "minus 1), or --whole-log"
     )
+    out = _ok([*set_role, "--until-seq", "3"], capsys)
+    assert "gov.example/desk now has roles SUBMIT after seq 3" in out
     gov_key = load_config(consortium["gov"]).signer()
     old = gov_key.public_key
     err = _fails(
@@ -169,7 +175,9 @@ def test_drafting_chains_versions_and_publish_installs_them(
     gov = v2.roster.member("gov.example/ct")
     assert sorted((k.valid_until_seq for k in gov.entry_keys), key=str) == [7, None]
     assert v2.roster.member("platform.example").roles == {Role.SUBMIT, Role.READ}
-    assert v2.roster.member("gov.example/desk").roles == {Role.SUBMIT}
+    desk = v2.roster.member("gov.example/desk")
+    assert desk.roles == {Role.SUBMIT}
+    assert desk.roles_at(3) == default_roles(desk.kind) and desk.roles_at(4) == {Role.SUBMIT}
 
     # Version 2 also rotates governance to 2-of-2 {g2, g3}: both thresholds needed.
     g3 = tmp_path / "g3.pem"
@@ -217,6 +225,17 @@ def test_drafting_chains_versions_and_publish_installs_them(
     )
 
     # Version 3 removes the desk: revoked, kept as a tombstone, no longer pinned.
+    remove = ["roster", "remove-member", str(roster), "--id", "gov.example/desk"]
+    err = _fails(remove, 2, capsys)
+    assert err == (
+        "ccnode: error: remove-member needs --until-seq S (its entries up to seq S stay valid "
+        "on every node: S is gov.example/desk's next_seq in `ccnode status` minus 1) or "
+        "--refuse-unstored (its key may be compromised: nodes that lack its entries refuse them)"
+    )
+    err = _fails([*remove, "--until-seq", "4", "--refuse-unstored"], 2, capsys)
+    assert (
+        err == "ccnode: error: remove-member: --until-seq and --refuse-unstored exclude each other"
+    )
     out = _ok(
         ["roster", "remove-member", str(roster), "--id", "gov.example/desk", "--until-seq", "4"],
         capsys,

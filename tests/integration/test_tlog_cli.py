@@ -235,10 +235,12 @@ def test_prove_and_verify_bundle(
         (tampered(format="other"), [], "bundle format must be 'ccnode-proof-bundle/v1'"),
         (bundle, ["--threshold", "2"], "bundle checkpoint has 1 of the 2 required witness"),
         (
+            # Not the witness's cosignature/v1 key: ignored (C2SP), and named.
             tampered(checkpoint=_old_format_cosignature(doc["checkpoint"])),
-            [],
+            ["--threshold", "1"],
+            "bundle checkpoint has 0 of the 1 required witness cosignatures (ignored: "
             f"cosignature by {NGO!r} is a plain Ed25519 note signature (type 0x01): "
-            "expected a C2SP cosignature/v1 (type 0x04)",
+            "expected a C2SP cosignature/v1 (type 0x04))",
         ),
     ]
     for path, extra, message in cases:
@@ -285,9 +287,9 @@ def test_audit_names_an_old_format_cosignature(
     assert main(["audit", str(copy), "--roster", str(published.roster), "--witness", NGO]) == 7
     faults = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAULT")]
     assert faults == [
-        f"FAULT checkpoint {GOV} size 5: 1 stored cosignature(s) do not verify: cosignature "
-        f"by {NGO!r} is a plain Ed25519 note signature (type 0x01): expected a C2SP "
-        "cosignature/v1 (type 0x04)"
+        f"FAULT checkpoint {GOV} size 5: 1 stored cosignature(s) are not by a witness's "
+        f"cosignature key: cosignature by {NGO!r} is a plain Ed25519 note signature "
+        "(type 0x01): expected a C2SP cosignature/v1 (type 0x04)"
     ]
 
 

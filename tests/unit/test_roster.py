@@ -119,6 +119,52 @@ def _member_bytes(m: Member) -> bytes:
     return r.encode()[len(empty) :]
 
 
+def test_role_history_round_trips_and_is_canonical() -> None:
+    history = ((2, frozenset(Role)), (9, frozenset({Role.SUBMIT, Role.ENDORSE})))
+    demoted = member("platform.example", roles=frozenset({Role.READ}), earlier_roles=history)
+    roster = roster_v1(members=(members()[0], demoted))
+    back = Roster.decode(roster.encode())
+    assert back.member("platform.example").earlier_roles == history
+    assert [back.member("platform.example").roles_at(s) for s in (0, 2, 3, 9, 10)] == [
+        frozenset(Role),
+        frozenset(Role),
+        frozenset({Role.SUBMIT, Role.ENDORSE}),
+        frozenset({Role.SUBMIT, Role.ENDORSE}),
+        frozenset({Role.READ}),
+    ]
+    assert roster_v1().encode() == Roster.decode(roster_v1().encode()).encode()  # no history
+    # The flag with an empty history is not canonical.
+    plain = _member_bytes(members()[1])
+    flagged = roster_v1(members=(members()[1],)).encode()
+    at = len(flagged) - len(plain)
+    flags_at = at + 1 + len(b"platform.example") + 1 + len(b"Platform One") + 1 + 2 + 1
+    broken = flagged[:flags_at] + b"\x02" + flagged[flags_at + 1 :] + b"\x00"
+    with pytest.raises(ValidationError, match="role history flag set with no changes"):
+        Roster.decode(broken)
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        (((3, frozenset(Role)), (3, frozenset(Role))), "role history seq 3: expected increasing"),
+        (((2**64 - 1, frozenset(Role)),), "expected increasing seqs below 2^64-1"),
+        (tuple((i, frozenset(Role)) for i in range(17)), "has 17 role changes: at most 16"),
+    ],
+)
+def test_bad_role_histories_are_refused(history: Any, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        member("platform.example", earlier_roles=history)
+    assert message in str(info.value)
+
+
+def test_with_roles_records_when_a_removal_applies() -> None:
+    m = member("platform.example")
+    once = m.with_roles(frozenset({Role.SUBMIT}), 5)
+    twice = once.with_roles(frozenset({Role.READ}), 8)
+    assert twice.earlier_roles == ((5, frozenset(Role)), (8, frozenset({Role.SUBMIT})))
+    assert m.with_roles(frozenset({Role.READ}), None).earlier_roles == ()
+
+
 BAD_BODIES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "bad magic": (lambda d: b"XXXX" + d[4:], "not a roster body: bad magic"),
     "unknown format": (lambda d: d[:4] + b"\x03" + d[5:], "roster format 3: expected 1 or 2"),
@@ -452,6 +498,11 @@ def enforcement_roster() -> Roster:
             member("submitter.example", roles=frozenset({Role.SUBMIT, Role.READ})),
             member("removed.example", revoked=True),
             member(
+                "demoted.example",
+                roles=frozenset({Role.SUBMIT, Role.READ}),
+                earlier_roles=((4, frozenset(Role)),),
+            ),
+            member(
                 "retired.example",
                 revoked=True,
                 entry_keys=(EntryKey(raw_public_key(signer_for("retired.example").public_key), 1),),
@@ -512,6 +563,12 @@ ENTRY_CASES: dict[str, tuple[Callable[[], SignedEntry], str | None]] = {
         lambda: entry("retired.example", 2),
         "member retired.example is revoked: entries after seq 1 are refused, got seq 2",
     ),
+    "role removed after seq 4, entry at 4": (lambda: entry("demoted.example", 4, **ENDORSE), None),
+    "role removed after seq 4, entry at 5": (
+        lambda: entry("demoted.example", 5, **ENDORSE),
+        "member demoted.example (platform) has roles SUBMIT, READ after seq 4: ENDORSE "
+        "entries need the ENDORSE role",
+    ),
     "forged signature": (
         lambda: dataclasses.replace(entry("gov.example/ct"), signature=bytes(64)),
         "bad signature on gov.example/ct seq 0: not signed by the key it names",
@@ -557,6 +614,11 @@ def auth_roster() -> Roster:
             member("observer.example", MemberKind.OBSERVER),
             member("witness.example", roles=frozenset({Role.WITNESS})),
             member("removed.example", revoked=True),
+            member(
+                "demoted.example",
+                roles=frozenset({Role.SUBMIT, Role.READ}),
+                earlier_roles=((4, frozenset(Role)),),
+            ),
         )
     )
 
