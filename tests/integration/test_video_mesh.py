@@ -83,7 +83,7 @@ def test_a_video_banked_at_one_end_matches_an_altered_copy_at_the_other(
         submit = ["submit", gov_dir, "--file", str(original), "--segment-seconds", "4"]
         assert main([*submit, "--label", "type:video", "--json"]) == 0
         added = _json(capsys)
-        assert [d["outcome"] for d in added] == ["added"] * 3
+        assert [d["outcome"] for d in added] == ["accepted"] * 3
         entries = [bytes.fromhex(d["entry_id"]) for d in added]
         eventually(
             lambda: (
@@ -115,7 +115,7 @@ def test_a_video_banked_at_one_end_matches_an_altered_copy_at_the_other(
 
         # retracting the video by any one of its segments retracts them all
         assert main(["submit", gov_dir, "--retract", entries[-1].hex(), "--json"]) == 0
-        assert [d["outcome"] for d in _json(capsys)] == ["added"] * 3
+        assert [d["outcome"] for d in _json(capsys)] == ["accepted"] * 3
         eventually(
             lambda: all(nodes[2].store.get(e).retracted_by for e in entries),  # type: ignore[union-attr]
             what="the far node has every retraction",
