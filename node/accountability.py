@@ -17,8 +17,16 @@ from pathlib import Path
 
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate, aggregate
-from node.core.policy import DEFAULT_POLICY, Decision, Policy, VideoFacts, facts_for
-from node.core.trust import Member, TrustView
+from node.core.policy import (
+    DEFAULT_POLICY,
+    Decision,
+    Policy,
+    VideoFacts,
+    facts_for,
+    origin_status,
+)
+from node.core.roster import when
+from node.core.trust import Member, Standing, TrustView
 from node.errors import NodeError, NotFoundError, ValidationError
 from node.store.lmdb_store import LmdbStore
 from node.store.matchlog import Event, EventKind, MatchLog
@@ -26,6 +34,7 @@ from node.store.matchlog import Event, EventKind, MatchLog
 log = logging.getLogger(__name__)
 
 POLICY_FILE = "policy.toml"
+MAX_ACTION_SKEW_MS = 60_000  # record-action --at may run this far ahead of the node's clock
 NO_ACTION = "NONE"  # the recommended action for entries that are not ADDs
 
 
@@ -107,10 +116,16 @@ class Accountability:
         *,
         explain: bool = False,
         settled: bool | None = None,
+        distance: int = 0,
+        standing: Standing = Standing.ACTIVE,
+        equivocated: bool = False,
         video: VideoFacts | None = None,
     ) -> Verdict:
         """``settled``: known by the caller already; else asked of the hook.
-        ``video``: how a video query matched this entry's video."""
+        ``distance`` is the match's (0 for exact algorithms and for an entry
+        looked at without a query); ``standing`` and ``equivocated`` say how
+        its origin stands here; ``video``: how a video query matched this
+        entry's video."""
         feedback = self.feedback(entry)
         if entry.body.kind != Kind.ADD:
             return Verdict(NO_ACTION, "", feedback)
@@ -120,6 +135,8 @@ class Accountability:
             feedback,
             retracted=bool(retracted_by),
             settled=self.settled(entry.entry_id) if settled is None else settled,
+            distance=distance,
+            origin_status=origin_status(standing, equivocated=equivocated),
             video=video,
         )
         policy = self.policy  # read once: a reload swaps the whole object
@@ -140,7 +157,11 @@ class Accountability:
                 [Event(now_ms, EventKind.MATCH, eid, 1, action, rule) for eid, action, rule in hits]
             )
 
-    def record_action(self, entry_id: bytes, kind: EventKind, count: int, now_ms: int) -> None:
+    def record_action(
+        self, entry_id: bytes, kind: EventKind, count: int, at_ms: int, *, now_ms: int = 0
+    ) -> None:
+        """Log ``count`` actions taken at ``at_ms``: not in the future (beyond
+        a minute of clock skew), nor before the entry arrived here."""
         if len(entry_id) != 32:
             raise ValidationError(f"entry id has {len(entry_id)} bytes: expected 32")
         stored = self.store.get(entry_id)
@@ -151,7 +172,17 @@ class Accountability:
                 f"entry {entry_id.hex()[:16]} is a {stored.entry.body.kind.name} entry: "
                 "actions are taken on matched ADD entries"
             )
-        self._log().record([Event(now_ms, kind, entry_id, count)])
+        now_ms = now_ms or at_ms
+        if at_ms > now_ms + MAX_ACTION_SKEW_MS:
+            raise ValidationError(
+                f"action time {when(at_ms)} is in the future (now {when(now_ms)})"
+            )
+        if at_ms < stored.arrival_ms:
+            raise ValidationError(
+                f"action time {when(at_ms)} is before entry {entry_id.hex()[:16]} "
+                f"arrived here ({when(stored.arrival_ms)}): an action must follow the match"
+            )
+        self._log().record([Event(at_ms, kind, entry_id, count)])
 
     def summaries(self, now_ms: int, *, unreported_only: bool = False) -> list[ActionSummary]:
         out: list[ActionSummary] = []

@@ -23,10 +23,21 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node.accountability import Accountability
-from node.core.entry import ENTRY_DOMAIN, Kind, SignedEntry, key_id_of, pae, verify_signature
+from node.core.entry import (
+    ENTRY_DOMAIN,
+    MAX_ID_CANDIDATES,
+    Kind,
+    SignedEntry,
+    check_id_text,
+    key_id_of,
+    pae,
+    resolve_id_prefix,
+    verify_signature,
+)
 from node.core.feedback import Aggregate
-from node.core.hashes import ALGORITHMS, algorithm
-from node.core.policy import Decision, VideoFacts
+from node.core.hashes import ALGORITHMS, algorithm, check_not_trivial
+from node.core.payloads import decode_quality
+from node.core.policy import Decision, Policy, VideoFacts
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
 from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
@@ -42,7 +53,7 @@ from node.errors import (
 )
 from node.match.frames import FrameMatcher, QueryArrays
 from node.match.matcher import PdqMatcher
-from node.match.media import check_pdq_not_degenerate
+from node.match.media import check_pdq_not_degenerate, check_pdq_quality
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS, MAX_RADIUS
 from node.match.video import (
@@ -96,12 +107,18 @@ def _check_batch(entries: Sequence[SignedEntry]) -> None:
             f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
         )
     for i, e in enumerate(entries):
-        if e.body.kind == Kind.ADD and e.body.algorithm == "PDQ":
-            try:
+        if e.body.kind != Kind.ADD:
+            continue
+        try:
+            if e.body.algorithm == "PDQ":
                 check_pdq_not_degenerate(e.body.hash)
-            except ValidationError as exc:
-                where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
-                raise ValidationError(where + str(exc)) from None
+                if e.body.payload:
+                    check_pdq_quality(decode_quality(e.body.payload))
+            else:
+                check_not_trivial(e.body.algorithm, e.body.hash)
+        except ValidationError as exc:
+            where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""
+            raise ValidationError(where + str(exc)) from None
 
 
 class MatchResults(list[list["MatchHit"]]):
@@ -178,6 +195,7 @@ class MatchHit:
     rule: str = ""  # the policy rule that recommended ``action``
     feedback: Aggregate | None = None
     standing: Standing = Standing.ACTIVE  # revoked members' entries stay, flagged
+    variant: int = 0  # PDQ: which query hash matched (0 the query, i its i-th dihedral hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +262,7 @@ class NodeApp:
         self._listeners.append(self.matcher.on_commit)
         self.frames = FrameMatcher(store)
         self._listeners.append(self.frames.on_commit)
+        self.negative_path = negative_path
         self.negative = NegativeBank.load(negative_path) if negative_path else NegativeBank()
 
     def _settled(self, entry_id: bytes) -> bool | None:
@@ -447,6 +466,24 @@ class NodeApp:
     def heads(self) -> dict[str, Head]:
         return self.store.heads()
 
+    def reload(self) -> tuple[Policy, NegativeBank]:
+        """``policy reload`` and SIGHUP: re-read DIR/policy.toml and
+        DIR/never_match.txt. Both are read before either is swapped in, so a
+        bad file (either) raises and leaves both as they were."""
+        bank = NegativeBank.load(self.negative_path) if self.negative_path else NegativeBank()
+        policy = self.accountability.reload()
+        self.negative = bank
+        return policy, bank
+
+    def resolve_id(self, text: str) -> bytes:
+        """The stored entry id that ``text`` (8..64 hex digits) begins."""
+        prefix = check_id_text(text)
+        even = bytes.fromhex(prefix[: len(prefix) // 2 * 2])
+        # An odd digit count filters on the last nibble: read up to 16x as many.
+        limit = (MAX_ID_CANDIDATES + 1) * (16 if len(prefix) % 2 else 1)
+        ids = self.store.ids_with_prefix(even, limit)
+        return resolve_id_prefix(prefix, ids, more=len(ids) >= limit)
+
     def get(self, entry_id: bytes) -> MatchHit:
         if len(entry_id) != 32:
             raise ValidationError(f"entry id has {len(entry_id)} bytes: expected 32")
@@ -528,9 +565,9 @@ class NodeApp:
                     [value, *extra], radius, include_retracted=include_retracted
                 )
             else:
-                found = [(entry_id, 0) for entry_id in exact[i]]
+                found = [(entry_id, 0, 0) for entry_id in exact[i]]
             hits: list[MatchHit] = []
-            for entry_id, distance in found:
+            for entry_id, distance, variant in found:
                 stored = self.store.get(entry_id)
                 if stored is None:
                     continue
@@ -539,7 +576,9 @@ class NodeApp:
                 if bank and bank.suppresses(stored.entry.body.algorithm, stored.entry.body.hash):
                     continue
                 hits.append(
-                    self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, distance)
+                    self._hit(
+                        stored.entry, stored.arrival_ms, stored.retracted_by, distance, variant
+                    )
                 )
             out.append(hits)
         if record:
@@ -649,7 +688,14 @@ class NodeApp:
     def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
         """The entry as a match answer, and the policy's rule-by-rule reasoning."""
         hit = self.get(entry_id)
-        verdict = self.accountability.verdict(hit.entry, hit.retracted_by, explain=True)
+        verdict = self.accountability.verdict(
+            hit.entry,
+            hit.retracted_by,
+            explain=True,
+            settled=hit.settled,
+            standing=hit.standing,
+            equivocated=hit.origin_equivocated,
+        )
         return hit, verdict.decision
 
     def _hit(
@@ -658,6 +704,7 @@ class NodeApp:
         arrival: int,
         retracted_by: bytes,
         dist: int,
+        variant: int = 0,
         *,
         video: VideoFacts | None = None,
     ) -> MatchHit:
@@ -667,7 +714,17 @@ class NodeApp:
             member = None
         origin, seq = entry.body.origin, entry.body.seq
         settled = self.tlog.settled(origin, seq)
-        verdict = self.accountability.verdict(entry, retracted_by, settled=settled, video=video)
+        standing = member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN
+        equivocated = self.tlog.forked(origin)
+        verdict = self.accountability.verdict(
+            entry,
+            retracted_by,
+            settled=settled,
+            distance=dist,
+            standing=standing,
+            equivocated=equivocated,
+            video=video,
+        )
         return MatchHit(
             entry,
             member,
@@ -678,6 +735,7 @@ class NodeApp:
             rule=verdict.rule,
             feedback=verdict.feedback,
             settled=settled,
-            origin_equivocated=self.tlog.forked(origin),
-            standing=member.standing(entry.body) if member else Standing.UNKNOWN_ORIGIN,
+            origin_equivocated=equivocated,
+            standing=standing,
+            variant=variant,
         )

@@ -7,8 +7,11 @@ committed state, the node keeps serving and writing meanwhile, and freed
 pages are not copied. A manifest records what the copy holds and its
 SHA-256.
 
-A backup holds entries, cursors and evidence: everything in ``data/``. It
-holds no keys and no configuration; back those up separately (keys offline).
+A backup holds entries, cursors and evidence: everything in ``data/``, and
+the local match log (``matchlog/``, copied the same way; it is the only
+record of what this platform matched and did, and no peer can give it
+back). It holds no keys and no configuration; back those up separately
+(keys offline).
 
 ``restore`` refuses to overwrite a store unless asked, checks the checksum,
 moves any existing store aside (never deletes it), and checks that the
@@ -30,6 +33,7 @@ from pathlib import Path
 from node.config import NodeConfig, write_atomic
 from node.errors import StorageError, ValidationError
 from node.store.lmdb_store import SCHEMA_VERSION, LmdbStore
+from node.store.matchlog import MATCHLOG_DIR, MatchLog
 
 MANIFEST = "backup.json"
 DATA_FILE = "data.mdb"
@@ -46,6 +50,10 @@ class Manifest:
     heads: dict[str, int]
     size: int
     sha256: str
+    # The match log copy; absent from backups made before it was included.
+    matchlog_events: int = -1  # -1: no match log in this backup
+    matchlog_size: int = 0
+    matchlog_sha256: str = ""
 
     def dumps(self) -> str:
         doc = {"format": FORMAT, **{f: getattr(self, f) for f in self.__dataclass_fields__}}
@@ -62,8 +70,12 @@ class Manifest:
             raise ValidationError(f"{path} is not JSON") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise ValidationError(f"{path}: format {doc.get('format')!r}: expected {FORMAT!r}")
+        optional = {f for f in cls.__dataclass_fields__ if f.startswith("matchlog_")}
         try:
-            return cls(**{f: doc[f] for f in cls.__dataclass_fields__})
+            return cls(
+                **{f: doc[f] for f in cls.__dataclass_fields__ if f not in optional},
+                **{f: doc[f] for f in optional if f in doc},
+            )
         except KeyError as exc:
             raise ValidationError(f"{path}: missing {exc.args[0]!r}") from None
 
@@ -105,6 +117,8 @@ def backup(config: NodeConfig, out: Path) -> Manifest:
         source.close()
     (out / "lock.mdb").unlink(missing_ok=True)
     data = out / DATA_FILE
+    events = _copy_matchlog(config.dir / MATCHLOG_DIR, out / MATCHLOG_DIR)
+    log_data = out / MATCHLOG_DIR / DATA_FILE
     manifest = Manifest(
         node_id=config.id,
         created_ms=time.time_ns() // 1_000_000,
@@ -113,9 +127,67 @@ def backup(config: NodeConfig, out: Path) -> Manifest:
         heads=heads,
         size=data.stat().st_size,
         sha256=_sha256(data),
+        matchlog_events=events,
+        matchlog_size=log_data.stat().st_size if events >= 0 else 0,
+        matchlog_sha256=_sha256(log_data) if events >= 0 else "",
     )
     write_atomic(out / MANIFEST, manifest.dumps())
     return manifest
+
+
+def _copy_matchlog(source: Path, out: Path) -> int:
+    """Copy the match log if the node has one; its event count, or -1."""
+    if not (source / DATA_FILE).is_file():
+        return -1
+    log = MatchLog(source, readonly=True)
+    try:
+        out.mkdir()
+        log.copy_to(out)
+    finally:
+        log.close()
+    copy = MatchLog(out, readonly=True)
+    try:
+        return copy.count()
+    finally:
+        copy.close()
+        (out / "lock.mdb").unlink(missing_ok=True)
+
+
+def _checked(data: Path, sha256: str, source: Path) -> Path:
+    if not data.is_file():
+        raise ValidationError(f"backup {source} has no {data.relative_to(source)}")
+    got = _sha256(data)
+    if got != sha256:
+        raise StorageError(
+            f"backup {data} is corrupt: SHA-256 {got[:16]}…, manifest says {sha256[:16]}…"
+        )
+    return data
+
+
+def _may_replace(target: Path, what: str, force: bool) -> None:
+    if (target / DATA_FILE).exists() and not force:
+        raise ValidationError(
+            f"{target} already holds {what}; pass --force to move it aside and restore"
+        )
+
+
+def _install(data: Path, target: Path) -> Path | None:
+    """Copy ``data`` in as ``target``'s LMDB file; an existing one is moved
+    aside (never deleted). Returns where it went, or None."""
+    moved: Path | None = None
+    if (target / DATA_FILE).exists():
+        moved = target.with_name(f"{target.name}.before-restore-{time.time_ns() // 1_000_000}")
+        os.replace(target, moved)
+    staging = target.with_name(target.name + ".restoring")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copyfile(data, staging / DATA_FILE)
+    with (staging / DATA_FILE).open("rb") as f:
+        os.fsync(f.fileno())
+    if target.exists():
+        shutil.rmtree(target)  # an empty or lock-only directory (no data.mdb)
+    os.replace(staging, target)
+    return moved
 
 
 def restore(
@@ -141,32 +213,26 @@ def restore(
             f"a node seems to be running in {config.dir} ({config.addr_file.name} exists): "
             "stop it first"
         )
-    data = source / DATA_FILE
-    if not data.is_file():
-        raise ValidationError(f"backup {source} has no {DATA_FILE}")
-    got = _sha256(data)
-    if got != manifest.sha256:
-        raise StorageError(
-            f"backup {data} is corrupt: SHA-256 {got[:16]}…, manifest says {manifest.sha256[:16]}…"
-        )
+    data = _checked(source / DATA_FILE, manifest.sha256, source)
     target = config.data_dir
-    moved: Path | None = None
-    if (target / DATA_FILE).exists():
-        if not force:
-            raise ValidationError(
-                f"{target} already holds a store; pass --force to move it aside and restore"
+    _may_replace(target, "a store", force)
+    log_data: Path | None = None
+    if manifest.matchlog_events >= 0:
+        log_data = _checked(source / MATCHLOG_DIR / DATA_FILE, manifest.matchlog_sha256, source)
+        _may_replace(config.dir / MATCHLOG_DIR, "a match log", force)
+    moved = _install(data, target)
+    if log_data is not None:
+        _install(log_data, config.dir / MATCHLOG_DIR)
+        log = MatchLog(config.dir / MATCHLOG_DIR)
+        try:
+            events = log.count()
+        finally:
+            log.close()
+        if events != manifest.matchlog_events:
+            raise StorageError(
+                f"restored match log holds {events} events, the manifest says "
+                f"{manifest.matchlog_events}"
             )
-        moved = target.with_name(f"{target.name}.before-restore-{time.time_ns() // 1_000_000}")
-        os.replace(target, moved)
-    staging = target.with_name(target.name + ".restoring")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.copyfile(data, staging / DATA_FILE)
-    with (staging / DATA_FILE).open("rb") as f:
-        os.fsync(f.fileno())
-    if target.exists():
-        shutil.rmtree(target)  # an empty or lock-only directory (no data.mdb)
-    os.replace(staging, target)
     store = LmdbStore(target)  # opens read-write: checks the schema, makes lock.mdb
     try:
         entries, heads = _contents(store)

@@ -23,7 +23,7 @@ reference)::
 
     id = "gov.example/ct-unit"    # this member's id
     kind = "government"           # government | platform | ngo | observer
-    jurisdiction = "NZ"           # ISO 3166-1 alpha-2
+    jurisdiction = "NZ"           # ISO 3166-1 alpha-2; "" (none) for non-governments
     listen = "127.0.0.1:0"        # host:port; port 0 picks a free port
     key_file = "keys/entry.pem"   # relative to DIR
     roster_file = "roster.json"   # relative to DIR

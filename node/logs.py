@@ -4,6 +4,14 @@ Both formats go to stderr, one record per line. JSON lines carry ``ts``
 (UTC, ISO 8601 with milliseconds), ``level``, ``logger``, ``msg``, any
 ``extra={...}`` fields a call site adds, and ``exc`` for tracebacks.
 
+With JSON lines, what native code writes to stderr (gRPC's C core: its
+"Handshake failed ..." lines, in absl's ``I1201 14:23:05.98 1234 file.cc:99]``
+form) is routed too: :func:`capture_native_stderr` points fd 2 at a pipe and
+re-logs each line through the logger ``grpc.native`` (its level from the
+line's first letter; a failed TLS handshake, a peer that could not prove its
+membership, as a warning with ``event: tls_handshake_failed``), so every line
+a ``--log-json`` node writes is one JSON object.
+
 No key material is ever logged: nothing in the package logs keys, and as a
 second line of defence a filter on the handler replaces anything shaped like
 a PEM private-key block with ``[redacted private key]`` before either
@@ -14,8 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -89,3 +99,61 @@ def setup_logging(
     # grpc's own logger is chatty at INFO; keep it to warnings unless debugging.
     logging.getLogger("grpc").setLevel(logging.DEBUG if root.level <= logging.DEBUG else "WARNING")
     return handler
+
+
+def json_line(logger: str, level: int, msg: str) -> str:
+    """One record as a JSON line, for output that bypasses logging (stdout)."""
+    record = logging.LogRecord(logger, level, __file__, 0, msg, None, None)
+    return JsonFormatter().format(record)
+
+
+# absl's prefix, as gRPC's C core writes it: level letter, MMDD, time, thread,
+# source file:line, then "] " and the message.
+_NATIVE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ ([^\]\s]+)\] ?(.*)$")
+_NATIVE_LEVELS = {
+    "I": logging.INFO,
+    "W": logging.WARNING,
+    "E": logging.ERROR,
+    "F": logging.CRITICAL,
+}
+NATIVE_LOGGER = "grpc.native"
+
+
+def native_record(line: str) -> tuple[int, str, dict[str, str]]:
+    """(level, message, extra fields) for one line native code wrote to stderr."""
+    m = _NATIVE.match(line)
+    if m is None:
+        return logging.WARNING, line, {}
+    letter, source, msg = m.groups()
+    extra = {"source": source}
+    level = _NATIVE_LEVELS[letter]
+    if msg.startswith("Handshake failed"):
+        level = max(level, logging.WARNING)
+        extra["event"] = "tls_handshake_failed"
+    return level, msg, extra
+
+
+def capture_native_stderr() -> TextIO:
+    """Point fd 2 at a pipe whose lines are re-logged as ``grpc.native``
+    records; returns a stream on the real stderr for the log handler.
+
+    A daemon thread reads the pipe (a line at a time; it never blocks the
+    event loop). Python's own writes to ``sys.stderr`` go through the pipe
+    too, so nothing reaches the real stderr except formatted records.
+    """
+    real = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    native = logging.getLogger(NATIVE_LOGGER)
+
+    def pump() -> None:
+        with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as pipe:
+            for raw in pipe:
+                line = raw.rstrip("\n")
+                if line.strip():
+                    level, msg, extra = native_record(line)
+                    native.log(level, "%s", msg, extra=extra)
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+    return real

@@ -51,7 +51,7 @@ def init_member_dir(
     member_id: str,
     kind: MemberKind,
     *,
-    jurisdiction: str = "NZ",
+    jurisdiction: str = "",
     listen: str = "127.0.0.1:0",
     display_name: str = "",
     address: str = "",

@@ -27,6 +27,7 @@ from node.core.tlog import TlogPolicy, roster_policy
 from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
 from node.errors import NodeError, PeerError, ValidationError
+from node.logs import json_line
 from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
 from node.resolutions import ForkResolutions
@@ -37,7 +38,7 @@ from node.rpc.client import SERVER_OPTIONS, NodeClient
 from node.rpc.service import CorruptRequests, NodeServicer
 from node.rpc.tls import Authorizer, secure_client, server_credentials
 from node.store.lmdb_store import LmdbStore
-from node.store.matchlog import MatchLog
+from node.store.matchlog import MATCHLOG_DIR, MatchLog
 from node.sync.engine import Peer, SyncEngine
 from node.sync.gossip import EvidenceGossip
 from node.sync.roster_gossip import RosterGossip
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
 SWITCH_INTERVAL_S = 0.0002  # see serve(): Match answers stay prompt beside GIL-bound threads
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
-MATCHLOG_DIR = "matchlog"  # the local match log's LMDB environment, in the node dir
 
 
 def _is_loopback(host: str) -> bool:
@@ -315,13 +315,19 @@ class Node:
         self.matchlog.close()
 
     def reload_policy(self) -> None:
-        """SIGHUP: re-read DIR/policy.toml; a bad file keeps the current policy."""
+        """SIGHUP: re-read DIR/policy.toml and DIR/never_match.txt; a bad
+        file keeps the current policy and list."""
         try:
-            policy = self.app.accountability.reload()
+            policy, bank = self.app.reload()
         except NodeError as exc:
             log.error("policy not reloaded, keeping the current one: %s", exc)
             return
-        log.warning("policy reloaded from %s (%d rules)", policy.source, len(policy.rules))
+        log.warning(
+            "policy reloaded from %s (%d rules); never-match list: %d hashes",
+            policy.source,
+            len(policy.rules),
+            len(bank),
+        )
 
     async def wait(self) -> None:
         if self._server is not None:
@@ -371,7 +377,11 @@ async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | No
 
     watcher = asyncio.create_task(watch_parent()) if parent_pid else None
     metrics = f"; metrics on http://{node.metrics.address}/metrics" if node.metrics.address else ""
-    print(f"ccnode: {node.config.id} serving on {node.address}{metrics}", flush=True)
+    ready = f"{node.config.id} serving on {node.address}{metrics}"
+    if node.config.log_json:
+        print(json_line(__name__, logging.INFO, ready), flush=True)
+    else:
+        print(f"ccnode: {ready}", flush=True)
     await stop.wait()
     if watcher is not None:
         watcher.cancel()

@@ -257,3 +257,13 @@ async def aeventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {what}")
         await asyncio.sleep(0.02)
+
+
+def run_cli(capsys: Any, *argv: str, code: int = 0) -> tuple[str, str]:
+    """``ccnode ARGV`` in process: assert its exit code, return (stdout, stderr)."""
+    from node.cli import main
+
+    capsys.readouterr()
+    assert main(list(argv)) == code
+    captured = capsys.readouterr()
+    return captured.out, captured.err

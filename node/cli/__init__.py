@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ccnode",
         description="A consortium hash-sharing node: signed hashes, verified provenance.",
     )
+    from node import __version__
+
+    parser.add_argument("--version", action="version", version=f"ccnode {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument(
         "--log-json", action="store_true", help="log JSON lines (default: human-readable)"
@@ -106,9 +109,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ccnode: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
     return code
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed early (``ccnode status | head``): stop quietly.
+
+    Python would report the failed flush at exit; pointing stdout at
+    /dev/null first lets it exit without a traceback (the recipe from the
+    ``signal`` module's documentation). Exit 141 as a shell does (128 + SIGPIPE).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_went_away()
+    sys.exit(code)

@@ -146,10 +146,10 @@ def audio_summary(fp: AudioFingerprint) -> str:
     )
 
 
-def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:
-    """The hash to submit for a file hashed here. PDQ is the default for an
-    image and must meet the quality floor: a low-quality hash says little
-    about the image and would match unrelated ones."""
+def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes, int | None]:
+    """The hash to submit for a file hashed here, and its PDQ quality. PDQ is
+    the default for an image and must meet the quality floor: a low-quality
+    hash says little about the image and would match unrelated ones."""
     from node.core import hashes
 
     hashed = media.hash_file(path)
@@ -161,17 +161,20 @@ def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes]:
             media.check_pdq_quality(hashed.pdq.quality)
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}; not submitted") from None
-        return name, hashed.pdq.value
-    if name in ("MD5", "VIDEO_MD5"):
-        return name, hashed.md5
-    if name == "SHA256":
-        return name, hashed.sha256
+        return name, hashed.pdq.value, hashed.pdq.quality
+    if name in ("MD5", "VIDEO_MD5", "SHA256"):
+        value = hashed.sha256 if name == "SHA256" else hashed.md5
+        try:
+            hashes.check_not_trivial(name, value)
+        except ValidationError as exc:
+            raise ValidationError(f"{path}: {exc}; not submitted") from None
+        return name, value, None
     raise ValidationError(f"--file computes PDQ, MD5, VIDEO_MD5 or SHA256, not {name}")
 
 
 def match_files(args: argparse.Namespace) -> int:
     """``ccnode match FILE...``: hash locally, then one batch Match."""
-    from node.cli.node_cmds import _address, connect, match_json, print_matches
+    from node.cli.node_cmds import QueryAnswer, _address, connect
 
     if not args.paths:
         raise ValidationError("give FILEs to hash and match, or --algo and --hash")
@@ -231,32 +234,27 @@ def match_files(args: argparse.Namespace) -> int:
             seen = per_file[i].get(m.provenance.entry_id)
             if seen is None or m.distance < seen.distance:
                 per_file[i][m.provenance.entry_id] = m
+    answers = [
+        QueryAnswer(
+            str(h.path),
+            dict(h.queries()),
+            [] if never[i] else sorted(per_file[i].values(), key=lambda m: m.distance),
+            never[i],
+        )
+        for i, h in enumerate(done)
+    ]
     if args.json:
-        doc = [
-            {
-                "file": str(h.path),
-                "never_match": never[i],
-                "matches": [match_json(m) for m in per_file[i].values()],
-                **(
-                    {"videos": [video_cmds.video_json(v) for v in videos[i]]} if i in videos else {}
-                ),
-            }
-            for i, h in enumerate(done)
-        ]
-        print(json.dumps(doc, indent=2))
+        docs = []
+        for i, a in enumerate(answers):
+            doc = a.json()
+            if i in videos:
+                doc["videos"] = [video_cmds.video_json(v) for v in videos[i]]
+            docs.append(doc)
+        print(json.dumps(docs, indent=2))
     else:
-        for i, h in enumerate(done):
-            matches = sorted(per_file[i].values(), key=lambda m: m.distance)
-            if never[i]:
-                print(f"{h.path}: no match (on this node's never-match list)")
-            elif matches:
-                print(f"{h.path}: {len(matches)} match(es)")
-                print_matches(matches)
-            hits = [v for v in videos.get(i, []) if v.is_match]
-            if hits:
-                print(f"{h.path}: {len(hits)} video match(es)")
-            elif not matches and not never[i]:
-                print(f"{h.path}: no match")
-            for v in videos.get(i, []):
-                print("  " + video_cmds.describe(v))
+        for i, a in enumerate(answers):
+            found = videos.get(i, [])
+            if a.matches or a.never_match or not any(v.is_match for v in found):
+                a.print(str(a.file))
+            video_cmds.print_videos(str(a.file), found)
     return 2 if failed else 0

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from node.config import (
     load_config,
     load_signer,
 )
-from node.core import hashes, labels
-from node.core.entry import Kind, Signer, check_member_id
+from node.core import hashes, labels, payloads
+from node.core.entry import Kind, Signer, check_id_text, check_member_id
+from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
-from node.errors import NodeError, ValidationError
+from node.errors import ConflictError, NodeError, ProvenanceError, ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -31,7 +33,11 @@ def register(sub: Any) -> None:
     p.add_argument("dir", type=Path)
     p.add_argument("--id", required=True, help="member id, e.g. gov.nz/dia")
     p.add_argument("--kind", required=True, choices=[k.value for k in MemberKind])
-    p.add_argument("--jurisdiction", default="NZ", help="ISO 3166-1 alpha-2 (default NZ)")
+    p.add_argument(
+        "--jurisdiction",
+        default="",
+        help="ISO 3166-1 alpha-2, e.g. NZ; required for a government, optional otherwise",
+    )
     p.add_argument("--listen", default="127.0.0.1:0", help="host:port (default 127.0.0.1:0)")
     p.add_argument("--name", default="", help="display name for the roster")
     p.add_argument("--address", default="", help="the address peers reach this node at")
@@ -82,14 +88,26 @@ def register(sub: Any) -> None:
         help="hash this file here instead of --hash (PDQ for images, with the quality "
         "floor; a video is banked as VPDQ segments; SHA-256 otherwise, or the --algo given)",
     )
+    p.add_argument(
+        "--quality",
+        type=int,
+        help="PDQ with --hash: the hash's quality (0..100) from your hasher; recorded in the "
+        "signed entry, and refused below 50",
+    )
     p.add_argument("--label", action="append", default=[], help="taxonomy label (repeat)")
-    p.add_argument("--incident", default="", help="incident id, e.g. christchurch-2019-03-15")
+    p.add_argument(
+        "--incident",
+        default="",
+        help="incident id: lower-case words joined by '-' ending in the date it began, "
+        "e.g. christchurch-2019-03-15",
+    )
     p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
     p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
     p.add_argument(
         "--retract",
         metavar="ENTRY_ID",
-        help="retract one of your entries (a video's segment: every segment of the video)",
+        help="retract one of your entries (id or 8+ digit prefix; a video's segment: "
+        "every segment of the video)",
     )
     p.add_argument(
         "--segment-seconds",
@@ -139,6 +157,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("labels", help="list the label taxonomy")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_labels)
 
 
@@ -149,10 +168,16 @@ def cmd_init(args: argparse.Namespace) -> int:
     from node.config import new_key
     from node.member_dir import genesis_roster, init_member_dir, install_roster
 
+    kind = MemberKind.parse(args.kind)
+    if kind is MemberKind.GOVERNMENT and not args.jurisdiction:
+        raise ValidationError(
+            "a government member needs --jurisdiction CC (ISO 3166-1 alpha-2, e.g. NZ): "
+            "policy rules and reports group governments by it"
+        )
     config, me = init_member_dir(
         args.dir,
         args.id,
-        MemberKind.parse(args.kind),
+        kind,
         jurisdiction=args.jurisdiction,
         listen=args.listen,
         display_name=args.name,
@@ -183,7 +208,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from node.logs import setup_logging
+    from node.logs import capture_native_stderr, setup_logging
     from node.server import serve, serve_config
 
     config = serve_config(
@@ -193,7 +218,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level or ("debug" if args.verbose else None),
         insecure=True if args.insecure else None,
     )
-    setup_logging(config.log_level, json_lines=config.log_json)
+    # JSON lines: gRPC's C core writes to fd 2 itself; route that through logging too.
+    stream = capture_native_stderr() if config.log_json else None
+    setup_logging(config.log_level, json_lines=config.log_json, stream=stream)
     asyncio.run(serve(args.dir, parent_pid=args.parent_pid, config=config))
     return 0
 
@@ -252,6 +279,15 @@ def connect(args: argparse.Namespace) -> NodeClient:
     return NodeClient(address)
 
 
+async def resolve_entry_id(client: NodeClient, text: str) -> bytes:
+    """An entry id as typed: 64 hex digits, or a unique prefix of at least 8
+    that the node resolves (an ambiguous one is refused with the candidates)."""
+    typed = check_id_text(text)
+    if len(typed) == 64:
+        return bytes.fromhex(typed)
+    return bytes((await client.get_entry(typed)).provenance.entry_id)
+
+
 def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
     if args.key is not None:
         if not args.origin:
@@ -268,47 +304,42 @@ def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     origin, signer = _submitter(args)
-    many: list[dict[str, Any]] = []
     if args.retract:
-        try:
-            target = bytes.fromhex(args.retract)
-        except ValueError:
-            raise ValidationError("--retract takes an entry id in hex") from None
-        fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": target}
-        # a video's segment: retract every segment of the video (one batch)
-        many = [{"kind": Kind.RETRACT, "target": t} for t in asyncio.run(_video_of(target, args))]
+        check_id_text(args.retract)
+        fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": args.retract}
     elif args.file is not None and _is_video(args.file) and args.algo in (None, "vpdq", "VPDQ"):
         from node.cli.video_cmds import bank_segments
 
-        common = {
+        segments = bank_segments(args.file, args.segment_seconds * 1000)
+        fields = {
             "kind": Kind.ADD,
             "algorithm": "VPDQ",
+            "hash": segments[0].encode(),
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
+            "segments": [s.encode() for s in segments],
         }
-        segments = bank_segments(args.file, args.segment_seconds * 1000)
-        many = [{**common, "hash": s.encode()} for s in segments]
-        fields = many[0]
     else:
-        if args.file is not None:
-            from node.cli.media_cmds import hash_for_submission
-
-            algo, value = hash_for_submission(args.file, args.algo)
-        elif not args.algo or not args.hash_hex:
-            raise ValidationError(
-                "submit needs --algo and --hash, or --file (or --retract ENTRY_ID)"
-            )
-        else:
-            algo = hashes.normalize_name(args.algo)
-            value = hashes.parse_hex(algo, args.hash_hex)
+        algo, value, quality = _hash_to_submit(args)
         fields = {
             "kind": Kind.ADD,
             "algorithm": algo,
             "hash": value,
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
+            "payload": b"" if quality is None else payloads.encode_quality(quality),
         }
-    response = asyncio.run(_submit(origin, signer, many or [fields], args))
+    response = asyncio.run(_submit(origin, signer, fields, args))
+    if isinstance(response, pb.Match):
+        p = response.provenance
+        if args.json:
+            print(json.dumps({"entry_id": p.entry_id.hex(), "outcome": "existing"}))
+        else:
+            print(
+                f"existing: entry {p.entry_id.hex()} (submitted by {origin} on "
+                f"{when(p.time_ms)} with the same labels; not submitted again)"
+            )
+        return 0
     rows = [
         (r.entry_id.hex(), pb.Outcome.Name(r.outcome).removeprefix("OUTCOME_").lower())
         for r in response.results
@@ -331,34 +362,103 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-async def _video_of(target: bytes, args: argparse.Namespace) -> list[bytes]:
-    """The segments to retract with ``target``: every not yet retracted
-    segment of its video if it is a VPDQ segment, else none (just it)."""
-    async with connect(args) as client:
-        try:
-            found = await client.get_entry(target)
-        except NodeError:
-            return []  # unknown here: the single RETRACT says so itself
-        out = []
-        for entry_id in found.video_segments:
-            segment = found if entry_id == target else await client.get_entry(entry_id)
-            if not segment.provenance.retracted:
-                out.append(entry_id)
-        return out
+async def _video_retractions(client: NodeClient, target: bytes) -> list[dict[str, Any]]:
+    """RETRACTs for every not yet retracted segment of the video ``target``
+    is a segment of; none if it is not a VPDQ segment held there."""
+    try:
+        found = await client.get_entry(target)
+    except NodeError:
+        return []  # unknown there: the single RETRACT says so itself
+    out = []
+    for entry_id in found.video_segments:
+        segment = found if entry_id == target else await client.get_entry(entry_id)
+        if not segment.provenance.retracted:
+            out.append({"kind": Kind.RETRACT, "target": entry_id})
+    return out
+
+
+def _hash_to_submit(args: argparse.Namespace) -> tuple[str, bytes, int | None]:
+    """(algorithm, value, PDQ quality if known), through the submission gates:
+    a PDQ quality below the floor and trivial digests are refused here, as
+    the node would refuse them."""
+    if args.file is not None:
+        from node.cli.media_cmds import hash_for_submission
+
+        if args.quality is not None:
+            raise ValidationError("--quality is for --hash: --file computes the quality")
+        return hash_for_submission(args.file, args.algo)
+    if not args.algo or not args.hash_hex:
+        raise ValidationError("submit needs --algo and --hash, or --file (or --retract ENTRY_ID)")
+    algo = hashes.normalize_name(args.algo)
+    value = hashes.parse_hex(algo, args.hash_hex)
+    if args.quality is not None:
+        if algo != "PDQ":
+            raise ValidationError(f"--quality is for PDQ hashes, not {algo}")
+        from node.match.media import check_pdq_quality
+
+        check_pdq_quality(args.quality)
+    hashes.check_not_trivial(algo, value)
+    return algo, value, args.quality
+
+
+async def _already_submitted(
+    client: NodeClient, origin: str, fields: dict[str, Any]
+) -> pb.Match | None:
+    """This origin's live ADD of the same hash, if the node holds one.
+
+    The same labels: that entry is the answer (a second would only be a
+    duplicate in every list). Other labels: refused, pointing at RELABEL,
+    which changes them on the entry everyone already holds. A submitter
+    without the READ role cannot ask; then the node takes the entry.
+    """
+    algo, value = fields["algorithm"], fields["hash"]
+    try:
+        result = (await client.match([(algo, value)], include_retracted=False)).results[0]
+    except ProvenanceError:
+        return None
+    for m in result.matches:
+        p = m.provenance
+        if p.origin != origin or p.algorithm != algo or p.hash != value:
+            continue
+        have = tuple(sorted(p.current_labels or p.labels))
+        if have == tuple(fields["labels"]):
+            return m
+        short_id = p.entry_id.hex()[:16]
+        raise ConflictError(
+            f"{origin} already submitted this {algo} hash as entry {short_id} with labels "
+            f"{','.join(have) or '(none)'}; not submitted again. To change its labels: "
+            f"ccnode feedback relabel DIR --entry {short_id} "
+            + " ".join(f"--label {label}" for label in fields["labels"])
+        )
+    return None
 
 
 async def _submit(
     origin: str,
     signer: Signer,
-    batch: list[dict[str, Any]],
+    fields: dict[str, Any],
     args: argparse.Namespace,
-) -> pb.SubmitResponse:
-    """Sign the entries as one chained batch after the origin's head and submit it
-    (a two-hour video is 120 segments; the submit cap is 1000 entries)."""
+) -> pb.SubmitResponse | pb.Match:
+    """Sign the entry (a video: its segments; a video's segment retracted: every
+    segment) as one chained batch after the origin's head and submit it (a
+    two-hour video is 120 segments; the submit cap is 1000 entries)."""
     from node.cli.report_cmds import sign_chain
 
-    common = {"reason": args.reason, "urgent": args.urgent}
     async with connect(args) as client:
+        if isinstance(fields.get("target"), str):
+            fields = {**fields, "target": await resolve_entry_id(client, fields["target"])}
+        segments = fields.pop("segments", None)
+        batch = [fields]
+        if fields["kind"] == Kind.ADD:
+            # a video: is its first segment live already? (same labels: it is the answer)
+            existing = await _already_submitted(client, origin, fields)
+            if existing is not None:
+                return existing
+            if segments is not None:
+                batch = [{**fields, "hash": h} for h in segments]
+        else:  # a video's segment: retract the whole video, in one batch
+            batch = await _video_retractions(client, fields["target"]) or batch
+        common = {"reason": args.reason, "urgent": args.urgent}
         entries = await sign_chain(client, origin, signer, [{**common, **f} for f in batch])
         return await client.submit(entries)
 
@@ -386,36 +486,87 @@ def cmd_match(args: argparse.Namespace) -> int:
             )
 
     result = asyncio.run(go()).results[0]
-    matches = list(result.matches)
+    answer = QueryAnswer(None, {algo: value}, list(result.matches), result.never_match)
     if args.json:
-        print(json.dumps([match_json(m) for m in matches], indent=2))
-        return 0
-    if result.never_match:
-        print("no match (on this node's never-match list)")
-        return 0
-    if not matches:
-        print("no match")
-        return 0
-    print_matches(matches)
+        print(json.dumps([answer.json()], indent=2))
+    else:
+        answer.print(f"{algo} {value.hex()[:16]}")
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnswer:
+    """What one query got from Match: a ``--hash``, or a file (every hash of
+    it asked together). ``ccnode match`` prints one of these per query, in
+    the same shape for both (docs: README "Matching")."""
+
+    file: str | None  # the file hashed here, or None for --hash
+    hashes: dict[str, bytes]  # algorithm -> the value asked
+    matches: list[pb.Match]  # one per entry, nearest first
+    never_match: bool = False  # on the node's never-match list: no matches given
+
+    def verdict(self) -> QueryVerdict | None:
+        return overall((m.recommended_action, m.rule, m.provenance.entry_id) for m in self.matches)
+
+    def json(self) -> dict[str, Any]:
+        v = self.verdict()
+        return {
+            "file": self.file,
+            "query": {algo: value.hex() for algo, value in self.hashes.items()},
+            "never_match": self.never_match,
+            "verdict": None
+            if v is None
+            else {"action": v.action, "rule": v.rule, "entry_id": v.entry_id.hex()},
+            "matches": [match_json(m) for m in self.matches],
+        }
+
+    def print(self, label: str) -> None:
+        if self.never_match:
+            print(f"{label}: no match (on this node's never-match list)")
+            return
+        v = self.verdict()
+        if v is None:
+            print(f"{label}: no match")
+            return
+        n = len(self.matches)
+        print(
+            f"{label}: {v.action} (rule {v.rule or '-'}, entry {v.entry_id.hex()[:16]}; "
+            f"{n} match{'es' if n != 1 else ''})"
+        )
+        print_matches(self.matches)
+
+
+def variant_name(m: pb.Match) -> str:
+    """Which of the query's PDQ hashes matched: original, rotate90, flip_x, ..."""
+    from node.match.media import DIHEDRAL_NAMES
+
+    if 0 <= m.variant < len(DIHEDRAL_NAMES):
+        return DIHEDRAL_NAMES[m.variant]
+    return f"variant {m.variant}"
 
 
 def print_matches(matches: list[pb.Match]) -> None:
     for m in matches:
         p = m.provenance
         state = "RETRACTED" if p.retracted else m.recommended_action
-        log_state = "settled" if p.settled else "not yet settled"
+        flags = ["URGENT"] if p.urgent else []
+        flags.append("settled" if p.settled else "not yet settled")
         if p.origin_equivocated:
-            log_state += ", ORIGIN EQUIVOCATED"
+            flags.append("ORIGIN EQUIVOCATED")
         if p.origin_status not in ("", "active"):
-            log_state += f", {p.origin_status.upper()}"
+            flags.append(p.origin_status.upper())
+        how = f"{p.algorithm} distance {m.distance}"
+        if p.algorithm == "PDQ":
+            how += f" ({variant_name(m)})"
+        else:
+            how += " (exact)"
         print(
-            f"{state:9} distance {m.distance:2}  {p.origin} ({p.origin_kind}, {p.jurisdiction})  "
+            f"  {state:9} {how}  {p.origin} ({p.origin_kind}, {p.jurisdiction or '-'})  "
             f"labels {','.join(p.current_labels or p.labels) or '-'}  "
             f"incident {p.incident or '-'}  entry {p.entry_id.hex()[:16]}  "
             f"rule {m.rule or '-'}  endorsed {sum(t.count for t in p.endorsements)}  "
             f"disputed {sum(t.count for t in p.disputes)}  "
-            f"[{log_state}]"
+            f"[{', '.join(flags)}]"
         )
 
 
@@ -424,6 +575,8 @@ def match_json(m: pb.Match) -> dict[str, Any]:
     return {
         "entry_id": p.entry_id.hex(),
         "distance": m.distance,
+        "variant": variant_name(m) if p.algorithm == "PDQ" else None,
+        "quality": p.quality or None,
         "recommended_action": m.recommended_action,
         "origin": p.origin,
         "origin_kind": p.origin_kind,
@@ -454,6 +607,7 @@ def match_json(m: pb.Match) -> dict[str, Any]:
                 "vote": v.vote,
                 "reason": v.reason or None,
                 "entry_id": v.entry_id.hex(),
+                "revoked": v.revoked,
             }
             for v in p.votes
         ],
@@ -529,6 +683,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
+    if args.json:
+        doc = [
+            {"label": f"{dim}:{value}", "dimension": dim, "value": value, "meaning": meaning}
+            for dim, values in labels.TAXONOMY.items()
+            for value, meaning in values.items()
+        ]
+        print(json.dumps(doc, indent=2))
+        return 0
     for dim, values in labels.TAXONOMY.items():
         for value, meaning in values.items():
             print(f"{dim}:{value:42} {meaning}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,12 @@ def register(sub: Any) -> None:
     p.add_argument("dir", type=Path, nargs="?")
     p.add_argument("--to", help="node address host:port")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("check-config", help="validate DIR/config.toml (and the environment)")
     p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_config)
 
 
@@ -39,10 +42,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from node.backup import backup
 
     manifest = backup(load_config(args.dir), args.out)
+    log = (
+        f"; match log {manifest.matchlog_events} events, {manifest.matchlog_size:,} bytes"
+        if manifest.matchlog_events >= 0
+        else "; no match log"
+    )
     print(
         f"backed up {manifest.node_id}: {manifest.entries} entries from "
-        f"{len(manifest.heads)} origins, {manifest.size:,} bytes, sha256 {manifest.sha256[:16]}… "
-        f"to {args.out}"
+        f"{len(manifest.heads)} origins, {manifest.size:,} bytes, sha256 {manifest.sha256[:16]}…"
+        f"{log} to {args.out}"
     )
     return 0
 
@@ -55,8 +63,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     if moved is not None:
         print(f"moved the previous store aside to {moved}")
+    log = (
+        f" and {manifest.matchlog_events} match-log events" if manifest.matchlog_events >= 0 else ""
+    )
     print(
-        f"restored {manifest.entries} entries of {manifest.node_id} into {args.dir}; "
+        f"restored {manifest.entries} entries{log} of {manifest.node_id} into {args.dir}; "
         "start the node and let it catch up from its peers before submitting"
     )
     return 0
@@ -73,8 +84,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config.checkpoint_key()
     if not config.insecure:
         config.tls_identity()
+    path = args.dir / "config.toml"
+    if args.json:
+        doc = {
+            "config": str(path),
+            "ok": True,
+            "id": config.id,
+            "listen": config.listen,
+            "metrics": config.metrics_listen or None,
+            "peers": len(config.peers),
+        }
+        print(json.dumps(doc, indent=2))
+        return 0
     print(
-        f"{args.dir / 'config.toml'}: ok ({config.id}, listen {config.listen}, "
+        f"{path}: ok ({config.id}, listen {config.listen}, "
         f"metrics {config.metrics_listen or 'off'}, {len(config.peers)} peers)"
     )
     return 0
@@ -109,5 +132,8 @@ def cmd_health(args: argparse.Namespace) -> int:
         except grpc.RpcError as exc:
             raise PeerError(f"node at {address}: {exc.code().name}") from None
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    print(f"{address}: {name}")
+    if args.json:
+        print(json.dumps({"address": address, "status": name}))
+    else:
+        print(f"{address}: {name}")
     return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1

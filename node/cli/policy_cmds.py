@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from node.cli.node_cmds import connect, match_json
-from node.core.policy import Policy
+from node.cli.node_cmds import connect, match_json, resolve_entry_id
+from node.core.entry import check_id_text
+from node.core.policy import REVOKED_VOTE, Policy
 from node.errors import ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
@@ -23,28 +24,20 @@ def register(sub: Any) -> None:
     q.set_defaults(func=cmd_check)
 
     q = psub.add_parser("explain", help="which rule fires for a stored entry, and why")
-    q.add_argument("entry_id", help="entry id, hex")
+    q.add_argument("entry_id", help="entry id, hex (or a unique prefix of 8+ digits)")
     q.add_argument("dir", type=Path, nargs="?", help="node directory (its running node)")
     q.add_argument("--to", help="node address host:port")
     q.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_explain)
 
-    q = psub.add_parser("reload", help="make a running node re-read DIR/policy.toml")
+    q = psub.add_parser(
+        "reload", help="make a running node re-read DIR/policy.toml and DIR/never_match.txt"
+    )
     q.add_argument("dir", type=Path, nargs="?")
     q.add_argument("--to", help="node address host:port")
     q.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     q.set_defaults(func=cmd_reload)
-
-
-def entry_id_arg(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text.strip())
-    except ValueError:
-        raise ValidationError(f"entry id {text[:20]!r} is not hex") from None
-    if len(value) != 32:
-        raise ValidationError(f"entry id has {len(value)} bytes: expected 32 (64 hex digits)")
-    return value
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -62,11 +55,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    entry_id = entry_id_arg(args.entry_id)
+    check_id_text(args.entry_id)
 
     async def go() -> pb.ExplainPolicyResponse:
         async with connect(args) as client:
-            return await client.explain_policy(entry_id)
+            return await client.explain_policy(await resolve_entry_id(client, args.entry_id))
 
     r = asyncio.run(go())
     m = r.match
@@ -92,6 +85,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"entry {p.entry_id.hex()} by {p.origin} ({p.origin_kind}, {p.jurisdiction})")
     print(f"policy: {r.policy_source}")
     print(f"recommended action: {m.recommended_action or '-'} (rule {m.rule or '-'})")
+    for v in p.votes:
+        flag = f" ({REVOKED_VOTE})" if v.revoked else ""
+        print(f"  vote: {v.vote} by {v.member}{flag}")
     if m.rule == "(retracted)":
         print("  the entry is retracted by its submitter: no rule is consulted")
     for i, t in enumerate(r.rules, 1):
@@ -116,4 +112,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
     print(f"policy reloaded from {r.source}:")
     for line in r.rules:
         print(f"  {line}")
+    if r.never_match_source:
+        print(f"never-match list reloaded from {r.never_match_source}: {r.never_match} hashes")
+    else:
+        print("never-match list: none (no never_match.txt)")
     return 0

@@ -21,6 +21,7 @@ from node.core.report import (
     Distribution,
     HashActions,
     IncidentReport,
+    MemberActions,
     OriginCoverage,
     TransparencyReport,
 )
@@ -43,6 +44,7 @@ def covered_by(c: OriginCoverage) -> str:
 
 
 COUNT_FIELDS = ("matches", "blocked_at_upload", "removals", "reviews")
+PROPAGATION_HEADING = "Propagation and action (from signed action reports)"
 
 
 # -- formatting ------------------------------------------------------------------
@@ -278,8 +280,8 @@ def incident_md(r: IncidentReport) -> str:
     return "\n".join(lines)
 
 
-def incident_html(r: IncidentReport) -> str:
-    chart = svg_strip(
+def _time_to_action_chart(members: Sequence[MemberActions]) -> str:
+    return svg_strip(
         "Time from publication to first action, per member (each dot is one hash)",
         [
             (
@@ -290,16 +292,20 @@ def incident_html(r: IncidentReport) -> str:
                     if (t := row.time_to_action_ms) is not None
                 ],
             )
-            for m in r.members
+            for m in members
         ],
     )
+
+
+def incident_html(r: IncidentReport) -> str:
     counts = svg_stacked(
         "Actions per member",
         [(m.member, [m.total(f) for f in COUNT_FIELDS[1:]]) for m in r.members],
         ["blocked at upload", "removals", "reviews"],
     )
-    body = _md_to_html_sections(incident_md(r))
-    return _page(f"Incident report: {r.incident}", chart + counts + body)
+    charts = {"Action by member": _time_to_action_chart(r.members) + counts}
+    body = _md_to_html_sections(incident_md(r), charts)
+    return _page(f"Incident report: {r.incident}", body)
 
 
 # -- transparency report ---------------------------------------------------------
@@ -398,7 +404,7 @@ def transparency_md(r: TransparencyReport) -> str:
             for s in r.submitters
         ],
     )
-    lines += ["", "## Propagation and action (from signed action reports)", ""]
+    lines += ["", f"## {PROPAGATION_HEADING}", ""]
     lines += (
         _md_table(
             [
@@ -430,10 +436,7 @@ def transparency_md(r: TransparencyReport) -> str:
 
 
 def transparency_html(r: TransparencyReport) -> str:
-    charts = svg_bars("Hashes by label", [(c.key, c.count) for c in r.by_label])
-    charts += svg_bars("Hashes by submitter kind", [(c.key, c.count) for c in r.by_kind])
-    charts += svg_bars("Hashes by jurisdiction", [(c.key, c.count) for c in r.by_jurisdiction])
-    charts += svg_stacked(
+    rates = svg_stacked(
         "Dispute, retraction and relabel rates per submitter (% of its entries)",
         [
             (s.member, [round(100 * s.rate(n)) for n in ("disputed", "retracted", "relabelled")])
@@ -443,27 +446,46 @@ def transparency_html(r: TransparencyReport) -> str:
         grouped=True,
         scale_max=100,
     )
-    charts += svg_strip(
+    propagation = svg_strip(
         "Propagation: arrival at each member's node after publication (each dot is one hash)",
         [
             (m.member, [(row.propagation_ms, short(row.target)) for row in m.rows])
             for m in r.members
         ],
     )
-    body = _md_to_html_sections(transparency_md(r))
-    return _page("Transparency report", charts + body)
+    charts = {
+        "By label": svg_bars("Hashes by label", [(c.key, c.count) for c in r.by_label]),
+        "By submitter kind": svg_bars(
+            "Hashes by submitter kind", [(c.key, c.count) for c in r.by_kind]
+        ),
+        "By submitter jurisdiction": svg_bars(
+            "Hashes by jurisdiction", [(c.key, c.count) for c in r.by_jurisdiction]
+        ),
+        "Dispute reasons": svg_bars(
+            "Disputes by reason", [(c.key, c.count) for c in r.dispute_reasons]
+        ),
+        "Per submitter": rates,
+        PROPAGATION_HEADING: propagation + _time_to_action_chart(r.members),
+    }
+    body = _md_to_html_sections(transparency_md(r), charts)
+    return _page("Transparency report", body)
 
 
 # -- HTML and SVG ----------------------------------------------------------------
 
 _PALETTE = ("#3b6ea5", "#d9822b", "#6a9f58", "#a05195", "#c0504d")
 _CSS = """
-body{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}
+body{font:14px/1.45 system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3} code{font-size:12px} figure{margin:1em 0 2em}
+th{background:#f3f3f3} code{font-size:12px} figure{margin:.5em 0 1.5em}
 figcaption{font-weight:600;margin-bottom:.3em}
+.table-chart{display:flex;flex-wrap:wrap;gap:0 2em;align-items:flex-start}
+.table-chart .charts{display:flex;flex-direction:column}
 """
+LABEL_CHAR_PX = 6.8  # a 12 px system-ui character, generously
+LABEL_MAX_PX = 420  # a longer label is shortened, in full in its hover text
+MIN_SEGMENT_PX = 4  # a non-zero stacked segment is never thinner than this
 
 
 def _page(title: str, content: str) -> str:
@@ -474,10 +496,14 @@ def _page(title: str, content: str) -> str:
     )
 
 
-def _md_to_html_sections(md: str) -> str:
-    """The few Markdown shapes the renderers above emit: headings, tables, paragraphs."""
+def _md_to_html_sections(md: str, charts: dict[str, str] | None = None) -> str:
+    """The few Markdown shapes the renderers above emit: headings, tables,
+    paragraphs. ``charts`` (by section heading) go beside the first table of
+    their section, in one ``div.table-chart``."""
     out: list[str] = []
     table: list[list[str]] = []
+    pending = dict(charts or {})
+    heading = ""
 
     def inline(text: str) -> str:
         parts = html.escape(text).split("`")
@@ -489,9 +515,18 @@ def _md_to_html_sections(md: str) -> str:
         if not table:
             return
         head, *rows = table
-        out.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>")
-        out.extend("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows)
-        out.append("</table>")
+        parts = ["<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in head) + "</tr>"]
+        parts.extend("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows)
+        parts.append("</table>")
+        chart = pending.pop(heading, "")
+        if chart:
+            out.append(
+                f'<div class="table-chart" data-section="{html.escape(heading)}">'
+                + "\n".join(parts)
+                + f'\n<div class="charts">{chart}</div></div>'
+            )
+        else:
+            out.extend(parts)
         table.clear()
 
     for line in md.splitlines():
@@ -504,7 +539,8 @@ def _md_to_html_sections(md: str) -> str:
         flush()
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+            heading = line[level:].strip()
+            out.append(f"<h{level}>{inline(heading)}</h{level}>")
         elif line.strip():
             out.append(f"<p>{inline(line)}</p>")
     flush()
@@ -521,11 +557,31 @@ def _nice_max(value: float) -> float:
     return 10 * exp  # pragma: no cover
 
 
+def _label_area(labels: Sequence[str]) -> tuple[int, int]:
+    """(left margin in px, most characters shown) so no label is clipped:
+    wide enough for the longest, up to LABEL_MAX_PX; longer ones are cut
+    with an ellipsis and keep their full text as hover text."""
+    longest = max((len(label) for label in labels), default=0)
+    wanted = round(longest * LABEL_CHAR_PX) + 14
+    if wanted <= LABEL_MAX_PX:
+        return max(60, wanted), longest
+    return LABEL_MAX_PX, int((LABEL_MAX_PX - 14) / LABEL_CHAR_PX)
+
+
+def _label(label: str, x: float, y: float, fits: int) -> str:
+    shown = label if len(label) <= fits else label[: max(1, fits - 1)] + "…"
+    return (
+        f'<text x="{x}" y="{y:.1f}" text-anchor="end" font-size="12">'
+        f"<title>{html.escape(label)}</title>{html.escape(shown)}</text>"
+    )
+
+
 def svg_bars(title: str, items: Sequence[tuple[str, int]]) -> str:
     if not items:
         return ""
-    left, width, row = 260, 720, 22
-    plot = width - left - 60
+    left, fits = _label_area([label for label, _ in items])
+    row, plot = 22, 400
+    width = left + plot + 60
     top = _nice_max(max(v for _, v in items))
     height = row * len(items) + 10
     parts = [
@@ -534,11 +590,10 @@ def svg_bars(title: str, items: Sequence[tuple[str, int]]) -> str:
     ]
     for i, (label, value) in enumerate(items):
         y = 5 + i * row
-        w = plot * value / top
+        w = max(plot * value / top, MIN_SEGMENT_PX if value else 0)
         parts.append(
-            f'<text x="{left - 6}" y="{y + 14}" text-anchor="end" font-size="12">'
-            f"{html.escape(label)}</text>"
-            f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
+            _label(label, left - 6, y + 14, fits)
+            + f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row - 6}" '
             f'fill="{_PALETTE[0]}"><title>{html.escape(label)}: {value}</title></rect>'
             f'<text x="{left + w + 4:.1f}" y="{y + 14}" font-size="12">{value}</text>'
         )
@@ -557,9 +612,10 @@ def svg_stacked(
     """Stacked (or grouped) horizontal bars, one row per item, with a legend."""
     if not items:
         return ""
-    left, width = 260, 720
+    left, fits = _label_area([label for label, _ in items])
     row = 14 * len(series) + 8 if grouped else 22
-    plot = width - left - 60
+    plot = 400
+    width = max(left + plot + 60, left + 150 * len(series))
     top = scale_max or _nice_max(max((max(vs) if grouped else sum(vs)) for _, vs in items) or 1)
     height = row * len(items) + 34
     parts = [
@@ -568,13 +624,11 @@ def svg_stacked(
     ]
     for i, (label, values) in enumerate(items):
         y = 5 + i * row
-        parts.append(
-            f'<text x="{left - 6}" y="{y + row / 2 + 4:.1f}" text-anchor="end" font-size="12">'
-            f"{html.escape(label)}</text>"
-        )
+        parts.append(_label(label, left - 6, y + row / 2 + 4, fits))
         x = float(left)
         for j, value in enumerate(values):
-            w = plot * value / top
+            # A lone small count (one review among thousands of blocks) stays visible.
+            w = max(plot * value / top, MIN_SEGMENT_PX if value else 0)
             yy, hh = (y + 2 + 14 * j, 12) if grouped else (y + 3, row - 6)
             parts.append(
                 f'<rect x="{x:.1f}" y="{yy}" width="{w:.1f}" height="{hh}" '
@@ -606,8 +660,9 @@ def svg_strip(title: str, rows: Sequence[tuple[str, Sequence[tuple[int, str]]]])
     values = [v for _, vs in rows for v, _ in vs]
     if not values:
         return ""
-    left, width, row = 260, 720, 26
-    plot = width - left - 30
+    left, fits = _label_area([label for label, _ in rows])
+    row, plot = 26, 430
+    width = left + plot + 30
     lo = min(0, *values)
     top = _nice_max(max(values) - lo)
     height = row * len(rows) + 40
@@ -622,9 +677,8 @@ def svg_strip(title: str, rows: Sequence[tuple[str, Sequence[tuple[int, str]]]])
     for i, (label, vs) in enumerate(rows):
         y = 5 + i * row + row / 2
         parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12">'
-            f"{html.escape(label)}</text>"
-            f'<line x1="{left}" x2="{left + plot}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
+            _label(label, left - 6, y + 4, fits)
+            + f'<line x1="{left}" x2="{left + plot}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
         )
         ordered = sorted(v for v, _ in vs)
         if ordered:

@@ -24,11 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from node.cli import render
-from node.cli.node_cmds import _submitter, connect
-from node.cli.policy_cmds import entry_id_arg
+from node.cli.node_cmds import _submitter, connect, resolve_entry_id
 from node.config import load_config
 from node.core import labels
-from node.core.entry import EntryBody, Kind, SignedEntry, Signer, verify_signature
+from node.core.entry import (
+    EntryBody,
+    Kind,
+    SignedEntry,
+    Signer,
+    check_id_text,
+    verify_signature,
+)
 from node.core.payloads import DisputeReason, encode_dispute
 from node.core.report import Ledger, incident_report, platforms_of, transparency_report
 from node.core.tlog import verify_checkpoint
@@ -82,9 +88,16 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("record-action", help="log what this platform did about a match")
     p.add_argument("dir", type=Path, nargs="?")
-    p.add_argument("--entry", required=True, help="the matched entry id, hex")
+    p.add_argument(
+        "--entry", required=True, help="the matched entry id, hex (or a unique 8+ digit prefix)"
+    )
     p.add_argument("--action", required=True, choices=sorted(_ACTIONS))
     p.add_argument("--count", type=int, default=1, help="how many items (default 1)")
+    p.add_argument(
+        "--at",
+        help="when the action was taken: YYYY-MM-DD or ISO 8601 time (UTC unless it says); "
+        "default now",
+    )
     _node_args(p)
     p.set_defaults(func=cmd_record_action)
 
@@ -186,9 +199,9 @@ async def sign_chain(
 
 def cmd_vote(args: argparse.Namespace) -> int:
     origin, signer = _submitter(args)
-    target = entry_id_arg(args.entry)
+    check_id_text(args.entry)
     kind: Kind = args.vote
-    fields: dict[str, Any] = {"kind": kind, "target": target, "reason": args.reason}
+    fields: dict[str, Any] = {"kind": kind, "reason": args.reason}
     if kind == Kind.DISPUTE:
         fields["payload"] = encode_dispute(DisputeReason.parse(args.code))
     elif kind == Kind.RELABEL:
@@ -196,24 +209,31 @@ def cmd_vote(args: argparse.Namespace) -> int:
 
     async def go() -> list[SignedEntry]:
         async with connect(args) as client:
+            fields["target"] = await resolve_entry_id(client, args.entry)
             return await sign_and_submit(client, origin, signer, [fields])
 
     (entry,) = asyncio.run(go())
-    print(f"{kind.name.lower()} {target.hex()[:16]}: entry {entry.entry_id.hex()}")
+    print(f"{kind.name.lower()} {entry.body.target.hex()[:16]}: entry {entry.entry_id.hex()}")
     return 0
 
 
 def cmd_record_action(args: argparse.Namespace) -> int:
-    entry_id = entry_id_arg(args.entry)
+    check_id_text(args.entry)
     if not 1 <= args.count <= 1_000_000:
         raise ValidationError(f"--count {args.count}: expected 1..1000000")
+    at_ms = parse_date(args.at) if args.at else 0
 
-    async def go() -> pb.RecordActionResponse:
+    async def go() -> tuple[bytes, pb.RecordActionResponse]:
         async with connect(args) as client:
-            return await client.record_action(entry_id, _ACTIONS[args.action], args.count)
+            entry_id = await resolve_entry_id(client, args.entry)
+            action = _ACTIONS[args.action]
+            return entry_id, await client.record_action(entry_id, action, args.count, at_ms)
 
-    r = asyncio.run(go())
-    print(f"logged {args.action} x{args.count} for {entry_id.hex()[:16]} at {r.time_ms}")
+    entry_id, r = asyncio.run(go())
+    print(
+        f"logged {args.action} x{args.count} for {entry_id.hex()[:16]} "
+        f"at {render.fmt_time(r.time_ms)}"
+    )
     return 0
 
 

@@ -72,8 +72,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("roster", help="draft, sign, verify, show and publish the roster")
     rs = p.add_subparsers(dest="roster_cmd", required=True, metavar="ROSTER_COMMAND")
 
-    q = rs.add_parser("keygen", help="make a governance key (Ed25519, 0600)")
+    q = rs.add_parser("keygen", help="make a governance key, or with --entry an entry key")
     q.add_argument("key", type=Path)
+    q.add_argument(
+        "--entry",
+        action="store_true",
+        help="a member's new entry key, for `roster rotate-key --entry-key` (Ed25519, 0600)",
+    )
     q.set_defaults(func=cmd_keygen)
 
     q = rs.add_parser("init", help="draft version 1 of a new consortium's roster")
@@ -123,8 +128,10 @@ def register(sub: Any) -> None:
 
     q = _edit_parser(rs, "rotate-key", "add a member key or replace the governance keys")
     q.add_argument("--id", help="member id")
-    q.add_argument("--entry-key", help="new entry public key, hex")
-    q.add_argument("--retire", help="old entry key (hex) to cut off, with --until-seq")
+    q.add_argument(
+        "--entry-key", help="new entry public key: hex or a key file (`roster keygen --entry`)"
+    )
+    q.add_argument("--retire", help="old entry key (hex or key file) to cut off, with --until-seq")
     q.add_argument("--until-seq", type=int, help="last seq the retired key may sign")
     q.add_argument("--checkpoint-key", help="new checkpoint public key, hex")
     q.add_argument("--tls-cert", type=Path, help="new TLS certificate (PEM)")
@@ -232,7 +239,7 @@ def _save(path: Path, signed: SignedRoster) -> None:
     write_atomic(path, dumps_file(signed))
 
 
-def _public_key(text: str) -> bytes:
+def _public_key(text: str, what: str = "") -> bytes:
     """A public key given as hex, or as a PEM file (private or public)."""
     try:
         raw = bytes.fromhex(text)
@@ -242,6 +249,10 @@ def _public_key(text: str) -> bytes:
         return raw
     path = Path(text)
     if not path.is_file():
+        if what:
+            raise ValidationError(
+                f"{what}: expected 64 hex digits (a raw Ed25519 public key) or a PEM key file"
+            )
         raise ValidationError(f"key {text!r}: expected 64 hex digits or a PEM key file")
     data = path.read_bytes()
     if b"PRIVATE KEY" in data:
@@ -288,7 +299,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if args.key.exists():
         raise ValidationError(f"{args.key} exists: not overwriting a key")
     signer = new_key(args.key)
-    print(f"governance key {args.key}: public key {raw_public_key(signer.public_key).hex()}")
+    public = raw_public_key(signer.public_key)
+    what = "entry" if args.entry else "governance"
+    print(f"{what} key {args.key}: public key {public.hex()} (shown as {short(public)})")
+    if args.entry:
+        print(
+            f"next: `ccnode roster rotate-key ROSTER --id MEMBER --entry-key {args.key}`, "
+            "sign and publish the roster, then point the member's key_file at this key"
+        )
     return 0
 
 
@@ -441,7 +459,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
             mine: list[str] = []
             keys_ = list(member.entry_keys)
             if args.retire:
-                old = _hex_key(args.retire, "--retire")
+                old = _public_key(args.retire, "--retire")
                 if args.until_seq is None:
                     raise ValidationError("--retire needs --until-seq (the last seq it signed)")
                 keys_ = [
@@ -454,8 +472,9 @@ def cmd_rotate_key(args: argparse.Namespace) -> int:
                     raise NotFoundError(f"{short(old)} is not an entry key of {member.id}")
                 mine.append(f"entry key {short(old)} valid until seq {args.until_seq}")
             if args.entry_key:
-                keys_.append(EntryKey(_hex_key(args.entry_key, "--entry-key")))
-                mine.append(f"new entry key {short(bytes.fromhex(args.entry_key))}")
+                new = _public_key(args.entry_key, "--entry-key")
+                keys_.append(EntryKey(new))
+                mine.append(f"new entry key {short(new)}")
             changes: dict[str, Any] = {"entry_keys": tuple(keys_)}
             if args.checkpoint_key:
                 changes["checkpoint_key"] = _hex_key(args.checkpoint_key, "--checkpoint-key")

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node.cli.node_cmds import connect
+from node.cli.node_cmds import connect, resolve_entry_id
 from node.cli.roster_cmds import load_roster, roster_to_trust
 from node.config import CONFIG_NAME, load_config, write_atomic
 from node.core.bundle import ProofBundle, verify_bundle
 from node.core.checkpoint import Checkpoint, SignedNote
+from node.core.entry import check_id_text
 from node.core.roster import Roster, dumps_file
 from node.core.tlog import TlogPolicy, is_witness, roster_policy
 from node.core.trust import MembersFile
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("prove", help="write a self-contained proof bundle for one entry")
-    p.add_argument("entry_id", help="entry id, hex")
+    p.add_argument("entry_id", help="entry id, hex (or a unique prefix of 8+ digits)")
     p.add_argument("dir", type=Path, nargs="?", help="node directory (address, roster)")
     p.add_argument("--to", help="node address host:port")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
@@ -100,10 +101,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
-    try:
-        entry_id = bytes.fromhex(args.entry_id)
-    except ValueError:
-        raise ValidationError("ENTRY_ID must be hex") from None
+    entry_id = check_id_text(args.entry_id)
     if args.roster is None and args.dir is None:
         raise ValidationError("give a node directory, or --roster FILE with --to")
     where = args.roster if args.roster is not None else args.dir
@@ -124,9 +122,9 @@ def cmd_prove(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _prove(args: argparse.Namespace, entry_id: bytes, roster_text: str) -> ProofBundle:
+async def _prove(args: argparse.Namespace, entry_id: str, roster_text: str) -> ProofBundle:
     async with connect(args) as client:
-        got = await client.get_entry(entry_id)
+        got = await client.get_entry(await resolve_entry_id(client, entry_id))
         origin, seq = got.provenance.origin, got.provenance.seq
         checkpoints = await client.get_checkpoint(origin)
         chosen = ""

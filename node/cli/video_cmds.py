@@ -110,6 +110,14 @@ def describe(v: pb.VideoMatch) -> str:
     )
 
 
+def print_videos(label: str, found: Sequence[pb.VideoMatch]) -> None:
+    hits = sum(1 for v in found if v.is_match)
+    if hits:
+        print(f"{label}: {hits} video match{'es' if hits != 1 else ''}")
+    for v in found:
+        print("  " + describe(v))
+
+
 def video_json(v: pb.VideoMatch) -> dict[str, Any]:
     from node.cli.node_cmds import match_json
 

@@ -41,6 +41,7 @@ import enum
 import hashlib
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -50,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from node.core import ed25519, hashes, labels, payloads, vpdq
-from node.errors import ProvenanceError, ValidationError
+from node.errors import NotFoundError, ProvenanceError, ValidationError
 
 MAGIC = b"CCE1"
 FORMAT_VERSION = 1
@@ -103,6 +104,36 @@ def check_member_id(member_id: str) -> str:
             "'<domain>' or '<domain>/<unit>', e.g. 'gov.nz/dia'"
         )
     return member_id
+
+
+MIN_ID_PREFIX = 8  # hex digits: 4 bytes, unique among ~65k entries with odds ~1 in 130k
+MAX_ID_CANDIDATES = 10  # an ambiguous prefix lists at most this many ids
+
+
+def check_id_text(text: str) -> str:
+    """An entry id as typed: the full 64 hex digits or a prefix of at least 8."""
+    t = text.strip().lower()
+    if not MIN_ID_PREFIX <= len(t) <= 64 or any(c not in "0123456789abcdef" for c in t):
+        raise ValidationError(
+            f"entry id {text[:70]!r}: expected {MIN_ID_PREFIX} to 64 hex digits "
+            "(the full id or a unique prefix of it)"
+        )
+    return t
+
+
+def resolve_id_prefix(prefix: str, candidates: Sequence[bytes], more: bool = False) -> bytes:
+    """The one id among ``candidates`` (ids in order) that begins with ``prefix``."""
+    ids = [c for c in candidates if c.hex().startswith(prefix)]
+    if not ids:
+        raise NotFoundError(f"no stored entry id begins with {prefix}")
+    if len(ids) > 1:
+        shown = ids[:MAX_ID_CANDIDATES]
+        rest = " and more" if more or len(ids) > len(shown) else ""
+        raise ValidationError(
+            f"entry id prefix {prefix} is ambiguous: it begins {len(shown)}{rest} stored "
+            f"entries: {', '.join(i.hex() for i in shown)}{rest and ', ...'}; give more digits"
+        )
+    return ids[0]
 
 
 def key_id_of(public_key: Ed25519PublicKey) -> bytes:
@@ -163,8 +194,10 @@ class EntryBody:
             hashes.check_hash(self.algorithm, self.hash)
             if self.target:
                 raise ValidationError("an ADD entry has no target")
+            if self.payload and self.algorithm != "PDQ":
+                raise ValidationError(f"an ADD entry of {self.algorithm} has no payload")
             if self.payload:
-                raise ValidationError("an ADD entry has no payload")
+                payloads.decode_quality(self.payload)
             return
         if len(self.target) != 32:
             raise ValidationError(

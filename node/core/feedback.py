@@ -34,7 +34,12 @@ Two places apply the rules, and they must agree:
   at this node, and nodes that saw entries in another order would disagree.
   Instead a relayed entry that breaks a rule is stored and not counted: a
   vote on one's own entry, a relabel or retraction of another member's
-  entry, feedback from a member no longer in the trust view.
+  entry, feedback from a member no longer in the trust view, feedback the
+  trust view no longer accepts (judged by its seq like any entry: a revoked
+  member's feedback after its cut-off, or all of it with no cut-off; a
+  vote after the member's ENDORSE role was removed).
+
+A revoked member's votes up to its cut-off count, flagged ``revoked``.
 
 Counting rules: one vote per member per target, the latest (highest seq)
 ENDORSE or DISPUTE of that member superseding earlier ones; a retracted vote
@@ -194,6 +199,7 @@ class Vote:
     reason: DisputeReason | None
     entry_id: bytes
     time_ms: int
+    revoked: bool = False  # its member is revoked since: the vote predates the cut-off
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,11 +266,13 @@ def aggregate(target: SignedEntry, items: Sequence[Stored], lookup: MemberLookup
         if body.target != target.entry_id:
             raise ValidationError("aggregate: an item targets another entry")
         own = body.origin == tbody.origin
+        writer = lookup(body.origin)
         breaks = (
             (body.kind in VOTE_KINDS and own)
             or (body.kind in (Kind.RELABEL, Kind.RETRACT) and not own)
             or (body.incident and body.incident != tbody.incident)
-            or lookup(body.origin) is None
+            or writer is None
+            or not writer.accepts(body)
         )
         if breaks:
             uncounted.append(item.entry.entry_id)
@@ -290,6 +298,7 @@ def aggregate(target: SignedEntry, items: Sequence[Stored], lookup: MemberLookup
                     decode_dispute(vb.payload) if vb.kind == Kind.DISPUTE else None,
                     vote.entry.entry_id,
                     vb.time_ms,
+                    revoked=member.revoked,
                 )
             )
         filed = [i for i in mine if i.entry.body.kind == Kind.ACTION_REPORT and not i.retracted_by]

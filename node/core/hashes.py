@@ -7,6 +7,7 @@ In ``core`` a hash value is ``bytes``; hex appears only at the edges
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -97,6 +98,31 @@ def normalize_name(name: str) -> str:
     key = aliases.get(key, key)
     algorithm(key)
     return key
+
+
+def _trivial() -> dict[tuple[str, bytes], str]:
+    out: dict[tuple[str, bytes], str] = {}
+    for name, fn in (("MD5", hashlib.md5), ("VIDEO_MD5", hashlib.md5), ("SHA256", hashlib.sha256)):
+        size = fn().digest_size
+        out[(name, fn(b"").digest())] = "the digest of an empty file"
+        out[(name, bytes(size))] = "all zeros, not the digest of any known file"
+        out[(name, b"\xff" * size)] = "all ones, not the digest of any known file"
+    return out
+
+
+#: Digests no list should carry: an empty file (an upload that failed, a
+#: placeholder) would match every other empty upload; all-zero and all-one
+#: values are placeholders, not digests. PDQ has its own gates (quality and
+#: degenerate hashes, node/match/media.py).
+TRIVIAL_DIGESTS = _trivial()
+
+
+def check_not_trivial(name: str, value: bytes) -> None:
+    what = TRIVIAL_DIGESTS.get((name, value))
+    if what is not None:
+        raise ValidationError(
+            f"{name} {value.hex()} is {what}: it would match unrelated content, so it is refused"
+        )
 
 
 def check_hash(name: str, value: bytes) -> bytes:

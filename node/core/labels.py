@@ -84,6 +84,7 @@ def check_incident(incident: str) -> str:
     if incident and (len(incident) > MAX_INCIDENT_LEN or not _INCIDENT.match(incident)):
         raise ValidationError(
             f"bad incident id {incident[:MAX_INCIDENT_LEN]!r}: expected lower-case words "
-            "joined by '-' ending in a date, e.g. 'christchurch-2019-03-15'"
+            "(a-z, 0-9) joined by '-' ending in the date it began (YYYY-MM-DD), at most "
+            f"{MAX_INCIDENT_LEN} characters, e.g. 'christchurch-2019-03-15'"
         )
     return incident

@@ -5,6 +5,10 @@ one logical payload has exactly one byte string.
 
 DISPUTE (2 bytes): ``u8 version (1) || u8 reason code`` (:class:`DisputeReason`).
 
+ADD of a PDQ hash (empty, or 2 bytes): ``u8 version (1) || u8 quality``
+(0..100), the quality its submitter's hasher reported; empty when not known.
+Other ADDs carry no payload.
+
 ACTION_REPORT (65 bytes, big-endian)::
 
     version            u8   1
@@ -50,6 +54,28 @@ class DisputeReason(enum.IntEnum):
         raise ValidationError(
             f"unknown dispute reason {text!r}: expected one of " + ", ".join(r.text for r in cls)
         )
+
+
+MAX_QUALITY = 100
+
+
+def encode_quality(quality: int) -> bytes:
+    """A PDQ ADD's payload: the hash's quality as its submitter computed it."""
+    if not 0 <= quality <= MAX_QUALITY:
+        raise ValidationError(f"PDQ quality {quality}: expected 0..{MAX_QUALITY}")
+    return bytes((PAYLOAD_VERSION, quality))
+
+
+def decode_quality(payload: bytes) -> int:
+    if len(payload) != 2:
+        raise ValidationError(
+            f"PDQ ADD payload has {len(payload)} bytes: expected 2 (version, quality)"
+        )
+    if payload[0] != PAYLOAD_VERSION:
+        raise ValidationError(f"PDQ ADD payload version {payload[0]}: expected {PAYLOAD_VERSION}")
+    if payload[1] > MAX_QUALITY:
+        raise ValidationError(f"PDQ quality {payload[1]}: expected 0..{MAX_QUALITY}")
+    return payload[1]
 
 
 def encode_dispute(reason: DisputeReason) -> bytes:

@@ -48,6 +48,13 @@ min_endorser_kinds       the counted endorsers are of at least this many
 min_disputes /           at least / at most this many distinct members
 max_disputes             dispute it, counting only ``dispute_reason`` /
                          ``disputer_kind`` when given
+min_distance /           the match's distance (PDQ bits; 0 for exact
+max_distance             algorithms, and for ``policy explain``) is at
+                         least / at most this
+origin_status            the origin's standing here is one of these:
+                         active, revoked (either kind), revoked-member,
+                         revoked-key, unknown-origin, equivocated (this
+                         node holds evidence that it forked its log)
 min_query_pct            a video match: at least this share (0..100) of the
                          upload's distinct frame hashes matched (pytx query%)
 min_banked_pct           a video match: at least this share (0..100) of the
@@ -78,7 +85,7 @@ from node.core import labels as labels_mod
 from node.core.entry import EntryBody, a_an, check_member_id
 from node.core.feedback import Aggregate
 from node.core.payloads import DisputeReason
-from node.core.trust import Member, MemberKind
+from node.core.trust import Member, MemberKind, Standing
 from node.errors import ValidationError
 
 POLICY_VERSION = 1
@@ -115,12 +122,17 @@ class Action(enum.Enum):
 # -- facts ---------------------------------------------------------------------
 
 
+#: How a counted vote of a member revoked since is flagged in explanations.
+REVOKED_VOTE = "revoked: signed before its cut-off"
+
+
 @dataclass(frozen=True, slots=True)
 class Voter:
     member: str
     kind: str  # MemberKind value
     jurisdiction: str
     reason: str = ""  # dispute reason text, for disputes
+    revoked: bool = False  # a revoked member's vote from before its cut-off (it counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +158,29 @@ class Facts:
     disputers: tuple[Voter, ...] = ()
     settled: bool = False
     retracted: bool = False
+    distance: int = 0  # the match's; 0 for exact algorithms and for an entry without a query
+    origin_status: frozenset[str] = frozenset({"active"})  # see origin_status()
     video: VideoFacts | None = None  # set for a video match only
+
+
+ORIGIN_STATUSES = (
+    "active",
+    "revoked",
+    "revoked-member",
+    "revoked-key",
+    "unknown-origin",
+    "equivocated",
+)
+
+
+def origin_status(standing: Standing, *, equivocated: bool) -> frozenset[str]:
+    """Every name the origin's standing answers to in a rule's ``origin_status``."""
+    out = {standing.value}
+    if standing in (Standing.REVOKED_MEMBER, Standing.REVOKED_KEY):
+        out.add("revoked")
+    if equivocated:
+        out.add("equivocated")
+    return frozenset(out)
 
 
 def facts_for(
@@ -156,6 +190,8 @@ def facts_for(
     *,
     retracted: bool,
     settled: bool | None,
+    distance: int = 0,
+    origin_status: frozenset[str] = frozenset({"active"}),
     video: VideoFacts | None = None,
 ) -> Facts:
     """Facts of a stored ADD entry; ``settled`` None (unknown) counts as False."""
@@ -167,14 +203,23 @@ def facts_for(
         submitter_jurisdiction=submitter.jurisdiction if submitter else "",
         urgent=body.urgent,
         endorsers=tuple(
-            Voter(v.member, v.member_kind, v.jurisdiction) for v in feedback.endorsements
+            Voter(v.member, v.member_kind, v.jurisdiction, revoked=v.revoked)
+            for v in feedback.endorsements
         ),
         disputers=tuple(
-            Voter(v.member, v.member_kind, v.jurisdiction, v.reason.text if v.reason else "")
+            Voter(
+                v.member,
+                v.member_kind,
+                v.jurisdiction,
+                v.reason.text if v.reason else "",
+                revoked=v.revoked,
+            )
             for v in feedback.disputes
         ),
         settled=bool(settled),
         retracted=retracted,
+        distance=distance,
+        origin_status=origin_status,
         video=video,
     )
 
@@ -279,7 +324,15 @@ def _vote_conditions(
         vs = select(f)
         if not vs:
             return f"no counted {what}"
-        who = ", ".join(sorted({f"{v.member} ({v.kind}, {v.jurisdiction})" for v in vs}))
+        who = ", ".join(
+            sorted(
+                {
+                    f"{v.member} ({v.kind}, {v.jurisdiction}"
+                    + (f", {REVOKED_VOTE})" if v.revoked else ")")
+                    for v in vs
+                }
+            )
+        )
         return f"{members(f)} counted: {who}"
 
     verb = "endorse" if what == "endorsements" else "dispute"
@@ -448,10 +501,14 @@ _RULE_KEYS = (
     "max_disputes",
     "dispute_reason",
     "disputer_kind",
+    "min_distance",
+    "max_distance",
+    "origin_status",
     "min_query_pct",
     "min_banked_pct",
     "min_matched_seconds",
 )
+MAX_POLICY_DISTANCE = 256  # PDQ hashes are 256 bits
 
 
 def _strings(value: object, where: str, key: str) -> list[str]:
@@ -604,8 +661,57 @@ def _rule(i: int, row: object, designation: frozenset[str], source: str) -> Rule
             conditions.append(_flag_condition(key, _bool(row[key], where, key)))
     conditions += _endorsement_conditions(row, where)
     conditions += _dispute_conditions(row, where)
+    conditions += _distance_conditions(row, where)
+    if "origin_status" in row:
+        wanted = frozenset(_strings(row["origin_status"], where, "origin_status"))
+        unknown = sorted(wanted - set(ORIGIN_STATUSES))
+        if unknown:
+            raise ValidationError(
+                f"{where}: origin_status {unknown[0]!r}: expected any of "
+                f"{', '.join(ORIGIN_STATUSES)}"
+            )
+        conditions.append(
+            Condition(
+                f"its origin is {_words(wanted)}",
+                lambda f: bool(wanted & f.origin_status),
+                lambda f: f"origin {f.submitter} is {', '.join(sorted(f.origin_status))}",
+            )
+        )
     conditions += _video_conditions(row, where)
     return Rule(name, action, tuple(conditions))
+
+
+def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
+    def bound(key: str) -> int | None:
+        if key not in row:
+            return None
+        value = row[key]
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= MAX_POLICY_DISTANCE
+        ):
+            raise ValidationError(
+                f"{where}: {key} must be an integer 0..{MAX_POLICY_DISTANCE}, got {value!r}"
+            )
+        return value
+
+    lo, hi = bound("min_distance"), bound("max_distance")
+    _check_range(lo, hi, where, "distance")
+    out: list[Condition] = []
+
+    def got(f: Facts) -> str:
+        return f"distance {f.distance}"
+
+    if lo is not None:
+        out.append(
+            Condition(f"the match is at distance {lo} or more", lambda f: f.distance >= lo, got)
+        )
+    if hi is not None:
+        out.append(
+            Condition(f"the match is at distance {hi} or less", lambda f: f.distance <= hi, got)
+        )
+    return out
 
 
 def _number(value: object, where: str, key: str, hi: float) -> float:
@@ -750,3 +856,35 @@ def _dispute_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
 
 
 DEFAULT_POLICY = Policy()
+
+
+# -- one verdict per query ----------------------------------------------------------
+
+#: How the hits of one query combine into one recommended action: the most
+#: severe wins, BLOCK over REVIEW over LOG_ONLY over IGNORE (a retracted
+#: entry's IGNORE never outweighs a live hit). An action name this code does
+#: not know (a newer node) counts as REVIEW: a person should look.
+PRECEDENCE = (Action.BLOCK, Action.REVIEW, Action.LOG_ONLY, Action.IGNORE)
+_RANK = {a.wire: i for i, a in enumerate(PRECEDENCE)}
+
+
+@dataclass(frozen=True, slots=True)
+class QueryVerdict:
+    action: str  # wire name
+    rule: str  # the rule that recommended it
+    entry_id: bytes  # the hit it came from
+
+
+def overall(hits: Iterable[tuple[str, str, bytes]]) -> QueryVerdict | None:
+    """One query's verdict from its hits ``(action, rule, entry_id)``, given
+    nearest first: the most severe action by :data:`PRECEDENCE`, and among
+    equally severe hits the first (the nearest); None for no hits."""
+    best: QueryVerdict | None = None
+    for action, rule, entry_id in hits:
+        if best is None or _rank(action) < _rank(best.action):
+            best = QueryVerdict(action, rule, entry_id)
+    return best
+
+
+def _rank(action: str) -> int:
+    return _RANK.get(action, _RANK[Action.REVIEW.wire])

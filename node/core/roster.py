@@ -35,7 +35,8 @@ Body encoding (integers big-endian; ``str8`` = u8 length + UTF-8)::
       id               str8     member id
       display_name     str8     at most 128 bytes
       kind             u8       1 government, 2 platform, 3 ngo, 4 observer
-      jurisdiction     2 bytes  ISO 3166-1 alpha-2, upper case
+      jurisdiction     2 bytes  ISO 3166-1 alpha-2, upper case; two zero bytes
+                                for none (only non-government members)
       roles            u8       bit 0 SUBMIT, 1 ENDORSE, 2 WITNESS, 3 READ
       flags            u8       bit 0 revoked
       key_count        u8       1..16
@@ -100,7 +101,8 @@ FLAG_ROLE_HISTORY = 0x02
 #: Role changes one member record remembers.
 MAX_ROLE_HISTORY = 16
 
-_JURISDICTION = re.compile(r"^[A-Z]{2}$")
+_JURISDICTION = re.compile(r"^([A-Z]{2})?$")  # empty: none given (a non-government)
+NO_JURISDICTION = b"\0\0"  # how an empty jurisdiction is encoded
 
 
 # -- small values -------------------------------------------------------------
@@ -310,7 +312,11 @@ class Member:
         if not _JURISDICTION.match(self.jurisdiction):
             raise ValidationError(
                 f"{where}: jurisdiction {self.jurisdiction!r}: expected an "
-                "ISO 3166-1 alpha-2 code such as 'NZ'"
+                "ISO 3166-1 alpha-2 code such as 'NZ', or empty"
+            )
+        if not self.jurisdiction and self.kind is MemberKind.GOVERNMENT:
+            raise ValidationError(
+                f"{where}: a government member needs a jurisdiction (ISO 3166-1 alpha-2)"
             )
         if len(self.display_name.encode()) > MAX_NAME_BYTES:
             raise ValidationError(f"{where}: display name: expected at most {MAX_NAME_BYTES} bytes")
@@ -407,6 +413,14 @@ class Member:
                 f"{key.valid_until_seq}: got seq {body.seq}"
             )
         return key.key
+
+    def accepts(self, body: EntryBody) -> bool:
+        """Would :meth:`check_entry` take ``body`` (its rights, not its signature)?"""
+        try:
+            self.check_entry(body)
+        except ProvenanceError:
+            return False
+        return True
 
     def standing(self, body: EntryBody) -> Standing:
         """How an already stored entry of this member stands now."""
@@ -610,7 +624,7 @@ class Roster:
             _put_str8(out, m.id)
             _put_str8(out, m.display_name)
             out.append(_KIND_CODES[m.kind])
-            out += m.jurisdiction.encode("ascii")
+            out += m.jurisdiction.encode("ascii") or NO_JURISDICTION
             out.append(_role_bits(m.roles))
             out.append(
                 (FLAG_REVOKED if m.revoked else 0) | (FLAG_ROLE_HISTORY if m.earlier_roles else 0)
@@ -704,6 +718,8 @@ def _read_member(r: _Reader) -> Member:
     if kind_code not in _KIND_BY_CODE:
         raise ValidationError(f"member {member_id}: unknown kind code {kind_code}")
     jurisdiction = r.text(2)
+    if jurisdiction == NO_JURISDICTION.decode():
+        jurisdiction = ""
     role_bits, flags = r.u8(), r.u8()
     roles = _read_roles(member_id, role_bits)
     if flags & ~(FLAG_REVOKED | FLAG_ROLE_HISTORY):

@@ -324,7 +324,9 @@ def _pytx_rows(number: int, text: str, extra: tuple[str, ...]) -> list[Row]:
         return vpdq_rows(number, signal, extra)
     if not pytx_hex(name):
         raise ValidationError(f"signal type {kind!r} has no hex form here")
-    return [Row(number, name, hashes.parse_hex(name, signal), extra)]
+    value = hashes.parse_hex(name, signal)
+    hashes.check_not_trivial(name, value)
+    return [Row(number, name, value, extra)]
 
 
 def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> Row:
@@ -343,12 +345,14 @@ def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> 
     if not isinstance(incident, str) or not isinstance(reason, str):
         raise ValidationError("'incident' and 'reason' must be strings")
     urgent = _flag(doc.get("urgent", False))
+    value_bytes = hashes.parse_hex(name, value)
+    hashes.check_not_trivial(name, value_bytes)
     if len(reason.encode()) > 1024:
         raise ValidationError(f"reason has {len(reason.encode())} bytes: expected at most 1024")
     return Row(
         number,
         name,
-        hashes.parse_hex(name, value),
+        value_bytes,
         labels.normalize_labels((*raw_labels, *extra)),
         labels.check_incident(incident),
         reason,

@@ -30,7 +30,6 @@ Memory per frame: the index (~113 bytes) plus 49 bytes of row data
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import numpy.typing as npt
 from node.core.entry import Kind, SignedEntry
 from node.core.vpdq import HEADER_BYTES, VpdqSegment, check_header
 from node.errors import ValidationError
+from node.match.matcher import BuiltFromStore
 from node.match.media import MIN_MINORITY_BITS
 from node.match.pdq_index import MAX_RADIUS, PdqIndex
 from node.store.lmdb_store import LmdbStore
@@ -490,21 +490,16 @@ class FrameIndex:
         )
 
 
-class FrameMatcher:
+class FrameMatcher(BuiltFromStore):
     """The node's frame index over its store: built at start-up (off the event
     loop), then kept current by commit listeners, like the PDQ matcher."""
 
     def __init__(self, store: LmdbStore) -> None:
-        self.store = store
+        super().__init__(store)
         self.index = FrameIndex()
-        self._lock = threading.Lock()
-        self._building = False
-        self._queued: list[Sequence[SignedEntry]] = []
-        self.ready = False
 
     def build(self, progress: Callable[[str], None] | None = None) -> int:
-        with self._lock:
-            self._building = True
+        self._begin_build()
         started = time.monotonic()
         batch: list[SegmentRows] = []
         n = 0
@@ -523,12 +518,7 @@ class FrameMatcher:
                     progress(f"frame index: {n:,} video segments read")
         if batch:
             self.index.add_segments(batch)
-        with self._lock:
-            self._building = False
-            queued, self._queued = self._queued, []
-        for entries in queued:
-            self._apply(entries)
-        self.ready = True
+        self._end_build()
         if progress is not None:
             progress(
                 f"frame index: {len(self.index):,} frames of {self.index.videos:,} videos "
@@ -536,13 +526,6 @@ class FrameMatcher:
                 f"({self.index.bytes_per_frame():.0f} bytes/frame)"
             )
         return n
-
-    def on_commit(self, entries: Sequence[SignedEntry]) -> None:
-        with self._lock:
-            if self._building:
-                self._queued.append(entries)
-                return
-        self._apply(entries)
 
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
         adds = []

@@ -38,16 +38,48 @@ def _usable(value: bytes) -> bool:
     return True
 
 
-class PdqMatcher:
+class BuiltFromStore:
+    """An in-memory index loaded from LMDB once (in a worker thread at
+    start-up), then kept current by commit listeners: commits that arrive
+    while it loads are queued and applied when it is done."""
+
     def __init__(self, store: LmdbStore) -> None:
         self.store = store
-        self.active = PdqIndex()
-        self.retracted = PdqIndex()
-        self._entry_ids = bytearray()  # item id i -> entry id at [32 i, 32 i + 32)
         self._lock = threading.Lock()  # build thread vs. commits queued meanwhile
         self._building = False
         self._queued: list[Sequence[SignedEntry]] = []
         self.ready = False
+
+    def _begin_build(self) -> None:
+        with self._lock:
+            self._building = True
+
+    def _end_build(self) -> None:
+        with self._lock:
+            self._building = False
+            queued, self._queued = self._queued, []
+        for entries in queued:
+            self._apply(entries)
+        self.ready = True
+
+    def on_commit(self, entries: Sequence[SignedEntry]) -> None:
+        """Commit listener (event loop thread)."""
+        with self._lock:
+            if self._building:
+                self._queued.append(entries)
+                return
+        self._apply(entries)
+
+    def _apply(self, entries: Sequence[SignedEntry]) -> None:
+        raise NotImplementedError
+
+
+class PdqMatcher(BuiltFromStore):
+    def __init__(self, store: LmdbStore) -> None:
+        super().__init__(store)
+        self.active = PdqIndex()
+        self.retracted = PdqIndex()
+        self._entry_ids = bytearray()  # item id i -> entry id at [32 i, 32 i + 32)
 
     def __len__(self) -> int:
         return len(self.active)
@@ -72,8 +104,7 @@ class PdqMatcher:
 
     def build(self, progress: Callable[[str], None] | None = None) -> int:
         """Load every stored PDQ hash (run in a worker thread at start-up)."""
-        with self._lock:
-            self._building = True
+        self._begin_build()
         started = time.monotonic()
         active_ids: list[int] = []
         active_hashes: list[bytes] = []
@@ -93,12 +124,7 @@ class PdqMatcher:
             self.active.add_many(active_ids, active_hashes)
         if dead_ids:
             self.retracted.add_many(dead_ids, dead_hashes)
-        with self._lock:
-            self._building = False
-            queued, self._queued = self._queued, []
-        for entries in queued:
-            self._apply(entries)
-        self.ready = True
+        self._end_build()
         if progress is not None:
             progress(
                 f"PDQ index: {len(self.active):,} active and {len(self.retracted):,} retracted "
@@ -106,14 +132,6 @@ class PdqMatcher:
                 f"({self.bytes_per_hash():.0f} bytes/hash)"
             )
         return n
-
-    def on_commit(self, entries: Sequence[SignedEntry]) -> None:
-        """Commit listener (event loop thread)."""
-        with self._lock:
-            if self._building:
-                self._queued.append(entries)
-                return
-        self._apply(entries)
 
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:
@@ -159,16 +177,18 @@ class PdqMatcher:
 
     def search(
         self, values: Sequence[bytes], radius: int, *, include_retracted: bool = False
-    ) -> list[tuple[bytes, int]]:
+    ) -> list[tuple[bytes, int, int]]:
         """Entries within ``radius`` of any of ``values`` (an image and its
-        dihedral variants): ``(entry_id, best distance)``, nearest first."""
+        dihedral variants): ``(entry_id, best distance, index in values of the
+        value at that distance)``, nearest first (the first value wins a tie)."""
         if not 0 <= radius <= MAX_RADIUS:
             raise ValidationError(f"PDQ distance {radius}: expected 0..{MAX_RADIUS}")
-        best: dict[int, int] = {}
+        best: dict[int, tuple[int, int]] = {}
         indexes = (self.active, self.retracted) if include_retracted else (self.active,)
         for index in indexes:
-            for hits in index.search_batch(list(values), radius):
+            for variant, hits in enumerate(index.search_batch(list(values), radius)):
                 for item, distance in hits:
-                    if distance < best.get(item, radius + 1):
-                        best[item] = distance
-        return [(self.entry_id(item), d) for item, d in sorted(best.items(), key=lambda kv: kv[1])]
+                    if distance < best.get(item, (radius + 1, 0))[0]:
+                        best[item] = (distance, variant)
+        ordered = sorted(best.items(), key=lambda kv: kv[1])
+        return [(self.entry_id(item), d, v) for item, (d, v) in ordered]

@@ -48,8 +48,10 @@ from node.errors import ValidationError
 from node.match.media import StrPath, _nonempty, _reading
 
 if TYPE_CHECKING:
+    import av
     import av.audio.stream
     import av.container
+    import av.filter
 
 __all__ = [
     "CLASSIFIERS",
@@ -96,7 +98,7 @@ RESAMPLER_OPTIONS = (
 # their own media. Playlists (hls, dash), concat lists, image sequences and
 # the like are absent because they make FFmpeg open other files or URLs.
 CONTAINER_FORMATS = (
-    "mov",  # mp4, m4a, mov, 3gp (external data references are off by default)
+    "mov",  # mp4, m4a, mov, 3gp (external data references off: see _open)
     "matroska",  # mkv, webm
     "mp3",
     "aac",
@@ -370,7 +372,11 @@ def _open(path: Path, f: Any) -> av.container.InputContainer:
 
     try:
         container: av.container.InputContainer = av.open(
-            f, mode="r", options={"format_whitelist": ",".join(CONTAINER_FORMATS)}
+            f,
+            mode="r",
+            # enable_drefs=0 is FFmpeg's default; said here so that no
+            # version's default can make mov follow a reference to another file
+            options={"format_whitelist": ",".join(CONTAINER_FORMATS), "enable_drefs": "0"},
         )
     except av.error.FFmpegError:
         raise ValidationError(f"{path}: not an audio or video file in a supported format") from None
@@ -384,12 +390,67 @@ def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.Aud
     return stream if isinstance(stream, av.audio.stream.AudioStream) else None
 
 
+class _Converter:
+    """libswresample (an ``aresample`` filter) to 16-bit mono 11025 Hz, with
+    fpcalc's options. The filter graph is built from the decoded frames, not
+    from the stream's header (which can disagree, e.g. implicit HE-AAC), and
+    rebuilt when a stream changes rate or channels midway (concatenated MP3s
+    do): the old graph is flushed first, so no audio is lost."""
+
+    def __init__(self) -> None:
+        self._graph: av.filter.Graph | None = None
+        self._params: tuple[str, int, str] | None = None
+
+    def push(self, frame: av.AudioFrame) -> Iterator[npt.NDArray[np.int16]]:
+        import av.filter
+
+        params = (frame.format.name, frame.sample_rate, frame.layout.name)
+        if params != self._params:
+            yield from self.flush()
+            graph = av.filter.Graph()
+            chain = [
+                graph.add_abuffer(
+                    format=params[0],
+                    sample_rate=params[1],
+                    layout=params[2],
+                    time_base=frame.time_base,
+                ),
+                graph.add("aresample", RESAMPLER_OPTIONS),
+                graph.add("aformat", "sample_fmts=s16:channel_layouts=mono"),
+                graph.add("abuffersink"),
+            ]
+            for a, b in itertools.pairwise(chain):
+                a.link_to(b)
+            graph.configure()
+            self._graph, self._params = graph, params
+        assert self._graph is not None
+        self._graph.push(frame)
+        yield from self._drain()
+
+    def flush(self) -> Iterator[npt.NDArray[np.int16]]:
+        if self._graph is not None:
+            self._graph.push(None)
+            yield from self._drain()
+            self._graph = self._params = None
+
+    def _drain(self) -> Iterator[npt.NDArray[np.int16]]:
+        import av
+
+        assert self._graph is not None
+        while True:
+            try:
+                out = self._graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            assert isinstance(out, av.AudioFrame)
+            yield out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+
+
 def _decoded(
     path: Path, container: av.container.InputContainer, limits: AudioLimits
 ) -> Iterator[npt.NDArray[np.int16]]:
     """The best audio stream as 16-bit mono 11025 Hz pieces, as fpcalc converts it."""
     import av
-    import av.filter
 
     stream = _audio_stream(container)
     if stream is None:
@@ -402,30 +463,13 @@ def _decoded(
     too_long = f"{path}: audio is longer than the {limits.max_duration_s:g} s limit"
     if declared > limits.max_duration_s:
         raise ValidationError(too_long)
-    try:
-        graph = av.filter.Graph()
-        chain = [
-            graph.add_abuffer(template=stream),
-            graph.add("aresample", RESAMPLER_OPTIONS),
-            graph.add("aformat", "sample_fmts=s16:channel_layouts=mono"),
-            graph.add("abuffersink"),
-        ]
-        for a, b in itertools.pairwise(chain):
-            a.link_to(b)
-        graph.configure()
-    except (av.error.FFmpegError, ValueError):
-        raise ValidationError(f"{path}: cannot decode the audio stream") from None
     max_samples = math.ceil(limits.max_duration_s * SAMPLE_RATE)
     produced = 0
+    converter = _Converter()
 
-    def drain() -> Iterator[npt.NDArray[np.int16]]:
+    def counted(pieces: Iterator[npt.NDArray[np.int16]]) -> Iterator[npt.NDArray[np.int16]]:
         nonlocal produced
-        while True:
-            try:
-                frame = graph.pull()
-            except (av.BlockingIOError, av.EOFError):
-                return
-            pcm = frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+        for pcm in pieces:
             produced += len(pcm)
             if produced > max_samples:
                 raise ValidationError(too_long)
@@ -438,11 +482,10 @@ def _decoded(
                 at = float(packet.pts * packet.time_base)
             for frame in packet.decode():
                 assert isinstance(frame, av.AudioFrame)
-                graph.push(frame)
-                yield from drain()
-        graph.push(None)
-        yield from drain()
-    except av.error.FFmpegError:
+                yield from counted(converter.push(frame))
+        yield from counted(converter.flush())
+    except (av.error.FFmpegError, ValueError):
+        # ValueError: PyAV refusing a frame it cannot describe (no layout)
         raise ValidationError(
             f"{path}: corrupt audio stream (decoding failed at {at:.1f} s)"
         ) from None

@@ -162,10 +162,16 @@ class NodeClient:
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
 
-    async def get_entry(self, entry_id: bytes) -> pb.GetEntryResponse:
+    async def get_entry(self, entry_id: bytes | str) -> pb.GetEntryResponse:
+        """One entry, by its id or (a str of hex digits) a unique prefix of it."""
+        request = (
+            pb.GetEntryRequest(id_prefix=entry_id)
+            if isinstance(entry_id, str)
+            else pb.GetEntryRequest(entry_id=entry_id)
+        )
         try:
             response: pb.GetEntryResponse = await self.stub.GetEntry(
-                pb.GetEntryRequest(entry_id=entry_id), timeout=self.deadline_s
+                request, timeout=self.deadline_s
             )
             return response
         except grpc.aio.AioRpcError as exc:
@@ -259,12 +265,12 @@ class NodeClient:
         return response
 
     async def record_action(
-        self, entry_id: bytes, action: pb.ActionTaken, count: int = 1
+        self, entry_id: bytes, action: pb.ActionTaken, count: int = 1, at_ms: int = 0
     ) -> pb.RecordActionResponse:
-        """``action`` is a ``pb.ACTION_TAKEN_*`` value."""
+        """``action`` is a ``pb.ACTION_TAKEN_*`` value; ``at_ms`` 0 means now."""
         response: pb.RecordActionResponse = await self._call(
             self.stub.RecordAction,
-            pb.RecordActionRequest(entry_id=entry_id, action=action, count=count),
+            pb.RecordActionRequest(entry_id=entry_id, action=action, count=count, at_ms=at_ms),
         )
         return response
 

@@ -8,6 +8,7 @@ from node.accountability import ActionSummary
 from node.app import MAX_VIDEO_QUERY_FRAMES, MatchHit, VideoMatchHit
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate
+from node.core.payloads import decode_quality
 from node.core.policy import Decision
 from node.core.roster import RosterSignature, SignedRoster
 from node.errors import ValidationError
@@ -61,6 +62,7 @@ def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
         origin_equivocated=hit.origin_equivocated,
         origin_status=hit.standing.value,
         origin_name=hit.member.display_name if hit.member else "",
+        quality=decode_quality(body.payload) if body.algorithm == "PDQ" and body.payload else 0,
     )
     if hit.feedback is not None:
         _feedback_to_pb(hit.feedback, msg)
@@ -73,6 +75,7 @@ def match_to_pb(hit: MatchHit) -> pb.Match:
         distance=hit.distance,
         recommended_action=hit.action,
         rule=hit.rule,
+        variant=hit.variant,
     )
 
 
@@ -181,6 +184,7 @@ def _feedback_to_pb(agg: Aggregate, msg: pb.Provenance) -> None:
             reason=v.reason.text if v.reason else "",
             entry_id=v.entry_id,
             time_ms=v.time_ms,
+            revoked=v.revoked,
         )
         for v in agg.votes
     )

@@ -47,6 +47,7 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.observe import ALERT_MAP_FULL
 from node.rosters import RosterKeeper
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -265,7 +266,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def GetEntry(self, request: pb.GetEntryRequest, context: Context) -> pb.GetEntryResponse:
         self.auth.check(context, Action.READ, "GetEntry")
-        hit = self.app.get(request.entry_id)
+        entry_id = self.app.resolve_id(request.id_prefix) if request.id_prefix else request.entry_id
+        hit = self.app.get(entry_id)
         return pb.GetEntryResponse(
             entry=convert.entry_to_pb(hit.entry),
             provenance=convert.provenance_to_pb(hit),
@@ -332,11 +334,19 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             entries=sum(h.next_seq for h in heads.values()),
             evidence=self.app.tlog.evidence_count(),
             version=__version__,
-            alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()] + self._roster_alerts(),
+            alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()]
+            + self._roster_alerts()
+            + self._store_alerts(),
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
         )
+
+    def _store_alerts(self) -> list[pb.Alert]:
+        """The store refusing writes (its map full at the cap): health says
+        NOT_SERVING, and status must say why."""
+        why = self.app.store.write_error
+        return [pb.Alert(kind=ALERT_MAP_FULL, detail=why)] if why else []
 
     def _roster_alerts(self) -> list[pb.Alert]:
         if self.rosters is None or not self.rosters.expired:
@@ -428,8 +438,13 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.ReloadPolicyRequest, context: Context
     ) -> pb.ReloadPolicyResponse:
         self.auth.check(context, Action.OPERATOR, "ReloadPolicy")
-        policy = self.app.accountability.reload()
-        return pb.ReloadPolicyResponse(source=policy.source, rules=policy.describe())
+        policy, bank = self.app.reload()
+        return pb.ReloadPolicyResponse(
+            source=policy.source,
+            rules=policy.describe(),
+            never_match=len(bank),
+            never_match_source=bank.source,
+        )
 
     @_mapped
     async def ExplainPolicy(
@@ -450,8 +465,10 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             raise ValidationError(
                 f"action {request.action}: expected blocked-at-upload, removed or reviewed"
             )
-        when = now_ms()
-        self.app.accountability.record_action(request.entry_id, kind, request.count or 1, when)
+        when = request.at_ms or now_ms()
+        self.app.accountability.record_action(
+            request.entry_id, kind, request.count or 1, when, now_ms=now_ms()
+        )
         return pb.RecordActionResponse(time_ms=when)
 
     @_mapped

@@ -14,33 +14,45 @@ Re-verifies, from the stored bytes alone and the members' public keys:
   applied resolution settles; every voided entry (a losing branch moved out
   of the live tables) and voided checkpoint is still signed by its origin.
 
+Each record is judged by the roster versions the node held (its stored
+history, ``rosters``), not only by the newest: an entry of a member revoked
+since, a vote from before a role was removed, a cosignature by a witness
+removed since were legitimate when stored. A record is a fault only if no
+version allows it; the fault then names the newest version's reason.
+(Adoption times are not stored, so the audit cannot tell which version was
+current when a record arrived; it checks that one of them allowed it.)
+
 Each problem is reported as a ``Fault`` naming where it is; nothing stops
 the audit early. The environment is opened read-only without a lock file.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lmdb
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.core import evidence as ev
 from node.core import merkle
 from node.core.checkpoint import SignedNote
 from node.core.entry import ZERO_ID, SignedEntry, verify_signature
 from node.core.resolution import divergence_bound
-from node.core.tlog import verify_checkpoint
-from node.core.trust import TrustView, check_provenance
+from node.core.roster import SignedRoster
+from node.core.tlog import VerifiedCheckpoint, is_witness, verify_checkpoint
+from node.core.trust import MembersFile, TrustView, check_provenance
 from node.errors import NodeError, StorageError, ValidationError
 from node.progress import Progress
 from node.store.resolve import VOIDED_CHECKPOINT, Record, State
 from node.store.tree import parse_prefixed_u64, parse_tree_key
 
+T = TypeVar("T")
 _U64 = struct.Struct(">Q")
 _SUBDBS = (
     "entries",
@@ -54,7 +66,61 @@ _SUBDBS = (
     "fork_points",
 )
 #: Newer sub-databases: a backup written before them lacks them (no fault).
-_OPTIONAL = ("voided", "resolutions")
+_OPTIONAL = ("voided", "resolutions", "rosters")
+
+
+class _Rosters:
+    """The trust views a record may be judged by: the one given (the newest
+    roster) first, then the stored history, newest first."""
+
+    def __init__(self, trust: TrustView, witnesses: Mapping[str, bytes]) -> None:
+        self.trust = trust
+        self.witnesses = dict(witnesses)
+        self.views: list[TrustView] = [trust]
+        #: Every witness key of any version (newest wins): a cosignature by a
+        #: witness removed since was good when it was made.
+        self.all_witnesses: dict[str, bytes] = {}
+
+    def load(self, txn: Any, db: Any, report: AuditReport) -> None:
+        older: list[TrustView] = []
+        for key, value in txn.cursor(db=db):
+            try:
+                roster = SignedRoster.from_bytes(bytes(value)).roster
+            except NodeError as exc:
+                report.fault(f"roster version {_U64.unpack(bytes(key))[0]}", f"undecodable: {exc}")
+                continue
+            older.append(MembersFile.of(list(roster.members)))
+            self.all_witnesses.update(
+                {m.id: m.checkpoint_public_key for m in roster.members if is_witness(m)}
+            )
+        self.all_witnesses.update(self.witnesses)
+        self.views = [self.trust, *reversed(older)]
+
+    def first(self, check: Callable[[TrustView], T]) -> T:
+        """``check`` under the first version that allows it; if none does,
+        the newest version's error."""
+        error: NodeError | None = None
+        for view in self.views:
+            try:
+                return check(view)
+            except NodeError as exc:
+                error = error or exc
+        assert error is not None
+        raise error
+
+    def provenance(self, entry: SignedEntry) -> None:
+        self.first(lambda view: check_provenance(view, entry))
+
+    def checkpoint(
+        self, text: str, witnesses: Mapping[str, bytes] | None = None, *, strict: bool = False
+    ) -> VerifiedCheckpoint:
+        """A checkpoint whose origin signature verifies under some version."""
+        keys = self.witnesses if witnesses is None else witnesses
+        return self.first(lambda view: verify_checkpoint(text, view, keys, strict=strict))
+
+    def entry_key(self, origin: str, key_id: bytes) -> Ed25519PublicKey:
+        """The public key ``key_id`` names for ``origin`` in some version."""
+        return self.first(lambda view: view.member(origin).key(key_id).key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,20 +202,23 @@ def audit(path: Path, trust: TrustView, witnesses: Mapping[str, bytes]) -> Audit
                     report.fault(f"sub-database {name}", "missing")
             if any(dbs[n] is None for n in ("entries", "tree", "checkpoints")):
                 return report
-            trees = _entries(txn, dbs, trust, report)
+            rosters = _Rosters(trust, witnesses)
+            if dbs["rosters"] is not None:
+                rosters.load(txn, dbs["rosters"], report)
+            trees = _entries(txn, dbs, rosters, report)
             _tree(txn, dbs, trees, report)
-            _checkpoints(txn, dbs, trees, trust=trust, witnesses=witnesses, report=report)
+            _checkpoints(txn, dbs, trees, rosters=rosters, report=report)
             resolved = _resolutions(txn, dbs, report)
-            _witnessed(txn, dbs, trust, report, resolved)
-            _evidence(txn, dbs, trust, report, resolved)
-            _voided(txn, dbs, trust, report)
+            _witnessed(txn, dbs, rosters, report, resolved)
+            _evidence(txn, dbs, rosters, report, resolved)
+            _voided(txn, dbs, rosters, report)
     except lmdb.Error as exc:
         report.fault("LMDB", f"{type(exc).__name__}: {exc}")
     return report
 
 
 def _entries(
-    txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport
+    txn: Any, dbs: dict[str, Any], rosters: _Rosters, report: AuditReport
 ) -> dict[str, merkle.MemoryTree]:
     trees: dict[str, merkle.MemoryTree] = {}
     last: dict[str, tuple[int, bytes | None]] = {}  # origin -> (seq, entry id or None)
@@ -184,7 +253,7 @@ def _entries(
                 where, f"stored under the wrong key: body says {body.origin} seq {body.seq}"
             )
         try:
-            check_provenance(trust, entry)
+            rosters.provenance(entry)
         except NodeError as exc:
             report.fault(where, f"signature: {exc}")
         if prev_id is not None and seq == prev_seq + 1 and body.prev != prev_id:
@@ -256,8 +325,7 @@ def _checkpoints(
     dbs: dict[str, Any],
     trees: dict[str, merkle.MemoryTree],
     *,
-    trust: TrustView,
-    witnesses: Mapping[str, bytes],
+    rosters: _Rosters,
     report: AuditReport,
 ) -> None:
     for key, value in txn.cursor(db=dbs["checkpoints"]):
@@ -270,16 +338,19 @@ def _checkpoints(
         where = f"checkpoint {origin} size {size}"
         try:
             text = bytes(value).decode("utf-8")
-            vc = verify_checkpoint(text, trust, witnesses)
+            vc = rosters.checkpoint(text)
         except (NodeError, UnicodeDecodeError) as exc:
             report.fault(where, f"does not verify: {exc}")
             continue
-        report.cosignatures += len(vc.cosigners)
         lines = len(SignedNote.parse(text).signatures)
+        if lines != 1 + len(vc.cosigners):
+            # Cosignatures by witnesses the newest roster no longer has.
+            vc = rosters.checkpoint(text, rosters.all_witnesses)
+        report.cosignatures += len(vc.cosigners)
         if lines != 1 + len(vc.cosigners):
             bad = lines - 1 - len(vc.cosigners)
             try:
-                strict = verify_checkpoint(text, trust, witnesses, strict=True)
+                strict = rosters.checkpoint(text, rosters.all_witnesses, strict=True)
                 why = (
                     f"are not by a witness's cosignature key: {'; '.join(strict.ignored)}"
                     if strict.ignored
@@ -321,7 +392,7 @@ def _resolutions(txn: Any, dbs: dict[str, Any], report: AuditReport) -> dict[str
     return out
 
 
-def _voided(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport) -> None:
+def _voided(txn: Any, dbs: dict[str, Any], rosters: _Rosters, report: AuditReport) -> None:
     """Voided entries and checkpoints: retained, so still the origin's signed words."""
     if dbs["voided"] is None:
         return
@@ -331,7 +402,7 @@ def _voided(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport
             owner = k[1:].split(b"\x00", 1)[0].decode("utf-8", "replace")
             where = f"voided checkpoint {owner}"
             try:
-                verify_checkpoint(data.decode("utf-8"), trust, {})
+                rosters.checkpoint(data.decode("utf-8"), {})
             except (NodeError, UnicodeDecodeError) as exc:
                 report.fault(where, f"does not verify: {exc}")
             continue
@@ -348,7 +419,7 @@ def _voided(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport
         try:
             # Its key may have been cut off since (the fork's key): the
             # signature is checked, the roster's cut-offs are not.
-            verify_signature(entry, trust.member(origin).key(entry.body.key_id).key)
+            verify_signature(entry, rosters.entry_key(origin, entry.body.key_id))
         except NodeError as exc:
             report.fault(where, f"signature: {exc}")
 
@@ -356,7 +427,7 @@ def _voided(txn: Any, dbs: dict[str, Any], trust: TrustView, report: AuditReport
 def _witnessed(
     txn: Any,
     dbs: dict[str, Any],
-    trust: TrustView,
+    rosters: _Rosters,
     report: AuditReport,
     resolved: Mapping[str, Record],
 ) -> None:
@@ -375,7 +446,7 @@ def _witnessed(
                 )
             continue
         try:
-            vc = verify_checkpoint(bytes(value[8:]).decode("utf-8"), trust, {})
+            vc = rosters.checkpoint(bytes(value[8:]).decode("utf-8"), {})
         except (NodeError, UnicodeDecodeError) as exc:
             report.fault(where, f"does not verify: {exc}")
             continue
@@ -386,7 +457,7 @@ def _witnessed(
 def _evidence(
     txn: Any,
     dbs: dict[str, Any],
-    trust: TrustView,
+    rosters: _Rosters,
     report: AuditReport,
     resolved: Mapping[str, Record],
 ) -> None:
@@ -397,7 +468,7 @@ def _evidence(
             where = f"evidence {_short(bytes(key))}"
             try:
                 proof = ev.ForkProof.decode(bytes(value[8:]))
-                finding = ev.verify(proof, trust)
+                finding = rosters.first(functools.partial(ev.verify, proof))
             except NodeError as exc:
                 report.fault(where, f"does not verify: {exc}")
                 continue
@@ -422,6 +493,6 @@ def _evidence(
         for key, value in txn.cursor(db=dbs["evidence"]):
             where = f"conflicting entry {bytes(key[:-41]).decode('utf-8', 'replace')}"
             try:
-                check_provenance(trust, SignedEntry.from_bytes(bytes(value[8:])))
+                rosters.provenance(SignedEntry.from_bytes(bytes(value[8:])))
             except NodeError as exc:
                 report.fault(where, f"does not verify: {exc}")

@@ -193,6 +193,19 @@ class LmdbStore:
         with _lmdb_errors("reading entry"), self._env.begin() as txn:
             return self._stored_in(txn, entry_id)
 
+    def ids_with_prefix(self, prefix: bytes, limit: int) -> list[bytes]:
+        """Up to ``limit`` stored entry ids that begin with ``prefix``, in order."""
+        out: list[bytes] = []
+        with _lmdb_errors("reading entry ids"), self._env.begin() as txn:
+            cursor = txn.cursor(db=self._dbs[_Db.IDS])
+            if not cursor.set_range(prefix):
+                return out
+            for key in cursor.iternext(keys=True, values=False):
+                if not bytes(key).startswith(prefix) or len(out) >= limit:
+                    break
+                out.append(bytes(key))
+        return out
+
     def _stored_in(self, txn: Any, entry_id: bytes) -> StoredEntry | None:
         loc = txn.get(entry_id, db=self._dbs[_Db.IDS])
         if loc is None:

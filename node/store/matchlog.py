@@ -33,6 +33,7 @@ from node.errors import StorageError, ValidationError
 
 log = logging.getLogger(__name__)
 
+MATCHLOG_DIR = "matchlog"  # the match log's LMDB environment, in the node directory
 DEFAULT_MAX_EVENTS = 1_000_000
 MAX_EVENT_COUNT = 1_000_000  # one event may stand for this many identical actions
 _U64 = struct.Struct(">Q")
@@ -130,19 +131,31 @@ def _errors(what: str) -> Iterator[None]:
 
 
 class MatchLog:
-    def __init__(self, path: Path, *, max_events: int = DEFAULT_MAX_EVENTS) -> None:
+    def __init__(
+        self, path: Path, *, max_events: int = DEFAULT_MAX_EVENTS, readonly: bool = False
+    ) -> None:
+        """``readonly``: beside the node that writes it (a backup), never creating it."""
         if max_events < 1:
             raise ValidationError(f"max_events {max_events}: expected at least 1")
-        path.mkdir(parents=True, exist_ok=True)
+        if not readonly:
+            path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_events = max_events
+        if readonly and not (path / "data.mdb").is_file():
+            raise StorageError(f"no match log at {path} (expected {path / 'data.mdb'})")
         with _errors(f"opening {path}"):
             self._env = lmdb.open(
-                str(path), map_size=1 << 32, max_dbs=4, subdir=True, readahead=False
+                str(path),
+                map_size=1 << 32,
+                max_dbs=4,
+                subdir=True,
+                readahead=False,
+                readonly=readonly,
             )
-            self._events = self._env.open_db(b"events")
-            self._totals = self._env.open_db(b"totals")
-            self._meta = self._env.open_db(b"meta")
+            create = not readonly
+            self._events = self._env.open_db(b"events", create=create)
+            self._totals = self._env.open_db(b"totals", create=create)
+            self._meta = self._env.open_db(b"meta", create=create)
 
     def record(self, events: Sequence[Event]) -> None:
         """Append events and update the totals, in one transaction."""
@@ -219,6 +232,11 @@ class MatchLog:
                 cur.delete()
                 removed += 1
         return removed
+
+    def copy_to(self, directory: Path) -> None:
+        """A consistent, compacted copy (one read transaction; the node goes on)."""
+        with _errors(f"copying to {directory}"):
+            self._env.copy(str(directory), compact=True)
 
     def close(self) -> None:
         self._env.close()

@@ -115,7 +115,7 @@ def test_incident_accountability_across_four_nodes(
             for i, (algo, value, _) in enumerate(HASHES):
                 out = _run(capsys, "match", platform, "--algo", algo, "--hash", value,
                            "--record", "--json")  # fmt: skip
-                (hits[platform, i],) = json.loads(out)
+                (hits[platform, i],) = json.loads(out)[0]["matches"]
         h = hits[p1, 0]
         assert (h["recommended_action"], h["rule"]) == ("BLOCK", "government-plus-two-platforms")
         assert h["endorsements"] == [

@@ -95,7 +95,7 @@ def _cases() -> dict[str, tuple[Case, grpc.StatusCode, str]]:
         _, stored = _gov_stored(2)
         fork = Origin(GOV)
         fork.next()
-        other = fork.next(hash=bytes(16) + b"")  # same seq 1, different body
+        other = fork.next(hash=b"\x01" * 16)  # same seq 1, different body
         return [_pb(e) for e in stored], [_pb(other)]
 
     def bad_unknown_label() -> Any:

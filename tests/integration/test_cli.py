@@ -97,7 +97,7 @@ def test_init_submit_match_status_across_two_nodes(
             what="entry reached the platform",
         )
         assert main(["match", str(plat), "--algo", "PDQ", "--hash", PDQ, "--json"]) == 0
-        (hit,) = json.loads(capsys.readouterr().out)
+        (hit,) = json.loads(capsys.readouterr().out)[0]["matches"]
         assert hit["origin"] == "gov.fr/pharos"
         assert hit["origin_kind"] == "government"
         assert hit["jurisdiction"] == "FR"
@@ -109,7 +109,7 @@ def test_init_submit_match_status_across_two_nodes(
         eventually(lambda: nodes[1].store.head("gov.fr/pharos").next_seq == 2)
         capsys.readouterr()
         assert main(["match", str(plat), "--algo", "pdq", "--hash", PDQ]) == 0
-        assert capsys.readouterr().out.strip() == "no match"
+        assert capsys.readouterr().out.strip() == f"PDQ {PDQ[:16]}: no match"
         assert (
             main(
                 [
@@ -125,7 +125,7 @@ def test_init_submit_match_status_across_two_nodes(
             )
             == 0
         )
-        (hit,) = json.loads(capsys.readouterr().out)
+        (hit,) = json.loads(capsys.readouterr().out)[0]["matches"]
         assert hit["retracted"] is True
 
         assert main(["status", str(plat), "--json"]) == 0

@@ -21,7 +21,17 @@ MD5 = ["01" * 16, "02" * 16]
 
 def _node_dir(tmp_path: Path) -> Path:
     d = tmp_path / "gov"
-    argv = ["init", str(d), "--id", "gov.example/ct", "--kind", "government", "--genesis"]
+    argv = [
+        "init",
+        str(d),
+        "--id",
+        "gov.example/ct",
+        "--kind",
+        "government",
+        "--jurisdiction",
+        "NZ",
+        "--genesis",
+    ]
     assert main(argv) == 0
     return d
 

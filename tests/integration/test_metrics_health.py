@@ -20,6 +20,7 @@ from node.config import NodeConfig, PeerConfig
 from node.core.trust import MemberKind, MembersFile
 from node.errors import ConflictError, ProvenanceError, StorageError, ValidationError
 from node.metrics import NodeMetrics, Snapshot
+from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 from node.server import SERVICE_NAME, Node
 from node.sync.engine import PeerState
@@ -219,6 +220,11 @@ def test_health_is_not_serving_until_startup_work_is_done(tmp_path: Path, loop: 
         loop.run(node.stop())
 
 
+async def _status(address: str) -> pb.StatusResponse:
+    async with NodeClient(address) as c:
+        return await c.status()
+
+
 async def _event() -> asyncio.Event:
     return asyncio.Event()
 
@@ -267,6 +273,8 @@ def test_map_full_refuses_writes_keeps_serving_reads_then_recovers(
         assert value(m, "ccnode_store_writable") == 0
         assert value(m, "ccnode_alerts_total", kind="map_full") == 1
         assert value(m, "ccnode_entries_refused_total", source="submit", reason="storage") == 500
+        status = loop.run(_status(address))
+        assert [(a.kind, a.detail) for a in status.alerts] == [("map_full", str(error))]
         stored = node.store.head(GOV).next_seq
     finally:
         loop.run(node.stop())

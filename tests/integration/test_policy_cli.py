@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from node.cli import main
 from node.core.trust import MemberKind, MembersFile
 from node.mesh import Mesh
 from node.rpc.operator import is_operator_peer
 from node.server import Node
 from tests.helpers import LoopThread, eventually, member, write_node_dir
+from tests.helpers import run_cli as _run
 from tests.unit.test_policy import EXAMPLE
 
 pytestmark = pytest.mark.integration
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.integration
 GOV, P1 = "gov.example/ct", "platform.example"
 MD5 = "00112233445566778899aabbccddeeff"
 BLOCK_ALL = 'version = 1\ndefault = "review"\n[[rule]]\nname = "block-all"\naction = "block"\n'
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
-    capsys.readouterr()
-    assert main(list(argv)) == code
-    captured = capsys.readouterr()
-    return captured.out, captured.err
 
 
 def test_policy_check_explains_each_rule(
@@ -68,7 +61,7 @@ def test_reload_applies_without_restart_and_a_bad_file_keeps_the_old_policy(
 
         def action() -> tuple[str, str]:
             out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--json")
-            (hit,) = json.loads(out)
+            (hit,) = json.loads(out)[0]["matches"]
             return hit["recommended_action"], hit["rule"]
 
         assert action() == ("REVIEW", "(default)")  # no policy file: built-in default
@@ -107,7 +100,7 @@ def test_sighup_reloads_the_policy_of_a_running_process(
 
         def action() -> str:
             out, _ = _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--json")
-            return str(json.loads(out)[0]["recommended_action"])
+            return str(json.loads(out)[0]["matches"][0]["recommended_action"])
 
         assert action() == "BLOCK"
         policy.write_text(BLOCK_ALL.replace('"block"', '"log_only"'))
@@ -153,7 +146,10 @@ def test_record_action_and_prune_errors(
         _, err = _run(capsys, "record-action", d, "--entry", missing, "--action", "removed", code=4)
         assert err == f"ccnode: error: entry {missing} is not stored here\n"
         _, err = _run(capsys, "record-action", d, "--entry", "abc", "--action", "removed", code=2)
-        assert err == "ccnode: error: entry id 'abc' is not hex\n"
+        assert err == (
+            "ccnode: error: entry id 'abc': expected 8 to 64 hex digits "
+            "(the full id or a unique prefix of it)\n"
+        )
         out, _ = _run(capsys, "submit", d, "--algo", "md5", "--hash", MD5, "--json")
         entry_id = json.loads(out)["entry_id"]
         _run(capsys, "match", d, "--algo", "md5", "--hash", MD5, "--record")

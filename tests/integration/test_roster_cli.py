@@ -42,7 +42,19 @@ def consortium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
     paths["gov"] = tmp_path / "gov"
     paths["desk"] = tmp_path / "desk"
     paths["plat"] = tmp_path / "plat"
-    _ok(["init", str(paths["gov"]), "--id", "gov.example/ct", "--kind", "government"], capsys)
+    _ok(
+        [
+            "init",
+            str(paths["gov"]),
+            "--id",
+            "gov.example/ct",
+            "--kind",
+            "government",
+            "--jurisdiction",
+            "NZ",
+        ],
+        capsys,
+    )
     _ok(["init", str(paths["plat"]), "--id", "platform.example", "--kind", "platform"], capsys)
     out = _ok(
         [
@@ -52,6 +64,8 @@ def consortium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
             "gov.example/desk",
             "--kind",
             "government",
+            "--jurisdiction",
+            "NZ",
             "--key-only",
         ],
         capsys,
@@ -152,7 +166,10 @@ def test_drafting_chains_versions_and_publish_installs_them(
         2,
         capsys,
     )
-    assert err == "ccnode: error: --entry-key: expected 64 hex digits (a raw Ed25519 public key)"
+    assert err == (
+        "ccnode: error: --entry-key: expected 64 hex digits (a raw Ed25519 public key) "
+        "or a PEM key file"
+    )
     new_hex = raw_public_key(signer_for("rotated").public_key).hex()
     _ok(
         [

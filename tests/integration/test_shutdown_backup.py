@@ -155,7 +155,9 @@ def test_backup_restored_into_a_fresh_node_rejoins_and_catches_up(
             src = lost / name
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, fresh / name)
         assert main(["restore", str(backup_dir), str(fresh)]) == 0
-        assert "restored 7 entries of platform-one.example" in capsys.readouterr().out
+        assert "restored 7 entries and 0 match-log events of platform-one.example" in (
+            capsys.readouterr().out
+        )
         store = LmdbStore(load_config(fresh).data_dir)
         assert {o: h.next_seq for o, h in store.heads().items()} == {GOV: 5, P1: 2}
         store.close()

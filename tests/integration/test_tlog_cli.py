@@ -297,7 +297,22 @@ def test_init_creates_a_checkpoint_key_named_in_the_roster(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = tmp_path / "n"
-    assert main(["init", str(d), "--id", GOV, "--kind", "government", "--genesis"]) == 0
+    assert (
+        main(
+            [
+                "init",
+                str(d),
+                "--id",
+                GOV,
+                "--kind",
+                "government",
+                "--jurisdiction",
+                "NZ",
+                "--genesis",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     key_file = d / "keys" / "checkpoint.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

@@ -109,7 +109,7 @@ def test_a_video_banked_at_one_end_matches_an_altered_copy_at_the_other(
         # the human form names the banked video, its submitter and the ranges
         assert main(["match", str(copy), "--dir", far_dir]) == 0
         text = capsys.readouterr().out
-        assert f"{copy}: 1 video match(es)" in text
+        assert f"{copy}: 1 video match\n" in text
         assert f"by {GOV} (government, NZ): upload 0:00-0:0" in text
         assert "~ banked 0:0" in text and "mirrored" in text
 

@@ -63,6 +63,31 @@ def test_every_container_gives_the_same_soundtrack(files: Path, name: str) -> No
     assert got.similarity >= 0.9, (name, got)
 
 
+def _without_id3(data: bytes) -> bytes:
+    """MP3 bytes without their leading ID3v2 tag (size: 4 syncsafe bytes)."""
+    assert data[:3] == b"ID3"
+    size = (data[6] << 21) | (data[7] << 14) | (data[8] << 7) | data[9]
+    return data[10 + size :]
+
+
+def test_a_stream_that_changes_rate_and_channels_midway(tmp_path: Path) -> None:
+    """Two MP3s joined (44.1 kHz mono, then 22.05 kHz stereo) decode into
+    frames of both kinds; each part is converted as itself and found where
+    it lies, rather than the change being called corruption."""
+    first = write(tmp_path / "1.mp3", melody(6, seed=3), codec="mp3")
+    second = write(
+        tmp_path / "2.mp3", melody(6, rate=22050, channels=2, seed=4), rate=22050, codec="mp3"
+    )
+    joined = tmp_path / "joined.mp3"
+    joined.write_bytes(first.read_bytes() + _without_id3(second.read_bytes()))
+    whole = fingerprint_file(joined)
+    assert 11.9 < whole.duration_s < 12.3
+    a, b = fingerprint_file(first), fingerprint_file(second)
+    head, tail = align(whole.values, a.values), align(whole.values, b.values)
+    assert head.offset == 0 and head.similarity >= 0.9, head
+    assert abs(tail.offset - 6.0 / 0.1238) <= 2 and tail.similarity >= 0.85, tail
+
+
 def test_source_properties_are_reported(files: Path) -> None:
     fp = fingerprint_file(files / "stereo-48k.wav")
     assert (fp.codec, fp.source_rate, fp.source_channels) == ("pcm_s16le", 48000, 2)
@@ -163,7 +188,7 @@ def test_limits_validate() -> None:
 
 
 def test_ccnode_hash_fingerprints_audio_and_soundtracks(
-    files: Path, capsys: pytest.CaptureFixture[str]
+    files: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Each bad file gets its one line on stderr and the others go on; a
     video without audio is still hashed, with a note."""
@@ -171,14 +196,23 @@ def test_ccnode_hash_fingerprints_audio_and_soundtracks(
 
     from node.cli import main
 
-    names = ["melody.m4a", "silence.wav", "video.mp4", "video-no-audio.mp4", "short.m4a"]
+    names = [
+        "melody.m4a",
+        "silence.wav",
+        "video.mp4",
+        "video-no-audio.mp4",
+        "short.m4a",
+        "corrupt.m4a",
+    ]
     paths = [files / n for n in names]
     assert main(["hash", *map(str, paths), "--json"]) == 2
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     assert err.splitlines() == [
         f"ccnode: error: {paths[1]}: audio is silence only (no frame above -60 dBFS)",
         f"ccnode: error: {paths[4]}: audio is too short to fingerprint: 2.02 s, "
         "need at least 2.72 s",
+        # nothing from FFmpeg's own log (written to fd 2) reaches the user
+        f"ccnode: error: {paths[5]}: corrupt audio stream (decoding failed at 2.7 s)",
     ]
     docs = {Path(d["file"]).name: d for d in json.loads(out)}
     assert sorted(docs) == ["melody.m4a", "video-no-audio.mp4", "video.mp4"]
@@ -190,7 +224,7 @@ def test_ccnode_hash_fingerprints_audio_and_soundtracks(
     assert docs["video-no-audio.mp4"]["chromaprint_note"] == "no audio stream"
 
     assert main(["hash", str(paths[0]), str(paths[3])]) == 0
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     fp = fingerprint_file(paths[0])
     head = " ".join(f"{v:08x}" for v in fp.values[:4])
     lines = out.splitlines()

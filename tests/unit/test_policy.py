@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from node.core.policy import Action, Facts, Policy, VideoFacts, Voter
+from node.core.policy import (
+    PRECEDENCE,
+    Action,
+    Facts,
+    Policy,
+    QueryVerdict,
+    VideoFacts,
+    Voter,
+    origin_status,
+    overall,
+)
+from node.core.trust import Standing
 from node.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -416,7 +427,97 @@ BAD = [
         _doc('name = "x"\naction = "block"') + '[[rule]]\nname = "x"\naction = "ignore"\n',
         "policy: rule name 'x' is used twice",
     ),
+    (
+        "distance out of range",
+        _doc('name = "x"\naction = "block"\nmax_distance = 257'),
+        "p.toml: rule #1 'x': max_distance must be an integer 0..256, got 257",
+    ),
+    (
+        "distance range inverted",
+        _doc('name = "x"\naction = "block"\nmin_distance = 9\nmax_distance = 3'),
+        "p.toml: rule #1 'x': min_distance 9 is more than max_distance 3",
+    ),
+    (
+        "unknown origin status",
+        _doc('name = "x"\naction = "block"\norigin_status = ["banned"]'),
+        "p.toml: rule #1 'x': origin_status 'banned': expected any of active, revoked, "
+        "revoked-member, revoked-key, unknown-origin, equivocated",
+    ),
 ]
+
+
+DISTANCE_AND_STANDING = """
+version = 1
+default = "review"
+
+[[rule]]
+name = "distrusted-origin"
+action = "review"
+origin_status = ["revoked", "equivocated"]
+
+[[rule]]
+name = "near"
+action = "block"
+max_distance = 10
+
+[[rule]]
+name = "far"
+action = "log_only"
+min_distance = 25
+"""
+
+
+@pytest.mark.parametrize(
+    ("distance", "standing", "equivocated", "action", "rule"),
+    [
+        (0, Standing.ACTIVE, False, Action.BLOCK, "near"),
+        (10, Standing.ACTIVE, False, Action.BLOCK, "near"),
+        (11, Standing.ACTIVE, False, Action.REVIEW, "(default)"),
+        (25, Standing.ACTIVE, False, Action.LOG_ONLY, "far"),
+        (0, Standing.REVOKED_MEMBER, False, Action.REVIEW, "distrusted-origin"),
+        (0, Standing.REVOKED_KEY, False, Action.REVIEW, "distrusted-origin"),
+        (0, Standing.ACTIVE, True, Action.REVIEW, "distrusted-origin"),
+        (0, Standing.UNKNOWN_ORIGIN, False, Action.BLOCK, "near"),
+    ],
+)
+def test_rules_on_match_distance_and_origin_standing(
+    distance: int, standing: Standing, equivocated: bool, action: Action, rule: str
+) -> None:
+    policy = Policy.loads(DISTANCE_AND_STANDING)
+    f = facts(distance=distance, origin_status=origin_status(standing, equivocated=equivocated))
+    decision = policy.evaluate(f)
+    assert (decision.action, decision.rule) == (action, rule)
+    assert policy.describe()[:3] == [
+        "1. distrusted-origin: REVIEW when its origin is equivocated or revoked",
+        "2. near: BLOCK when the match is at distance 10 or less",
+        "3. far: LOG_ONLY when the match is at distance 25 or more",
+    ]
+    trace = policy.explain(
+        facts(distance=12, origin_status=origin_status(Standing.ACTIVE, equivocated=True))
+    )
+    assert trace.trace[0].reasons == (
+        (
+            True,
+            "its origin is equivocated or revoked (got: origin gov.nz/dia is active, equivocated)",
+        ),
+    )
+
+
+def test_one_verdict_per_query_by_precedence() -> None:
+    a, b, c = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32
+    assert overall([]) is None
+    assert overall([("REVIEW", "(default)", a), ("BLOCK", "gov", b), ("BLOCK", "x", c)]) == (
+        QueryVerdict("BLOCK", "gov", b)  # the most severe; the nearest among equals
+    )
+    assert overall([("IGNORE", "(retracted)", a), ("LOG_ONLY", "l", b)]) == QueryVerdict(
+        "LOG_ONLY", "l", b
+    )
+    assert overall([("LOG_ONLY", "l", a), ("QUARANTINE", "new", b)]) == QueryVerdict(
+        "QUARANTINE",
+        "new",
+        b,  # an action this version does not know counts as REVIEW
+    )
+    assert [x.wire for x in PRECEDENCE] == ["BLOCK", "REVIEW", "LOG_ONLY", "IGNORE"]
 
 
 @pytest.mark.parametrize(("text", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])

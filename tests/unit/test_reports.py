@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,160 @@ def test_bad_match_events(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError) as info:
         Event(**base)
     assert str(info.value) == message
+
+
+# -- HTML layout: each chart beside the table it summarises (issue 15 item 22) ----------
+
+LONG = "long-platform-member-name.example/trust-and-safety-ops"
+
+
+class _Layout(HTMLParser):
+    """Where figures sit: the enclosing div.table-chart, its first child, headings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[tuple[str, dict[str, str | None]]] = []
+        self.seen_h1 = False
+        self.figures: list[dict[str, Any]] = []
+        self.groups: list[dict[str, Any]] = []
+        self.headings: list[str] = []
+        self.labels: list[tuple[float, str, str]] = []  # (x, shown text, hover text)
+        self.rects: list[tuple[float, str]] = []  # (width, hover text)
+        self._text: list[str] = []
+        self._title: list[str] = []
+        self._in_caption = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "div" and a.get("class") == "table-chart":
+            self.groups.append(
+                {
+                    "section": a.get("data-section"),
+                    "children": [],
+                    "after": self.headings[-1] if self.headings else None,
+                }
+            )
+        elif (
+            self.stack
+            and self.stack[-1][0] == "div"
+            and self.stack[-1][1].get("class") == ("table-chart")
+        ):
+            self.groups[-1]["children"].append(tag)
+        if tag == "figure":
+            inside = [s for s in self.stack if s[0] == "div" and s[1].get("class") == "table-chart"]
+            self.figures.append({"after_h1": self.seen_h1, "grouped": bool(inside), "caption": ""})
+        if tag == "figcaption":
+            self._in_caption = True
+        if tag in ("h1", "h2", "h3"):
+            self._text = []
+        if tag == "text" and a.get("text-anchor") == "end":
+            self._text, self._title = [], []
+            self.stack.append((tag, {**a, "label": "1"}))
+            return
+        if tag == "rect" and a.get("width") and a.get("height") != "10":
+            self.rects.append((float(a["width"] or 0), ""))
+        self.stack.append((tag, a))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            name, a = self.stack.pop()
+            if name == tag:
+                break
+        if tag == "h1":
+            self.seen_h1 = True
+        if tag in ("h1", "h2", "h3"):
+            self.headings.append("".join(self._text).strip())
+        if tag == "figcaption":
+            self._in_caption = False
+        if tag == "text" and a.get("label"):
+            self.labels.append((float(a["x"] or 0), "".join(self._text), "".join(self._title)))
+
+    def handle_data(self, data: str) -> None:
+        if self._in_caption:
+            self.figures[-1]["caption"] += data
+        if self.stack and self.stack[-1][0] == "title":
+            self._title.append(data)
+            if len(self.stack) > 1 and self.stack[-2][0] == "rect" and self.rects:
+                self.rects[-1] = (self.rects[-1][0], self.rects[-1][1] + data)
+        else:
+            self._text.append(data)
+
+
+def _layout_entries() -> list[SignedEntry]:
+    gov, long_, p2 = Origin(GOV), Origin(LONG), Origin(P2)
+    adds = [gov.next(time_ms=T0 + i * 1000) for i in range(3)]
+    return [
+        *adds,
+        fb(long_, Kind.DISPUTE, adds[0], payload=encode_dispute(DisputeReason.WRONG_LABEL)),
+        fb(p2, Kind.DISPUTE, adds[1], payload=encode_dispute(DisputeReason.OTHER)),
+        fb(long_, Kind.ACTION_REPORT, adds[0],
+           payload=ActionCounts(T0 + 50, T0 + 500, T0 + 2500, T0 + 9000, 9000, 9000).encode()),
+        # One lone review, beside 9000 blocks at upload in the same chart.
+        fb(p2, Kind.ACTION_REPORT, adds[0],
+           payload=ActionCounts(T0 + 300, T0 + 900, T0 + 6000, T0 + 9000, 1, 0, 0, 1).encode()),
+    ]  # fmt: skip
+
+
+INCIDENT_CHARTS = {
+    "Action by member": [
+        "Time from publication to first action, per member (each dot is one hash)",
+        "Actions per member",
+    ],
+}
+TRANSPARENCY_CHARTS = {
+    "By label": ["Hashes by label"],
+    "By submitter kind": ["Hashes by submitter kind"],
+    "By submitter jurisdiction": ["Hashes by jurisdiction"],
+    "Dispute reasons": ["Disputes by reason"],
+    "Per submitter": ["Dispute, retraction and relabel rates per submitter (% of its entries)"],
+    render.PROPAGATION_HEADING: [
+        "Propagation: arrival at each member's node after publication (each dot is one hash)",
+        "Time from publication to first action, per member (each dot is one hash)",
+    ],
+}
+
+
+@pytest.mark.parametrize("which", ["incident", "transparency"])
+def test_each_chart_sits_beside_the_table_it_summarises(which: str) -> None:
+    trust = MembersFile.of([member(GOV, MemberKind.GOVERNMENT), member(LONG), member(P2)])
+    ledger = Ledger(_layout_entries(), trust.by_id.get)
+    if which == "incident":
+        page = render.incident_html(
+            incident_report(ledger, "christchurch-2019-03-15", node_id=GOV, generated_ms=T0,
+                            platforms=[LONG, P2])
+        )  # fmt: skip
+        promised = INCIDENT_CHARTS
+    else:
+        page = render.transparency_html(
+            transparency_report(ledger, since_ms=0, until_ms=2**62, node_id=GOV, generated_ms=T0)
+        )
+        promised = TRANSPARENCY_CHARTS
+    layout = _Layout()
+    layout.feed(page)
+    # No chart above the title, none loose: each in a group after its table.
+    assert layout.figures and all(f["after_h1"] and f["grouped"] for f in layout.figures)
+    for group in layout.groups:
+        assert group["children"][0] == "table"
+        assert group["section"] == group["after"]  # the heading right above it
+    by_section: dict[str, list[str]] = {}
+    captions = iter(f["caption"] for f in layout.figures)
+    for group in layout.groups:
+        n = len(promised.get(group["section"], []))
+        by_section[group["section"]] = [next(captions) for _ in range(n)]
+    assert by_section == promised  # every promised chart, where promised
+    # Labels are never clipped: each has room left of its x, in full.
+    for x, shown, full in layout.labels:
+        assert shown == full, (shown, full)
+        assert len(shown) * render.LABEL_CHAR_PX <= x
+    assert any(full == LONG for _, _, full in layout.labels)
+    if which == "incident":
+        (review,) = [w for w, title in layout.rects if title == f"{P2} reviews: 1"]
+        assert review >= render.MIN_SEGMENT_PX  # a lone review among 9000 blocks shows
+
+
+def test_a_label_too_long_for_the_margin_is_shortened_with_its_full_text_kept() -> None:
+    label = "x" * 200
+    svg = render.svg_bars("t", [(label, 1)])
+    assert f"<title>{label}</title>" in svg
+    shown = svg.split(f"<title>{label}</title>")[1].split("</text>")[0]
+    assert shown.endswith("…") and len(shown) * render.LABEL_CHAR_PX <= render.LABEL_MAX_PX

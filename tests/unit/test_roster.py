@@ -231,6 +231,10 @@ BAD_ROSTERS: dict[str, tuple[Callable[[], object], str]] = {
         lambda: member("gov.example/ct", jurisdiction="nz"),
         "member gov.example/ct: jurisdiction 'nz': expected an ISO 3166-1 alpha-2 code",
     ),
+    "government without a jurisdiction": (
+        lambda: member("gov.example/ct", MemberKind.GOVERNMENT, jurisdiction=""),
+        "member gov.example/ct: a government member needs a jurisdiction (ISO 3166-1 alpha-2)",
+    ),
     "no entry key": (
         lambda: member("gov.example/ct", entry_keys=()),
         "member gov.example/ct has 0 entry keys: expected 1..16",

@@ -56,10 +56,12 @@ class SubmitResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SubmitResult, _Mapping]]] = ...) -> None: ...
 
 class GetEntryRequest(_message.Message):
-    __slots__ = ("entry_id",)
+    __slots__ = ("entry_id", "id_prefix")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_PREFIX_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
-    def __init__(self, entry_id: _Optional[bytes] = ...) -> None: ...
+    id_prefix: str
+    def __init__(self, entry_id: _Optional[bytes] = ..., id_prefix: _Optional[str] = ...) -> None: ...
 
 class GetEntryResponse(_message.Message):
     __slots__ = ("entry", "provenance", "video_segments")
@@ -166,7 +168,7 @@ class VideoMatch(_message.Message):
     def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ..., video_id: _Optional[bytes] = ..., segments: _Optional[_Iterable[bytes]] = ..., query_pct: _Optional[float] = ..., banked_pct: _Optional[float] = ..., matched_frames: _Optional[int] = ..., offset_ms: _Optional[int] = ..., coverage: _Optional[float] = ..., query_start_ms: _Optional[int] = ..., query_end_ms: _Optional[int] = ..., banked_start_ms: _Optional[int] = ..., banked_end_ms: _Optional[int] = ..., mirrored: _Optional[bool] = ..., trimmed: _Optional[bool] = ..., is_match: _Optional[bool] = ..., banked_first_ms: _Optional[int] = ..., banked_last_ms: _Optional[int] = ...) -> None: ...
 
 class Provenance(_message.Message):
-    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "settled", "origin_equivocated", "votes", "endorsements", "disputes", "current_labels", "relabelled_by", "relabels", "action_reports", "origin_status", "origin_name")
+    __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "settled", "origin_equivocated", "votes", "endorsements", "disputes", "current_labels", "relabelled_by", "relabels", "action_reports", "origin_status", "origin_name", "quality")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_KIND_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +195,7 @@ class Provenance(_message.Message):
     ACTION_REPORTS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_STATUS_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_NAME_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
     origin: str
     origin_kind: str
@@ -219,10 +222,11 @@ class Provenance(_message.Message):
     action_reports: _containers.RepeatedCompositeFieldContainer[ActionReportRef]
     origin_status: str
     origin_name: str
-    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., settled: _Optional[bool] = ..., origin_equivocated: _Optional[bool] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., endorsements: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., disputes: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., current_labels: _Optional[_Iterable[str]] = ..., relabelled_by: _Optional[bytes] = ..., relabels: _Optional[int] = ..., action_reports: _Optional[_Iterable[_Union[ActionReportRef, _Mapping]]] = ..., origin_status: _Optional[str] = ..., origin_name: _Optional[str] = ...) -> None: ...
+    quality: int
+    def __init__(self, entry_id: _Optional[bytes] = ..., origin: _Optional[str] = ..., origin_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., algorithm: _Optional[str] = ..., hash: _Optional[bytes] = ..., labels: _Optional[_Iterable[str]] = ..., incident: _Optional[str] = ..., time_ms: _Optional[int] = ..., arrival_ms: _Optional[int] = ..., seq: _Optional[int] = ..., retracted: _Optional[bool] = ..., retracted_by: _Optional[bytes] = ..., urgent: _Optional[bool] = ..., reason: _Optional[str] = ..., settled: _Optional[bool] = ..., origin_equivocated: _Optional[bool] = ..., votes: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., endorsements: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., disputes: _Optional[_Iterable[_Union[VoteTally, _Mapping]]] = ..., current_labels: _Optional[_Iterable[str]] = ..., relabelled_by: _Optional[bytes] = ..., relabels: _Optional[int] = ..., action_reports: _Optional[_Iterable[_Union[ActionReportRef, _Mapping]]] = ..., origin_status: _Optional[str] = ..., origin_name: _Optional[str] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class Vote(_message.Message):
-    __slots__ = ("member", "member_kind", "jurisdiction", "vote", "reason", "entry_id", "time_ms")
+    __slots__ = ("member", "member_kind", "jurisdiction", "vote", "reason", "entry_id", "time_ms", "revoked")
     MEMBER_FIELD_NUMBER: _ClassVar[int]
     MEMBER_KIND_FIELD_NUMBER: _ClassVar[int]
     JURISDICTION_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +234,7 @@ class Vote(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
     member: str
     member_kind: str
     jurisdiction: str
@@ -237,7 +242,8 @@ class Vote(_message.Message):
     reason: str
     entry_id: bytes
     time_ms: int
-    def __init__(self, member: _Optional[str] = ..., member_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., vote: _Optional[str] = ..., reason: _Optional[str] = ..., entry_id: _Optional[bytes] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    revoked: bool
+    def __init__(self, member: _Optional[str] = ..., member_kind: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., vote: _Optional[str] = ..., reason: _Optional[str] = ..., entry_id: _Optional[bytes] = ..., time_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
 
 class VoteTally(_message.Message):
     __slots__ = ("member_kind", "jurisdiction", "count")
@@ -280,16 +286,18 @@ class ActionCounts(_message.Message):
     def __init__(self, arrival_ms: _Optional[int] = ..., first_match_ms: _Optional[int] = ..., first_action_ms: _Optional[int] = ..., as_of_ms: _Optional[int] = ..., matches: _Optional[int] = ..., blocked_at_upload: _Optional[int] = ..., removals: _Optional[int] = ..., reviews: _Optional[int] = ...) -> None: ...
 
 class Match(_message.Message):
-    __slots__ = ("provenance", "distance", "recommended_action", "rule")
+    __slots__ = ("provenance", "distance", "recommended_action", "rule", "variant")
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     RECOMMENDED_ACTION_FIELD_NUMBER: _ClassVar[int]
     RULE_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
     provenance: Provenance
     distance: int
     recommended_action: str
     rule: str
-    def __init__(self, provenance: _Optional[_Union[Provenance, _Mapping]] = ..., distance: _Optional[int] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ...) -> None: ...
+    variant: int
+    def __init__(self, provenance: _Optional[_Union[Provenance, _Mapping]] = ..., distance: _Optional[int] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ..., variant: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("matches", "never_match")
@@ -504,12 +512,16 @@ class ReloadPolicyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReloadPolicyResponse(_message.Message):
-    __slots__ = ("source", "rules")
+    __slots__ = ("source", "rules", "never_match", "never_match_source")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
+    NEVER_MATCH_FIELD_NUMBER: _ClassVar[int]
+    NEVER_MATCH_SOURCE_FIELD_NUMBER: _ClassVar[int]
     source: str
     rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, source: _Optional[str] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    never_match: int
+    never_match_source: str
+    def __init__(self, source: _Optional[str] = ..., rules: _Optional[_Iterable[str]] = ..., never_match: _Optional[int] = ..., never_match_source: _Optional[str] = ...) -> None: ...
 
 class ExplainPolicyRequest(_message.Message):
     __slots__ = ("entry_id",)
@@ -552,14 +564,16 @@ class ExplainPolicyResponse(_message.Message):
     def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ..., rules: _Optional[_Iterable[_Union[RuleTrace, _Mapping]]] = ..., policy_source: _Optional[str] = ..., default_action: _Optional[str] = ...) -> None: ...
 
 class RecordActionRequest(_message.Message):
-    __slots__ = ("entry_id", "action", "count")
+    __slots__ = ("entry_id", "action", "count", "at_ms")
     ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
     entry_id: bytes
     action: ActionTaken
     count: int
-    def __init__(self, entry_id: _Optional[bytes] = ..., action: _Optional[_Union[ActionTaken, str]] = ..., count: _Optional[int] = ...) -> None: ...
+    at_ms: int
+    def __init__(self, entry_id: _Optional[bytes] = ..., action: _Optional[_Union[ActionTaken, str]] = ..., count: _Optional[int] = ..., at_ms: _Optional[int] = ...) -> None: ...
 
 class RecordActionResponse(_message.Message):
     __slots__ = ("time_ms",)
