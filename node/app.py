@@ -637,7 +637,8 @@ class NodeApp:
             raise ValidationError(f"PDQ distance {t.max_distance}: expected 0..{MAX_RADIUS}")
         bank = self.negative if len(self.negative) else None
         if bank is not None:  # frames of known benign footage never match
-            frames = [f for f in frames if not bank.suppresses("PDQ", f.pdq)]
+            benign = bank.suppressed_pdq([f.pdq for f in frames])
+            frames = [f for f, drop in zip(frames, benign, strict=True) if not drop]
             if not frames:
                 return []
         query = QueryArrays.of([(f.pdq, f.quality, f.ts_ms, f.variant) for f in frames])
