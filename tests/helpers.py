@@ -205,6 +205,21 @@ def write_node_dir(
     return config
 
 
+def line_of_three(tmp_path: Path, gov: str, p1: str, p2: str) -> list[NodeConfig]:
+    """Node directories for a line gov - p1 - p2 (a government and two
+    platforms), each finding its neighbours through their address files."""
+    members = MembersFile.of([member(gov, MemberKind.GOVERNMENT), member(p1), member(p2)])
+
+    def peer(name: str) -> PeerConfig:
+        return PeerConfig(name, address_file=f"../{name.replace('/', '_')}/node.addr")
+
+    return [
+        write_node_dir(tmp_path, gov, members, MemberKind.GOVERNMENT, (peer(p1),)),
+        write_node_dir(tmp_path, p1, members, peers=(peer(gov), peer(p2))),
+        write_node_dir(tmp_path, p2, members, peers=(peer(p1),)),
+    ]
+
+
 def peer_file(name: str) -> PeerConfig:
     """A peer found through its node directory's ``node.addr`` (next to ours)."""
     return PeerConfig(name, address_file=f"../{name.replace('/', '_')}/node.addr")

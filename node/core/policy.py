@@ -727,35 +727,37 @@ def _video_got(f: Facts) -> str:
     return f"query {v.query_pct:g}%, banked {v.banked_pct:g}%, matched {v.matched_ms / 1000:g} s"
 
 
+#: key -> (cap, words for the threshold, the video fact compared, its scale to the key's unit)
+_VIDEO_KEYS: dict[str, tuple[float, str, str, float]] = {
+    "min_query_pct": (100, "with at least {:g}% of the upload's frames matched", "query_pct", 1),
+    "min_banked_pct": (
+        100,
+        "with at least {:g}% of the banked video's frames matched",
+        "banked_pct",
+        1,
+    ),
+    "min_matched_seconds": (
+        86_400,
+        "spanning at least {:g} s of the banked video",
+        "matched_ms",
+        1000,
+    ),
+}
+
+
+def _video_condition(attr: str, threshold: float, words: str) -> Condition:
+    def holds(f: Facts) -> bool:
+        return f.video is not None and getattr(f.video, attr) >= threshold
+
+    return Condition(f"a video match {words}", holds, _video_got)
+
+
 def _video_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
     out = []
-    if "min_query_pct" in row:
-        q = _number(row["min_query_pct"], where, "min_query_pct", 100)
-        out.append(
-            Condition(
-                f"a video match with at least {q:g}% of the upload's frames matched",
-                lambda f: f.video is not None and f.video.query_pct >= q,
-                _video_got,
-            )
-        )
-    if "min_banked_pct" in row:
-        b = _number(row["min_banked_pct"], where, "min_banked_pct", 100)
-        out.append(
-            Condition(
-                f"a video match with at least {b:g}% of the banked video's frames matched",
-                lambda f: f.video is not None and f.video.banked_pct >= b,
-                _video_got,
-            )
-        )
-    if "min_matched_seconds" in row:
-        secs = _number(row["min_matched_seconds"], where, "min_matched_seconds", 86_400)
-        out.append(
-            Condition(
-                f"a video match spanning at least {secs:g} s of the banked video",
-                lambda f: f.video is not None and f.video.matched_ms >= secs * 1000,
-                _video_got,
-            )
-        )
+    for key, (cap, words, attr, scale) in _VIDEO_KEYS.items():
+        if key in row:
+            value = _number(row[key], where, key, cap)
+            out.append(_video_condition(attr, value * scale, words.format(value)))
     return out
 
 

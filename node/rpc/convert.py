@@ -79,6 +79,16 @@ def match_to_pb(hit: MatchHit) -> pb.Match:
     )
 
 
+_THRESHOLD_FIELDS = (
+    "max_distance",
+    "quality_floor",
+    "min_coverage",
+    "min_frames",
+    "min_matched_ms",
+    "offset_tolerance_ms",
+)
+
+
 def video_query_from_pb(msg: pb.VideoQuery) -> tuple[list[QueryFrame], VideoThresholds]:
     """A video query's frames and thresholds, every column checked."""
     n = len(msg.quality)
@@ -101,16 +111,10 @@ def video_query_from_pb(msg: pb.VideoQuery) -> tuple[list[QueryFrame], VideoThre
         except ValidationError as exc:
             raise ValidationError(f"video query frame {i}: {exc}") from None
     t = msg.thresholds
-    fields = (
-        "max_distance",
-        "quality_floor",
-        "min_coverage",
-        "min_frames",
-        "min_matched_ms",
-        "offset_tolerance_ms",
-    )
     try:
-        thresholds = VideoThresholds(**{f: getattr(t, f) for f in fields if t.HasField(f)})
+        thresholds = VideoThresholds(
+            **{f: getattr(t, f) for f in _THRESHOLD_FIELDS if t.HasField(f)}
+        )
     except ValidationError as exc:
         raise ValidationError(f"video thresholds: {exc}") from None
     return frames, thresholds
@@ -130,14 +134,7 @@ def video_query_to_pb(
     )
     if thresholds is not None:
         defaults = VideoThresholds()
-        for name in (
-            "max_distance",
-            "quality_floor",
-            "min_coverage",
-            "min_frames",
-            "min_matched_ms",
-            "offset_tolerance_ms",
-        ):
+        for name in _THRESHOLD_FIELDS:
             value = getattr(thresholds, name)
             if value != getattr(defaults, name):
                 setattr(msg.thresholds, name, value)

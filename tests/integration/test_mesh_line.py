@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from node.config import NodeConfig, PeerConfig
-from node.core.trust import MemberKind, MembersFile
+from node.config import NodeConfig
 from node.rpc.client import NodeClient
 from node.server import Node
-from tests.helpers import LoopThread, Origin, eventually, member, write_node_dir
+from tests.helpers import LoopThread, Origin, eventually, line_of_three
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +17,7 @@ GOV, P1, P2 = "gov.example/ct", "platform-one.example", "platform-two.example"
 
 
 def _line(tmp_path: Path) -> list[NodeConfig]:
-    members = MembersFile.of([member(GOV, MemberKind.GOVERNMENT), member(P1), member(P2)])
-
-    def peer(name: str) -> PeerConfig:
-        return PeerConfig(name, address_file=f"../{name.replace('/', '_')}/node.addr")
-
-    return [
-        write_node_dir(tmp_path, GOV, members, MemberKind.GOVERNMENT, (peer(P1),)),
-        write_node_dir(tmp_path, P1, members, peers=(peer(GOV), peer(P2))),
-        write_node_dir(tmp_path, P2, members, peers=(peer(P1),)),
-    ]
+    return line_of_three(tmp_path, GOV, P1, P2)
 
 
 async def _heads(address: str) -> dict[str, int]:
