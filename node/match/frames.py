@@ -23,8 +23,8 @@ video's distinct (indexed) hashes within distance of some query hash. They
 are computed per query variant (a mirrored upload is a different hash set),
 and the variant that matched best is reported.
 
-Memory per frame: the index (~113 bytes) plus 49 bytes of row data
-(PDQ 32, timestamp 8, video 4, segment 4, quality 1).
+Memory per frame: the index (~113 bytes) plus 46 bytes of row data
+(PDQ 32, timestamp 8, video 4, quality 1, indexed 1); docs/benchmarks.md.
 """
 
 from __future__ import annotations
