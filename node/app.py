@@ -13,12 +13,12 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -40,7 +40,14 @@ from node.core.payloads import decode_quality
 from node.core.policy import Decision, Policy, VideoFacts
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
-from node.core.trust import Member, Standing, TrustView, check_provenance, raw_public_key
+from node.core.trust import (
+    EntryKey,
+    Member,
+    Standing,
+    TrustView,
+    check_provenance,
+    raw_public_key,
+)
 from node.core.vpdq import VideoFrame
 from node.errors import (
     EquivocationError,
@@ -52,6 +59,7 @@ from node.errors import (
     ValidationError,
 )
 from node.match.frames import FrameMatcher, QueryArrays
+from node.match.limits import Candidate, MatchLimits, chunks, rank
 from node.match.matcher import PdqMatcher
 from node.match.media import check_pdq_not_degenerate, check_pdq_quality
 from node.match.negative import NegativeBank
@@ -72,13 +80,14 @@ from node.transparency import CheckResult, Transparency
 from node.workers import die_with_parent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_SUBMIT_BATCH = 1000
-MAX_MATCH_BATCH = 10_000
-#: Query frames (all variants) per video Match request: 10 minutes of 30 fps
-#: footage with its mirrored variant is 36,000, and 80,000 frames (~3.2 MB)
-#: keep a request under the 4 MiB message cap; a longer upload is matched in
-#: windows (the CLI does it).
+#: Query frames (all variants) per video Match request, whatever the budget:
+#: 80,000 frames (~3.2 MB) keep a request under the 4 MiB message cap. The
+#: Match budget (node.match.limits) counts each frame like a PDQ query, so by
+#: default a request holds at most 10,000 frames at distance 31; a longer
+#: upload is matched in windows (the CLI does it).
 MAX_VIDEO_QUERY_FRAMES = 80_000
 #: Banked videos answered per video query, best first.
 MAX_VIDEO_ANSWERS = 100
@@ -98,14 +107,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def check_batch_size(n: int, limit: int, what: str) -> None:
+    """A batch's size, checked before its items are decoded or looked at."""
+    if n < 1:
+        raise ValidationError(f"empty batch: expected 1..{limit} {what}")
+    if n > limit:
+        raise ValidationError(f"batch of {n} {what}: expected at most {limit}")
+
+
 def _check_batch(entries: Sequence[SignedEntry]) -> None:
     """Batch limits and submission gates (applied to Submit, not to relays)."""
-    if not entries:
-        raise ValidationError(f"empty batch: expected 1..{MAX_SUBMIT_BATCH} entries")
-    if len(entries) > MAX_SUBMIT_BATCH:
-        raise ValidationError(
-            f"batch of {len(entries)} entries: expected at most {MAX_SUBMIT_BATCH}"
-        )
+    check_batch_size(len(entries), MAX_SUBMIT_BATCH, "entries")
     for i, e in enumerate(entries):
         if e.body.kind != Kind.ADD:
             continue
@@ -122,9 +134,139 @@ def _check_batch(entries: Sequence[SignedEntry]) -> None:
 
 
 class MatchResults(list[list["MatchHit"]]):
-    """Per-query hits, plus which queries the never-match list suppressed."""
+    """Per-query hits (ranked, capped: ``node.match.limits``), plus which
+    queries the never-match list suppressed, how many stored entries each
+    query matched, and whether its list holds fewer than that."""
 
     never_match: list[bool]
+    totals: list[int]
+    truncated: list[bool]
+    hits: int = 0
+    bytes: int = 0
+
+
+#: Queries whose hits are built between yields to the event loop.
+HITS_SLICE = 64
+#: A request of at most this many queries runs its cheap steps on the loop
+#: (and ranks there if it matched at most SMALL_MATCH_CANDIDATES entries).
+SMALL_MATCH = 16
+SMALL_MATCH_CANDIDATES = 256
+#: Bytes a hit adds to an answer besides its entry body (provenance, votes).
+HIT_OVERHEAD_BYTES = 512
+
+
+class _MatchJob:
+    """One Match request's work, step by step: lookups, the PDQ search in
+    chunks, ranking. Each step may run in the match thread (it touches only
+    LMDB reads, the matcher under its lock and immutable inputs)."""
+
+    def __init__(
+        self,
+        app: NodeApp,
+        *,
+        queries: Sequence[tuple[str, bytes]],
+        variants: Sequence[Sequence[bytes]],
+        sizes: list[int],
+        radius: int,
+        include_retracted: bool,
+    ) -> None:
+        self.app = app
+        self.queries = queries
+        self.variants = variants
+        self.sizes = sizes
+        self.radius = radius
+        self.include_retracted = include_retracted
+        n = len(queries)
+        self.never_match = [False] * n
+        self.found: list[list[tuple[bytes, int, int]]] = [[] for _ in range(n)]
+        self.pdq = [i for i, size in enumerate(sizes) if size]
+        self.totals = [0] * n
+        self.truncated = [False] * n
+        self.ranked: list[list[Candidate]] = [[] for _ in range(n)]
+
+    def lookup(self) -> None:
+        """Validate every query; never-match; exact lookups."""
+        queries = self.queries
+        for i, (name, value) in enumerate(queries):
+            alg = ALGORITHMS.get(name)
+            if alg is not None and alg.min_len <= len(value) <= alg.max_len:
+                continue  # the fast path for a well-formed query
+            try:
+                algorithm(name).check(value)
+            except ValidationError as exc:
+                where = f"query {i + 1} of {len(queries)}: " if len(queries) > 1 else ""
+                raise ValidationError(where + str(exc)) from None
+        for i in self.pdq:
+            for v in self.variants[i] if i < len(self.variants) else ():
+                algorithm("PDQ").check(v)
+        bank = self.app.negative if len(self.app.negative) else None
+        if bank:
+            self.never_match = [bank.suppresses(name, value) for name, value in queries]
+        exact = self.app.store.lookup_many(
+            [q for i, q in enumerate(queries) if not self.sizes[i] and not self.never_match[i]]
+        )
+        it = iter(exact)
+        for i in range(len(queries)):
+            if not self.sizes[i] and not self.never_match[i]:
+                self.found[i] = [(entry_id, 0, 0) for entry_id in next(it)]
+
+    def parts(self) -> list[list[int]]:
+        """The PDQ queries in chunks of bounded cost (never-match ones skipped)."""
+        pdq = [i for i in self.pdq if not self.never_match[i]]
+        limits = self.app.match_limits
+        return [
+            [pdq[j] for j in run]
+            for run in chunks([self.sizes[i] for i in pdq], self.radius, limits.chunk_probes)
+        ]
+
+    def search(self, part: list[int]) -> None:
+        values = [
+            [self.queries[i][1], *(self.variants[i] if i < len(self.variants) else ())]
+            for i in part
+        ]
+        found = self.app.matcher.search_many(
+            values, self.radius, include_retracted=self.include_retracted
+        )
+        for i, hits in zip(part, found, strict=True):
+            self.found[i] = hits
+
+    def rank(self) -> None:
+        """Per query: the matching stored entries, counted, ranked and capped;
+        at most ``max_candidates`` examined per request."""
+        limits = self.app.match_limits
+        store, tlog = self.app.store, self.app.tlog
+        examined = 0
+        for i, found in enumerate(self.found):
+            if not found:
+                continue
+            if examined + len(found) > limits.max_candidates:
+                self.totals[i] = len(found)  # counted, not examined
+                self.truncated[i] = True
+                continue
+            examined += len(found)
+            located = store.locate_many([entry_id for entry_id, _, _ in found])
+            candidates = [
+                Candidate(
+                    entry_id,
+                    distance,
+                    loc[0],
+                    loc[1],
+                    loc[2],
+                    tlog.settled(loc[0], loc[1]),
+                    variant,
+                )
+                for (entry_id, distance, variant), loc in zip(found, located, strict=True)
+                if loc is not None and (self.include_retracted or not loc[3])
+            ]
+            self.totals[i] = len(candidates)
+            self.ranked[i] = rank(candidates, limits.hits_per_query, limits.hits_per_origin)
+
+    def results(self) -> MatchResults:
+        out = MatchResults([[] for _ in self.queries])
+        out.never_match = self.never_match
+        out.totals = self.totals
+        out.truncated = self.truncated
+        return out
 
 
 class UrgentTracker:
@@ -152,6 +294,70 @@ class UrgentTracker:
         """Is there an urgent entry of ``origin`` at or after ``cursor``?"""
         seqs = self._seqs.get(origin)
         return seqs is not None and bool(seqs) and seqs[-1] >= cursor
+
+
+ALERT_RESTORED = "restored"
+
+
+class OwnLog:
+    """After a restore: does this node know its own log's head yet?
+
+    A backup may predate entries this member published since, which its
+    peers hold. Signing "the next entry" from the backup's head would fork
+    the member's own log, and every node would record the equivocation. So a
+    restored node (``node.backup.RESTORED_MARKER`` in its directory) refuses to
+    accept new entries of its own origin until a peer has said, in its Pull
+    frontier, how much of this log it holds and this node holds at least
+    that much (and at least what every other peer said); then the marker is
+    removed (docs/operators.md, *Backups*).
+    """
+
+    def __init__(self, node_id: str, marker: Path | None, held: Callable[[], int]) -> None:
+        self.node_id = node_id
+        self.marker = marker
+        self.held = held
+        self.pending = marker is not None and marker.exists()
+        self._said: dict[str, int] = {}  # peer -> entries of our log it says it holds
+
+    def heard(self, peer: str, frontier: dict[str, int]) -> None:
+        if self.pending:
+            self._said[peer] = frontier.get(self.node_id, 0)
+            self.check()
+
+    def check(self) -> None:
+        """Confirmed once a peer spoke and this node holds what any peer said."""
+        if not self.pending or not self._said:
+            return
+        held, said = self.held(), max(self._said.values())
+        if held < said:
+            return
+        self.pending = False
+        if self.marker is not None:
+            self.marker.unlink(missing_ok=True)
+        log.warning(
+            "own log confirmed after the restore: %d entries (peers hold at most %d); "
+            "submissions of %s are accepted again",
+            held,
+            said,
+            self.node_id,
+        )
+
+    def refuse(self, entries: Sequence[SignedEntry]) -> None:
+        if self.pending and any(e.body.origin == self.node_id for e in entries):
+            raise UnavailableError(
+                f"{self.node_id} was restored from a backup and holds {self.held()} entries "
+                "of its own log: it signs nothing new until a peer has told it its log's "
+                "head (see `ccnode status`), so that it cannot fork its own log"
+            )
+
+    def alert(self) -> str:
+        """The status alert while pending, else ""."""
+        if not self.pending:
+            return ""
+        return (
+            f"restored from a backup: holds {self.held()} entries of its own log and no peer "
+            "has confirmed its head yet; its own submissions are refused until one does"
+        )
 
 
 class Changes:
@@ -223,9 +429,14 @@ class NodeApp:
         policy_path: Path | None = None,
         matchlog: MatchLog | None = None,
         negative_path: Path | None = None,
+        restored_marker: Path | None = None,
+        former_key: Callable[[str, bytes], EntryKey | None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
+        self.own_log = OwnLog(node_id, restored_marker, lambda: store.head(node_id).next_seq)
+        #: A key a member had in an earlier roster (RosterKeeper.former_key).
+        self.former_key = former_key or (lambda member_id, key_id: None)
         self.trust = trust
         self.accountability = Accountability(
             node_id, store, trust, policy_path=policy_path, matchlog=matchlog
@@ -262,6 +473,12 @@ class NodeApp:
         self._listeners.append(self.matcher.on_commit)
         self.frames = FrameMatcher(store)
         self._listeners.append(self.frames.on_commit)
+        self.match_limits = MatchLimits()
+        # Match work off the event loop, one step at a time per request (the
+        # search in chunks), so requests interleave (node.match.limits). Two
+        # threads: a small request's steps need not queue behind a large
+        # one's; searches still take turns on the index lock.
+        self.match_pool = ThreadPoolExecutor(2, thread_name_prefix="match")
         self.negative_path = negative_path
         self.negative = NegativeBank.load(negative_path) if negative_path else NegativeBank()
 
@@ -276,6 +493,7 @@ class NodeApp:
         if self._process_pool is not None:
             self._process_pool.shutdown(wait=True, cancel_futures=True)
         self._verify_pool.shutdown(wait=True)
+        self.match_pool.shutdown(wait=True)
         self.tlog.stop()
         self.writer.shutdown()
 
@@ -283,6 +501,7 @@ class NodeApp:
         """Note what ``peer`` says it holds now."""
         self._heard += 1
         self.peer_heads[peer] = (self._heard, frontier)
+        self.own_log.heard(peer, frontier)
 
     def heard_since(self, peer: str, since: int) -> dict[str, int] | None:
         """What ``peer`` said it holds, if it said so after mark ``since``
@@ -312,11 +531,23 @@ class NodeApp:
         return out
 
     def authentic(self, entry: SignedEntry) -> bool:
-        """Is ``entry`` signed by the entry key its origin names (whatever the
-        roster now allows)? For entries refused with a RightsError: an
-        authentic one is held back, not the relaying peer's fault."""
+        """Is ``entry`` signed by the entry key its origin names, now or in an
+        earlier roster version (whatever the roster now allows)? For entries
+        the roster refuses: an authentic one is held back, not the relaying
+        peer's fault."""
+        body = entry.body
         try:
-            key = self.trust.member(entry.body.origin).key(entry.body.key_id)
+            self.trust.member(body.origin)  # an unknown origin is never authentic
+        except NodeError:
+            return False
+        try:
+            key = self.trust.member(body.origin).key(body.key_id)
+        except NodeError:
+            former = self.former_key(body.origin, body.key_id)
+            if former is None:
+                return False
+            key = former
+        try:
             verify_signature(entry, key.key)
         except NodeError:
             return False
@@ -327,6 +558,7 @@ class NodeApp:
         transaction; verification and the commit run off the event loop."""
         try:
             _check_batch(entries)
+            self.own_log.refuse(entries)
             _raise_first(await self.verify_async(entries))
             result = await self._ingest(entries, atomic=True)
             if result.errors:
@@ -457,6 +689,7 @@ class NodeApp:
             self.observer.alert(ALERT_EQUIVOCATION, self.node_id)
         if not result.accepted:
             return
+        self.own_log.check()
         for listener in self._listeners:
             listener(result.accepted)
         self.changes.notify()
@@ -503,84 +736,138 @@ class NodeApp:
     ) -> MatchResults:
         """Exact lookups for cryptographic hashes; PDQ within ``max_distance``
         (0: the default 31) of the query or any of its ``variants`` (its
-        dihedral hashes); never-match hashes answer nothing."""
+        dihedral hashes); never-match hashes answer nothing. Bounded by
+        ``self.match_limits`` (``node.match.limits``). In the caller's thread,
+        in one piece: the RPC path is :meth:`match_async`."""
         started = time.perf_counter()
         try:
-            out = self._match(queries, include_retracted, record, max_distance, variants)
+            job = self._match_job(queries, include_retracted, max_distance, variants)
+            job.lookup()
+            for part in job.parts():
+                job.search(part)
+            job.rank()
+            out = job.results()
+            for i in range(len(queries)):
+                self._build_hits(job, i, out)
+            self._record(out, record)
         except NodeError:
             self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
             raise
-        hits = sum(len(h) for h in out)
-        self.observer.matched(len(queries), hits, time.perf_counter() - started, ok=True)
+        self.observer.matched(len(queries), out.hits, time.perf_counter() - started, ok=True)
         return out
 
-    def _match(
+    async def match_async(
         self,
         queries: Sequence[tuple[str, bytes]],
-        include_retracted: bool,
-        record: bool,
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
         max_distance: int = 0,
         variants: Sequence[Sequence[bytes]] = (),
     ) -> MatchResults:
-        if not queries:
-            raise ValidationError(f"empty batch: expected 1..{MAX_MATCH_BATCH} queries")
-        if len(queries) > MAX_MATCH_BATCH:
-            raise ValidationError(
-                f"batch of {len(queries)} queries: expected at most {MAX_MATCH_BATCH}"
+        """:meth:`match` without stalling the event loop: the cost is checked
+        first; validation, lookups, the PDQ search (in chunks, one at a time,
+        so other requests interleave) and ranking run in a match thread (a
+        small request's cheap steps run here: see :meth:`match_step`); only
+        building the (bounded) hits runs on the loop, in slices."""
+        started = time.perf_counter()
+        step = self.match_step(len(queries))
+        threaded = self.match_step(SMALL_MATCH + 1)
+        try:
+            job: _MatchJob = await step(
+                self._match_job, queries, include_retracted, max_distance, variants
             )
-        any_pdq = False
-        for i, (name, value) in enumerate(queries):
-            alg = ALGORITHMS.get(name)
-            if alg is not None and alg.min_len <= len(value) <= alg.max_len:
-                any_pdq = any_pdq or name == "PDQ"
-                continue  # the fast path for a well-formed query
-            try:
-                algorithm(name).check(value)
-            except ValidationError as exc:
-                where = f"query {i + 1} of {len(queries)}: " if len(queries) > 1 else ""
-                raise ValidationError(where + str(exc)) from None
+            await step(job.lookup)
+            parts: list[list[int]] = await step(job.parts)
+            for part in parts:
+                await threaded(job.search, part)  # may wait for the index lock
+            many = sum(len(f) for f in job.found) > SMALL_MATCH_CANDIDATES
+            await (threaded if many else step)(job.rank)
+            out = job.results()
+            for i in range(len(queries)):
+                self._build_hits(job, i, out)
+                if i % HITS_SLICE == HITS_SLICE - 1:
+                    await asyncio.sleep(0)  # let other callers in
+            self._record(out, record)
+        except NodeError:
+            self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
+            raise
+        self.observer.matched(len(queries), out.hits, time.perf_counter() - started, ok=True)
+        return out
+
+    def match_step(self, queries: int) -> Callable[..., Awaitable[Any]]:
+        """How to run one step of a request of ``queries`` queries: in a match
+        thread, or, for a small request (whose steps take microseconds),
+        right here on the loop, so it never queues behind a large one."""
+        if queries <= SMALL_MATCH:
+
+            async def inline(fn: Callable[..., T], *args: Any) -> T:
+                return fn(*args)
+
+            return inline
+        loop = asyncio.get_running_loop()
+
+        async def threaded(fn: Callable[..., T], *args: Any) -> T:
+            return await loop.run_in_executor(self.match_pool, fn, *args)
+
+        return threaded
+
+    def _match_job(
+        self,
+        queries: Sequence[tuple[str, bytes]],
+        include_retracted: bool,
+        max_distance: int,
+        variants: Sequence[Sequence[bytes]],
+    ) -> _MatchJob:
+        """Check the request's size and cost (cheap, before any work)."""
+        limits = self.match_limits
+        check_batch_size(len(queries), limits.max_queries, "queries")
         radius = max_distance or DEFAULT_RADIUS
-        if any_pdq and not self.matcher.ready:
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValidationError(f"PDQ distance {radius}: expected 0..{MAX_RADIUS}")
+        sizes = [
+            1 + (len(variants[i]) if i < len(variants) else 0) if name == "PDQ" else 0
+            for i, (name, _) in enumerate(queries)
+        ]
+        limits.check_cost(sum(sizes), radius)
+        if any(sizes) and not self.matcher.ready:
             raise UnavailableError("the PDQ index is still being built; retry shortly")
-        out = MatchResults()
-        bank = self.negative if len(self.negative) else None
-        out.never_match = (
-            [bank.suppresses(name, value) for name, value in queries]
-            if bank
-            else [False] * len(queries)
+        return _MatchJob(
+            self,
+            queries=queries,
+            variants=variants,
+            sizes=sizes,
+            radius=radius,
+            include_retracted=include_retracted,
         )
-        exact = self.store.lookup_many(queries)
-        for i, (name, value) in enumerate(queries):
-            if out.never_match[i]:
-                out.append([])
+
+    def _build_hits(self, job: _MatchJob, i: int, out: MatchResults) -> None:
+        """Query ``i``'s ranked candidates as hits, within the response budget."""
+        hits: list[MatchHit] = []
+        bank = self.negative if len(self.negative) else None
+        for c in job.ranked[i]:
+            stored = self.store.get(c.entry_id)
+            if stored is None:
                 continue
-            if name != "PDQ" and not exact[i]:
-                out.append([])  # the common case at an upload gate: unknown content
+            body = stored.entry.body
+            if bank and body.algorithm == "PDQ" and bank.suppresses(body.algorithm, body.hash):
+                out.totals[i] -= 1
                 continue
-            if name == "PDQ":
-                extra = variants[i] if i < len(variants) else ()
-                for v in extra:
-                    algorithm("PDQ").check(v)
-                found = self.matcher.search(
-                    [value, *extra], radius, include_retracted=include_retracted
+            size = len(stored.entry.body_bytes) + HIT_OVERHEAD_BYTES
+            if out.bytes + size > self.match_limits.response_bytes:
+                out.truncated[i] = True
+                break
+            out.bytes += size
+            hits.append(
+                self._hit(
+                    stored.entry, stored.arrival_ms, stored.retracted_by, c.distance, c.variant
                 )
-            else:
-                found = [(entry_id, 0, 0) for entry_id in exact[i]]
-            hits: list[MatchHit] = []
-            for entry_id, distance, variant in found:
-                stored = self.store.get(entry_id)
-                if stored is None:
-                    continue
-                if stored.retracted_by and not include_retracted:
-                    continue
-                if bank and bank.suppresses(stored.entry.body.algorithm, stored.entry.body.hash):
-                    continue
-                hits.append(
-                    self._hit(
-                        stored.entry, stored.arrival_ms, stored.retracted_by, distance, variant
-                    )
-                )
-            out.append(hits)
+            )
+        out[i] = hits
+        out.truncated[i] = out.truncated[i] or len(hits) < out.totals[i]
+        out.hits += len(hits)
+
+    def _record(self, out: MatchResults, record: bool) -> None:
         if record:
             self.accountability.record_matches(
                 [
@@ -591,7 +878,6 @@ class NodeApp:
                 ],
                 now_ms(),
             )
-        return out
 
     def match_video(
         self,
@@ -604,8 +890,11 @@ class NodeApp:
     ) -> list[VideoMatchHit]:
         """Banked videos that the query frames (an upload's frames with their
         variants) match, best first; with ``report_all`` also the videos that
-        some frames hit without a match decision. CPU-bound: call it off the
-        event loop (the Match servicer does)."""
+        some frames hit without a match decision. Its cost (each frame as a
+        PDQ query at the request's distance) is checked against the Match
+        budget first. CPU-bound: call it off the event loop, in
+        ``match_pool`` (the Match servicer does); the frames are looked up in
+        one batch holding the frame index's lock."""
         started = time.perf_counter()
         try:
             t = thresholds or VideoThresholds()
@@ -631,10 +920,12 @@ class NodeApp:
                 f"video query of {len(frames)} frames: expected at most "
                 f"{MAX_VIDEO_QUERY_FRAMES} (match a long upload in windows)"
             )
-        if not self.frames.ready:
-            raise UnavailableError("the frame index is still being built; retry shortly")
         if t.max_distance > MAX_RADIUS:
             raise ValidationError(f"PDQ distance {t.max_distance}: expected 0..{MAX_RADIUS}")
+        # every frame is searched like a PDQ query: the same budget
+        self.match_limits.check_cost(len(frames), t.max_distance)
+        if not self.frames.ready:
+            raise UnavailableError("the frame index is still being built; retry shortly")
         bank = self.negative if len(self.negative) else None
         if bank is not None:  # frames of known benign footage never match
             benign = bank.suppressed_pdq([f.pdq for f in frames])
@@ -642,7 +933,7 @@ class NodeApp:
             if not frames:
                 return []
         query = QueryArrays.of([(f.pdq, f.quality, f.ts_ms, f.variant) for f in frames])
-        found = self.frames.index.search(
+        found = self.frames.search(
             query,
             t.max_distance,
             include_retracted=include_retracted,

@@ -16,8 +16,10 @@ back). It holds no keys and no configuration; back those up separately
 ``restore`` refuses to overwrite a store unless asked, checks the checksum,
 moves any existing store aside (never deletes it), and checks that the
 restored store opens. A restored node catches up from its peers on start,
-including its own entries published after the backup: let it catch up
-before it submits again (docs/operators.md, "Backups").
+including its own entries published after the backup. Until a peer has
+told it its own log's head, it refuses to accept new entries of its own
+origin (``restore`` leaves the ``restored`` marker that says so; see
+``node.app.OwnLog`` and docs/operators.md, "Backups").
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.config import NodeConfig, write_atomic
+from node.dirlock import DirLock
 from node.errors import StorageError, ValidationError
 from node.store.lmdb_store import SCHEMA_VERSION, LmdbStore
 from node.store.matchlog import MATCHLOG_DIR, MatchLog
 
 MANIFEST = "backup.json"
+#: ``restore`` leaves this file in the node directory; the node removes it once
+#: a peer has told it its own log's head (``node.app.OwnLog``).
+RESTORED_MARKER = "restored"
 DATA_FILE = "data.mdb"
 FORMAT = "ccnode-backup/1"
 _CHUNK = 1 << 20
@@ -208,11 +214,19 @@ def restore(
             f"backup is of {manifest.node_id!r}, this node is {config.id!r}; "
             "pass --any-member to seed this node from another member's replica"
         )
-    if config.addr_file.exists():
-        raise ValidationError(
-            f"a node seems to be running in {config.dir} ({config.addr_file.name} exists): "
-            "stop it first"
-        )
+    # Liveness by the directory lock, not node.addr (a crash leaves that behind);
+    # held while the store is replaced, so no node starts meanwhile.
+    lock = DirLock.acquire(config.dir, f"restore into {config.dir}")
+    try:
+        return _restore(source, config, manifest, force=force)
+    finally:
+        lock.release()
+
+
+def _restore(
+    source: Path, config: NodeConfig, manifest: Manifest, *, force: bool
+) -> tuple[Manifest, Path | None]:
+    config.addr_file.unlink(missing_ok=True)  # left behind by a node that died
     data = _checked(source / DATA_FILE, manifest.sha256, source)
     target = config.data_dir
     _may_replace(target, "a store", force)
@@ -242,4 +256,9 @@ def restore(
         raise StorageError(
             f"restored store holds {entries} entries, the manifest says {manifest.entries}"
         )
+    # Until a peer confirms this node's own log's head, it signs nothing new.
+    write_atomic(
+        config.dir / RESTORED_MARKER,
+        json.dumps({"backup": manifest.node_id, "created_ms": manifest.created_ms}) + "\n",
+    )
     return manifest, moved

@@ -53,6 +53,15 @@ to say (members with the WITNESS role, its ``witness_threshold``), so
 every node counts "settled" alike; ``tlog.witnesses`` and
 ``tlog.witness_threshold`` are retired.
 
+    [webhook]                     # incident alerts over HTTP (docs/operators.md)
+    url = ""                      # http(s)://...; "" = no webhook
+    secret_file = "keys/webhook.secret"  # the shared HMAC secret (>= 16 bytes)
+    incidents = []                # only these incident ids; [] = every incident
+    queue_max = 10000             # undelivered notifications kept (DIR/webhook/)
+    timeout_s = 10.0              # per attempt
+    backoff_s = 1.0               # first retry wait, doubling, jittered
+    max_backoff_s = 300.0
+
     [[peer]]                      # one table per peer to sync from
     id = "platform.example"
     address = "127.0.0.1:7001"    # or:
@@ -66,6 +75,7 @@ back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_LOG_JSON``
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -171,6 +181,57 @@ class TlogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """The ``[webhook]`` table of config.toml (docs/operators.md)."""
+
+    url: str = ""  # "" = no webhook
+    secret_file: str = "keys/webhook.secret"  # noqa: S105 (a path) relative to DIR
+    incidents: tuple[str, ...] = ()  # only these incident ids; empty: every incident
+    queue_max: int = 10_000  # notifications kept undelivered at most
+    timeout_s: float = 10.0  # per attempt
+    backoff_s: float = 1.0  # first retry wait; doubles per failure
+    max_backoff_s: float = 300.0
+
+    def table(self) -> dict[str, toml_out.Value]:
+        return {
+            "url": self.url,
+            "secret_file": self.secret_file,
+            "incidents": list(self.incidents),
+            "queue_max": self.queue_max,
+            "timeout_s": self.timeout_s,
+            "backoff_s": self.backoff_s,
+            "max_backoff_s": self.max_backoff_s,
+        }
+
+    @classmethod
+    def from_table(cls, where: str, doc: Any) -> WebhookConfig:
+        if not isinstance(doc, dict):
+            raise ValidationError(f"{where}: [webhook] must be a table")
+        unknown = sorted(set(doc) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValidationError(f"{where}: unknown option webhook.{unknown[0]}")
+        url = doc.get("url", "")
+        if not isinstance(url, str) or (url and not re.match(r"^https?://[^/\s]+", url)):
+            raise ValidationError(f"{where}: webhook.url must be an http:// or https:// URL")
+        secret_file = doc.get("secret_file", "keys/webhook.secret")
+        if not isinstance(secret_file, str) or not secret_file:
+            raise ValidationError(f"{where}: webhook.secret_file must be a non-empty string")
+        incidents = doc.get("incidents", [])
+        if not isinstance(incidents, list) or not all(isinstance(i, str) for i in incidents):
+            raise ValidationError(f"{where}: webhook.incidents must be a list of incident ids")
+        queue_max = doc.get("queue_max", 10_000)
+        if isinstance(queue_max, bool) or not isinstance(queue_max, int) or queue_max < 1:
+            raise ValidationError(f"{where}: webhook.queue_max must be an integer >= 1")
+        times = {}
+        for name, default in (("timeout_s", 10.0), ("backoff_s", 1.0), ("max_backoff_s", 300.0)):
+            value = doc.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValidationError(f"{where}: webhook.{name} must be a number > 0")
+            times[name] = float(value)
+        return cls(url, secret_file, tuple(incidents), queue_max, **times)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     dir: Path
     id: str
@@ -195,6 +256,7 @@ class NodeConfig:
     withholding_after_s: float = 300.0
     anti_entropy_s: float = 5.0
     tlog: TlogConfig = TlogConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
     @property
     def data_dir(self) -> Path:
@@ -250,6 +312,38 @@ class NodeConfig:
             return load_signer(path).private_key
         return self.signer().private_key
 
+    def preflight(self) -> tuple[str, ...]:
+        """What ``check-config`` checks and ``serve`` checks before it starts
+        (one implementation): the roster file, the entry key (0600), the
+        checkpoint key, the TLS identity, and that this member is in the
+        roster. Raises on the first fault; returns warnings.
+
+        Not being in the roster is a fault only when the node has no peers:
+        with peers it may be a member that has just joined and will fetch the
+        roster that lists it (docs/roster.md); without any, nothing it could
+        ever receive would be accepted from it.
+        """
+        roster = self.roster()
+        self.signer()
+        self.checkpoint_key()
+        if not self.insecure:
+            self.tls_identity()
+        me = roster.get(self.id)
+        if me is not None and not me.revoked:
+            return ()
+        what = (
+            f"{self.id} is revoked in roster version {roster.version} ({self.roster_path})"
+            if me is not None
+            else f"{self.id} is not in roster version {roster.version} ({self.roster_path})"
+        )
+        if not self.peers and not self.key_only:
+            raise ValidationError(
+                f"{what} and the node has no peers to learn a newer roster from: have "
+                f"governance add {self.dir / 'member.json'} to the roster, then "
+                "`ccnode roster publish ROSTER DIR`"
+            )
+        return (f"{what}: other nodes refuse its entries until a roster listing it arrives",)
+
     def dumps(self) -> str:
         top: dict[str, toml_out.Value] = {
             "id": self.id,
@@ -268,7 +362,10 @@ class NodeConfig:
             }
             for p in self.peers
         ]
-        return toml_out.dumps(top, tables={"tlog": self.tlog.table()}, arrays={"peer": peers})
+        tables: dict[str, dict[str, toml_out.Value]] = {"tlog": self.tlog.table()}
+        if self.webhook.url:
+            tables["webhook"] = self.webhook.table()
+        return toml_out.dumps(top, tables=tables, arrays={"peer": peers})
 
     def save(self) -> None:
         write_atomic(self.dir / CONFIG_NAME, self.dumps())
@@ -287,6 +384,14 @@ def _listen(where: str, name: str, value: object, *, allow_empty: bool = False) 
             f"{where}: option {name!r} must be 'host:port' with a port 0..65535, got {value!r}"
         )
     return value
+
+
+def check_address(where: str, value: str) -> str:
+    """A peer's address: ``host:port`` with a real port (1..65535)."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValidationError(f"{where}: expected host:port with a port 1..65535, got {value!r}")
+    return value.strip()
 
 
 def _string(where: str, name: str, value: object) -> str:
@@ -374,7 +479,7 @@ def load_config(directory: Path) -> NodeConfig:
     where = str(path)
     if "members_file" in doc:
         raise ValidationError(f"{where}: {_RETIRED['members_file']}")
-    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL) - {"peer", "tlog"})
+    unknown = sorted(set(doc) - set(_REQUIRED) - set(_OPTIONAL) - {"peer", "tlog", "webhook"})
     if unknown:
         raise ValidationError(f"{where}: unknown option {unknown[0]!r}")
     for key in _REQUIRED:
@@ -419,6 +524,7 @@ def load_config(directory: Path) -> NodeConfig:
         peers=tuple(peers),
         **options,
         tlog=TlogConfig.from_table(path, doc.get("tlog", {})),
+        webhook=WebhookConfig.from_table(where, doc.get("webhook", {})),
     )
 
 

@@ -20,6 +20,11 @@ class ValidationError(NodeError):
     """Malformed input: wrong length, bad encoding, unknown value."""
 
 
+class LimitError(ValidationError):
+    """A well-formed request over a resource limit (too costly to answer in
+    one piece): send less, or split it."""
+
+
 class ProvenanceError(ValidationError):
     """Bad signature, unknown or revoked key, or a role that is not allowed."""
 

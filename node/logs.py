@@ -129,8 +129,46 @@ def native_record(line: str) -> tuple[int, str, dict[str, str]]:
     level = _NATIVE_LEVELS[letter]
     if msg.startswith("Handshake failed"):
         level = max(level, logging.WARNING)
-        extra["event"] = "tls_handshake_failed"
+        extra["event"] = HANDSHAKE_EVENT
     return level, msg, extra
+
+
+#: At most one "Handshake failed" line per this many seconds: one misconfigured
+#: or revoked client retrying produced hundreds (issue 15); the line after a
+#: quiet spell says how many were held back (``suppressed``).
+HANDSHAKE_LOG_EVERY_S = 60.0
+HANDSHAKE_EVENT = "tls_handshake_failed"
+
+
+class RateLimit(logging.Filter):
+    """Pass the first record of ``event``, then at most one per ``every_s``
+    seconds; a passed record carries ``suppressed``, how many were held back
+    since the last one. Records of other events pass untouched."""
+
+    def __init__(self, event: str, every_s: float, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.event, self.every_s, self._clock = event, every_s, clock
+        self._last: float | None = None
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "event", None) != self.event:
+            return True
+        now = self._clock()
+        with self._lock:
+            if self._last is not None and now - self._last < self.every_s:
+                self._held += 1
+                return False
+            record.suppressed = self._held
+            if self._held:
+                record.msg = (
+                    f"{record.getMessage()} (and {self._held} more like it in the last "
+                    f"{now - (self._last or now):.0f} s, not logged)"
+                )
+                record.args = ()
+            self._last, self._held = now, 0
+        return True
 
 
 def capture_native_stderr() -> TextIO:
@@ -146,6 +184,7 @@ def capture_native_stderr() -> TextIO:
     os.dup2(write_fd, 2)
     os.close(write_fd)
     native = logging.getLogger(NATIVE_LOGGER)
+    native.addFilter(RateLimit(HANDSHAKE_EVENT, HANDSHAKE_LOG_EVERY_S))
 
     def pump() -> None:
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as pipe:

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -216,10 +217,12 @@ class Mesh:
         log.close()
         n.address = ""
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until every node has published its address and answers Status."""
+    def wait_ready(self, timeout: float = 30.0, nodes: Sequence[MeshNode] | None = None) -> None:
+        """Wait until every node (or those of ``nodes``) has published its
+        address and answers Status."""
         deadline = time.monotonic() + timeout
-        for n in self.nodes:
+        waiting = list(self.nodes if nodes is None else nodes)
+        for n in waiting:
             while not n.address:
                 if n.process is not None and n.process.poll() is not None:
                     raise PeerError(
@@ -232,10 +235,10 @@ class Mesh:
                     if time.monotonic() > deadline:
                         raise PeerError(f"node {n.config.id} not ready in {timeout}s") from None
                     time.sleep(0.02)
-        asyncio.run(self._health(deadline))
+        asyncio.run(self._health(deadline, waiting))
 
-    async def _health(self, deadline: float) -> None:
-        for n in self.nodes:
+    async def _health(self, deadline: float, nodes: Sequence[MeshNode]) -> None:
+        for n in nodes:
             async with n.client(deadline_s=2.0) as c:
                 while True:
                     try:

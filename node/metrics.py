@@ -24,7 +24,7 @@ store_writable                              0 while writes are refused (map full
 equivocation_evidence{origin}               evidence records held (alert if > 0)
 alerts_total{kind}                          equivocation | withholding | map_full
 peer_up{peer}                               1 while the follow stream is open
-peer_state{peer,state}                      connecting | streaming | backoff (1 = current)
+peer_state{peer,state}                      connecting|streaming|backoff|held-off (1 = current)
 peer_lag_entries{peer}                      entries the peer advertises that we lack
 peer_lag_seconds{peer}                      how long we have lacked them
 peer_withholding{peer}                      1: connected, yet lagging > withholding_after_s
@@ -70,7 +70,7 @@ from node.sync.engine import PeerState
 
 log = logging.getLogger(__name__)
 
-PEER_STATES = ("connecting", "streaming", "backoff")
+PEER_STATES = ("connecting", "streaming", "backoff", "held-off")
 #: Entries can arrive hours late (a peer was down): the buckets reach a day.
 PROPAGATION_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400,

@@ -22,6 +22,7 @@ from node.config import write_atomic
 from node.core.roster import (
     Action,
     Caller,
+    EntryKey,
     Member,
     Roster,
     SignedRoster,
@@ -66,6 +67,7 @@ class RosterKeeper:
         self.own_spki = own_spki
         self._clock = clock
         self._listeners: list[Callable[[SignedRoster], None]] = []
+        self._former: tuple[int, dict[tuple[str, bytes], EntryKey]] | None = None
         from_file = self._read_file()
         latest = store.latest_roster()
         if latest is None:
@@ -160,6 +162,22 @@ class RosterKeeper:
             listener(self.signed)
         return update
 
+    def former_key(self, member_id: str, key_id: bytes) -> EntryKey | None:
+        """An entry key ``member_id`` had in a roster version this node holds
+        (the newest that lists it), e.g. one removed since without a cut-off:
+        its signature proves an entry authentic, not acceptable."""
+        if self._former is None or self._former[0] != self.version:
+            keys: dict[tuple[str, bytes], EntryKey] = {}
+            after = 0
+            while batch := self.store.rosters_after(after, MAX_HISTORY_VERSIONS):
+                for raw in batch:
+                    roster = SignedRoster.from_bytes(raw).roster
+                    after = roster.version
+                    for m in roster.members:
+                        keys.update({(m.id, k.key_id): k for k in m.entry_keys})
+            self._former = (self.version, keys)
+        return self._former[1].get((member_id, key_id))
+
     def history_after(self, version: int) -> list[SignedRoster]:
         out: list[SignedRoster] = []
         size = 0
@@ -173,8 +191,10 @@ class RosterKeeper:
     # -- TLS and authorization -----------------------------------------------
 
     def trusted_certs(self) -> tuple[int, tuple[bytes, ...]]:
-        """(roster version, DER certificates a TLS peer may present)."""
-        certs = self.roster.pinned_certs()
+        """(roster version, DER certificates a TLS peer may present): every
+        member's, revoked ones too, so a revoked member is told so by
+        ``authorize`` rather than failing handshakes it cannot explain."""
+        certs = self.roster.handshake_certs()
         if self.own_cert and self.own_cert not in certs:
             certs = (*certs, self.own_cert)
         return self.version, certs

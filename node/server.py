@@ -20,12 +20,15 @@ from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from node.accountability import POLICY_FILE
+from node.alerts import IncidentFeed
 from node.app import NodeApp
+from node.backup import RESTORED_MARKER
 from node.config import NodeConfig, load_config, write_atomic
 from node.core.roster import SignedRoster
 from node.core.tlog import TlogPolicy, roster_policy
 from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
+from node.dirlock import DirLock
 from node.errors import NodeError, PeerError, ValidationError
 from node.logs import json_line
 from node.match.negative import NEVER_MATCH_FILE
@@ -43,6 +46,7 @@ from node.sync.engine import Peer, SyncEngine
 from node.sync.gossip import EvidenceGossip
 from node.sync.roster_gossip import RosterGossip
 from node.sync.witness import WitnessSubmitter
+from node.webhook import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,18 @@ class Node:
                 f"listen {config.listen!r}: plaintext (insecure) serving is for local "
                 "development and binds to loopback only; drop --insecure to use mutual TLS"
             )
+        # One process per directory, decided by the lock (node/dirlock.py), taken
+        # before the store opens; stop() releases it, as does any exit.
+        self._lock = DirLock.acquire(config.dir, f"serve {config.dir}")
+        try:
+            self._assemble(config, trust, anti_entropy_s)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _assemble(
+        self, config: NodeConfig, trust: TrustView | None, anti_entropy_s: float | None
+    ) -> None:
         self.identity: TlsIdentity | None = None if config.insecure else config.tls_identity()
         checkpoint_key = config.checkpoint_key()
         self.store = LmdbStore(
@@ -106,11 +122,24 @@ class Node:
                 policy_path=config.dir / POLICY_FILE,
                 negative_path=config.dir / NEVER_MATCH_FILE,
                 matchlog=self.matchlog,
+                restored_marker=config.dir / RESTORED_MARKER,
+                former_key=None if trust is not None else self.rosters.former_key,
             )
         except BaseException:
             self.store.close()
             self.matchlog.close()
             raise
+        self.incidents = IncidentFeed(self.app)
+        self.webhook: Webhook | None = None
+        if config.webhook.url:
+            try:
+                self.webhook = Webhook(config.webhook, config.dir, config.id)
+            except BaseException:
+                self.app.close()
+                self.store.close()
+                self.matchlog.close()
+                raise
+            self.incidents.add_sink(self.webhook.notify)
         self.resolutions = ForkResolutions(self.app)
         self.resolutions.apply()  # what a roster adopted while stopped resolved
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
@@ -149,7 +178,13 @@ class Node:
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[CorruptRequests()])
         authorizer = Authorizer(None if self.identity is None else self.rosters.authorize)
         pb_grpc.add_NodeServiceServicer_to_server(
-            NodeServicer(self.app, self._peers_status, rosters=self.rosters, authorizer=authorizer),
+            NodeServicer(
+                self.app,
+                self._peers_status,
+                rosters=self.rosters,
+                authorizer=authorizer,
+                incidents=self.incidents,
+            ),
             server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -189,6 +224,8 @@ class Node:
         self.gossip.start()
         self.witness.start()
         self.roster_gossip.start()
+        if self.webhook is not None:
+            self.webhook.start()
         self._watch = asyncio.create_task(self._watch_store(), name="health:store")
         await self._set_health(self._store_healthy())
         log.info("node %s ready", self.config.id)
@@ -304,15 +341,19 @@ class Node:
         await self.gossip.stop()
         await self.witness.stop()
         self.app.changes.close()  # end follow streams so in-flight calls can finish
+        self.incidents.close()  # and WatchIncidents streams
         if self._server is not None:
             # New calls are refused at once; in-flight ones (a Submit is one
             # LMDB transaction) get the grace period to finish.
             await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
             self._server = None
         self.metrics.stop()
+        if self.webhook is not None:
+            await self.webhook.stop()
         self.app.close()
         self.store.close()
         self.matchlog.close()
+        self._lock.release()
 
     def reload_policy(self) -> None:
         """SIGHUP: re-read DIR/policy.toml and DIR/never_match.txt; a bad
@@ -356,7 +397,11 @@ async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | No
     import os
     import signal
 
-    node = Node(config or load_config(directory))
+    config = config or load_config(directory)
+    if not config.key_only:  # (a key-only directory: Node says why it cannot serve)
+        for warning in config.preflight():  # what `ccnode check-config` checks
+            log.warning("%s", warning)
+    node = Node(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -16,6 +16,10 @@ NotFoundError          4
 ConflictError          5
 OrderingError          6
 audit found faults     7
+import: bad rows (the
+rest imported)         8
+stdout's reader gone
+(``status | head``)    141
 =====================  ====
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -15,11 +16,22 @@ from typing import Any, TextIO
 from node.config import load_config, load_signer
 from node.core.entry import ZERO_ID, EntryBody, Kind, SignedEntry, Signer, check_member_id
 from node.errors import ValidationError
-from node.interop.formats import FORMATS, BadRow, ExportCounts, Record, Row, export_lines
+from node.interop.formats import (
+    FORMATS,
+    BadRow,
+    ExportCounts,
+    Record,
+    Row,
+    SkippedRow,
+    export_lines,
+)
 from node.progress import Progress
 from node.rpc.client import NodeClient
 
 IMPORT_BATCH = 500
+#: Exit code of an import in which some rows could not be read (each was
+#: reported; the rest were imported). Rows skipped by design exit 0.
+EXIT_BAD_ROWS = 8
 
 
 def register(sub: Any) -> None:
@@ -34,6 +46,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="csv/jsonl: also rows for retracted entries (flagged)",
     )
+    p.add_argument("--json", action="store_true", help="the summary as JSON on stderr")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="sign and submit the hashes in a file as this member")
@@ -44,7 +57,14 @@ def register(sub: Any) -> None:
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--key", type=Path, help="key file (key-only submitters, with --origin)")
     p.add_argument("--origin", help="member id the key speaks for (with --key)")
-    p.add_argument("--label", action="append", default=[], help="label for every row (repeat)")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        help="label for every row (repeat); a type: label the row's signal type contradicts "
+        "is not applied to it",
+    )
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(func=cmd_import)
 
 
@@ -122,6 +142,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+    if args.json:
+        doc = {
+            "format": args.format,
+            "out": args.out,
+            "rows": counts.written,
+            "retracted_left_out": counts.retracted,
+            "repeated_merged": counts.duplicate,
+            "no_pytx_form": counts.unsupported,
+            "unread_by_pytx": counts.unread_by_pytx,
+            "labels_not_carried": counts.labelled,
+            "pytx_pdq": counts.pdq,
+        }
+        print(json.dumps(doc), file=sys.stderr)
+        return 0
     notes = []
     if counts.retracted:
         notes.append(f"{counts.retracted} retracted left out")
@@ -133,7 +167,33 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     more = f" ({'; '.join(notes)})" if notes else ""
     print(f"exported {counts.written} {args.format} rows to {args.out}{more}", file=sys.stderr)
+    for note in _pytx_notes(counts):
+        print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+def _pytx_notes(counts: ExportCounts) -> list[str]:
+    """What a pytx signal file cannot say, and what python-threatexchange will
+    make of it."""
+    notes = []
+    if counts.labelled:
+        notes.append(
+            f"{counts.labelled} rows have labels or an incident, which a pytx signal file "
+            "cannot carry (pytx lists them as INVESTIGATION_SEED without tags); the exchange "
+            "extension node.interop.pytx, csv and jsonl carry them"
+        )
+    if counts.unread_by_pytx:
+        notes.append(
+            f"{counts.unread_by_pytx} md5/sha256 rows of content not labelled as video: "
+            "python-threatexchange skips these types (it has video_md5 and video_sha256); "
+            "ccnode import reads them"
+        )
+    if counts.pdq == 1:
+        notes.append(
+            "exactly one PDQ hash: python-threatexchange's PDQ index matches nothing when it "
+            "holds a single hash (facebook/ThreatExchange#1318); it works from two"
+        )
+    return notes
 
 
 def _write_out(out: str, lines: Iterator[str]) -> None:
@@ -201,10 +261,29 @@ def cmd_import(args: argparse.Namespace) -> int:
         if stream is not sys.stdin:
             stream.close()
     bad = [r for r in parsed if isinstance(r, BadRow)]
+    skipped = [r for r in parsed if isinstance(r, SkippedRow)]
     rows = [r for r in parsed if isinstance(r, Row)]
     for b in bad:
         print(f"ccnode: {args.file}: {b}", file=sys.stderr)
+    for s in skipped:
+        print(f"ccnode: warning: {args.file}: {s}", file=sys.stderr)
     summary = asyncio.run(_import(lambda: connect(target), origin, signer, rows))
+    code = EXIT_BAD_ROWS if bad else 0
+    if args.json:
+        doc = {
+            "origin": origin,
+            "imported": summary.imported,
+            "first_seq": summary.first_seq if summary.imported else None,
+            "last_seq": summary.last_seq if summary.imported else None,
+            "already": summary.already,
+            "retracted_earlier": summary.retracted,
+            "repeated": summary.repeated,
+            "skipped": [{"line": s.line, "why": s.why} for s in skipped],
+            "bad": [{"line": b.line, "error": b.error} for b in bad],
+            "exit": code,
+        }
+        print(json.dumps(doc, indent=2))
+        return code
     seqs = f" (seq {summary.first_seq}..{summary.last_seq})" if summary.imported else ""
     withdrawn = (
         f"; {summary.retracted} retracted earlier (not re-added; submit them one by one "
@@ -214,9 +293,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     print(
         f"imported {summary.imported} new entries{seqs}; {summary.already} already published "
-        f"by {origin}; {summary.repeated} repeated in the file; {len(bad)} bad rows{withdrawn}"
+        f"by {origin}; {summary.repeated} repeated in the file; {len(skipped)} skipped; "
+        f"{len(bad)} bad rows{withdrawn}"
     )
-    return 2 if bad else 0
+    return code
 
 
 async def _import(

@@ -214,7 +214,8 @@ def match_files(args: argparse.Namespace) -> int:
                 results.extend(response.results)
             for i, fs in frames.items():
                 answers = []
-                for window in video_cmds.query_windows(fs):
+                size = video_cmds.window_frames(args.max_distance)
+                for window in video_cmds.query_windows(fs, size):
                     answers += await client.match_video(
                         window,
                         thresholds,
@@ -228,8 +229,10 @@ def match_files(args: argparse.Namespace) -> int:
         asyncio.run(go())
     per_file: list[dict[bytes, pb.Match]] = [{} for _ in done]
     never: list[bool] = [False for _ in done]
+    truncated: list[bool] = [False for _ in done]
     for i, result in zip(owner, results, strict=True):
         never[i] |= result.never_match
+        truncated[i] |= result.truncated
         for m in result.matches:
             seen = per_file[i].get(m.provenance.entry_id)
             if seen is None or m.distance < seen.distance:
@@ -240,6 +243,7 @@ def match_files(args: argparse.Namespace) -> int:
             dict(h.queries()),
             [] if never[i] else sorted(per_file[i].values(), key=lambda m: m.distance),
             never[i],
+            truncated=truncated[i],
         )
         for i, h in enumerate(done)
     ]

@@ -21,7 +21,7 @@ from node.core import hashes, labels, payloads
 from node.core.entry import Kind, Signer, check_id_text, check_member_id
 from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
-from node.errors import ConflictError, NodeError, ProvenanceError, ValidationError
+from node.errors import ConflictError, NodeError, NotFoundError, ProvenanceError, ValidationError
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -66,13 +66,28 @@ def register(sub: Any) -> None:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("peers", help="add a peer to sync from")
+    p = sub.add_parser("peers", help="the peers this node syncs from: add, list, remove")
     psub = p.add_subparsers(dest="peers_cmd", required=True)
-    q = psub.add_parser("add")
+    q = psub.add_parser("add", help="sync from a roster member's node")
+    q.add_argument("dir", type=Path)
+    q.add_argument("--id", required=True, help="the peer's member id (in the roster)")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--address", help="host:port where it listens (a fixed port)")
+    where.add_argument(
+        "--address-file",
+        type=Path,
+        help="its node.addr, re-read at every connect: follows a node on this host "
+        "across restarts on new ports",
+    )
+    q.set_defaults(func=cmd_peers_add)
+    q = psub.add_parser("list", help="the configured peers and where each is now")
+    q.add_argument("dir", type=Path)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_peers_list)
+    q = psub.add_parser("remove", help="stop syncing from a peer")
     q.add_argument("dir", type=Path)
     q.add_argument("--id", required=True)
-    q.add_argument("--address", required=True, help="host:port")
-    q.set_defaults(func=cmd_peers_add)
+    q.set_defaults(func=cmd_peers_remove)
 
     p = sub.add_parser("submit", help="sign a hash with the member key and submit it")
     p.add_argument("dir", type=Path, nargs="?", help="node directory (key, id, address)")
@@ -225,11 +240,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+RESTART = "restart the node to apply"
+
+
 def cmd_peers_add(args: argparse.Namespace) -> int:
+    """Add a peer after checking it: a member of the roster, not revoked, not
+    this node, not already a peer, and an address that parses (or a file)."""
+    from node.config import check_address
+
     config = load_config(args.dir)
-    peers = (*config.peers, PeerConfig(check_member_id(args.id), address=args.address))
-    NodeConfig(**{**_fields(config), "peers": peers}).save()
-    print(f"added peer {args.id} at {args.address}; restart the node to apply")
+    peer_id = check_member_id(args.id)
+    if peer_id == config.id:
+        raise ValidationError(f"{peer_id} is this node: a node does not sync from itself")
+    roster = config.roster()
+    listed = roster.get(peer_id)
+    if listed is None or listed.revoked:
+        state = "is revoked in" if listed is not None else "is not a member in"
+        raise ValidationError(
+            f"{peer_id} {state} roster version {roster.version} ({config.roster_path}): "
+            "a node accepts peers the roster lists (`ccnode roster show DIR`)"
+        )
+    held = next((p for p in config.peers if p.id == peer_id), None)
+    if held is not None:
+        raise ValidationError(
+            f"{peer_id} is already a peer ({_where(held)}): "
+            f"`ccnode peers remove {args.dir} --id {peer_id}` first to change it"
+        )
+    if args.address is not None:
+        peer = PeerConfig(peer_id, address=check_address("--address", args.address))
+    else:
+        target = args.address_file.resolve()
+        peer = PeerConfig(peer_id, address_file=os.path.relpath(target, config.dir.resolve()))
+    NodeConfig(**{**_fields(config), "peers": (*config.peers, peer)}).save()
+    print(f"added peer {peer_id} ({_where(peer)}); {RESTART}")
+    return 0
+
+
+def _where(peer: PeerConfig) -> str:
+    return f"at {peer.address}" if peer.address else f"address read from {peer.address_file}"
+
+
+def cmd_peers_list(args: argparse.Namespace) -> int:
+    config = load_config(args.dir)
+    rows = []
+    for p in config.peers:
+        now = p.resolver(config.dir)()
+        rows.append(
+            {
+                "id": p.id,
+                "address": p.address or None,
+                "address_file": p.address_file or None,
+                "current_address": now,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no peers configured in {config.dir / 'config.toml'}")
+    for p, row in zip(config.peers, rows, strict=True):
+        now = "" if p.address else f" (now: {row['current_address'] or 'not running'})"
+        print(f"{p.id:34} {_where(p)}{now}")
+    return 0
+
+
+def cmd_peers_remove(args: argparse.Namespace) -> int:
+    config = load_config(args.dir)
+    peer_id = check_member_id(args.id)
+    kept = tuple(p for p in config.peers if p.id != peer_id)
+    if len(kept) == len(config.peers):
+        have = ", ".join(p.id for p in config.peers) or "none"
+        raise NotFoundError(f"{peer_id} is not a peer of {config.id} (peers: {have})")
+    NodeConfig(**{**_fields(config), "peers": kept}).save()
+    print(f"removed peer {peer_id}; {RESTART}")
     return 0
 
 
@@ -245,14 +328,17 @@ def _address(args: argparse.Namespace) -> str:
         return str(args.to)
     if args.dir is None:
         raise ValidationError("give a node directory or --to HOST:PORT")
+    from node.dirlock import running_address
+
     config = load_config(args.dir)
-    try:
-        return config.addr_file.read_text().strip()
-    except OSError:
+    address = running_address(config.dir, config.addr_file)
+    if address is None:
+        stale = " (its node.addr is left from a process that exited)"
         raise ValidationError(
-            f"no running node for {args.dir} (no {config.addr_file.name}); "
+            f"no running node for {args.dir}{stale if config.addr_file.exists() else ''}; "
             "start it with `ccnode serve` or pass --to"
-        ) from None
+        )
+    return address
 
 
 def connect(args: argparse.Namespace) -> NodeClient:
@@ -486,7 +572,14 @@ def cmd_match(args: argparse.Namespace) -> int:
             )
 
     result = asyncio.run(go()).results[0]
-    answer = QueryAnswer(None, {algo: value}, list(result.matches), result.never_match)
+    answer = QueryAnswer(
+        None,
+        {algo: value},
+        list(result.matches),
+        result.never_match,
+        truncated=result.truncated,
+        total=result.total,
+    )
     if args.json:
         print(json.dumps([answer.json()], indent=2))
     else:
@@ -504,6 +597,8 @@ class QueryAnswer:
     hashes: dict[str, bytes]  # algorithm -> the value asked
     matches: list[pb.Match]  # one per entry, nearest first
     never_match: bool = False  # on the node's never-match list: no matches given
+    truncated: bool = False  # the node listed only the best of the matches
+    total: int = 0  # how many entries matched, when known (a --hash query)
 
     def verdict(self) -> QueryVerdict | None:
         return overall((m.recommended_action, m.rule, m.provenance.entry_id) for m in self.matches)
@@ -518,6 +613,8 @@ class QueryAnswer:
             if v is None
             else {"action": v.action, "rule": v.rule, "entry_id": v.entry_id.hex()},
             "matches": [match_json(m) for m in self.matches],
+            "truncated": self.truncated,
+            "total": self.total or len(self.matches),
         }
 
     def print(self, label: str) -> None:
@@ -529,10 +626,10 @@ class QueryAnswer:
             print(f"{label}: no match")
             return
         n = len(self.matches)
-        print(
-            f"{label}: {v.action} (rule {v.rule or '-'}, entry {v.entry_id.hex()[:16]}; "
-            f"{n} match{'es' if n != 1 else ''})"
-        )
+        count = f"{n} match{'es' if n != 1 else ''}"
+        if self.truncated:  # docs/protocol.md, "Match answers"
+            count = f"the best {n} of {self.total}" if self.total else f"the best {n}; more matched"
+        print(f"{label}: {v.action} (rule {v.rule or '-'}, entry {v.entry_id.hex()[:16]}; {count})")
         print_matches(self.matches)
 
 
@@ -635,6 +732,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "roster_version": s.roster_version,
             "roster_expires": when(s.roster_expires_ms),
             "roster_id": s.roster_id.hex(),
+            "checkpoint_vkey": s.checkpoint_vkey,
             "heads": {
                 h.origin: {
                     "next_seq": h.next_seq,
@@ -666,6 +764,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print(f"node {s.node_id} (ccnode {s.version}) at {address}: {s.entries} entries")
     print(f"  roster version {s.roster_version}, expires {when(s.roster_expires_ms)}")
+    if s.checkpoint_vkey:
+        print(f"  checkpoint verifier key (C2SP vkey): {s.checkpoint_vkey}")
     if s.evidence:
         print(f"ALERT: {s.evidence} equivocation evidence record(s) held")
     for a in s.alerts:

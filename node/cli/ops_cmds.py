@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from node.config import load_config
 
@@ -31,6 +32,21 @@ def register(sub: Any) -> None:
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser(
+        "wait-ready",
+        help="wait until DIR's node serves (health SERVING), and optionally until it "
+        "holds everything another local node held when the wait began",
+    )
+    p.add_argument("dir", type=Path)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument(
+        "--caught-up-with",
+        type=Path,
+        metavar="OTHER_DIR",
+        help="also wait until DIR's node holds every entry OTHER_DIR's running node holds now",
+    )
+    p.set_defaults(func=cmd_wait_ready)
 
     p = sub.add_parser("check-config", help="validate DIR/config.toml (and the environment)")
     p.add_argument("dir", type=Path)
@@ -79,11 +95,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from node.config import apply_env
 
     config = apply_env(load_config(args.dir), os.environ)
-    config.members()
-    config.signer()
-    config.checkpoint_key()
-    if not config.insecure:
-        config.tls_identity()
+    warnings = config.preflight()  # the checks `serve` runs at start-up
     path = args.dir / "config.toml"
     if args.json:
         doc = {
@@ -93,9 +105,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             "listen": config.listen,
             "metrics": config.metrics_listen or None,
             "peers": len(config.peers),
+            "warnings": list(warnings),
         }
         print(json.dumps(doc, indent=2))
         return 0
+    for warning in warnings:
+        print(f"ccnode: warning: {warning}", file=sys.stderr)
     print(
         f"{path}: ok ({config.id}, listen {config.listen}, "
         f"metrics {config.metrics_listen or 'off'}, {len(config.peers)} peers)"
@@ -105,13 +120,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """For container HEALTHCHECKs and scripts: 0 SERVING, 1 otherwise, 3 unreachable."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     from node.cli.node_cmds import _address
     from node.connect import credentials_for
-    from node.errors import PeerError, ValidationError
-    from node.interop.feed import open_channel
+    from node.errors import ValidationError
 
     address = _address(args)
     config = load_config(args.dir) if args.dir is not None else None
@@ -124,16 +135,108 @@ def cmd_health(args: argparse.Namespace) -> int:
             "--to without a member directory has no TLS identity: give the directory, "
             "or --insecure for a plaintext dev node"
         )
+    serving, name = _health(address, credentials)
+    if args.json:
+        print(json.dumps({"address": address, "status": name}))
+    else:
+        print(f"{address}: {name}")
+    return 0 if serving else 1
+
+
+def _health(address: str, credentials: Any) -> tuple[bool, str]:
+    """Ask a node's gRPC health service: (SERVING?, the status's name)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from node.interop.feed import open_channel
+    from node.rpc.client import error_from_rpc
+
     with open_channel(address, credentials) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=5
             )
         except grpc.RpcError as exc:
-            raise PeerError(f"node at {address}: {exc.code().name}") from None
+            raise error_from_rpc(cast(Any, exc), address, plaintext=credentials is None) from None
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    if args.json:
-        print(json.dumps({"address": address, "status": name}))
-    else:
-        print(f"{address}: {name}")
-    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+    return reply.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+WAIT_POLL_S = 0.05
+
+
+def cmd_wait_ready(args: argparse.Namespace) -> int:
+    """For scripts (and the README's recipes): no `sleep`, no race.
+
+    Polls until a process holds DIR's lock, has published its address and
+    answers health SERVING; with --caught-up-with, then until its heads reach
+    what OTHER_DIR's node held when the wait began. Exit 0, or 3 at the
+    deadline naming what was still missing.
+    """
+    import time
+
+    from node.connect import credentials_for
+    from node.errors import PeerError, UnavailableError
+
+    deadline = time.monotonic() + args.timeout
+    config = load_config(args.dir)
+    credentials = credentials_for(config)
+    why = "no process serves it"
+    while True:
+        address = _served_address(config)
+        if address is not None:
+            try:
+                serving, name = _health(address, credentials)
+                why = f"health at {address} is {name}"
+            except PeerError as exc:
+                serving, why = False, str(exc)
+            if serving:
+                break
+        if time.monotonic() > deadline:
+            raise UnavailableError(f"{args.dir} not ready within {args.timeout:g}s: {why}")
+        time.sleep(WAIT_POLL_S)
+    if args.caught_up_with is None:
+        print(f"{config.id} ready at {address}")
+        return 0
+    want = _heads(args.caught_up_with)
+    while True:
+        have = _heads(args.dir)
+        missing = {o: n - have.get(o, 0) for o, n in want.items() if have.get(o, 0) < n}
+        if not missing:
+            break
+        if time.monotonic() > deadline:
+            lacks = ", ".join(f"{n} of {o}" for o, n in sorted(missing.items()))
+            raise UnavailableError(
+                f"{args.dir} has not caught up with {args.caught_up_with} within "
+                f"{args.timeout:g}s: it lacks {lacks} entries"
+            )
+        time.sleep(WAIT_POLL_S)
+    total = sum(want.values())
+    print(f"{config.id} holds the {total} entries {args.caught_up_with} held")
+    return 0
+
+
+def _served_address(config: Any) -> str | None:
+    from node.dirlock import running_address
+
+    return running_address(config.dir, config.addr_file)
+
+
+def _heads(directory: Path) -> dict[str, int]:
+    """Next seq per origin at DIR's running node, asked as DIR's operator."""
+    import asyncio
+
+    from node.connect import client_for
+    from node.errors import UnavailableError
+
+    config = load_config(directory)
+    address = _served_address(config)
+    if address is None:
+        raise UnavailableError(f"no running node for {directory}")
+
+    async def go() -> dict[str, int]:
+        async with client_for(config, address) as client:
+            status = await client.status()
+        return {h.origin: h.next_seq for h in status.heads}
+
+    return asyncio.run(go())

@@ -59,6 +59,7 @@ from node.core.roster import (
     verify_anchor,
     when,
 )
+from node.core.tlog import checkpoint_vkey
 from node.errors import NodeError, NotFoundError, ValidationError
 
 DAY_MS = 86_400_000
@@ -651,7 +652,10 @@ def _summary(roster: Roster) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     signed = load_roster(args.file)
     if args.json:
-        print(json.dumps(roster_to_json(signed), indent=2))
+        doc = roster_to_json(signed)
+        for m, out in zip(signed.roster.members, doc["members"], strict=True):
+            out["checkpoint_vkey"] = checkpoint_vkey(m)
+        print(json.dumps(doc, indent=2))
         return 0
     r = signed.roster
     print(
@@ -673,11 +677,16 @@ def cmd_show(args: argparse.Namespace) -> int:
             for k in m.entry_keys
         )
         flag = "  REVOKED" if m.revoked else ""
+        history = "".join(
+            f" (up to seq {until}: {roles_text(roles)})" for until, roles in m.earlier_roles
+        )
         print(
-            f"  {m.id:32} {m.kind.value:10} {m.jurisdiction}  roles {roles_text(m.roles)}{flag}\n"
+            f"  {m.id:32} {m.kind.value:10} {m.jurisdiction}  roles {roles_text(m.roles)}"
+            f"{history}{flag}\n"
             f"  {'':32} entry keys {keys}; tls {short(m.tls_spki) if m.tls_spki else '-'}; "
             f"address {m.address or '-'}" + (f"; name {m.display_name}" if m.display_name else "")
         )
+        print(f"  {'':32} checkpoint vkey {checkpoint_vkey(m)}")
     for res in r.resolutions:
         print(
             f"fork resolution: {res.origin}'s canonical log is size {res.size} "
@@ -691,10 +700,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     config = load_config(args.dir)
     address = args.to
     if address is None and not config.key_only:
-        try:
-            address = config.addr_file.read_text().strip() or None
-        except OSError:
-            address = None
+        from node.dirlock import running_address
+
+        address = running_address(config.dir, config.addr_file)
     if address:
         return _offer(config, address, signed)
     held = config.signed_roster()

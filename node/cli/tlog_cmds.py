@@ -77,9 +77,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         config = load_config(directory)
         data = config.data_dir
         roster = roster_to_trust(args.roster if args.roster is not None else directory)
-        if config.addr_file.exists():
+        from node.dirlock import running
+
+        pid = running(directory)
+        if pid is not None:
             print(
-                f"ccnode: warning: {config.addr_file} exists: audit a stopped node or a copy",
+                f"ccnode: warning: a node (process {pid}) is serving {directory}: "
+                "audit a stopped node or a copy",
                 file=sys.stderr,
             )
     else:
@@ -139,9 +143,19 @@ async def _prove(args: argparse.Namespace, entry_id: str, roster_text: str) -> P
             )
         size = Checkpoint.parse(SignedNote.parse(chosen).body).size
         proof = await client.inclusion_proof(origin, seq, size)
+        newest, newest_size = checkpoints.checkpoint, 0
+        if newest:
+            newest_size = Checkpoint.parse(SignedNote.parse(newest).body).size
+        consistency: tuple[bytes, ...] = ()
+        why = ""
+        if newest_size > size:
+            consistency = tuple(await client.consistency_proof(origin, size, newest_size))
+        else:
+            newest = ""
+            why = f"the bundle's checkpoint (size {size}) is the newest the node held"
     n = len(got.entry.body)
     raw = n.to_bytes(4, "big") + got.entry.body + got.entry.signature
-    return ProofBundle(raw, chosen, tuple(proof), roster_text)
+    return ProofBundle(raw, chosen, tuple(proof), roster_text, newest, consistency, why)
 
 
 def _witness_keys(
@@ -167,6 +181,13 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     )
     cosigners = ", ".join(report.cosigners) or "none"
     print(f"witness cosignatures: {len(report.cosigners)} ({cosigners})")
+    if report.newest_size:
+        print(
+            f"consistent with the newest checkpoint in the bundle (size {report.newest_size}): "
+            "the log did not fork in between"
+        )
+    else:
+        print(f"no consistency proof: {report.consistency}")
     if not report.members_match:
         print("note: the bundle's roster names other keys for the origin than yours")
     return 0

@@ -2,7 +2,8 @@
 
 A video to match is hashed here (every frame, with its mirrored and
 border-trimmed variants: node/media/video.py ``query_frames``) and sent as one
-video query per window of at most ``MAX_VIDEO_QUERY_FRAMES`` frames; the node
+video query per window of at most what a Match request's budget holds
+(10,000 frames at distance 31: :func:`window_frames`); the node
 answers per banked video. A video to bank is hashed with ``bank_frames`` (at
 most 5 frames a second, the reference's 1/s frames at full size), cut into
 segments (node/core/vpdq.py) that share the video's id, the first 16 bytes of
@@ -19,6 +20,8 @@ from typing import Any
 from node.app import MAX_VIDEO_QUERY_FRAMES
 from node.core import vpdq
 from node.errors import ValidationError
+from node.match.limits import MatchLimits
+from node.match.pdq_index import DEFAULT_RADIUS, probes
 from node.match.video import QueryFrame, VideoThresholds
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
@@ -59,13 +62,20 @@ def bank_segments(path: Path, segment_ms: int = vpdq.SEGMENT_MS) -> list[vpdq.Vp
     )
 
 
-def query_windows(frames: Sequence[QueryFrame]) -> list[list[QueryFrame]]:
-    """The query frames cut into requests of at most MAX_VIDEO_QUERY_FRAMES,
-    never splitting one frame's variants (they share a timestamp)."""
+def window_frames(max_distance: int) -> int:
+    """Query frames a request may hold: within the default Match budget (each
+    frame costs a PDQ query's probes at the distance) and the message cap."""
+    each = probes(max_distance or DEFAULT_RADIUS)
+    return min(MAX_VIDEO_QUERY_FRAMES, MatchLimits().max_probes // each)
+
+
+def query_windows(frames: Sequence[QueryFrame], size: int) -> list[list[QueryFrame]]:
+    """The query frames cut into requests of at most ``size`` frames, never
+    splitting one frame's variants (they share a timestamp; at most 4)."""
     out: list[list[QueryFrame]] = [[]]
     for f in frames:
         window = out[-1]
-        if len(window) >= MAX_VIDEO_QUERY_FRAMES - 3 and window[-1].ts_ms != f.ts_ms:
+        if len(window) >= size - 3 and window[-1].ts_ms != f.ts_ms:
             out.append([])
         out[-1].append(f)
     return [w for w in out if w]

@@ -11,8 +11,18 @@ witnesses. JSON, all binary fields base64::
       "entry": "<base64 signed entry>",  # u32be(len(body)) || body || signature
       "checkpoint": "<signed note>",    # origin signature + cosignatures, size > seq
       "inclusion_proof": ["<base64 hash>", ...],
-      "members": "<the producer's roster file (consortium-roster/v1 JSON)>"
+      "members": "<the producer's roster file (consortium-roster/v1 JSON)>",
+      # optional: the newest checkpoint the producer's node held, and an
+      # RFC 9162 consistency proof from "checkpoint" to it; or, instead,
+      # "consistency": "<why no proof is carried>"
+      "newest_checkpoint": "<signed note>",
+      "consistency_proof": ["<base64 hash>", ...]
     }
+
+The consistency proof shows the entry's log did not fork between the
+checkpoint that proves inclusion (often the settled one, older) and the
+newest one: the newest checkpoint extends it. A reader that sees a later
+checkpoint elsewhere can then compare it with the newest one.
 
 The verifier takes its trust (the roster) from its own copy, never from the
 bundle: the embedded roster tells the reader which keys the producer used,
@@ -45,6 +55,9 @@ class ProofBundle:
     checkpoint: str
     inclusion_proof: tuple[bytes, ...]
     members: str
+    newest_checkpoint: str = ""
+    consistency_proof: tuple[bytes, ...] = ()
+    consistency: str = ""  # why no consistency proof is carried (when none is)
 
     @property
     def signed_entry(self) -> SignedEntry:
@@ -62,6 +75,13 @@ class ProofBundle:
             "inclusion_proof": [base64.b64encode(h).decode() for h in self.inclusion_proof],
             "members": self.members,
         }
+        if self.newest_checkpoint:
+            doc["newest_checkpoint"] = self.newest_checkpoint
+            doc["consistency_proof"] = [
+                base64.b64encode(h).decode() for h in self.consistency_proof
+            ]
+        else:
+            doc["consistency"] = self.consistency
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -85,11 +105,25 @@ class ProofBundle:
         ):
             if not isinstance(doc.get(name), kind):
                 raise ValidationError(f"bundle field {name!r} must be a {kind.__name__}")
+        for name, kind in (
+            ("newest_checkpoint", str),
+            ("consistency_proof", list),
+            ("consistency", str),
+        ):
+            if name in doc and not isinstance(doc[name], kind):
+                raise ValidationError(f"bundle field {name!r} must be a {kind.__name__}")
+        if bool(doc.get("newest_checkpoint")) != ("consistency_proof" in doc):
+            raise ValidationError(
+                "bundle fields 'newest_checkpoint' and 'consistency_proof' go together"
+            )
         bundle = cls(
             _b64(doc["entry"], "entry"),
             doc["checkpoint"],
             tuple(_b64(h, "inclusion proof hash") for h in doc["inclusion_proof"]),
             doc["members"],
+            doc.get("newest_checkpoint", ""),
+            tuple(_b64(h, "consistency proof hash") for h in doc.get("consistency_proof", [])),
+            doc.get("consistency", ""),
         )
         entry = SignedEntry.from_bytes(bundle.entry)
         if (entry.entry_id.hex(), entry.body.origin, entry.body.seq) != (
@@ -118,6 +152,8 @@ class BundleReport:
     tree_size: int
     cosigners: tuple[str, ...]
     members_match: bool  # the bundle's roster lists the same keys for the origin
+    newest_size: int = 0  # the newest checkpoint's size, proved consistent (0: none carried)
+    consistency: str = ""  # why no consistency proof was carried
 
 
 def verify_bundle(
@@ -143,8 +179,26 @@ def verify_bundle(
             f"bundle checkpoint has {len(cosigners)} of the {threshold} required witness "
             f"cosignatures{ignored}"
         )
+    newest_size = 0
+    if bundle.newest_checkpoint:
+        newest = verify_checkpoint(bundle.newest_checkpoint, trust, dict(witnesses))
+        if newest.origin != origin:
+            raise ValidationError(
+                f"bundle newest checkpoint is of {newest.origin}'s log, entry of {origin}"
+            )
+        merkle.verify_consistency(
+            vc.size, newest.size, bundle.consistency_proof, vc.root, newest.root
+        )
+        newest_size = newest.size
     return BundleReport(
-        entry.entry_id, origin, seq, vc.size, cosigners, _same_keys(bundle.members, trust, origin)
+        entry.entry_id,
+        origin,
+        seq,
+        vc.size,
+        cosigners,
+        _same_keys(bundle.members, trust, origin),
+        newest_size,
+        "" if newest_size else (bundle.consistency or "the bundle carries no consistency proof"),
     )
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "open_cosignature",
     "open_note",
     "sign_note",
+    "vkey",
 ]
 
 MAX_NOTE_BYTES = 64 * 1024
@@ -120,6 +121,14 @@ def key_hash(key_name: str, public_key: PublicKeyLike) -> bytes:
     _check_key_name(key_name)
     raw = _public_bytes(public_key)
     return hashlib.sha256(key_name.encode("utf-8") + b"\n" + ED25519_TYPE + raw).digest()[:4]
+
+
+def vkey(key_name: str, public_key: PublicKeyLike) -> str:
+    """The C2SP signed-note verifier key ``<name>+<key ID hex>+<base64(0x01 ||
+    key)>`` that stock tooling (Go's ``note.NewVerifier``, witnesses) reads."""
+    raw = _public_bytes(public_key)
+    blob = base64.b64encode(ED25519_TYPE + raw).decode("ascii")
+    return f"{key_name}+{key_hash(key_name, raw).hex()}+{blob}"
 
 
 # --- checkpoint body -------------------------------------------------------------

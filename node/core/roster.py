@@ -580,6 +580,13 @@ class Roster:
         """DER certificates of the unrevoked members: the TLS trust roots."""
         return tuple(m.tls_cert for m in self.members if m.tls_cert and not m.revoked)
 
+    def handshake_certs(self) -> tuple[bytes, ...]:
+        """DER certificates of every member, revoked ones too: a node's server
+        trust roots. A revoked member completes the handshake only to be told
+        why every call is refused (:func:`authorize`, :func:`revoked_caller`)
+        instead of retrying blind handshake failures."""
+        return tuple(m.tls_cert for m in self.members if m.tls_cert)
+
     @property
     def roster_id(self) -> bytes:
         return hashlib.sha256(self.encode()).digest()
@@ -1030,6 +1037,16 @@ class Caller:
 _ROLE_FOR_ACTION = {Action.READ: Role.READ, Action.SUBMIT: Role.SUBMIT}
 
 
+def revoked_caller(member_id: str, version: int) -> str:
+    """What a node answers a revoked member's every call; the member's own
+    node recognises it (:func:`is_revoked_refusal`) and raises an alert."""
+    return f"caller {member_id} is revoked in roster version {version}"
+
+
+def is_revoked_refusal(member_id: str, error: str) -> bool:
+    return f"caller {member_id} is revoked in roster version " in error
+
+
 def authorize(
     roster: Roster,
     caller_spki: bytes,
@@ -1053,7 +1070,7 @@ def authorize(
             f"{roster.version}"
         )
     if member.revoked:
-        raise ProvenanceError(f"caller {member.id} is revoked in roster version {roster.version}")
+        raise ProvenanceError(revoked_caller(member.id, roster.version))
     if action is Action.OPERATOR:
         raise ProvenanceError(
             f"{what} is for this node's operator (its own TLS key): caller {member.id} may not"

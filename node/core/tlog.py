@@ -37,6 +37,7 @@ from node.core.checkpoint import (
     key_hash,
     open_cosignature,
     sign_note,
+    vkey,
 )
 from node.core.entry import check_member_id
 from node.core.roster import Role, Roster, roles_text
@@ -49,6 +50,11 @@ LOG_PREFIX = "ccnode/v1/"
 def log_name(member_id: str) -> str:
     """The checkpoint origin line (and origin key name) of a member's log."""
     return LOG_PREFIX + check_member_id(member_id)
+
+
+def checkpoint_vkey(member: Member) -> str:
+    """A member's checkpoint verifier key, C2SP vkey form (key name = log name)."""
+    return vkey(log_name(member.id), member.checkpoint_public_key)
 
 
 def member_of_log(name: str) -> str:

@@ -5,5 +5,6 @@
 - :mod:`node.interop.feed`: a small synchronous reader of a node's entries
   (``Pull``), for tools that are not asyncio.
 - :mod:`node.interop.pytx`: a python-threatexchange ``SignalExchangeAPI``
-  extension (needs the ``interop`` extra: ``pip install 'ccnode[interop]'``).
+  extension (needs the ``interop`` extra: ``pip install '.[interop]'`` in a
+  checkout; ccnode is not published on PyPI).
 """

@@ -16,6 +16,27 @@ here and is left out (and counted). Import also accepts blank lines and
 ``#`` comments, and a ``vpdq`` line becomes the segments of one video (its id
 the first 16 bytes of SHA-256 of the signal, so a re-import is recognised).
 
+The pytx file carries a signal type and a hash per line and nothing else:
+python-threatexchange reads every other word as part of the hash, and lists
+what it fetches from such a file as INVESTIGATION_SEED with no tags. Labels
+and incidents cannot ride along; the export says so, and the exchange
+extension (``node.interop.pytx``: POSITIVE_CLASS opinions, labels as tags)
+or csv/jsonl carry them. python-threatexchange names file digests by the
+content they hash (``video_md5``, ``video_sha256``) and skips lines of types
+it does not know: an MD5 or SHA-256 entry labelled as a video is exported
+under its video name, and other MD5/SHA-256 rows (ccnode's ``md5``,
+``sha256``, which ccnode's import reads) are counted as unread by pytx.
+
+Import derives the ``type:`` label from the signal type where it implies
+one (PDQ: ``type:image``; ``video_md5``, ``video_sha256``, TMK+PDQF, vPDQ:
+``type:video``): a ``--label type:...`` of another kind of content is not
+applied to that row, and a row left with no ``type:`` label gets the implied
+one (``type:livestream`` is a video too). Rows of python-threatexchange
+signal types that are not hashes ccnode carries (``url``, ``url_md5``,
+``raw_text``, ``trend_query``), rows an export marked retracted, and trivial
+digests are skipped with a warning: a partial import by design. Rows that
+cannot be read are bad rows.
+
 ``csv``: a header row, then one row per entry. Import needs the columns
 ``algorithm`` and ``hash``; ``labels`` (separated by ``;``), ``incident``,
 ``reason`` and ``urgent`` (true/false) are optional; other columns (those an
@@ -65,6 +86,20 @@ CSV_COLUMNS = (
     "signature",
 )
 _BY_PYTX = {a.pytx_name: a.name for a in hashes.ALGORITHMS.values()}
+# python-threatexchange's name for the SHA-256 of a video file: our SHA256.
+_BY_PYTX["video_sha256"] = "SHA256"
+#: python-threatexchange signal types that are not media hashes ccnode carries.
+PYTX_SKIPPED_TYPES = frozenset({"url", "url_md5", "raw_text", "trend_query"})
+IMAGE_TYPES = frozenset({"type:image"})
+VIDEO_TYPES = frozenset({"type:video", "type:livestream"})
+#: The ``type:`` label a signal type implies, and the labels that agree with it.
+IMPLIED_TYPE: dict[str, tuple[str, frozenset[str]]] = {
+    "pdq": ("type:image", IMAGE_TYPES),
+    "video_md5": ("type:video", VIDEO_TYPES),
+    "video_sha256": ("type:video", VIDEO_TYPES),
+    "tmk": ("type:video", VIDEO_TYPES),
+    "vpdq": ("type:video", VIDEO_TYPES),
+}
 
 
 def check_format(name: str) -> str:
@@ -161,6 +196,9 @@ class ExportCounts:
     retracted: int = 0  # left out (active only)
     duplicate: int = 0  # pytx: the same hash from another entry
     unsupported: int = 0  # pytx: no hex form
+    unread_by_pytx: int = 0  # pytx: md5/sha256 rows python-threatexchange skips
+    pdq: int = 0  # pytx: PDQ lines written (one alone meets facebook/ThreatExchange#1318)
+    labelled: int = 0  # pytx: rows whose labels or incident the format cannot carry
 
 
 def export_lines(
@@ -197,7 +235,11 @@ def export_lines(
                 continue
             seen.add(key)
             counts.written += 1
-            yield f"{hashes.algorithm(body.algorithm).pytx_name} {body.hash.hex()}\n"
+            name = _pytx_export_name(body.algorithm, body.labels)
+            counts.unread_by_pytx += name in ("md5", "sha256")
+            counts.pdq += name == "pdq"
+            counts.labelled += bool(body.labels or body.incident)
+            yield f"{name} {body.hash.hex()}\n"
             continue
         row = _provenance(rec)
         counts.written += 1
@@ -220,6 +262,14 @@ def export_lines(
         signals.add(signal)
         counts.written += 1
         yield f"vpdq {signal}\n"
+
+
+def _pytx_export_name(algorithm: str, entry_labels: tuple[str, ...]) -> str:
+    """python-threatexchange's signal type for this entry's hash."""
+    name = hashes.algorithm(algorithm).pytx_name
+    if name in ("md5", "sha256") and VIDEO_TYPES & set(entry_labels):
+        return f"video_{name}"
+    return name
 
 
 def _provenance(rec: Record) -> dict[str, object]:
@@ -277,6 +327,8 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class BadRow:
+    """A row that could not be read: a real failure, reported."""
+
     line: int
     error: str
 
@@ -284,9 +336,43 @@ class BadRow:
         return f"line {self.line}: {self.error}"
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A readable row left out by design (with a warning), not a failure."""
+
+    line: int
+    why: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: skipped: {self.why}"
+
+
+class _Skip(Exception):
+    """A row to leave out by design (raised inside parse_rows only)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def with_implied_type(
+    signal_type: str, own: Iterable[str], extra: Iterable[str]
+) -> tuple[str, ...]:
+    """A row's labels: its own, then ``extra`` (from ``--label``) less any
+    ``type:`` the signal type contradicts, then the implied ``type:`` if none."""
+    implied = IMPLIED_TYPE.get(signal_type)
+    own_labels, extra_labels = set(own), set(extra)
+    if implied is not None:
+        label, agree = implied
+        extra_labels = {x for x in extra_labels if not x.startswith("type:") or x in agree}
+        if not any(x.startswith("type:") for x in own_labels | extra_labels):
+            own_labels.add(label)
+    return labels.normalize_labels(tuple(own_labels | extra_labels))
+
+
 def parse_rows(
     lines: Iterable[str], fmt: str, extra_labels: Iterable[str] = ()
-) -> Iterator[Row | BadRow]:
+) -> Iterator[Row | BadRow | SkippedRow]:
     """Rows of an import file; a bad row is reported, never fatal.
 
     ``extra_labels`` (from the command line) are added to every row.
@@ -306,6 +392,8 @@ def parse_rows(
                 yield from _pytx_rows(number, stripped, extra)
             else:
                 yield _json_row(number, stripped, extra)
+        except _Skip as skip:
+            yield SkippedRow(number, skip.why)
         except NodeError as exc:
             yield BadRow(number, str(exc))
 
@@ -315,18 +403,27 @@ def _pytx_rows(number: int, text: str, extra: tuple[str, ...]) -> list[Row]:
     signal = signal.strip()
     if not signal:
         raise ValidationError("expected '<signal type> <hex hash>'")
+    if kind.lower() in PYTX_SKIPPED_TYPES:
+        raise _Skip(f"signal type {kind.lower()!r} is not a media hash ccnode carries")
     name = _BY_PYTX.get(kind.lower())
     if name is None:
         raise ValidationError(
             f"unknown signal type {kind[:32]!r}: expected one of {', '.join(sorted(_BY_PYTX))}"
         )
     if name == "VPDQ":
-        return vpdq_rows(number, signal, extra)
+        return vpdq_rows(number, signal, with_implied_type("vpdq", (), extra))
     if not pytx_hex(name):
         raise ValidationError(f"signal type {kind!r} has no hex form here")
     value = hashes.parse_hex(name, signal)
-    hashes.check_not_trivial(name, value)
-    return [Row(number, name, value, extra)]
+    _check_not_trivial(name, value)
+    return [Row(number, name, value, with_implied_type(kind.lower(), (), extra))]
+
+
+def _check_not_trivial(name: str, value: bytes) -> None:
+    try:
+        hashes.check_not_trivial(name, value)
+    except ValidationError as exc:
+        raise _Skip(str(exc)) from None
 
 
 def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> Row:
@@ -334,7 +431,9 @@ def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> 
     value = doc.get("hash")
     if not isinstance(algo, str) or not algo or not isinstance(value, str) or not value:
         raise ValidationError("needs 'algorithm' and 'hash'")
+    signal_type = algo.lower() if algo.lower() in _BY_PYTX else ""
     name = hashes.normalize_name(_BY_PYTX.get(algo.lower(), algo))
+    signal_type = signal_type or hashes.algorithm(name).pytx_name
     raw_labels = doc.get("labels", ())
     if isinstance(raw_labels, str):
         raw_labels = [p.strip() for p in raw_labels.split(LABEL_SEPARATOR) if p.strip()]
@@ -346,14 +445,14 @@ def _fields_row(number: int, doc: dict[str, object], extra: tuple[str, ...]) -> 
         raise ValidationError("'incident' and 'reason' must be strings")
     urgent = _flag(doc.get("urgent", False))
     value_bytes = hashes.parse_hex(name, value)
-    hashes.check_not_trivial(name, value_bytes)
+    _check_not_trivial(name, value_bytes)
     if len(reason.encode()) > 1024:
         raise ValidationError(f"reason has {len(reason.encode())} bytes: expected at most 1024")
     return Row(
         number,
         name,
         value_bytes,
-        labels.normalize_labels((*raw_labels, *extra)),
+        with_implied_type(signal_type, labels.normalize_labels(tuple(raw_labels)), extra),
         labels.check_incident(incident),
         reason,
         urgent,
@@ -378,11 +477,11 @@ def _json_row(number: int, text: str, extra: tuple[str, ...]) -> Row:
     if not isinstance(doc, dict):
         raise ValidationError("expected a JSON object")
     if doc.get("retracted") is True:
-        raise ValidationError("row is marked retracted; not importing it")
+        raise _Skip("marked retracted in the export")
     return _fields_row(number, doc, extra)
 
 
-def _csv_rows(lines: Iterable[str], extra: tuple[str, ...]) -> Iterator[Row | BadRow]:
+def _csv_rows(lines: Iterable[str], extra: tuple[str, ...]) -> Iterator[Row | BadRow | SkippedRow]:
     reader = csv.DictReader(iter(lines))
     columns = reader.fieldnames or []
     missing = [c for c in ("algorithm", "hash") if c not in columns]
@@ -396,8 +495,10 @@ def _csv_rows(lines: Iterable[str], extra: tuple[str, ...]) -> Iterator[Row | Ba
             if None in doc:
                 raise ValidationError(f"{len(doc[None])} more cells than header columns")
             if _flag_or_none(doc.get("retracted")):
-                raise ValidationError("row is marked retracted; not importing it")
+                raise _Skip("marked retracted in the export")
             yield _fields_row(number, dict(doc), extra)
+        except _Skip as skip:
+            yield SkippedRow(number, skip.why)
         except NodeError as exc:
             yield BadRow(number, str(exc))
 

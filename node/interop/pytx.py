@@ -1,6 +1,7 @@
 """A python-threatexchange exchange that fetches from a ccnode node.
 
-With the ``interop`` extra installed (``pip install 'ccnode[interop]'``)::
+With the ``interop`` extra installed (``pip install '.[interop]'`` in a
+checkout: ccnode is not published on PyPI)::
 
     threatexchange config extensions add node.interop.pytx
     threatexchange config collab ccnode my-node --create --address 127.0.0.1:7001 \

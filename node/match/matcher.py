@@ -10,6 +10,13 @@ updated as entries commit: an ADD is indexed, a RETRACT moves its target to
 the retracted index. Updates that arrive while the build runs are queued and
 applied when it ends. Degenerate hashes (near all-zero or all-one) are never
 indexed: they would match unrelated images.
+
+Threads: searches run in a worker thread (off the event loop, in chunks;
+``node.match.limits``), commits arrive on the loop. One lock guards the
+indexes. A commit never waits for a search: if the lock is busy its
+entries are queued, and whoever holds the lock applies the queue before
+letting go (and a search applies it before searching, so a Match after a
+commit sees it).
 """
 
 from __future__ import annotations
@@ -41,11 +48,13 @@ def _usable(value: bytes) -> bool:
 class BuiltFromStore:
     """An in-memory index loaded from LMDB once (in a worker thread at
     start-up), then kept current by commit listeners: commits that arrive
-    while it loads are queued and applied when it is done."""
+    while it loads, or while a search in a worker thread holds the index,
+    are queued and applied when it is done (never waited for)."""
 
     def __init__(self, store: LmdbStore) -> None:
         self.store = store
-        self._lock = threading.Lock()  # build thread vs. commits queued meanwhile
+        self._lock = threading.Lock()  # guards _building and _queued
+        self._index_lock = threading.Lock()  # guards the index itself
         self._building = False
         self._queued: list[Sequence[SignedEntry]] = []
         self.ready = False
@@ -57,18 +66,38 @@ class BuiltFromStore:
     def _end_build(self) -> None:
         with self._lock:
             self._building = False
-            queued, self._queued = self._queued, []
-        for entries in queued:
-            self._apply(entries)
+        self._index_lock.acquire()
+        self._release()  # what committed meanwhile
         self.ready = True
 
     def on_commit(self, entries: Sequence[SignedEntry]) -> None:
-        """Commit listener (event loop thread)."""
+        """Commit listener (event loop thread): applied now, or by the search
+        holding the index (never waits for it)."""
+        with self._lock:
+            self._queued.append(entries)
+            if self._building:
+                return
+        if self._index_lock.acquire(blocking=False):
+            self._release()
+
+    def _drain(self) -> None:
+        """Apply what is queued (the index lock is held)."""
         with self._lock:
             if self._building:
-                self._queued.append(entries)
                 return
-        self._apply(entries)
+            queued, self._queued = self._queued, []
+        for entries in queued:
+            self._apply(entries)
+
+    def _release(self) -> None:
+        """Apply what is queued, then let go of the index lock (held)."""
+        while True:
+            self._drain()
+            self._index_lock.release()
+            with self._lock:
+                pending = bool(self._queued) and not self._building
+            if not pending or not self._index_lock.acquire(blocking=False):
+                return
 
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
         raise NotImplementedError
@@ -156,6 +185,14 @@ class PdqMatcher(BuiltFromStore):
         """Forget entries a fork resolution moved out of the live tables: their
         hashes leave the index, and a target their RETRACT retracted is active
         again (if it is still stored and not retracted otherwise)."""
+        self._index_lock.acquire()  # rare: may wait for one search step
+        try:
+            self._drain()
+            self._void(entries)
+        finally:
+            self._release()
+
+    def _void(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:
             body = e.body
             if body.kind == Kind.ADD and body.algorithm == "PDQ":
@@ -181,14 +218,34 @@ class PdqMatcher(BuiltFromStore):
         """Entries within ``radius`` of any of ``values`` (an image and its
         dihedral variants): ``(entry_id, best distance, index in values of the
         value at that distance)``, nearest first (the first value wins a tie)."""
+        return self.search_many([values], radius, include_retracted=include_retracted)[0]
+
+    def search_many(
+        self, queries: Sequence[Sequence[bytes]], radius: int, *, include_retracted: bool = False
+    ) -> list[list[tuple[bytes, int, int]]]:
+        """:meth:`search` for several queries (each a hash and its variants) in
+        one batch; safe from a worker thread (holds the index lock)."""
         if not 0 <= radius <= MAX_RADIUS:
             raise ValidationError(f"PDQ distance {radius}: expected 0..{MAX_RADIUS}")
-        best: dict[int, tuple[int, int]] = {}
-        indexes = (self.active, self.retracted) if include_retracted else (self.active,)
-        for index in indexes:
-            for variant, hits in enumerate(index.search_batch(list(values), radius)):
-                for item, distance in hits:
-                    if distance < best.get(item, (radius + 1, 0))[0]:
-                        best[item] = (distance, variant)
-        ordered = sorted(best.items(), key=lambda kv: kv[1])
-        return [(self.entry_id(item), d, v) for item, (d, v) in ordered]
+        flat = [v for values in queries for v in values]
+        owner = [(i, v) for i, values in enumerate(queries) for v in range(len(values))]
+        best: list[dict[int, tuple[int, int]]] = [{} for _ in queries]
+        self._index_lock.acquire()
+        try:
+            self._drain()  # what committed before this search
+            indexes = (self.active, self.retracted) if include_retracted else (self.active,)
+            for index in indexes:
+                for (q, variant), hits in zip(owner, index.search_batch(flat, radius), strict=True):
+                    mine = best[q]
+                    for item, distance in hits:
+                        if distance < mine.get(item, (radius + 1, 0))[0]:
+                            mine[item] = (distance, variant)
+            return [
+                [
+                    (self.entry_id(item), d, v)
+                    for item, (d, v) in sorted(b.items(), key=lambda kv: kv[1])
+                ]
+                for b in best
+            ]
+        finally:
+            self._release()

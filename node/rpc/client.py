@@ -14,6 +14,7 @@ from node.core.tlog import StaleSizeError
 from node.core.tlscert import TLS_NAME
 from node.errors import (
     ConflictError,
+    LimitError,
     NodeError,
     NotFoundError,
     OrderingError,
@@ -54,6 +55,7 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
 
 _FROM_STATUS: dict[grpc.StatusCode, type[NodeError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: ValidationError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: LimitError,
     grpc.StatusCode.PERMISSION_DENIED: ProvenanceError,
     grpc.StatusCode.FAILED_PRECONDITION: OrderingError,
     grpc.StatusCode.ALREADY_EXISTS: ConflictError,
@@ -62,12 +64,64 @@ _FROM_STATUS: dict[grpc.StatusCode, type[NodeError]] = {
 }
 
 
-def error_from_rpc(exc: grpc.aio.AioRpcError, address: str) -> NodeError:
-    """Translate a gRPC failure into our tree, keeping the server's message."""
+#: What most likely went wrong when a connection fails, by gRPC's words
+#: (README, "Mutual TLS"): (plaintext client?, needle in the detail, hint).
+#: The first row that fits wins.
+TLS_HINTS: tuple[tuple[bool | None, str, str], ...] = (
+    (None, "Connection refused", "nothing listens at that address: is the node running?"),
+    (
+        False,
+        "WRONG_VERSION_NUMBER",
+        "that node speaks plaintext (an --insecure development node): use --insecure "
+        "without a member directory",
+    ),
+    (
+        False,
+        "CERTIFICATE_VERIFY_FAILED",
+        "that node's certificate is not one your roster pins (a node of another "
+        "consortium, or your roster is older than its: `ccnode roster publish`)",
+    ),
+    (
+        True,
+        "",
+        "the node requires mutual TLS: pass the member directory whose key to connect "
+        "with (DIR or --dir DIR); --insecure is for plaintext development nodes only "
+        "(for grpcurl: -cert DIR/keys/tls.crt -key DIR/keys/tls.key -cacert NODE_CERT "
+        "-servername ccnode.member)",
+    ),
+    (
+        False,
+        "",
+        "the node did not accept your certificate: your member is not pinned in that "
+        "node's roster (not yet added, or its roster is older than yours: `ccnode "
+        "roster publish`)",
+    ),
+)
+_HANDSHAKE_WORDS = ("Socket closed", "Connection reset", "andshake", "SSL", "Failed to connect")
+
+
+def connection_hint(detail: str, plaintext: bool) -> str:
+    """A likely cause for a failed connection, or "" if the detail is not one."""
+    if not any(w in detail for w in _HANDSHAKE_WORDS):
+        return ""
+    for when_plaintext, needle, hint in TLS_HINTS:
+        if when_plaintext in (None, plaintext) and needle in detail:
+            return hint
+    return ""
+
+
+def error_from_rpc(
+    exc: grpc.aio.AioRpcError, address: str, *, plaintext: bool | None = None
+) -> NodeError:
+    """Translate a gRPC failure into our tree, keeping the server's message;
+    a failed connection also says what is likely wrong (``plaintext``: whether
+    this client spoke without TLS, if known)."""
     cls = _FROM_STATUS.get(exc.code(), PeerError)
     detail = exc.details() or exc.code().name
     if cls is PeerError:
-        return PeerError(f"node at {address}: {exc.code().name}: {detail}")
+        message = f"node at {address}: {exc.code().name}: {detail}"
+        hint = "" if plaintext is None else connection_hint(detail, plaintext)
+        return PeerError(f"{message}. Likely: {hint}" if hint else message)
     return cls(detail)
 
 
@@ -83,6 +137,7 @@ class NodeClient:
     ) -> None:
         self.address = address
         self.deadline_s = deadline_s
+        self.plaintext = credentials is None
         if credentials is None:
             self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
@@ -91,6 +146,9 @@ class NodeClient:
             options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", TLS_NAME)]
             self._channel = grpc.aio.secure_channel(address, credentials, options=options)
         self.stub = pb_grpc.NodeServiceStub(self._channel)
+
+    def _error(self, exc: grpc.aio.AioRpcError) -> NodeError:
+        return error_from_rpc(exc, self.address, plaintext=self.plaintext)
 
     async def __aenter__(self) -> NodeClient:
         return self
@@ -112,7 +170,7 @@ class NodeClient:
             response: pb.SubmitResponse = await self.stub.Submit(request, timeout=self.deadline_s)
             return response
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
 
     async def match(
         self,
@@ -139,7 +197,7 @@ class NodeClient:
             response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
             return response
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
 
     async def match_video(
         self,
@@ -175,7 +233,7 @@ class NodeClient:
             )
             return response
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
 
     async def status(self) -> pb.StatusResponse:
         try:
@@ -184,7 +242,7 @@ class NodeClient:
             )
             return response
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
 
     async def pull(
         self, cursors: dict[str, int], *, follow: bool, max_batch: int = 0
@@ -198,6 +256,21 @@ class NodeClient:
             async for response in call:
                 yield response
         except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
+
+    async def watch_incidents(
+        self, incidents: Sequence[str] = ()
+    ) -> AsyncIterator[pb.IncidentNotification]:
+        """Each urgent incident entry as it commits at the node (no deadline)."""
+        call = self.stub.WatchIncidents(
+            pb.WatchIncidentsRequest(incidents=list(incidents)), timeout=None
+        )
+        try:
+            async for note in call:
+                yield note
+        except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
         finally:
             call.cancel()
@@ -208,7 +281,7 @@ class NodeClient:
         try:
             return await method(request, timeout=self.deadline_s)
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
 
     async def get_checkpoint(self, origin: str) -> pb.GetCheckpointResponse:
         response: pb.GetCheckpointResponse = await self._call(
@@ -241,7 +314,7 @@ class NodeClient:
                 for key, value in trailers:
                     if key == WITNESS_SIZE_TRAILER and str(value).isdigit():
                         raise StaleSizeError(exc.details() or "", int(value)) from None
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
         return response.cosignature
 
     async def submit_evidence(self, evidence: bytes) -> pb.SubmitEvidenceResponse:
@@ -296,7 +369,7 @@ class NodeClient:
             )
             return response
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None
 
     async def offer_roster(self, chain: Sequence[SignedRoster]) -> pb.OfferRosterResponse:
         request = pb.OfferRosterRequest(rosters=[convert.roster_to_pb(s) for s in chain])
@@ -306,4 +379,4 @@ class NodeClient:
             )
             return response
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, self.address) from None
+            raise self._error(exc) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.accountability import ActionSummary
-from node.app import MAX_VIDEO_QUERY_FRAMES, MatchHit, VideoMatchHit
+from node.app import MAX_VIDEO_QUERY_FRAMES, MatchHit, MatchResults, VideoMatchHit
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate
 from node.core.payloads import decode_quality
@@ -67,6 +67,39 @@ def provenance_to_pb(hit: MatchHit) -> pb.Provenance:
     if hit.feedback is not None:
         _feedback_to_pb(hit.feedback, msg)
     return msg
+
+
+def notification_to_pb(hit: MatchHit, node_id: str) -> pb.IncidentNotification:
+    """A WatchIncidents (and webhook) notification of one committed entry."""
+    return pb.IncidentNotification(
+        entry=entry_to_pb(hit.entry),
+        provenance=provenance_to_pb(hit),
+        recommended_action=hit.action,
+        rule=hit.rule,
+        node_id=node_id,
+    )
+
+
+def queries_from_pb(
+    request: pb.MatchRequest,
+) -> tuple[list[tuple[str, bytes]], list[list[bytes]]]:
+    """(algorithm, value) per query, and the dihedral variants if any query has them."""
+    queries = [(q.algorithm, q.value) for q in request.queries]
+    if not any(q.dihedral for q in request.queries):
+        return queries, []
+    return queries, [list(q.dihedral) for q in request.queries]
+
+
+def match_response(results: MatchResults) -> pb.MatchResponse:
+    response = pb.MatchResponse()
+    for i, hits in enumerate(results):
+        result = response.results.add()
+        if hits:
+            result.matches.extend(match_to_pb(h) for h in hits)
+        result.never_match = results.never_match[i]
+        result.total = results.totals[i]
+        result.truncated = results.truncated[i]
+    return response
 
 
 def match_to_pb(hit: MatchHit) -> pb.Match:

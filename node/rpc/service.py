@@ -9,6 +9,7 @@ Status-code table (the one place errors meet gRPC):
 =====================  ====================
 NodeError subclass     gRPC status
 =====================  ====================
+LimitError             RESOURCE_EXHAUSTED
 ProvenanceError        PERMISSION_DENIED
 ValidationError        INVALID_ARGUMENT
 OrderingError          FAILED_PRECONDITION
@@ -33,11 +34,13 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from node import __version__
-from node.app import NodeApp, now_ms
-from node.core.roster import Action, check_own_entries, when
-from node.core.tlog import StaleSizeError
+from node.alerts import IncidentFeed
+from node.app import ALERT_RESTORED, MAX_SUBMIT_BATCH, NodeApp, check_batch_size, now_ms
+from node.core.roster import Action, check_own_entries, is_revoked_refusal, when
+from node.core.tlog import StaleSizeError, checkpoint_vkey
 from node.errors import (
     ConflictError,
+    LimitError,
     NodeError,
     NotFoundError,
     OrderingError,
@@ -59,6 +62,7 @@ from node.store.matchlog import EventKind
 log = logging.getLogger(__name__)
 
 STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
+    (LimitError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ProvenanceError, grpc.StatusCode.PERMISSION_DENIED),
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (OrderingError, grpc.StatusCode.FAILED_PRECONDITION),
@@ -233,8 +237,10 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         *,
         rosters: RosterKeeper | None = None,
         authorizer: Authorizer | None = None,
+        incidents: IncidentFeed | None = None,
     ) -> None:
         self.app = app
+        self.incidents = incidents
         self.peers_status = peers_status or (lambda: [])
         self.rosters = rosters
         self.auth = authorizer or Authorizer(None)
@@ -250,6 +256,8 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         caller = self.auth.check(context, Action.SUBMIT, "Submit")
+        # Count before decoding: a 16k-entry batch is refused unread.
+        check_batch_size(len(request.entries), MAX_SUBMIT_BATCH, "entries")
         entries = convert.entries_from_pb(request.entries)
         check_own_entries(caller, [e.body.origin for e in entries])
         result = await self.app.submit_async(entries)
@@ -277,28 +285,27 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
-        response = pb.MatchResponse()
         if request.HasField("video"):
-            # hashing-free but CPU-bound (a batched index lookup and scoring):
-            # converted, matched and converted back in a worker thread
-            response.videos.extend(await asyncio.to_thread(self._match_video, request))
-            if not request.queries:
-                return response
-        queries = [(q.algorithm, q.value) for q in request.queries]
-        dihedral = any(q.dihedral for q in request.queries)
-        results = self.app.match(
+            if request.queries:
+                raise ValidationError(
+                    "a Match request carries hash queries or a video query, not both"
+                )
+            # converted, budget-checked, matched and converted back in a match thread
+            loop = asyncio.get_running_loop()
+            videos = await loop.run_in_executor(self.app.match_pool, self._match_video, request)
+            return pb.MatchResponse(videos=videos)
+        check_batch_size(len(request.queries), self.app.match_limits.max_queries, "queries")
+        # Converting 10,000 queries each way is work too: in a match thread.
+        step = self.app.match_step(len(request.queries))
+        queries, variants = await step(convert.queries_from_pb, request)
+        results = await self.app.match_async(
             queries,
             include_retracted=request.include_retracted,
             record=request.record,
             max_distance=request.max_distance,
-            variants=[list(q.dihedral) for q in request.queries] if dihedral else (),
+            variants=variants,
         )
-        for hits, suppressed in zip(results, results.never_match, strict=True):
-            result = response.results.add()
-            if hits:
-                result.matches.extend(convert.match_to_pb(h) for h in hits)
-            if suppressed:
-                result.never_match = True
+        response: pb.MatchResponse = await step(convert.match_response, results)
         return response
 
     def _match_video(self, request: pb.MatchRequest) -> list[pb.VideoMatch]:
@@ -336,11 +343,23 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             version=__version__,
             alerts=[convert.alert_to_pb(a) for a in self.app.tlog.alerts()]
             + self._roster_alerts()
-            + self._store_alerts(),
+            + self._store_alerts()
+            + self._own_log_alerts(),
             roster_version=roster.version if roster else 0,
             roster_expires_ms=roster.roster.expires_ms if roster else 0,
             roster_id=roster.roster_id if roster else b"",
+            checkpoint_vkey=self._own_vkey(),
         )
+
+    def _own_vkey(self) -> str:
+        try:
+            return checkpoint_vkey(self.app.trust.member(self.app.node_id))
+        except NodeError:
+            return ""  # not (or no longer) a member of the roster in force
+
+    def _own_log_alerts(self) -> list[pb.Alert]:
+        why = self.app.own_log.alert()
+        return [pb.Alert(kind=ALERT_RESTORED, origin=self.app.node_id, detail=why)] if why else []
 
     def _store_alerts(self) -> list[pb.Alert]:
         """The store refusing writes (its map full at the cap): health says
@@ -349,6 +368,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         return [pb.Alert(kind=ALERT_MAP_FULL, detail=why)] if why else []
 
     def _roster_alerts(self) -> list[pb.Alert]:
+        return self._revoked_alerts() + self._expiry_alerts()
+
+    def _expiry_alerts(self) -> list[pb.Alert]:
         if self.rosters is None or not self.rosters.expired:
             return []
         signed = self.rosters.signed
@@ -360,6 +382,35 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 "publishes the next version",
             )
         ]
+
+    def _revoked_alerts(self) -> list[pb.Alert]:
+        """This member revoked: by its own roster, or as its peers answer it."""
+        me = self.app.node_id
+        alerts = []
+        if self.rosters is not None:
+            member = self.rosters.roster.get(me)
+            if member is not None and member.revoked:
+                alerts.append(
+                    pb.Alert(
+                        kind="revoked",
+                        origin=me,
+                        detail=f"this member ({me}) is revoked in roster version "
+                        f"{self.rosters.version}: other nodes refuse its calls and its new "
+                        "entries; ask the consortium's governance",
+                    )
+                )
+        for peer in self.peers_status():
+            if is_revoked_refusal(me, peer.last_error):
+                alerts.append(
+                    pb.Alert(
+                        kind="revoked",
+                        origin=me,
+                        peer=peer.peer_id,
+                        detail=f"peer {peer.peer_id} refuses this member as revoked: "
+                        f"{peer.last_error}",
+                    )
+                )
+        return alerts
 
     @_mapped
     async def GetRoster(
@@ -500,6 +551,21 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 self.auth.check(context, Action.READ, "Pull")
                 response.roster_version = self._roster_version()
                 yield response
+        except NodeError as exc:
+            await context.abort(status_for(exc), str(exc))
+
+    async def WatchIncidents(
+        self, request: pb.WatchIncidentsRequest, context: Context
+    ) -> AsyncIterator[pb.IncidentNotification]:
+        try:
+            self.auth.check(context, Action.READ, "WatchIncidents")
+            if self.incidents is None:
+                raise NotFoundError("this node serves no incident notifications")
+            with self.incidents.subscribe(request.incidents) as sub:
+                while (hit := await sub.next()) is not None:
+                    # A stream outlives roster changes: re-check each notification.
+                    self.auth.check(context, Action.READ, "WatchIncidents")
+                    yield convert.notification_to_pb(hit, self.app.node_id)
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))
 

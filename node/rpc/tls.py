@@ -3,8 +3,11 @@
 gRPC's Python API has no certificate-verification callback, so pinning is
 done with trust roots: every member's certificate is self-signed, and the
 roster carries it. A server trusts exactly the certificates of the
-unrevoked members of its current roster (plus its own, for its operator),
-refreshed on every new connection when the roster changes; a client trusts
+members of its current roster (plus its own, for its operator), refreshed
+on every new connection when the roster changes; a revoked member's
+certificate completes the handshake, and every call it makes is then
+refused with the reason (``caller X is revoked in roster version N``), so
+it learns why instead of retrying handshakes that fail with no word; a client trusts
 exactly the certificate of the peer it means to reach (or, for CLI use,
 those of all members). A certificate that is not pinned fails the handshake.
 

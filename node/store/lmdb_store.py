@@ -193,6 +193,23 @@ class LmdbStore:
         with _lmdb_errors("reading entry"), self._env.begin() as txn:
             return self._stored_in(txn, entry_id)
 
+    def locate_many(self, entry_ids: Sequence[bytes]) -> list[tuple[str, int, int, bool] | None]:
+        """Per entry id: (origin, seq, arrival_ms, retracted), or None if not
+        stored; from the id index alone, without reading or decoding entries
+        (what ranking many matches needs)."""
+        out: list[tuple[str, int, int, bool] | None] = []
+        with _lmdb_errors("locating entries"), self._env.begin() as txn:
+            ids, retracted = self._dbs[_Db.IDS], self._dbs[_Db.RETRACTED]
+            for entry_id in entry_ids:
+                loc = txn.get(entry_id, db=ids)
+                if loc is None:
+                    out.append(None)
+                    continue
+                arrival, seq = struct.unpack(">QQ", loc[:16])
+                gone = txn.get(entry_id, db=retracted) is not None
+                out.append((bytes(loc[16:]).decode(), seq, arrival, gone))
+        return out
+
     def ids_with_prefix(self, prefix: bytes, limit: int) -> list[bytes]:
         """Up to ``limit`` stored entry ids that begin with ``prefix``, in order."""
         out: list[bytes] = []

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 
 from node.app import NodeApp, now_ms
 from node.core.entry import SignedEntry
+from node.core.roster import is_revoked_refusal
 from node.errors import (
     NodeError,
     OrderingError,
     PeerError,
     ProvenanceError,
-    RightsError,
     StorageError,
     ValidationError,
 )
@@ -182,7 +182,7 @@ class SyncEngine:
                 continue
             peer = random.choice(self.peers)  # noqa: S311 - not crypto
             address = peer.resolve()
-            if address and self.states[peer.id].state != "held off":
+            if address and self.states[peer.id].state != "held-off":
                 await self.round_with(peer, address)
 
     def resync_soon(self) -> None:
@@ -258,7 +258,7 @@ class SyncEngine:
                     state.last_error = "stream ended"
                 except DuplicateFlood as exc:
                     state.last_error = str(exc)
-                    state.state = "held off"
+                    state.state = "held-off"
                     log.warning("%s", exc)
                     await asyncio.sleep(self._hold_off(state))
                     continue
@@ -267,10 +267,15 @@ class SyncEngine:
                 except StorageError as exc:  # e.g. map full: keep serving, retry later
                     state.last_error = f"local store: {exc}"
                 except (ValidationError, ProvenanceError) as exc:
-                    self.app.observer.refused("peer", exc)
-                    state.refused += 1
-                    state.last_error = f"refused: {exc}"
-                    log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
+                    if is_revoked_refusal(self.app.node_id, str(exc)):
+                        # Not a bad entry: the peer refuses us (status alerts on it).
+                        state.last_error = str(exc)
+                        log.warning("peer %s refuses this member as revoked: %s", peer.id, exc)
+                    else:
+                        self.app.observer.refused("peer", exc)
+                        state.refused += 1
+                        state.last_error = f"refused: {exc}"
+                        log.warning("peer %s sent a bad entry; disconnecting: %s", peer.id, exc)
             state.state = "backoff"
             # Full jitter, so a mesh restarting at once does not reconnect in step.
             await asyncio.sleep(random.uniform(0, backoff))  # noqa: S311 - not crypto
@@ -437,8 +442,9 @@ class SyncEngine:
     ) -> list[SignedEntry]:
         """Drop stored duplicates, decode and verify; raise on a bad entry.
 
-        An authentic entry that the roster does not allow (a RightsError: a
-        revoked member or key, a cut-off, a role) is held back with the rest
+        An authentic entry (signed by a key its origin has, or had in a
+        roster version this node holds) that the roster does not allow (a
+        revoked member or key, a cut-off, a role, a key removed) is held back with the rest
         of its origin's entries on this stream (``held_back``: origin -> first
         seq held back), and the peer is not blamed: it may hold a roster we
         have not adopted, or have stored the entry before a change
@@ -463,11 +469,11 @@ class SyncEngine:
             errors = self.app.verify(entries)  # ~60 us each with libsodium
         else:
             errors = await self.app.verify_async(entries)
-        refused: RightsError | None = None
+        refused: ProvenanceError | None = None
         for i, error in enumerate(errors):
             if error is None:
                 continue
-            if isinstance(error, RightsError) and self.app.authentic(entries[i]):
+            if isinstance(error, ProvenanceError) and self.app.authentic(entries[i]):
                 body = entries[i].body
                 held_back.setdefault(body.origin, body.seq)  # seq order within an origin
                 refused = refused or error

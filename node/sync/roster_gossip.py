@@ -19,7 +19,8 @@ it goes on (the roster decides nothing about the relayer, only about the
 entries it relays). A peer's claims of a newer roster trigger at most one
 fetch per ``ROSTER_FETCH_MIN_S``, and a peer that claims a version it then
 cannot serve (its GetRoster has nothing newer than ours) is refused as
-misbehaving: the stream is closed and counted like a bad entry.
+misbehaving: the stream is closed and counted like a bad entry. The same
+claim again (same version held here) is refused at once, without a fetch.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class RosterGossip:
         self.roster_peers = roster_peers
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_fetch: dict[str, float] = {}  # per peer: no claim-triggered fetch before
+        #: Per peer, the (our version, its claim) it could not serve: the same
+        #: claim again is refused without another fetch.
+        self._unserved: dict[str, tuple[int, int]] = {}
         engine.on_connect = self.fetch_from
         engine.on_response = self._on_response
         rosters.on_adopt(self._adopted)
@@ -129,15 +133,19 @@ class RosterGossip:
         held = self.rosters.version
         if claimed <= held:
             return
+        unserved = self._unserved.get(peer_id)
+        if unserved is not None and unserved == (held, claimed):
+            # It made this claim before and could not serve it: no new fetch.
+            raise _claim_error(peer_id, claimed, held)
         now = time.monotonic()
         if now < self._next_fetch.get(peer_id, 0.0):
             return
         self._next_fetch[peer_id] = now + ROSTER_FETCH_MIN_S
         served = await self._fetch(peer_id, client)
         if served is not None and served <= held and claimed > self.rosters.version:
-            raise ValidationError(
-                f"peer {peer_id} claims roster version {claimed} but serves none newer than {held}"
-            )
+            self._unserved[peer_id] = (held, claimed)
+            raise _claim_error(peer_id, claimed, held)
+        self._unserved.pop(peer_id, None)
 
     async def _poll(self) -> None:
         while True:
@@ -196,3 +204,9 @@ class RosterGossip:
             return member.address or None
 
         return resolve
+
+
+def _claim_error(peer_id: str, claimed: int, held: int) -> ValidationError:
+    return ValidationError(
+        f"peer {peer_id} claims roster version {claimed} but serves none newer than {held}"
+    )

@@ -237,9 +237,21 @@ def test_a_pre_roster_node_directory_is_told_how_to_migrate(
 
 
 def test_peer_config_round_trips(tmp_path: Path) -> None:
-    d = _init(tmp_path, "ngo.example", "ngo")
+    d = _init(tmp_path, "ngo.example", "ngo", "--genesis")
+    (d / "roster.json").write_text((_roster_with(tmp_path, "gov.fr/pharos", d)).read_text())
     assert main(["peers", "add", str(d), "--id", "gov.fr/pharos", "--address", "127.0.0.1:9"]) == 0
     assert load_config(d).peers == (PeerConfig("gov.fr/pharos", address="127.0.0.1:9"),)
+
+
+def _roster_with(root: Path, other: str, d: Path) -> Path:
+    """d's genesis roster plus ``other``'s card, signed: version 2."""
+    o = _init(root, other, "government")
+    out = root / "roster-2.json"
+    roster = str(d / "roster.json")
+    card = str(o / "member.json")
+    assert main(["roster", "add-member", roster, "--card", card, "--out", str(out)]) == 0
+    assert main(["roster", "sign", str(out), "--key", str(d / "keys" / "governance.pem")]) == 0
+    return out
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,14 +61,45 @@ def test_container_recipes_name_real_commands_and_paths() -> None:
     copied = [
         word
         for line in dockerfile.splitlines()
-        if line.startswith("COPY ")
+        if line.startswith("COPY ") and not line.startswith("COPY --from=")
         for word in line.split()[1:-1]
     ]
     assert copied == ["pyproject.toml", "README.md", "node", "deploy"]
     assert all((REPO / path).exists() for path in copied)
+    # Multi-stage: the compiler (pdqhash builds from source) is in the build
+    # stage only; the runtime stage installs its wheels offline.
+    build, runtime = dockerfile.split("\nFROM python:3.11-slim\n")
+    assert "FROM python:3.11-slim AS build" in build and "g++" in build
+    assert "pip wheel --no-cache-dir --wheel-dir /wheels ." in build
+    assert "g++" not in runtime and "apt-get" not in runtime
+    assert "COPY --from=build /wheels /tmp/wheels" in runtime
+    assert "pip install --no-cache-dir --no-index --find-links /tmp/wheels ccnode" in runtime
+    assert "# 7001: gRPC, mutual TLS pinned to the roster" in runtime  # not "loopback-only"
+    # The build context is only what is copied: never a .venv, keys or stores.
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") :] [:5] == [
+        "*", "!pyproject.toml", "!README.md", "!node/", "!deploy/"
+    ]  # fmt: skip
     compose = (REPO / "deploy" / "compose.yaml").read_text()
     assert "/opt/ccnode/deploy/mesh-init.sh" in compose
     for needle in ('"health"', '"serve"', "CCNODE_METRICS_LISTEN", "stop_signal: SIGTERM"):
         assert needle in compose
     unit = (REPO / "deploy" / "ccnode.service").read_text()
     assert "ccnode serve /srv/ccnode/node" in unit and "KillSignal=SIGTERM" in unit
+
+
+def test_no_doc_installs_ccnode_by_name_from_an_index() -> None:
+    """ccnode is not on PyPI: a doc saying `pip install ccnode` would install
+    whatever a stranger registered under that name (issue 15 item 6)."""
+    by_name = re.compile(r"(?<!never `)pip install (?:-U )?(?:'|\")?ccnode(?:\[|\b(?![-./]))")
+    texts = [REPO / "README.md", REPO / "Dockerfile", *REPO.glob("docs/*.md")]
+    texts += [*REPO.glob("deploy/*"), *REPO.glob("node/**/*.py")]
+    found = [
+        f"{p.relative_to(REPO)}: {m.group(0)}"
+        for p in texts
+        for m in by_name.finditer(p.read_text())
+    ]
+    assert found == []
+    assert "never `pip install ccnode` by name" in (REPO / "README.md").read_text()
+    assert by_name.search("pip install 'ccnode[interop]'") and by_name.search("pip install ccnode")
+    assert not by_name.search("pip install ccnode-0.1-py3-none-any.whl")

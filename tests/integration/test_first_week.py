@@ -240,6 +240,7 @@ def test_json_on_labels_health_and_check_config(
         "listen": "127.0.0.1:0",
         "metrics": None,
         "peers": 0,
+        "warnings": [],
     }
 
 
@@ -582,16 +583,16 @@ def test_pdq_quality_is_recorded_and_gated(
     assert hit["quality"] == expected["q0746.jpg"]["quality"]
 
 
-def test_an_import_reports_trivial_digests_as_bad_rows() -> None:
-    from node.interop.formats import BadRow, parse_rows
+def test_an_import_skips_trivial_digests_with_a_warning() -> None:
+    from node.interop.formats import SkippedRow, parse_rows
 
     rows = list(parse_rows([f"md5 {EMPTY_MD5}\n", f"md5 {MD5}\n"], "pytx"))
-    assert rows[0] == BadRow(
+    assert rows[0] == SkippedRow(
         1,
         f"MD5 {EMPTY_MD5} is the digest of an empty file: it would match unrelated content, "
         "so it is refused",
     )
-    assert not isinstance(rows[1], BadRow)
+    assert not isinstance(rows[1], SkippedRow)
 
 
 # -- item 20: the match log is in the backup --------------------------------------------
@@ -717,3 +718,101 @@ def test_native_lines_are_parsed(line: str, level: int, msg: str, extra: dict[st
     from node.logs import native_record
 
     assert native_record(line) == (level, msg, extra)
+
+
+# -- item 21: the pytx file format ---------------------------------------------------
+
+SHA = hashlib.sha256(b"a video").hexdigest()
+
+
+def test_pytx_import_derives_types_supports_video_sha256_and_skips_by_design(
+    node_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = _vectors()
+    pdq = expected["aaa-orig.jpg"]["pdq"]
+    f = tmp_path / "pytx.txt"
+    f.write_text(
+        f"pdq {pdq}\nvideo_md5 {MD5}\nvideo_sha256 {SHA}\nurl https://example.com/x\n"
+        f"md5 {EMPTY_MD5}\n"
+    )
+    argv = ["import", str(f), "--format", "pytx", "--dir", node_dir, "--label",
+            "type:image", "--label", "behaviour:glorification"]  # fmt: skip
+    out, err = _run(capsys, *argv)  # partial by design: exit 0
+    assert err.splitlines()[:2] == [
+        f"ccnode: warning: {f}: line 4: skipped: signal type 'url' is not a media hash "
+        "ccnode carries",
+        f"ccnode: warning: {f}: line 5: skipped: MD5 {EMPTY_MD5} is the digest of an empty "
+        "file: it would match unrelated content, so it is refused",
+    ]
+    assert out == (
+        f"imported 3 new entries (seq 0..2); 0 already published by {P1}; 0 repeated in the "
+        "file; 2 skipped; 0 bad rows\n"
+    )
+    out, _ = _run(capsys, "export", "-", "--format", "jsonl", "--dir", node_dir, "--to",
+                  (Path(node_dir) / "node.addr").read_text().strip())  # fmt: skip
+    got = {(d["algorithm"], d["hash"]): d["labels"] for d in map(json.loads, out.splitlines())}
+    assert got == {
+        ("PDQ", pdq): ["behaviour:glorification", "type:image"],
+        ("VIDEO_MD5", MD5): ["behaviour:glorification", "type:video"],  # not type:image
+        ("SHA256", SHA): ["behaviour:glorification", "type:video"],  # video_sha256
+    }
+    # A real failure among them: exit 8, the rest still imported, and --json says so.
+    f.write_text(f"pdq {pdq}\npdq nothex\n")
+    out, _ = _run(capsys, "import", str(f), "--format", "pytx", "--dir", node_dir, "--json",
+                  code=8)  # fmt: skip
+    doc = json.loads(out)
+    assert (doc["imported"], doc["already"], doc["exit"]) == (0, 1, 8)
+    assert doc["bad"] == [
+        {"line": 2, "error": "PDQ hash is not hex: expected 32 bytes (64 hex digits), got 'nothex'"}
+    ]
+
+
+def test_pytx_export_says_what_the_format_cannot_carry(
+    node_dir: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file_api = pytest.importorskip("threatexchange.exchanges.impl.file_api")
+    from threatexchange.signal_type.md5 import VideoMD5Signal
+    from threatexchange.signal_type.pdq.signal import PdqSignal
+    from threatexchange.signal_type.sha256 import VideoSHA256Signal
+
+    pdq = _vectors()["aaa-orig.jpg"]["pdq"]
+    d = node_dir
+    _submit(capsys, d, pdq, "--label", "type:image", "--incident", "christchurch-2019-03-15",
+            algo="pdq")  # fmt: skip
+    _submit(capsys, d, SHA, "--label", "type:video", algo="sha256")
+    _submit(capsys, d, MD5)  # no type label: plain md5
+    out_file = tmp_path / "export.txt"
+    _, err = _run(capsys, "export", str(out_file), "--format", "pytx", "--dir", d, "--to",
+                  (Path(d) / "node.addr").read_text().strip())  # fmt: skip
+    assert sorted(out_file.read_text().splitlines()) == sorted(
+        [f"pdq {pdq}", f"video_sha256 {SHA}", f"md5 {MD5}"]
+    )
+    assert [x for x in err.splitlines() if not x.startswith("export: ")] == [
+        f"exported 3 pytx rows to {out_file}",
+        "note: 2 rows have labels or an incident, which a pytx signal file cannot carry (pytx "
+        "lists them as INVESTIGATION_SEED without tags); the exchange extension "
+        "node.interop.pytx, csv and jsonl carry them",
+        "note: 1 md5/sha256 rows of content not labelled as video: python-threatexchange skips "
+        "these types (it has video_md5 and video_sha256); ccnode import reads them",
+        "note: exactly one PDQ hash: python-threatexchange's PDQ index matches nothing when it "
+        "holds a single hash (facebook/ThreatExchange#1318); it works from two",
+    ]
+    _, err = _run(capsys, "export", str(out_file), "--format", "pytx", "--dir", d, "--to",
+                  (Path(d) / "node.addr").read_text().strip(), "--json")  # fmt: skip
+    (summary,) = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
+    assert summary == {
+        "format": "pytx", "out": str(out_file), "rows": 3, "retracted_left_out": 0,
+        "repeated_merged": 0, "no_pytx_form": 0, "unread_by_pytx": 1,
+        "labels_not_carried": 2, "pytx_pdq": 1,
+    }  # fmt: skip
+    # What python-threatexchange itself reads from the file.
+    api = file_api.LocalFileSignalExchangeAPI(
+        file_api.FileCollaborationConfig(name="x", filename=str(out_file))
+    )
+    types = [PdqSignal, VideoMD5Signal, VideoSHA256Signal]
+    (delta,) = list(api.fetch_iter(types, None))
+    read = api.naive_convert_to_signal_type(types, api.collab, delta.updates)
+    assert {t.get_name(): sorted(v) for t, v in read.items() if v} == {
+        "pdq": [pdq],
+        "video_sha256": [SHA],
+    }

@@ -47,24 +47,24 @@ def test_import_reports_bad_rows_is_idempotent_and_export_round_trips(
         pytx.write_text(f"pdq {PDQ[0]}\npdq {PDQ[1]}\npdq nothex\nvideo_md5 {MD5[0]}\nmystery 00\n")
         capsys.readouterr()
         argv = ["import", str(pytx), "--format", "pytx", "--dir", str(d), "--label", "type:image"]
-        assert main(argv) == 2  # bad rows make the exit code non-zero ...
+        assert main(argv) == 8  # bad rows: the distinct exit code ...
         out, err = capsys.readouterr()
         assert err.splitlines()[-1].startswith("import: 3/3 entries (100%)")  # progress
         assert err.splitlines()[:-1] == [
             f"ccnode: {pytx}: line 3: PDQ hash is not hex: expected 32 bytes (64 hex digits), "
             "got 'nothex'",
             f"ccnode: {pytx}: line 5: unknown signal type 'mystery': expected one of md5, pdq, "
-            "sha256, tmk, video_md5, vpdq",
+            "sha256, tmk, video_md5, video_sha256, vpdq",
         ]
         # ... but the good rows are signed and stored.
         assert out.strip() == (
             "imported 3 new entries (seq 0..2); 0 already published by gov.example/ct; "
-            "0 repeated in the file; 2 bad rows"
+            "0 repeated in the file; 0 skipped; 2 bad rows"
         )
         assert node.store.head("gov.example/ct").next_seq == 3
 
         # Re-running the same file adds nothing.
-        assert main(argv) == 2
+        assert main(argv) == 8
         assert capsys.readouterr().out.startswith(
             "imported 0 new entries; 3 already published by gov.example/ct"
         )
@@ -81,7 +81,7 @@ def test_import_reports_bad_rows_is_idempotent_and_export_round_trips(
         assert main(["import", str(rows), "--format", "csv", "--dir", str(d)]) == 0
         assert capsys.readouterr().out.strip() == (
             "imported 1 new entries (seq 3..3); 1 already published by gov.example/ct; "
-            "1 repeated in the file; 0 bad rows"
+            "1 repeated in the file; 0 skipped; 0 bad rows"
         )
 
         # Retract one; a re-run does not undo the retraction.
@@ -95,7 +95,7 @@ def test_import_reports_bad_rows_is_idempotent_and_export_round_trips(
         assert first["labels"] == ["type:image"]
         assert main(["submit", str(d), "--retract", first["entry_id"]]) == 0
         capsys.readouterr()
-        assert main(argv) == 2
+        assert main(argv) == 8
         assert "1 retracted earlier (not re-added" in capsys.readouterr().out
 
         # Export: pytx has the active hashes, one per line, in pytx's names.
@@ -121,7 +121,7 @@ def test_import_reports_bad_rows_is_idempotent_and_export_round_trips(
         exported = list(csv.DictReader(csv_file.read_text().splitlines()))
         assert sorted(r["retracted"] for r in exported) == ["false", "false", "false", "true"]
         glor = next(r for r in exported if r["hash"] == PDQ[2])
-        assert glor["labels"] == "behaviour:glorification"
+        assert glor["labels"] == "behaviour:glorification;type:image"  # type from PDQ
         assert glor["incident"] == "christchurch-2019-03-15"
     finally:
         loop.run(node.stop())
@@ -145,7 +145,7 @@ def test_import_reports_bad_rows_is_idempotent_and_export_round_trips(
     loop.run(node.start())
     try:
         capsys.readouterr()
-        assert main(["import", str(jsonl), "--format", "jsonl", "--dir", str(other)]) == 2
+        assert main(["import", str(jsonl), "--format", "jsonl", "--dir", str(other)]) == 8
         out, err = capsys.readouterr()
         assert "line 4: not JSON" in err
         assert out.startswith("imported 3 new entries (seq 0..2); 0 already published by ngo")

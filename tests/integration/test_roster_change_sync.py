@@ -18,7 +18,7 @@ import pytest
 
 from node.config import PeerConfig
 from node.core.entry import Kind, SignedEntry
-from node.core.roster import Role, SignedRoster
+from node.core.roster import EntryKey, Role, SignedRoster, raw_public_key
 from node.core.trust import MemberKind, MembersFile
 from node.errors import ProvenanceError
 from node.rpc.client import NodeClient
@@ -32,6 +32,7 @@ from tests.helpers import (
     genesis,
     member,
     sign,
+    signer_for,
     write_node_dir,
 )
 
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.integration
 
 GOV, P1 = "gov.example/ct", "platform-one.example"
 VOTER, CUT, GONE = "ngo.example/voter", "platform-cut.example", "platform-gone.example"
+ROTATED = "platform-rotated.example"
 
 
 def _members() -> MembersFile:
@@ -49,13 +51,15 @@ def _members() -> MembersFile:
             member(VOTER, MemberKind.NGO),
             member(CUT),
             member(GONE),
+            member(ROTATED),
         ]
     )
 
 
 def _v2(v1: SignedRoster) -> SignedRoster:
     """VOTER loses ENDORSE after its seq 2; CUT is revoked after its seq 1;
-    GONE is revoked with no cut-off (nothing a node lacks is taken)."""
+    GONE is revoked with no cut-off (nothing a node lacks is taken);
+    ROTATED's key is removed (revoke-key without a cut-off) for a new one."""
     roster = v1.roster.next_draft(FAR_FUTURE_MS)
     voter = roster.member(VOTER)
     roster = roster.with_member(
@@ -67,6 +71,8 @@ def _v2(v1: SignedRoster) -> SignedRoster:
     keys = tuple(dataclasses.replace(k, valid_until_seq=1) for k in cut.entry_keys)
     roster = roster.with_member(dataclasses.replace(cut, revoked=True, entry_keys=keys))
     roster = roster.with_member(dataclasses.replace(roster.member(GONE), revoked=True))
+    new_key = EntryKey(raw_public_key(signer_for(ROTATED + "#2").public_key))
+    roster = roster.with_member(dataclasses.replace(roster.member(ROTATED), entry_keys=(new_key,)))
     return sign(SignedRoster.draft(roster), GOVERNANCE[:1])
 
 
@@ -91,6 +97,7 @@ def test_a_roster_change_does_not_partition_nodes(tmp_path: Path, loop: LoopThre
         loop.run(_submit(a.address, votes))
         loop.run(_submit(a.address, [cut.next() for _ in range(2)]))
         loop.run(_submit(a.address, [gone.next() for _ in range(2)]))
+        loop.run(_submit(a.address, [Origin(ROTATED).next()]))
 
         v2 = _v2(v1)
         loop.run(_offer(a.address, v2))
@@ -109,9 +116,10 @@ def test_a_roster_change_does_not_partition_nodes(tmp_path: Path, loop: LoopThre
         )
         assert b.rosters.version == 2
         assert b.store.head(GONE).next_seq == 0  # revoked outright: not taken
+        assert b.store.head(ROTATED).next_seq == 0  # its key was removed: not taken
         state = b.sync.states[GOV]
         assert state.refused == 0  # A was never taken for a bad peer
-        eventually(lambda: state.withheld >= 1, what="GONE's entries counted as withheld")
+        eventually(lambda: state.withheld >= 2, what="GONE's and ROTATED's entries held back")
         assert b.store.evidence() == []
 
         # The change still applies to new entries: VOTER's next vote is refused.

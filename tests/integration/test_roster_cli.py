@@ -159,6 +159,8 @@ def test_drafting_chains_versions_and_publish_installs_them(
     )
     out = _ok([*set_role, "--until-seq", "3"], capsys)
     assert "gov.example/desk now has roles SUBMIT after seq 3" in out
+    shown = _ok(["roster", "show", str(roster)], capsys)
+    assert "roles SUBMIT (up to seq 3: SUBMIT, ENDORSE, WITNESS, READ)" in shown
     gov_key = load_config(consortium["gov"]).signer()
     old = gov_key.public_key
     err = _fails(
@@ -314,4 +316,4 @@ def test_key_only_directories_and_plaintext_need_saying(
     err = _fails(["status", "--to", "127.0.0.1:1"], 2, capsys)
     assert "--insecure for a plaintext dev node" in err
     err = _fails(["serve", str(consortium["plat"])], 2, capsys)
-    assert "no roster: " in err and "ccnode roster publish ROSTER DIR" in err
+    assert "no roster in " in err and "ccnode roster publish ROSTER DIR" in err

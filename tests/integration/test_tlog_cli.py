@@ -213,6 +213,9 @@ def test_prove_and_verify_bundle(
     out = capsys.readouterr().out
     assert f"OK: entry {target.entry_id.hex()} is {GOV} seq 1" in out
     assert f"witness cosignatures: 1 ({NGO})" in out
+    assert (
+        "no consistency proof: the bundle's checkpoint (size 5) is the newest the node held" in out
+    )
 
     doc = json.loads(bundle.read_text())
 
@@ -252,6 +255,69 @@ def test_prove_and_verify_bundle(
     stranger.write_text(dumps_file(genesis([member(NGO, MemberKind.NGO)])))
     assert main(["verify-bundle", str(bundle), "--roster", str(stranger)]) == 2
     assert f"unknown origin '{GOV}': not a member" in capsys.readouterr().err
+
+
+def test_bundle_proves_consistency_with_the_newest_checkpoint(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundle's checkpoint is the settled one (size 5); GOV's node has since
+    signed size 7 (its witness is down). The bundle carries the newest
+    checkpoint and a consistency proof 5 -> 7, and verify-bundle checks it."""
+    gov_dir = tmp_path / "gov"
+    shutil.copytree(published.gov_dir, gov_dir, ignore=shutil.ignore_patterns("node.addr"))
+    loop = LoopThread()
+    node = Node(load_config(gov_dir))
+    gov = Origin(GOV)
+    gov.seq, gov.prev = 5, published.entries[-1].entry_id
+    try:
+        loop.run(node.start())
+
+        async def submit() -> None:
+            async with NodeClient(node.address) as c:
+                await c.submit([gov.next(), gov.next()])
+
+        loop.run(submit())
+
+        def signed_seven() -> bool:
+            found = node.store.tlog.latest_checkpoint(GOV)
+            return found is not None and found[0] == 7
+
+        eventually(signed_seven, what="GOV's node signs size 7")
+        assert node.app.tlog.settled_sizes() == {GOV: 5}
+        bundle = tmp_path / "bundle.json"
+        target = published.entries[1]
+        assert main(["prove", target.entry_id.hex(), str(gov_dir), "--out", str(bundle)]) == 0
+        capsys.readouterr()
+    finally:
+        loop.run(node.stop())
+        loop.close()
+    roster = str(published.roster)
+    assert main(["verify-bundle", str(bundle), "--roster", roster, "--threshold", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "included in its log of size 5" in out
+    assert (
+        "consistent with the newest checkpoint in the bundle (size 7): the log did not fork "
+        "in between"
+    ) in out
+    doc = json.loads(bundle.read_text())
+    assert "consistency" not in doc and len(doc["consistency_proof"]) >= 1
+
+    def bad(**changes: object) -> str:
+        path = tmp_path / f"bad-{len(list(tmp_path.glob('bad-*')))}.json"
+        path.write_text(json.dumps({k: v for k, v in {**doc, **changes}.items() if v is not None}))
+        assert main(["verify-bundle", str(path), "--roster", roster]) == 2
+        return capsys.readouterr().err
+
+    proof = list(doc["consistency_proof"])
+    proof[0] = doc["inclusion_proof"][0]
+    assert "ccnode: error: consistency proof 5->7 gives root1 " in bad(consistency_proof=proof)
+    assert bad(consistency_proof=None) == (
+        "ccnode: error: bundle fields 'newest_checkpoint' and 'consistency_proof' go together\n"
+    )
+    # A "newest" checkpoint that is not the one the proof leads to.
+    assert bad(newest_checkpoint=doc["checkpoint"]) == (
+        f"ccnode: error: consistency proof must have 0 hashes, got {len(proof)}\n"
+    )
 
 
 def _old_format_cosignature(text: str) -> str:

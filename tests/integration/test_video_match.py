@@ -225,3 +225,27 @@ def test_a_vpdq_imported_from_pytx_matches_uploads_here(node: Node, loop: LoopTh
         (v,) = loop.run(_match(node.address, query(copy))).videos
         assert v.is_match, copy
     assert not loop.run(_match(node.address, query("unrelated-b"))).videos
+
+
+def test_video_frames_count_in_the_match_budget(node: Node, loop: LoopThread) -> None:
+    frames = query("a")
+    many = [QueryFrame(f.pdq, f.quality, k, 0) for k, f in enumerate(frames * 34)][:10_001]
+    msg = convert.video_query_to_pb(many)
+
+    async def go(request: pb.MatchRequest) -> None:
+        async with grpc.aio.insecure_channel(node.address) as channel:
+            await pb_grpc.NodeServiceStub(channel).Match(request)
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        loop.run(go(pb.MatchRequest(video=msg)))
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (err.value.details() or "").startswith(
+        "Match would probe 2,720,272 index buckets (10,001 PDQ hashes at distance 31"
+    )
+    # one frame fewer is within it
+    loop.run(go(pb.MatchRequest(video=convert.video_query_to_pb(many[:10_000]))))
+    both = pb.MatchRequest(video=msg, queries=[pb.HashQuery(algorithm="MD5", value=b"\x01" * 16)])
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        loop.run(go(both))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "a Match request carries hash queries or a video query, not both"

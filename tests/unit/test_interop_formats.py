@@ -16,6 +16,7 @@ from node.interop.formats import (
     ExportCounts,
     Record,
     Row,
+    SkippedRow,
     export_lines,
     parse_rows,
 )
@@ -25,7 +26,7 @@ PDQ = "ab" * 32
 MD5 = "cd" * 16
 
 
-def _parse(text: str, fmt: str, labels: tuple[str, ...] = ()) -> list[Row | BadRow]:
+def _parse(text: str, fmt: str, labels: tuple[str, ...] = ()) -> list[Row | BadRow | SkippedRow]:
     return list(parse_rows(io.StringIO(text), fmt, labels))
 
 
@@ -43,11 +44,12 @@ def test_pytx_rows_and_bad_lines() -> None:
     rows = _parse(text, "pytx", ("type:image",))
     assert rows[:2] == [
         Row(2, "PDQ", bytes.fromhex(PDQ), ("type:image",)),
-        Row(4, "VIDEO_MD5", bytes.fromhex(MD5), ("type:image",)),
+        # --label type:image is not applied to a video row: its signal type says video.
+        Row(4, "VIDEO_MD5", bytes.fromhex(MD5), ("type:video",)),
     ]
     assert [str(r) for r in rows[2:]] == [
         "line 5: unknown signal type 'photodna': expected one of md5, pdq, sha256, tmk, "
-        "video_md5, vpdq",
+        "video_md5, video_sha256, vpdq",
         "line 6: PDQ hash has 3 hex digits (odd): expected 32 bytes (64 hex digits)",
         "line 7: expected '<signal type> <hex hash>'",
         "line 8: signal type 'tmk' has no hex form here",
@@ -101,7 +103,7 @@ def test_jsonl_rows() -> None:
     assert [str(r) for r in rows[1:]] == [
         "line 2: expected a JSON object",
         "line 3: not JSON: Expecting property name enclosed in double quotes",
-        "line 4: row is marked retracted; not importing it",
+        "line 4: skipped: marked retracted in the export",  # by design, not a bad row
         "line 5: needs 'algorithm' and 'hash'",
     ]
 
@@ -151,8 +153,8 @@ def test_csv_export_has_provenance_and_reimports() -> None:
     assert rows[0]["body"] == recs[0].entry.body_bytes.hex()
     assert rows[0]["signature"] == recs[0].entry.signature.hex()
     again = _parse(text, "csv")
-    assert [type(r).__name__ for r in again] == ["Row", "BadRow", "Row", "Row"]
-    assert str(again[1]) == "line 3: row is marked retracted; not importing it"
+    assert [type(r).__name__ for r in again] == ["Row", "SkippedRow", "Row", "Row"]
+    assert str(again[1]) == "line 3: skipped: marked retracted in the export"
 
 
 def test_jsonl_export_active_only_by_default() -> None:

@@ -26,6 +26,7 @@ from node.core.checkpoint import (
     cosign_note,
     open_note,
     sign_note,
+    vkey,
 )
 from node.core.tlog import sign_checkpoint, verify_checkpoint
 from node.core.trust import MemberKind, MembersFile
@@ -208,3 +209,12 @@ def test_c0_controls_other_than_newline_are_refused(ch: str) -> None:
     good = sign_note("ab\n", GOV, key)
     with pytest.raises(ValidationError, match="must not contain control characters"):
         open_note(good.replace("ab", f"a{ch}b"), {GOV: key.public_key()})
+
+
+def test_vkey_matches_go_notes_example() -> None:
+    """The verifier key in Go's golang.org/x/mod/sumdb/note documentation
+    (and the Rust port's benchmarks): our vkey() of its key gives it back."""
+    go = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+    blob = base64.b64decode(go.split("+", 2)[2])
+    assert blob[0] == 1
+    assert vkey("PeterNeumann", blob[1:]) == go

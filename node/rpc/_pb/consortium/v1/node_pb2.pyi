@@ -300,12 +300,16 @@ class Match(_message.Message):
     def __init__(self, provenance: _Optional[_Union[Provenance, _Mapping]] = ..., distance: _Optional[int] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ..., variant: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("matches", "never_match")
+    __slots__ = ("matches", "never_match", "total", "truncated")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     NEVER_MATCH_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[Match]
     never_match: bool
-    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., never_match: _Optional[bool] = ...) -> None: ...
+    total: int
+    truncated: bool
+    def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., never_match: _Optional[bool] = ..., total: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class MatchResponse(_message.Message):
     __slots__ = ("results", "videos")
@@ -357,6 +361,26 @@ class PullResponse(_message.Message):
     roster_version: int
     def __init__(self, entries: _Optional[_Iterable[_Union[SignedEntry, _Mapping]]] = ..., frontier: _Optional[_Union[Frontier, _Mapping]] = ..., checkpoints: _Optional[_Iterable[str]] = ..., roster_version: _Optional[int] = ...) -> None: ...
 
+class WatchIncidentsRequest(_message.Message):
+    __slots__ = ("incidents",)
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, incidents: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IncidentNotification(_message.Message):
+    __slots__ = ("entry", "provenance", "recommended_action", "rule", "node_id")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_ACTION_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    entry: SignedEntry
+    provenance: Provenance
+    recommended_action: str
+    rule: str
+    node_id: str
+    def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., recommended_action: _Optional[str] = ..., rule: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
+
 class StatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -402,7 +426,7 @@ class OriginHead(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., next_seq: _Optional[int] = ..., head_id: _Optional[bytes] = ..., checkpoint_size: _Optional[int] = ..., settled_size: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version", "alerts", "roster_version", "roster_expires_ms", "roster_id")
+    __slots__ = ("node_id", "heads", "peers", "entries", "evidence", "version", "alerts", "roster_version", "roster_expires_ms", "roster_id", "checkpoint_vkey")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     HEADS_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +437,7 @@ class StatusResponse(_message.Message):
     ROSTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     ROSTER_EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
     ROSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_VKEY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     heads: _containers.RepeatedCompositeFieldContainer[OriginHead]
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
@@ -423,7 +448,8 @@ class StatusResponse(_message.Message):
     roster_version: int
     roster_expires_ms: int
     roster_id: bytes
-    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., roster_version: _Optional[int] = ..., roster_expires_ms: _Optional[int] = ..., roster_id: _Optional[bytes] = ...) -> None: ...
+    checkpoint_vkey: str
+    def __init__(self, node_id: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[OriginHead, _Mapping]]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., entries: _Optional[int] = ..., evidence: _Optional[int] = ..., version: _Optional[str] = ..., alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., roster_version: _Optional[int] = ..., roster_expires_ms: _Optional[int] = ..., roster_id: _Optional[bytes] = ..., checkpoint_vkey: _Optional[str] = ...) -> None: ...
 
 class Alert(_message.Message):
     __slots__ = ("kind", "origin", "peer", "detail")

@@ -54,6 +54,11 @@ class NodeServiceStub:
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullRequest.SerializeToString,
                 response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullResponse.FromString,
                 _registered_method=True)
+        self.WatchIncidents = channel.unary_stream(
+                '/consortium.v1.NodeService/WatchIncidents',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.WatchIncidentsRequest.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.IncidentNotification.FromString,
+                _registered_method=True)
         self.Status = channel.unary_unary(
                 '/consortium.v1.NodeService/Status',
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.StatusRequest.SerializeToString,
@@ -146,6 +151,17 @@ class NodeServiceServicer:
 
     def Pull(self, request, context):
         """Stream stored entries from cursors; with follow, new ones as they commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchIncidents(self, request, context):
+        """Alerting the platform (docs/federation.md, "Incident alerts"): each
+        urgent entry of an incident as it commits here, with its provenance and
+        this node's policy recommendation. Who may call it: as for Pull. A
+        subscriber that falls WATCH_QUEUE notifications behind is ended with
+        RESOURCE_EXHAUSTED ("lagged"); it catches up with Pull and reopens.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -267,6 +283,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
                     servicer.Pull,
                     request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullRequest.FromString,
                     response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullResponse.SerializeToString,
+            ),
+            'WatchIncidents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchIncidents,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.WatchIncidentsRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.IncidentNotification.SerializeToString,
             ),
             'Status': grpc.unary_unary_rpc_method_handler(
                     servicer.Status,
@@ -442,6 +463,33 @@ class NodeService:
             '/consortium.v1.NodeService/Pull',
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullRequest.SerializeToString,
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/consortium.v1.NodeService/WatchIncidents',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.WatchIncidentsRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.IncidentNotification.FromString,
             options,
             channel_credentials,
             insecure,
