@@ -61,7 +61,6 @@ from node.errors import (
 from node.match.frames import FrameMatcher, QueryArrays
 from node.match.limits import Candidate, MatchLimits, chunks, rank
 from node.match.matcher import PdqMatcher
-from node.match.media import check_pdq_not_degenerate, check_pdq_quality
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS, MAX_RADIUS
 from node.match.video import (
@@ -71,6 +70,7 @@ from node.match.video import (
     VideoThresholds,
     score_video,
 )
+from node.media.image import check_pdq_not_degenerate, check_pdq_quality
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore
@@ -148,11 +148,20 @@ class MatchResults(list[list["MatchHit"]]):
 #: Queries whose hits are built between yields to the event loop.
 HITS_SLICE = 64
 #: A request of at most this many queries runs its cheap steps on the loop
-#: (and ranks there if it matched at most SMALL_MATCH_CANDIDATES entries).
+#: (and ranks there if it matched at most SMALL_MATCH_CANDIDATES entries);
+#: so does one of at most SMALL_EXACT_MATCH queries with no PDQ among them
+#: (an upload gate's batch of digests: a few ms of index reads, where a
+#: thread hand-over per step would cost a third of the throughput).
 SMALL_MATCH = 16
+SMALL_EXACT_MATCH = 2000
 SMALL_MATCH_CANDIDATES = 256
 #: Bytes a hit adds to an answer besides its entry body (provenance, votes).
 HIT_OVERHEAD_BYTES = 512
+
+
+def _is_pdq(query: Any) -> bool:
+    name = query[0] if isinstance(query, tuple) else query.algorithm
+    return bool(name == "PDQ")
 
 
 class _MatchJob:
@@ -178,11 +187,12 @@ class _MatchJob:
         self.include_retracted = include_retracted
         n = len(queries)
         self.never_match = [False] * n
-        self.found: list[list[tuple[bytes, int, int]]] = [[] for _ in range(n)]
+        #: query index -> (entry id, distance, variant) of what it matched
+        self.found: dict[int, list[tuple[bytes, int, int]]] = {}
         self.pdq = [i for i, size in enumerate(sizes) if size]
         self.totals = [0] * n
         self.truncated = [False] * n
-        self.ranked: list[list[Candidate]] = [[] for _ in range(n)]
+        self.ranked: dict[int, list[Candidate]] = {}
 
     def lookup(self) -> None:
         """Validate every query; never-match; exact lookups."""
@@ -202,13 +212,17 @@ class _MatchJob:
         bank = self.app.negative if len(self.app.negative) else None
         if bank:
             self.never_match = [bank.suppresses(name, value) for name, value in queries]
-        exact = self.app.store.lookup_many(
-            [q for i, q in enumerate(queries) if not self.sizes[i] and not self.never_match[i]]
-        )
-        it = iter(exact)
-        for i in range(len(queries)):
-            if not self.sizes[i] and not self.never_match[i]:
-                self.found[i] = [(entry_id, 0, 0) for entry_id in next(it)]
+        wanted: Sequence[int]
+        if bank or self.pdq:
+            wanted = [
+                i for i in range(len(queries)) if not self.sizes[i] and not self.never_match[i]
+            ]
+            exact = self.app.store.lookup_many([queries[i] for i in wanted])
+        else:  # the common case: digests only
+            wanted, exact = range(len(queries)), self.app.store.lookup_many(queries)
+        for i, ids in zip(wanted, exact, strict=True):
+            if ids:
+                self.found[i] = [(entry_id, 0, 0) for entry_id in ids]
 
     def parts(self) -> list[list[int]]:
         """The PDQ queries in chunks of bounded cost (never-match ones skipped)."""
@@ -228,7 +242,8 @@ class _MatchJob:
             values, self.radius, include_retracted=self.include_retracted
         )
         for i, hits in zip(part, found, strict=True):
-            self.found[i] = hits
+            if hits:
+                self.found[i] = hits
 
     def rank(self) -> None:
         """Per query: the matching stored entries, counted, ranked and capped;
@@ -236,9 +251,7 @@ class _MatchJob:
         limits = self.app.match_limits
         store, tlog = self.app.store, self.app.tlog
         examined = 0
-        for i, found in enumerate(self.found):
-            if not found:
-                continue
+        for i, found in sorted(self.found.items()):
             if examined + len(found) > limits.max_candidates:
                 self.totals[i] = len(found)  # counted, not examined
                 self.truncated[i] = True
@@ -259,7 +272,8 @@ class _MatchJob:
                 if loc is not None and (self.include_retracted or not loc[3])
             ]
             self.totals[i] = len(candidates)
-            self.ranked[i] = rank(candidates, limits.hits_per_query, limits.hits_per_origin)
+            if candidates:
+                self.ranked[i] = rank(candidates, limits.hits_per_query, limits.hits_per_origin)
 
     def results(self) -> MatchResults:
         out = MatchResults([[] for _ in self.queries])
@@ -747,8 +761,9 @@ class NodeApp:
                 job.search(part)
             job.rank()
             out = job.results()
-            for i in range(len(queries)):
-                self._build_hits(job, i, out)
+            bank = self.negative if len(self.negative) else None
+            for i in sorted(job.ranked):  # only queries with something to list
+                self._build_hits(job, i, out, bank)
             self._record(out, record)
         except NodeError:
             self.observer.matched(len(queries), 0, time.perf_counter() - started, ok=False)
@@ -771,8 +786,8 @@ class NodeApp:
         small request's cheap steps run here: see :meth:`match_step`); only
         building the (bounded) hits runs on the loop, in slices."""
         started = time.perf_counter()
-        step = self.match_step(len(queries))
-        threaded = self.match_step(SMALL_MATCH + 1)
+        step = self.match_step(queries)
+        threaded = self.match_step(())
         try:
             job: _MatchJob = await step(
                 self._match_job, queries, include_retracted, max_distance, variants
@@ -781,12 +796,13 @@ class NodeApp:
             parts: list[list[int]] = await step(job.parts)
             for part in parts:
                 await threaded(job.search, part)  # may wait for the index lock
-            many = sum(len(f) for f in job.found) > SMALL_MATCH_CANDIDATES
+            many = sum(len(f) for f in job.found.values()) > SMALL_MATCH_CANDIDATES
             await (threaded if many else step)(job.rank)
             out = job.results()
-            for i in range(len(queries)):
-                self._build_hits(job, i, out)
-                if i % HITS_SLICE == HITS_SLICE - 1:
+            bank = self.negative if len(self.negative) else None
+            for n, i in enumerate(sorted(job.ranked)):  # only queries with something to list
+                self._build_hits(job, i, out, bank)
+                if n % HITS_SLICE == HITS_SLICE - 1:
                     await asyncio.sleep(0)  # let other callers in
             self._record(out, record)
         except NodeError:
@@ -795,11 +811,15 @@ class NodeApp:
         self.observer.matched(len(queries), out.hits, time.perf_counter() - started, ok=True)
         return out
 
-    def match_step(self, queries: int) -> Callable[..., Awaitable[Any]]:
-        """How to run one step of a request of ``queries`` queries: in a match
-        thread, or, for a small request (whose steps take microseconds),
-        right here on the loop, so it never queues behind a large one."""
-        if queries <= SMALL_MATCH:
+    def match_step(self, queries: Sequence[Any]) -> Callable[..., Awaitable[Any]]:
+        """How to run one step of a request of these ``queries`` (anything with
+        an ``algorithm`` or a ``(name, value)`` pair each; ``()``: always a
+        thread): in a match thread, or, for a small request (whose steps take
+        microseconds to a few ms), right here on the loop, so it never queues
+        behind a large one."""
+        if 0 < len(queries) <= SMALL_MATCH or (
+            0 < len(queries) <= SMALL_EXACT_MATCH and not any(_is_pdq(q) for q in queries)
+        ):
 
             async def inline(fn: Callable[..., T], *args: Any) -> T:
                 return fn(*args)
@@ -841,10 +861,11 @@ class NodeApp:
             include_retracted=include_retracted,
         )
 
-    def _build_hits(self, job: _MatchJob, i: int, out: MatchResults) -> None:
+    def _build_hits(
+        self, job: _MatchJob, i: int, out: MatchResults, bank: NegativeBank | None
+    ) -> None:
         """Query ``i``'s ranked candidates as hits, within the response budget."""
         hits: list[MatchHit] = []
-        bank = self.negative if len(self.negative) else None
         for c in job.ranked[i]:
             stored = self.store.get(c.entry_id)
             if stored is None:

@@ -480,7 +480,7 @@ def _hash_to_submit(args: argparse.Namespace) -> tuple[str, bytes, int | None]:
     if args.quality is not None:
         if algo != "PDQ":
             raise ValidationError(f"--quality is for PDQ hashes, not {algo}")
-        from node.match.media import check_pdq_quality
+        from node.media.image import check_pdq_quality
 
         check_pdq_quality(args.quality)
     hashes.check_not_trivial(algo, value)
@@ -635,7 +635,7 @@ class QueryAnswer:
 
 def variant_name(m: pb.Match) -> str:
     """Which of the query's PDQ hashes matched: original, rotate90, flip_x, ..."""
-    from node.match.media import DIHEDRAL_NAMES
+    from node.media.image import DIHEDRAL_NAMES
 
     if 0 <= m.variant < len(DIHEDRAL_NAMES):
         return DIHEDRAL_NAMES[m.variant]

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from node.errors import ValidationError
-from node.match.media import StrPath, _nonempty, _reading
+from node.media.image import StrPath, _nonempty, _reading
 
 if TYPE_CHECKING:
     import av

@@ -296,7 +296,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             return pb.MatchResponse(videos=videos)
         check_batch_size(len(request.queries), self.app.match_limits.max_queries, "queries")
         # Converting 10,000 queries each way is work too: in a match thread.
-        step = self.app.match_step(len(request.queries))
+        step = self.app.match_step(request.queries)
         queries, variants = await step(convert.queries_from_pb, request)
         results = await self.app.match_async(
             queries,

@@ -444,9 +444,10 @@ class SyncEngine:
 
         An authentic entry (signed by a key its origin has, or had in a
         roster version this node holds) that the roster does not allow (a
-        revoked member or key, a cut-off, a role, a key removed) is held back with the rest
-        of its origin's entries on this stream (``held_back``: origin -> first
-        seq held back), and the peer is not blamed: it may hold a roster we
+        revoked member or key, a cut-off, a role, a key removed) is held
+        back with the rest of its origin's entries on this stream
+        (``held_back``: origin -> first seq held back; they are dropped
+        unchecked), and the peer is not blamed: it may hold a roster we
         have not adopted, or have stored the entry before a change
         (docs/roster.md, *Roster changes never partition*)."""
         if not msgs:
@@ -473,9 +474,12 @@ class SyncEngine:
         for i, error in enumerate(errors):
             if error is None:
                 continue
+            body = entries[i].body
+            if body.seq >= held_back.get(body.origin, body.seq + 1):
+                continue  # its origin is held back from an earlier seq: dropped below
+            # One signature check per origin and batch, whatever the peer sends.
             if isinstance(error, ProvenanceError) and self.app.authentic(entries[i]):
-                body = entries[i].body
-                held_back.setdefault(body.origin, body.seq)  # seq order within an origin
+                held_back[body.origin] = body.seq  # the first: seq order within an origin
                 refused = refused or error
                 continue
             where = f"entry {i + 1} of {len(entries)}: " if len(entries) > 1 else ""

@@ -45,6 +45,10 @@ def members(draw: st.DrawFn, index: int, name: str) -> Member:
         ),
         tls_cert=draw(st.sampled_from([b"", member(name).tls_cert])),
         revoked=draw(st.booleans()),
+        earlier_roles=tuple(
+            (until, frozenset(draw(st.sets(st.sampled_from(list(Role))))))
+            for until in sorted(draw(st.sets(st.integers(0, 2**64 - 2), max_size=3)))
+        ),
     )
 
 
