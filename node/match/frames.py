@@ -563,16 +563,6 @@ class FrameMatcher(BuiltFromStore):
         if adds:
             self.index.add_segments(adds)
 
-    def void(self, entries: Sequence[SignedEntry]) -> None:
-        """Forget segments a fork resolution voided; a voided RETRACT's target
-        is active again (if still stored and not retracted otherwise)."""
-        self._index_lock.acquire()  # rare: may wait for one search
-        try:
-            self._drain()
-            self._void(entries)
-        finally:
-            self._release()
-
     def _void(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:
             body = e.body
