@@ -22,6 +22,7 @@ from node.core.entry import Kind, Signer, check_id_text, check_member_id
 from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
 from node.errors import ConflictError, NodeError, NotFoundError, ProvenanceError, ValidationError
+from node.media.live import LIVE_SEGMENT_S
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -125,10 +126,24 @@ def register(sub: Any) -> None:
         "every segment of the video)",
     )
     p.add_argument(
+        "--live",
+        metavar="SOURCE",
+        help="publish a live stream as it grows: a video file still being written, - for "
+        "standard input, or an HLS playlist URL; one urgent VPDQ segment entry per "
+        "--segment-seconds, a final one at the end (needs DIR and --incident; docs/live.md)",
+    )
+    p.add_argument(
         "--segment-seconds",
-        type=int,
-        default=60,
-        help="--file VIDEO: stream seconds per segment entry (1..600; default 60)",
+        type=float,
+        default=None,
+        help=f"--live: stream seconds per segment entry (1..600; default {LIVE_SEGMENT_S:g}); "
+        "--file VIDEO: the same (default 60)",
+    )
+    p.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=10.0,
+        help="--live: no new data for this long ends the stream, with a warning (default 10)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
@@ -389,6 +404,10 @@ def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    if args.live is not None:
+        from node.cli.live_cmds import cmd_submit_live
+
+        return cmd_submit_live(args)
     origin, signer = _submitter(args)
     if args.retract:
         check_id_text(args.retract)
@@ -396,7 +415,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     elif args.file is not None and _is_video(args.file) and args.algo in (None, "vpdq", "VPDQ"):
         from node.cli.video_cmds import bank_segments
 
-        segments = bank_segments(args.file, args.segment_seconds * 1000)
+        seconds = args.segment_seconds if args.segment_seconds is not None else 60
+        segments = bank_segments(args.file, round(seconds * 1000))
         fields = {
             "kind": Kind.ADD,
             "algorithm": "VPDQ",
