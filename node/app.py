@@ -58,6 +58,7 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.match.audio_index import AudioMatch, AudioMatcher, AudioThresholds
 from node.match.frames import FrameMatcher, QueryArrays
 from node.match.limits import Candidate, MatchLimits, chunks, rank
 from node.match.matcher import PdqMatcher
@@ -91,6 +92,11 @@ MAX_SUBMIT_BATCH = 1000
 MAX_VIDEO_QUERY_FRAMES = 80_000
 #: Banked videos answered per video query, best first.
 MAX_VIDEO_ANSWERS = 100
+#: Sub-fingerprints per audio Match request: 3 hours of audio (87,230 items at
+#: 8.08 a second) and some. A longer query is matched in windows.
+MAX_AUDIO_QUERY_ITEMS = 90_000
+#: Banked tracks answered per audio query, best first.
+MAX_AUDIO_ANSWERS = 100
 #: Batches at least this large are verified in worker processes (catch-up).
 PROCESS_VERIFY_MIN = 256
 
@@ -430,6 +436,18 @@ class VideoMatchHit:
     banked_ms: tuple[int, int]  # first and last banked frame held here
 
 
+@dataclass(frozen=True, slots=True)
+class AudioMatchHit:
+    """A banked soundtrack an audio query matched: how (``score``: similarity,
+    aligned items and ranges), and the provenance, action and rule of its
+    first matched segment (``hit``)."""
+
+    hit: MatchHit
+    video_id: bytes
+    segments: tuple[bytes, ...]  # the track's segment entries the aligned stretch covers
+    score: AudioMatch
+
+
 class NodeApp:
     def __init__(
         self,
@@ -487,6 +505,8 @@ class NodeApp:
         self._listeners.append(self.matcher.on_commit)
         self.frames = FrameMatcher(store)
         self._listeners.append(self.frames.on_commit)
+        self.audio = AudioMatcher(store)
+        self._listeners.append(self.audio.on_commit)
         self.match_limits = MatchLimits()
         # Match work off the event loop, one step at a time per request (the
         # search in chunks), so requests interleave (node.match.limits). Two
@@ -916,15 +936,10 @@ class NodeApp:
         budget first. CPU-bound: call it off the event loop, in
         ``match_pool`` (the Match servicer does); the frames are looked up in
         one batch holding the frame index's lock."""
-        started = time.perf_counter()
-        try:
-            t = thresholds or VideoThresholds()
-            out = self._match_video(frames, t, include_retracted, record, report_all)
-        except NodeError:
-            self.observer.matched(1, 0, time.perf_counter() - started, ok=False)
-            raise
-        self.observer.matched(1, len(out), time.perf_counter() - started, ok=True)
-        return out
+        t = thresholds or VideoThresholds()
+        return self._observed(
+            lambda: self._match_video(frames, t, include_retracted, record, report_all)
+        )
 
     def _match_video(
         self,
@@ -988,14 +1003,7 @@ class NodeApp:
         out.sort(key=lambda h: (not h.score.is_match, -h.score.matched_frames, -h.score.coverage))
         out = out[:MAX_VIDEO_ANSWERS]
         if record:
-            self.accountability.record_matches(
-                [
-                    (h.hit.entry.entry_id, h.hit.action, h.hit.rule)
-                    for h in out
-                    if h.score.is_match and not h.hit.retracted_by
-                ],
-                now_ms(),
-            )
+            self._record_hits([h.hit for h in out if h.score.is_match])
         return out
 
     def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
@@ -1010,6 +1018,77 @@ class NodeApp:
             equivocated=hit.origin_equivocated,
         )
         return hit, verdict.decision
+
+    def match_audio(
+        self,
+        values: Sequence[int],
+        thresholds: AudioThresholds | None = None,
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
+        report_all: bool = False,
+    ) -> list[AudioMatchHit]:
+        """Banked soundtracks that a query fingerprint (Chromaprint
+        sub-fingerprints from the start of the upload's audio) matches, best
+        first; with ``report_all`` also the candidate tracks that did not
+        make the thresholds. CPU-bound: call it off the event loop."""
+        t = thresholds or AudioThresholds()
+        return self._observed(
+            lambda: self._match_audio(values, t, include_retracted, record, report_all)
+        )
+
+    def _observed(self, match: Callable[[], list[T]]) -> list[T]:
+        """One media Match request, timed and counted by the observer."""
+        started = time.perf_counter()
+        try:
+            out = match()
+        except NodeError:
+            self.observer.matched(1, 0, time.perf_counter() - started, ok=False)
+            raise
+        self.observer.matched(1, len(out), time.perf_counter() - started, ok=True)
+        return out
+
+    def _record_hits(self, hits: Sequence[MatchHit]) -> None:
+        """Matches answered, for the accountability log (retracted ones are not)."""
+        self.accountability.record_matches(
+            [(h.entry.entry_id, h.action, h.rule) for h in hits if not h.retracted_by],
+            now_ms(),
+        )
+
+    def _match_audio(
+        self,
+        values: Sequence[int],
+        t: AudioThresholds,
+        include_retracted: bool,
+        record: bool,
+        report_all: bool,
+    ) -> list[AudioMatchHit]:
+        if not len(values):
+            raise ValidationError(
+                f"empty audio query: expected 1..{MAX_AUDIO_QUERY_ITEMS} sub-fingerprints"
+            )
+        if len(values) > MAX_AUDIO_QUERY_ITEMS:
+            raise ValidationError(
+                f"audio query of {len(values)} sub-fingerprints: expected at most "
+                f"{MAX_AUDIO_QUERY_ITEMS} (match a long upload in windows)"
+            )
+        if not self.audio.ready:
+            raise UnavailableError("the audio index is still being built; retry shortly")
+        found = self.audio.search(
+            values, t, include_retracted=include_retracted, matches_only=not report_all
+        )
+        out: list[AudioMatchHit] = []
+        for m in found[:MAX_AUDIO_ANSWERS]:
+            segments = self.audio.segments_of(m.track, m.banked_items)
+            stored = self.store.get(segments[0][0]) if segments else None
+            if stored is None:
+                continue
+            hit = self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0)
+            origin_and_video: tuple[str, bytes] = m.track  # type: ignore[assignment]
+            out.append(AudioMatchHit(hit, origin_and_video[1], tuple(e for e, _ in segments), m))
+        if record:
+            self._record_hits([h.hit for h in out if h.score.is_match])
+        return out
 
     def _hit(
         self,

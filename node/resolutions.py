@@ -58,6 +58,7 @@ class ForkResolutions:
         if voided:
             self.app.matcher.void(voided)
             self.app.frames.void(voided)
+            self.app.audio.void(voided)
         for a in applied:
             r = a.record
             if r.state is State.REFUSED:

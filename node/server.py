@@ -258,12 +258,14 @@ class Node:
         self.app.changes.notify()
 
     async def _build_index(self) -> None:
-        """Load the PDQ and frame indexes from LMDB off the event loop (health stays
+        """Load the PDQ, frame and audio indexes from LMDB off the event loop (health stays
         NOT_SERVING meanwhile; commits that land during it are queued)."""
         n = await asyncio.to_thread(self.app.matcher.build, lambda line: log.info("%s", line))
         log.info("PDQ index ready: %d hashes", n)
         n = await asyncio.to_thread(self.app.frames.build, lambda line: log.info("%s", line))
         log.info("frame index ready: %d video segments", n)
+        n = await asyncio.to_thread(self.app.audio.build, lambda line: log.info("%s", line))
+        log.info("audio index ready: %d soundtrack segments", n)
 
     async def _check_store(self) -> None:
         self.store.check()

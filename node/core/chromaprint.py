@@ -35,6 +35,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from node.core.segments import check_items
 from node.errors import ValidationError
 
 __all__ = [
@@ -150,22 +151,15 @@ class ChromaprintSegment:
             raise ValidationError(f"Chromaprint segment version {version}: expected {VERSION}")
         if flags & ~FLAG_FINAL:
             raise ValidationError(f"unknown Chromaprint segment flags 0x{flags:02x}")
-        if not 1 <= count <= MAX_ITEMS:
-            raise ValidationError(
-                f"Chromaprint segment has {count} sub-fingerprints: expected 1..{MAX_ITEMS}"
-            )
-        body = len(data) - HEADER_BYTES
-        if body < count * ITEM_BYTES:
-            whole, part = divmod(body, ITEM_BYTES)
-            raise ValidationError(
-                f"Chromaprint segment is truncated: {count} sub-fingerprints declared, "
-                f"{whole} present" + (f" and {part} bytes of a truncated one" if part else "")
-            )
-        if body > count * ITEM_BYTES:
-            raise ValidationError(
-                f"Chromaprint segment has {body - count * ITEM_BYTES} trailing bytes "
-                f"after {count} sub-fingerprints"
-            )
+        check_items(
+            "Chromaprint segment",
+            "sub-fingerprints",
+            "sub-fingerprint",
+            count=count,
+            cap=MAX_ITEMS,
+            body=len(data) - HEADER_BYTES,
+            size=ITEM_BYTES,
+        )
         values = struct.unpack_from(f">{count}I", data, HEADER_BYTES)
         return cls(video_id, index, start_item, bool(flags), values)
 

@@ -42,6 +42,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from node.core.segments import check_items
 from node.errors import ValidationError
 
 MAGIC = b"VPDQ"
@@ -188,23 +189,21 @@ def check_header(data: bytes) -> tuple[bytes, int, int, int, int, int, int]:
         raise ValidationError(f"vPDQ segment version {version}: expected {VERSION}")
     if flags & ~FLAG_FINAL:
         raise ValidationError(f"unknown vPDQ segment flags 0x{flags:02x}")
-    if not 1 <= count <= MAX_FRAMES:
+    if not 1 <= count <= MAX_FRAMES:  # before the end check, as the messages are ordered
         raise ValidationError(f"vPDQ segment has {count} frames: expected 1..{MAX_FRAMES}")
     if start_ms + duration_ms > _U32_MAX:
         raise ValidationError(
             f"vPDQ segment ends at {start_ms + duration_ms} ms: expected at most {_U32_MAX}"
         )
-    body = len(data) - HEADER_BYTES
-    if body < count * FRAME_BYTES:
-        whole, part = divmod(body, FRAME_BYTES)
-        raise ValidationError(
-            f"vPDQ segment is truncated: {count} frames declared, {whole} present"
-            + (f" and {part} bytes of a truncated frame" if part else "")
-        )
-    if body > count * FRAME_BYTES:
-        raise ValidationError(
-            f"vPDQ segment has {body - count * FRAME_BYTES} trailing bytes after {count} frames"
-        )
+    check_items(
+        "vPDQ segment",
+        "frames",
+        "frame",
+        count=count,
+        cap=MAX_FRAMES,
+        body=len(data) - HEADER_BYTES,
+        size=FRAME_BYTES,
+    )
     return video_id, index, start_ms, duration_ms, fps_milli, flags, count
 
 

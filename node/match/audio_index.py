@@ -45,19 +45,23 @@ Memory: 12 bytes of postings and 5 of track data per banked item (a
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from node.core.chromaprint import ITEM_SECONDS, ChromaprintSegment, item_ms
+from node.core.entry import Kind, SignedEntry
 from node.errors import ValidationError
 from node.match.audio import as_array
+from node.match.matcher import BuiltFromStore
+from node.store.lmdb_store import LmdbStore
 
 __all__ = [
     "AudioIndex",
     "AudioMatch",
+    "AudioMatcher",
     "AudioSearch",
     "AudioThresholds",
     "aligned_stretch",
@@ -172,11 +176,28 @@ def aligned_stretch(errors: I64, stretch_bits: int) -> tuple[int, int]:
 
 
 @dataclass(slots=True)
+class _Segment:
+    track: int
+    start: int
+    end: int
+    entry_id: bytes
+    retracted: bool
+
+
+@dataclass(slots=True)
 class _Track:
     key: Hashable
     values: U32 = field(default_factory=lambda: np.zeros(0, dtype=np.uint32))
-    present: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
-    starts: set[int] = field(default_factory=set)
+    live: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    retired: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))
+    segments: dict[int, _Segment] = field(default_factory=dict)  # by start item
+
+    def grow(self, end: int) -> None:
+        if end > len(self.values):
+            more = end - len(self.values)
+            self.values = np.concatenate([self.values, np.zeros(more, np.uint32)])
+            self.live = np.concatenate([self.live, np.zeros(more, np.bool_)])
+            self.retired = np.concatenate([self.retired, np.zeros(more, np.bool_)])
 
 
 class AudioIndex:
@@ -189,6 +210,7 @@ class AudioIndex:
         self.params = search
         self._tracks: list[_Track] = []
         self._by_key: dict[Hashable, int] = {}
+        self._by_entry: dict[bytes, _Segment] = {}
         self._pending: list[tuple[U32, I64, I64]] = []
         self._keys: U32 = np.zeros(0, dtype=np.uint32)
         self._track_of: I64 = np.zeros(0, dtype=np.int64)
@@ -199,16 +221,32 @@ class AudioIndex:
 
     @property
     def items(self) -> int:
-        return int(sum(int(t.present.sum()) for t in self._tracks))
+        """Banked items held and not retracted."""
+        return int(sum(int(t.live.sum()) for t in self._tracks))
 
-    def add_segment(self, track: Hashable, segment: ChromaprintSegment) -> None:
-        self.add(track, segment.start_item, segment.values)
+    def add_segment(
+        self,
+        track: Hashable,
+        segment: ChromaprintSegment,
+        entry_id: bytes = b"",
+        *,
+        retracted: bool = False,
+    ) -> None:
+        self.add(track, segment.start_item, segment.values, entry_id, retracted=retracted)
 
     def add(
-        self, track: Hashable, start_item: int, values: Sequence[int] | npt.NDArray[np.uint32]
+        self,
+        track: Hashable,
+        start_item: int,
+        values: Sequence[int] | npt.NDArray[np.uint32],
+        entry_id: bytes = b"",
+        *,
+        retracted: bool = False,
     ) -> None:
-        """Place ``values`` at ``start_item`` of ``track``. A stretch whose
-        start is already held for that track is ignored (the first wins)."""
+        """Place ``values`` at ``start_item`` of ``track`` (one segment,
+        ``entry_id`` naming it for :meth:`retract` and :meth:`void`). A
+        segment whose start is already held for that track is ignored (the
+        first wins)."""
         arr = as_array(values)
         if not len(arr):
             return
@@ -219,15 +257,16 @@ class AudioIndex:
             t = self._by_key[track] = len(self._tracks)
             self._tracks.append(_Track(track))
         tr = self._tracks[t]
-        if start_item in tr.starts:
+        if start_item in tr.segments:
             return
-        tr.starts.add(start_item)
         end = start_item + len(arr)
-        if end > len(tr.values):
-            tr.values = np.concatenate([tr.values, np.zeros(end - len(tr.values), np.uint32)])
-            tr.present = np.concatenate([tr.present, np.zeros(end - len(tr.present), np.bool_)])
+        seg = _Segment(t, start_item, end, entry_id, retracted)
+        tr.segments[start_item] = seg
+        if entry_id:
+            self._by_entry[entry_id] = seg
+        tr.grow(end)
         tr.values[start_item:end] = arr
-        tr.present[start_item:end] = True
+        (tr.retired if retracted else tr.live)[start_item:end] = True
         keep = np.flatnonzero(informative(arr))
         self._pending.append(
             (
@@ -236,6 +275,50 @@ class AudioIndex:
                 keep.astype(np.int64) + start_item,
             )
         )
+
+    def _mark(self, seg: _Segment, *, retracted: bool) -> None:
+        tr = self._tracks[seg.track]
+        seg.retracted = retracted
+        tr.live[seg.start : seg.end] = not retracted
+        tr.retired[seg.start : seg.end] = retracted
+
+    def retract(self, entry_id: bytes) -> bool:
+        """A segment's items match only ``include_retracted`` queries from
+        now on; False if it is not held."""
+        seg = self._by_entry.get(entry_id)
+        if seg is None:
+            return False
+        self._mark(seg, retracted=True)
+        return True
+
+    def unretract(self, entry_id: bytes) -> None:
+        """A RETRACT was voided: its target's items match again."""
+        seg = self._by_entry.get(entry_id)
+        if seg is not None:
+            self._mark(seg, retracted=False)
+
+    def void(self, entry_id: bytes) -> None:
+        """Forget a segment (a fork resolution voided its entry). Its
+        postings stay but its items score as missing."""
+        seg = self._by_entry.pop(entry_id, None)
+        if seg is None:
+            return
+        tr = self._tracks[seg.track]
+        tr.live[seg.start : seg.end] = False
+        tr.retired[seg.start : seg.end] = False
+        del tr.segments[seg.start]
+
+    def segments_of(self, track: Hashable, items: tuple[int, int]) -> list[tuple[bytes, bool]]:
+        """(entry id, retracted) of the track's segments overlapping ``items``, in order."""
+        t = self._by_key.get(track)
+        if t is None:
+            return []
+        lo, hi = items
+        return [
+            (s.entry_id, s.retracted)
+            for _, s in sorted(self._tracks[t].segments.items())
+            if s.start < hi and lo < s.end
+        ]
 
     def _key(self, values: U32) -> U32:
         shifted: U32 = values >> np.uint32(32 - self.params.key_bits)
@@ -302,9 +385,11 @@ class AudioIndex:
         thresholds: AudioThresholds = AudioThresholds(),
         *,
         matches_only: bool = True,
+        include_retracted: bool = False,
     ) -> list[AudioMatch]:
         """Each candidate track's best stretch (only matches unless
-        ``matches_only`` is False), best first."""
+        ``matches_only`` is False), best first. Items of retracted segments
+        count as missing unless ``include_retracted``."""
         q = as_array(query)
         self._build()
         if not len(q) or not len(self._keys):
@@ -318,7 +403,7 @@ class AudioIndex:
                     if off in tried:
                         continue
                     tried.add(off)
-                    m = self._score(t, q, off, v, thresholds)
+                    m = self._score(t, q, off, v, thresholds, retracted=include_retracted)
                     if m is not None and (best is None or _rank(m) > _rank(best)):
                         best = m
             if best is not None and (best.is_match or not matches_only):
@@ -327,14 +412,17 @@ class AudioIndex:
         return results
 
     def _score(
-        self, t: int, q: U32, offset: int, votes: int, th: AudioThresholds
+        self, t: int, q: U32, offset: int, votes: int, th: AudioThresholds, *, retracted: bool
     ) -> AudioMatch | None:
         tr = self._tracks[t]
         qa, qb = max(0, -offset), min(len(q), len(tr.values) - offset)
         if qb <= qa:
             return None
         errors = np.bitwise_count(q[qa:qb] ^ tr.values[qa + offset : qb + offset]).astype(np.int64)
-        errors[~tr.present[qa + offset : qb + offset]] = 32
+        held = tr.live[qa + offset : qb + offset]
+        if retracted:
+            held = held | tr.retired[qa + offset : qb + offset]
+        errors[~held] = 32
         i, j = aligned_stretch(errors, th.stretch_bits)
         if j <= i:
             return None
@@ -359,3 +447,71 @@ class AudioIndex:
 
 def _rank(m: AudioMatch) -> tuple[bool, float, int, int]:
     return (m.is_match, m.similarity, m.items, -abs(m.offset))
+
+
+# ------------------------------------------------------------- the node's
+
+
+class AudioMatcher(BuiltFromStore):
+    """The node's audio index over its store: built at start-up (off the
+    event loop), then kept current by commit listeners, like the frame
+    index. A track is one origin's CHROMAPRINT segments under one video id."""
+
+    def __init__(self, store: LmdbStore, search: AudioSearch = AudioSearch()) -> None:
+        super().__init__(store)
+        self.index = AudioIndex(search)
+
+    def build(self, progress: Callable[[str], None] | None = None) -> int:
+        self._begin_build()
+        n = 0
+        for stored in self.store.iter_stored("CHROMAPRINT"):
+            self._add(stored.entry, retracted=bool(stored.retracted_by))
+            n += 1
+        self._end_build()
+        if progress is not None:
+            progress(f"audio index: {self.index.items:,} items of {len(self.index):,} tracks")
+        return n
+
+    def _add(self, entry: SignedEntry, *, retracted: bool = False) -> None:
+        body = entry.body
+        seg = ChromaprintSegment.decode(body.hash)
+        self.index.add_segment(
+            (body.origin, seg.video_id), seg, entry.entry_id, retracted=retracted
+        )
+
+    def search(
+        self,
+        query: Sequence[int] | npt.NDArray[np.uint32],
+        thresholds: AudioThresholds,
+        *,
+        include_retracted: bool = False,
+        matches_only: bool = True,
+    ) -> list[AudioMatch]:
+        """:meth:`AudioIndex.search` from a worker thread, holding the index
+        lock (commits meanwhile are queued, never waited for)."""
+        self._index_lock.acquire()
+        try:
+            self._drain()
+            return self.index.search(
+                query,
+                thresholds,
+                matches_only=matches_only,
+                include_retracted=include_retracted,
+            )
+        finally:
+            self._release()
+
+    def segments_of(self, track: Hashable, items: tuple[int, int]) -> list[tuple[bytes, bool]]:
+        with self._index_lock:
+            return self.index.segments_of(track, items)
+
+    def _apply(self, entries: Sequence[SignedEntry]) -> None:
+        for e in entries:
+            body = e.body
+            if body.kind == Kind.ADD and body.algorithm == "CHROMAPRINT":
+                self._add(e)
+            elif body.kind == Kind.RETRACT:
+                self.index.retract(body.target)
+
+    def _void(self, entries: Sequence[SignedEntry]) -> None:
+        self._void_segments(entries, "CHROMAPRINT", self.index.void, self.index.unretract)

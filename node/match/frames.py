@@ -564,12 +564,4 @@ class FrameMatcher(BuiltFromStore):
             self.index.add_segments(adds)
 
     def _void(self, entries: Sequence[SignedEntry]) -> None:
-        for e in entries:
-            body = e.body
-            if body.kind == Kind.ADD and body.algorithm == "VPDQ":
-                self.index.void(e.entry_id)
-            elif body.kind == Kind.RETRACT:
-                stored = self.store.get(body.target)
-                if stored is None or stored.retracted_by:
-                    continue
-                self.index.unretract(body.target)
+        self._void_segments(entries, "VPDQ", self.index.void, self.index.unretract)

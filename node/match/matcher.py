@@ -116,6 +116,26 @@ class BuiltFromStore:
     def _void(self, entries: Sequence[SignedEntry]) -> None:
         raise NotImplementedError
 
+    def _void_segments(
+        self,
+        entries: Sequence[SignedEntry],
+        algorithm: str,
+        void: Callable[[bytes], None],
+        unretract: Callable[[bytes], None],
+    ) -> None:
+        """``_void`` for an index of segment entries of ``algorithm``: a voided
+        ADD leaves it; a voided RETRACT's target (still stored, not retracted
+        otherwise) matches again."""
+        for e in entries:
+            body = e.body
+            if body.kind == Kind.ADD and body.algorithm == algorithm:
+                void(e.entry_id)
+            elif body.kind == Kind.RETRACT:
+                stored = self.store.get(body.target)
+                if stored is None or stored.retracted_by:
+                    continue
+                unretract(body.target)
+
 
 class PdqMatcher(BuiltFromStore):
     def __init__(self, store: LmdbStore) -> None:

@@ -174,3 +174,23 @@ def test_bad_parameters_get_exact_errors(make: object, message: str) -> None:
     with pytest.raises(ValidationError) as err:
         make()  # type: ignore[operator]
     assert str(err.value) == message
+
+
+def test_retract_unretract_and_void_by_entry_id() -> None:
+    banked = track(300, 12)
+    index = AudioIndex()
+    index.add("t", 0, banked[:150], b"e1")
+    index.add("t", 150, banked[150:], b"e2")
+    assert index.segments_of("t", (100, 200)) == [(b"e1", False), (b"e2", False)]
+    assert index.retract(b"e2") and not index.retract(b"unknown")
+    assert index.items == 150
+    assert [m.banked_items for m in index.search(banked)] == [(0, 150)]
+    assert [m.banked_items for m in index.search(banked, include_retracted=True)] == [(0, 300)]
+    assert index.segments_of("t", (100, 200)) == [(b"e1", False), (b"e2", True)]
+    index.unretract(b"e2")
+    assert [m.banked_items for m in index.search(banked)] == [(0, 300)]
+    index.void(b"e1")
+    assert [m.banked_items for m in index.search(banked)] == [(150, 300)]
+    assert index.segments_of("t", (0, 300)) == [(b"e2", False)]
+    index.add("t", 0, banked[:150], b"e1")  # held again after the void
+    assert [m.banked_items for m in index.search(banked)] == [(0, 300)]

@@ -59,7 +59,7 @@ BAD_ENCODINGS = [
     (
         GOOD[:-1],
         "Chromaprint segment is truncated: 3 sub-fingerprints declared, 2 present "
-        "and 3 bytes of a truncated one",
+        "and 3 bytes of a truncated sub-fingerprint",
     ),
     (GOOD[:-4], "Chromaprint segment is truncated: 3 sub-fingerprints declared, 2 present"),
     (GOOD + b"\x00", "Chromaprint segment has 1 trailing bytes after 3 sub-fingerprints"),
