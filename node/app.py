@@ -1019,6 +1019,17 @@ class NodeApp:
         )
         return hit, verdict.decision
 
+    def video_segments(self, entry: SignedEntry) -> tuple[bytes, ...]:
+        """Every held segment of the video ``entry`` is a segment of: its VPDQ
+        segments in time order, then its soundtrack's CHROMAPRINT segments
+        (same origin, same video id); empty for any other entry."""
+        body = entry.body
+        if body.kind != Kind.ADD or body.algorithm not in ("VPDQ", "CHROMAPRINT"):
+            return ()
+        # both encodings: magic (4 bytes), version (1), then the 16-byte video id
+        key = (body.origin, body.hash[5:21])
+        return self.frames.index.video_segments_of(key) + self.audio.index.track_segments(key)
+
     def match_audio(
         self,
         values: Sequence[int],

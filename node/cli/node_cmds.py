@@ -413,17 +413,23 @@ def cmd_submit(args: argparse.Namespace) -> int:
         check_id_text(args.retract)
         fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": args.retract}
     elif args.file is not None and _is_video(args.file) and args.algo in (None, "vpdq", "VPDQ"):
-        from node.cli.video_cmds import bank_segments
+        from node.cli.video_cmds import bank_segments, soundtrack_segments
 
         seconds = args.segment_seconds if args.segment_seconds is not None else 60
         segments = bank_segments(args.file, round(seconds * 1000))
+        batch = [("VPDQ", s.encode()) for s in segments]
+        if args.algo is None:  # the soundtrack too, unless only vPDQ was asked for
+            audio, why = soundtrack_segments(args.file)
+            if why:
+                print(f"ccnode: note: {why}: the soundtrack is not banked", file=sys.stderr)
+            batch += [("CHROMAPRINT", s.encode()) for s in audio]
         fields = {
             "kind": Kind.ADD,
             "algorithm": "VPDQ",
             "hash": segments[0].encode(),
             "labels": labels.normalize_labels(args.label),
             "incident": labels.check_incident(args.incident),
-            "segments": [s.encode() for s in segments],
+            "segments": batch,
         }
     else:
         algo, value, quality = _hash_to_submit(args)
@@ -469,8 +475,9 @@ def _is_video(path: Path) -> bool:
 
 
 async def _video_retractions(client: NodeClient, target: bytes) -> list[dict[str, Any]]:
-    """RETRACTs for every not yet retracted segment of the video ``target``
-    is a segment of; none if it is not a VPDQ segment held there."""
+    """RETRACTs for every not yet retracted segment (vPDQ and soundtrack) of
+    the video ``target`` is a segment of; none if it is not a VPDQ or
+    CHROMAPRINT segment held there."""
     try:
         found = await client.get_entry(target)
     except NodeError:
@@ -560,8 +567,8 @@ async def _submit(
             existing = await _already_submitted(client, origin, fields)
             if existing is not None:
                 return existing
-            if segments is not None:
-                batch = [{**fields, "hash": h} for h in segments]
+            if segments is not None:  # (algorithm, hash): vPDQ, then the soundtrack
+                batch = [{**fields, "algorithm": a, "hash": h} for a, h in segments]
         else:  # a video's segment: retract the whole video, in one batch
             batch = await _video_retractions(client, fields["target"]) or batch
         common = {"reason": args.reason, "urgent": args.urgent}

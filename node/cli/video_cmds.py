@@ -7,7 +7,9 @@ video query per window of at most what a Match request's budget holds
 answers per banked video. A video to bank is hashed with ``bank_frames`` (at
 most 5 frames a second, the reference's 1/s frames at full size), cut into
 segments (node/core/vpdq.py) that share the video's id, the first 16 bytes of
-the file's SHA-256, and submitted as one signed batch.
+the file's SHA-256; its soundtrack's Chromaprint fingerprint is cut into
+CHROMAPRINT segments (node/core/chromaprint.py) under the same id, and all
+are submitted as one signed batch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from node.app import MAX_VIDEO_QUERY_FRAMES
-from node.core import vpdq
+from node.core import chromaprint, vpdq
 from node.errors import ValidationError
 from node.match.limits import MatchLimits
 from node.match.pdq_index import DEFAULT_RADIUS, probes
@@ -60,6 +62,20 @@ def bank_segments(path: Path, segment_ms: int = vpdq.SEGMENT_MS) -> list[vpdq.Vp
         fps_milli=round(hashed.fps * 1000),
         max_ms=segment_ms,
     )
+
+
+def soundtrack_segments(path: Path) -> tuple[list[chromaprint.ChromaprintSegment], str]:
+    """The CHROMAPRINT segments that bank the soundtrack of the video at
+    ``path`` under the video's own id (linking them to its VPDQ segments),
+    or none and the one-line reason (no audio stream, silence only, too
+    short, a corrupt stream): the video's frames are banked either way."""
+    from node.media.audio import fingerprint_file
+
+    try:
+        fp = fingerprint_file(path)
+    except ValidationError as exc:
+        return [], str(exc)
+    return chromaprint.split(fp.values, video_id_of(path)), ""
 
 
 def window_frames(max_distance: int) -> int:

@@ -308,6 +308,10 @@ class AudioIndex:
         tr.retired[seg.start : seg.end] = False
         del tr.segments[seg.start]
 
+    def track_segments(self, track: Hashable) -> tuple[bytes, ...]:
+        """Every held segment of ``track`` (retracted ones included), in order."""
+        return tuple(e for e, _ in self.segments_of(track, (0, 2**63)))
+
     def segments_of(self, track: Hashable, items: tuple[int, int]) -> list[tuple[bytes, bool]]:
         """(entry id, retracted) of the track's segments overlapping ``items``, in order."""
         t = self._by_key.get(track)

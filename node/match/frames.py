@@ -372,6 +372,13 @@ class FrameIndex:
 
     # -- queries -------------------------------------------------------------
 
+    def video_segments_of(self, key: VideoKey) -> tuple[bytes, ...]:
+        """Every held segment of the video ``key`` (origin, video id), in time order."""
+        video = self._videos.get(key)
+        if video is None:
+            return ()
+        return tuple(self._segments[s].entry_id for s in self._video_segments[video])
+
     def video_segments(self, entry_id: bytes) -> tuple[bytes, ...]:
         """Every held segment of the video ``entry_id`` belongs to, in time
         order (retracted ones included); empty if it is not a held segment."""

@@ -279,7 +279,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         return pb.GetEntryResponse(
             entry=convert.entry_to_pb(hit.entry),
             provenance=convert.provenance_to_pb(hit),
-            video_segments=self.app.frames.index.video_segments(hit.entry.entry_id),
+            video_segments=self.app.video_segments(hit.entry),
         )
 
     @_mapped

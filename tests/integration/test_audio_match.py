@@ -5,11 +5,12 @@ Fingerprints are the Chromaprint vectors' fpcalc references."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from node.core import chromaprint
+from node.core import chromaprint, vpdq
 from node.core.entry import Kind, SignedEntry
 from node.core.trust import MemberKind, MembersFile
 from node.errors import ValidationError
@@ -124,3 +125,40 @@ def test_bad_audio_queries_get_exact_errors(node: Node) -> None:
     with pytest.raises(ValidationError) as err:
         node.app.match_audio([2**32])
     assert str(err.value) == "sub-fingerprints must be integers in 0..2**32-1"
+
+
+def test_submit_file_banks_the_soundtrack_beside_the_vpdq_as_one_video(
+    node: Node, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ccnode submit --file VIDEO` banks the frames and the soundtrack under
+    the video's id; the soundtrack matches a copy whose picture is gone (the
+    audio alone); retracting the video by one segment retracts both kinds."""
+    from node.cli import main
+    from node.media.audio import fingerprint_file
+    from tests.audio_files import melody, write
+
+    video = write(tmp_path / "v.mp4", melody(20), video_seconds=20)
+    silent = write(tmp_path / "silent.mp4", None, video_seconds=4)
+    d = str(node.config.dir)
+    assert main(["submit", d, "--file", str(video), "--segment-seconds", "10", "--json"]) == 0
+    added = [bytes.fromhex(x["entry_id"]) for x in json.loads(capsys.readouterr().out)]
+    kinds = [node.store.get(e).entry.body.algorithm for e in added]  # type: ignore[union-attr]
+    assert kinds == ["VPDQ", "VPDQ", "CHROMAPRINT"]  # 2 x 10 s of frames; 20 s of audio: 1
+    vpdq_id = vpdq.VpdqSegment.decode(node.store.get(added[0]).entry.body.hash).video_id  # type: ignore[union-attr]
+    audio_seg = chromaprint.ChromaprintSegment.decode(node.store.get(added[2]).entry.body.hash)  # type: ignore[union-attr]
+    assert audio_seg.video_id == vpdq_id
+    # the soundtrack alone (an m4a of the same melody) matches the banked video
+    track = write(tmp_path / "sound.m4a", melody(20))
+    (h,) = node.app.match_audio(fingerprint_file(track).values)
+    assert h.video_id == vpdq_id and h.segments == (added[2],)
+    assert node.app.video_segments(node.store.get(added[0]).entry) == tuple(added)  # type: ignore[union-attr]
+    # a video without audio banks its frames, with a note
+    assert main(["submit", d, "--file", str(silent), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["outcome"] == "accepted"  # one VPDQ segment, nothing else
+    assert f"ccnode: note: {silent}: no audio stream: the soundtrack is not banked" in err
+    # retracting the video by its soundtrack segment retracts the frames too
+    assert main(["submit", d, "--retract", added[2].hex(), "--json"]) == 0
+    assert [x["outcome"] for x in json.loads(capsys.readouterr().out)] == ["accepted"] * 3
+    assert all(node.store.get(e).retracted_by for e in added)  # type: ignore[union-attr]
+    assert node.app.match_audio(fingerprint_file(track).values) == []
