@@ -94,7 +94,8 @@ class Node:
         self, config: NodeConfig, trust: TrustView | None, anti_entropy_s: float | None
     ) -> None:
         self.identity: TlsIdentity | None = None if config.insecure else config.tls_identity()
-        checkpoint_key = config.checkpoint_key()
+        # A replica signs nothing (docs/operators.md, *Match replicas*): no key.
+        checkpoint_key = None if config.replica else config.checkpoint_key()
         self.store = LmdbStore(
             config.data_dir,
             map_size=config.lmdb_map_size_mib << 20,
@@ -122,7 +123,7 @@ class Node:
                 policy_path=config.dir / POLICY_FILE,
                 negative_path=config.dir / NEVER_MATCH_FILE,
                 matchlog=self.matchlog,
-                restored_marker=config.dir / RESTORED_MARKER,
+                restored_marker=None if config.replica else config.dir / RESTORED_MARKER,
                 former_key=None if trust is not None else self.rosters.former_key,
             )
         except BaseException:
@@ -131,7 +132,7 @@ class Node:
             raise
         self.incidents = IncidentFeed(self.app)
         self.webhook: Webhook | None = None
-        if config.webhook.url:
+        if config.webhook.url and not config.replica:
             try:
                 self.webhook = Webhook(config.webhook, config.dir, config.id)
             except BaseException:
@@ -143,6 +144,11 @@ class Node:
         self.resolutions = ForkResolutions(self.app)
         self.resolutions.apply()  # what a roster adopted while stopped resolved
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
+        if config.replica:
+            # Its one peer: its own member's node, reached under the member's
+            # identity (the primary authorizes it as its own operator).
+            primary = config.replica_of
+            peers = [Peer(config.id, lambda: primary)]
         self.sync = SyncEngine(
             self.app,
             peers,
@@ -157,7 +163,7 @@ class Node:
             self.sync,
             own_id=config.id,
             poll_s=config.roster_poll_s,
-            roster_peers=config.roster_peers,
+            roster_peers=config.roster_peers and not config.replica,
         )
         self.rosters.on_adopt(self._roster_adopted)
         self.address = ""
@@ -184,6 +190,7 @@ class Node:
                 rosters=self.rosters,
                 authorizer=authorizer,
                 incidents=self.incidents,
+                replica_of=self.config.replica_of,
             ),
             server,
         )
@@ -221,13 +228,14 @@ class Node:
             await self.stop(grace=0)
             raise
         self.sync.start()
-        self.gossip.start()
-        self.witness.start()
+        if not self.config.replica:  # a replica relays, cosigns and gossips nothing
+            self.gossip.start()
+            self.witness.start()
         self.roster_gossip.start()
         if self.webhook is not None:
             self.webhook.start()
         self._watch = asyncio.create_task(self._watch_store(), name="health:store")
-        await self._set_health(self._store_healthy())
+        await self._set_health(self._healthy())
         log.info("node %s ready", self.config.id)
         return self.address
 
@@ -284,11 +292,31 @@ class Node:
         await self._health.set(SERVICE_NAME, status)
         await self._health.set("", status)
 
+    def replica_lag(self) -> int | None:
+        """A replica's lag: the primary's entries it lacks, or None before the
+        primary has told it what it holds (a replica never caught up)."""
+        state = self.sync.states.get(self.config.id)
+        if not self.config.replica or state is None or not state.responses:
+            return None
+        return state.lag({o: h.next_seq for o, h in self.app.heads().items()})
+
+    def _replica_ready(self) -> bool:
+        """Caught up: the primary's frontier heard, and at most
+        ``replica_max_lag`` of its entries missing."""
+        if not self.config.replica:
+            return True
+        lag = self.replica_lag()
+        return lag is not None and lag <= self.config.replica_max_lag
+
+    def _healthy(self) -> bool:
+        return self._store_healthy() and self._replica_ready()
+
     async def _watch_store(self) -> None:
-        """Health follows the store: NOT_SERVING while it fails or refuses writes."""
+        """Health follows the store: NOT_SERVING while it fails or refuses
+        writes; on a replica, also while it lags its primary beyond the bound."""
         while True:
             await asyncio.sleep(HEALTH_INTERVAL_S)
-            healthy = self._store_healthy()
+            healthy = self._healthy()
             if healthy is not self.ready:
                 log.warning("health: %s", "SERVING" if healthy else "NOT_SERVING")
                 await self._set_health(healthy)
