@@ -34,6 +34,8 @@ reference)::
     roster_poll_s = 30.0          # seconds between roster checks with peers; 0 disables
     key_only = false              # a key-only submitter's directory: no node to serve
     metrics_listen = ""           # host:port for Prometheus /metrics; "" = off
+    health_listen = ""            # host:port for a plaintext gRPC health-only port
+                                  # (Kubernetes' native gRPC probes speak no TLS); "" = off
     log_json = false              # JSON lines instead of human-readable logs
     log_level = "info"            # debug | info | warning | error
     lmdb_map_size_mib = 16384     # initial LMDB map (address space, not disk)
@@ -72,7 +74,7 @@ every node counts "settled" alike; ``tlog.witnesses`` and
     address_file = "../b/node.addr"  # read at each connect (local meshes)
 
 Environment overrides (applied by ``ccnode serve`` only, never written
-back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_LOG_JSON``
+back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_HEALTH_LISTEN``, ``CCNODE_LOG_JSON``
 (1/0, true/false), ``CCNODE_LOG_LEVEL``, ``CCNODE_REPLICA_OF``. See :func:`apply_env`.
 """
 
@@ -252,6 +254,7 @@ class NodeConfig:
     roster_poll_s: float = 30.0
     key_only: bool = False
     metrics_listen: str = ""
+    health_listen: str = ""
     log_json: bool = False
     log_level: str = "info"
     lmdb_map_size_mib: int = 16384
@@ -507,6 +510,7 @@ _OPTIONAL: dict[str, Any] = {
     "roster_poll_s": _seconds,
     "key_only": _bool,
     "metrics_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
+    "health_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
     "log_json": _bool,
     "log_level": _level,
     "lmdb_map_size_mib": _int_at_least(1),
@@ -588,6 +592,7 @@ def load_config(directory: Path) -> NodeConfig:
 ENV_OVERRIDES = {
     "CCNODE_LISTEN": "listen",
     "CCNODE_METRICS_LISTEN": "metrics_listen",
+    "CCNODE_HEALTH_LISTEN": "health_listen",
     "CCNODE_LOG_JSON": "log_json",
     "CCNODE_LOG_LEVEL": "log_level",
     "CCNODE_REPLICA_OF": "replica_of",

@@ -168,6 +168,8 @@ class Node:
         self.rosters.on_adopt(self._roster_adopted)
         self.address = ""
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_address = ""
         self._health = AioHealthServicer()
         self.metrics = NodeMetrics(config.id, withholding_after_s=config.withholding_after_s)
         self.app.observer = self.metrics
@@ -208,6 +210,12 @@ class Node:
             raise ValidationError(f"cannot listen on {self.config.listen}")
         await server.start()
         self._server = server
+        if self.config.health_listen:
+            try:
+                await self._serve_health(self.config.health_listen)
+            except BaseException:
+                await self.stop(grace=0)
+                raise
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
         self.metrics.bind(self._snapshot, asyncio.get_running_loop())
@@ -238,6 +246,18 @@ class Node:
         await self._set_health(self._healthy())
         log.info("node %s ready", self.config.id)
         return self.address
+
+    async def _serve_health(self, listen: str) -> None:
+        """The health service alone, in plaintext: Kubernetes' native gRPC
+        probes speak no TLS. It says SERVING or NOT_SERVING, nothing else."""
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        port = server.add_insecure_port(listen)
+        if port == 0:
+            raise ValidationError(f"cannot listen on {listen} (health_listen)")
+        await server.start()
+        self._health_server = server
+        self.health_address = f"{listen.rsplit(':', 1)[0]}:{port}"
 
     def _client(self, peer_id: str, address: str) -> NodeClient:
         """A client for a peer: mutual TLS trusting exactly its pinned certificate."""
@@ -373,6 +393,9 @@ class Node:
             # LMDB transaction) get the grace period to finish.
             await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
             self._server = None
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+            self._health_server = None
         self.metrics.stop()
         if self.webhook is not None:
             await self.webhook.stop()

@@ -158,3 +158,40 @@ def test_health_watch_answers_through_the_corrupt_request_interceptor(
         assert loop.run(first_status()) == health_pb2.HealthCheckResponse.SERVING
     finally:
         loop.run(node.stop())
+
+
+def test_health_listen_serves_plaintext_health_beside_a_tls_node(
+    tmp_path: Path, loop: LoopThread
+) -> None:
+    """Kubernetes' native gRPC probes speak no TLS: ``health_listen`` is a
+    plaintext port with the health service alone (NodeService is not there)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from node.rpc._pb.consortium.v1 import node_pb2 as pb
+    from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+    from node.server import SERVICE_NAME
+
+    config = write_node_dir(
+        tmp_path, A, genesis([member(A)]), insecure=False, health_listen="127.0.0.1:0"
+    )
+    node = Node(config)
+    loop.run(node.start())
+
+    async def probe() -> tuple[int, grpc.StatusCode]:
+        async with grpc.aio.insecure_channel(node.health_address) as ch:
+            answer = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5
+            )
+            try:
+                await pb_grpc.NodeServiceStub(ch).Status(pb.StatusRequest(), timeout=5)
+            except grpc.aio.AioRpcError as exc:
+                return int(answer.status), exc.code()
+        raise AssertionError("NodeService answered on the health port")
+
+    try:
+        status, code = loop.run(probe())
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        assert code == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        loop.run(node.stop())
