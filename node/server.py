@@ -180,6 +180,7 @@ class Node:
             self._build_index,
         ]
         self.ready = False
+        self.alive = False
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
@@ -243,7 +244,7 @@ class Node:
         if self.webhook is not None:
             self.webhook.start()
         self._watch = asyncio.create_task(self._watch_store(), name="health:store")
-        await self._set_health(self._healthy())
+        await self._set_health(self._healthy(), self._store_healthy())
         log.info("node %s ready", self.config.id)
         return self.address
 
@@ -302,15 +303,22 @@ class Node:
             return False
         return not self.store.write_error
 
-    async def _set_health(self, serving: bool) -> None:
+    async def _set_health(self, serving: bool, alive: bool | None = None) -> None:
+        """``serving``: NodeService (readiness). ``alive``: the overall
+        service "" (liveness), if it differs: a replica that lags its
+        primary is not ready, but restarting it would not help."""
         self.ready = serving
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        await self._health.set(SERVICE_NAME, status)
-        await self._health.set("", status)
+        self.alive = serving if alive is None else alive
+
+        def status(ok: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+            return (
+                health_pb2.HealthCheckResponse.SERVING
+                if ok
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+
+        await self._health.set(SERVICE_NAME, status(serving))
+        await self._health.set("", status(self.alive))
 
     def replica_lag(self) -> int | None:
         """A replica's lag: the primary's entries it lacks, or None before the
@@ -336,10 +344,15 @@ class Node:
         writes; on a replica, also while it lags its primary beyond the bound."""
         while True:
             await asyncio.sleep(HEALTH_INTERVAL_S)
-            healthy = self._healthy()
+            alive = self._store_healthy()
+            healthy = alive and self._replica_ready()
             if healthy is not self.ready:
-                log.warning("health: %s", "SERVING" if healthy else "NOT_SERVING")
-                await self._set_health(healthy)
+                lag = self.replica_lag()
+                shown = "unknown: no word from the primary" if lag is None else f"{lag} entries"
+                behind = f" (replica lag: {shown})" if self.config.replica else ""
+                log.warning("health: %s%s", "SERVING" if healthy else "NOT_SERVING", behind)
+            if healthy is not self.ready or alive is not self.alive:
+                await self._set_health(healthy, alive)
 
     def _snapshot(self) -> Snapshot:
         return take_snapshot(self.config.id, self.store, self.sync.states.values(), self.ready)

@@ -13,7 +13,7 @@ import pytest
 from node.config import load_config
 from node.errors import OrderingError, ProvenanceError, ValidationError
 from node.member_dir import init_replica_dir
-from node.server import Node
+from node.server import SERVICE_NAME, Node
 from tests.helpers import LoopThread, Origin, eventually, genesis, member, write_node_dir
 from tests.integration.test_mtls import client
 
@@ -26,6 +26,20 @@ def _closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+async def _health(address: str) -> dict[str, str]:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    out = {}
+    async with grpc.aio.insecure_channel(address) as ch:
+        for service in ("", SERVICE_NAME):
+            answer = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=5
+            )
+            out[service] = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    return out
 
 
 def test_replica_directory_holds_no_signing_key_and_refuses_bad_sources(tmp_path: Path) -> None:
@@ -85,10 +99,13 @@ def test_replica_serves_reads_refuses_writes_and_waits_for_its_primary(
         # A replica whose primary is not there yet: NOT_SERVING, lag unknown.
         port = _closed_port()
         r_cfg = init_replica_dir(a_cfg.dir, tmp_path / "replica", port)
-        replica = Node(r_cfg)
+        replica = Node(replace(r_cfg, health_listen="127.0.0.1:0"))
         nodes.append(replica)
         r_addr = loop.run(replica.start())
         assert not replica.ready and replica.replica_lag() is None
+        # Not ready (NodeService), yet alive (""): a liveness probe leaves it be.
+        health = loop.run(_health(replica.health_address))
+        assert health == {"": "SERVING", SERVICE_NAME: "NOT_SERVING"}
         # The primary comes up at that address with entries: the replica catches up.
         primary = Node(replace(a_cfg, listen=port))
         nodes.append(primary)
@@ -102,6 +119,8 @@ def test_replica_serves_reads_refuses_writes_and_waits_for_its_primary(
         loop.run(submit())
         eventually(lambda: replica.ready, timeout=20, what="replica caught up: SERVING")
         assert replica.replica_lag() == 0
+        health = loop.run(_health(replica.health_address))
+        assert health == {"": "SERVING", SERVICE_NAME: "SERVING"}
 
         async def reads_and_refusals() -> tuple[int, str, str]:
             async with client(A, r_addr) as c:
