@@ -59,9 +59,9 @@ from node.errors import (
 )
 from node.match.limits import Candidate, MatchLimits, chunks, rank
 from node.match.matcher import PdqMatcher
-from node.match.media import check_pdq_not_degenerate, check_pdq_quality
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS, MAX_RADIUS
+from node.media.image import check_pdq_not_degenerate, check_pdq_quality
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
 from node.store.lmdb_store import LmdbStore

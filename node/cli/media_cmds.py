@@ -2,9 +2,9 @@
 
 Files are hashed here, on the member's machine: PDQ (images, with quality),
 MD5 and SHA-256 (any file), VIDEO_MD5 (videos, by extension), and for
-``hash`` a Chromaprint-compatible audio fingerprint of audio files and of
-videos' soundtracks (docs/audio.md). Only hashes go
-to the node, and a node only ever answers from its own replica. A bad file
+``hash`` Meta's vPDQ of videos (docs/video.md) and a Chromaprint-compatible
+audio fingerprint of audio files and of videos' soundtracks (docs/audio.md).
+Only hashes go to the node, and a node only ever answers from its own replica. A bad file
 gets one line on stderr and the others go on; the exit code is 2 if any
 file failed.
 """
@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import ValidationError
-from node.match import media
+from node.media import image as media
 from node.media.audio import AudioFingerprint, fingerprint_file
+from node.media.video import VideoHashes
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".flv", ".ts"})
@@ -36,7 +37,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--dihedral", action="store_true", help="also the 8 rotation/flip PDQ hashes")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--vpdq-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="videos: one vPDQ frame hash every S seconds, Meta's rule (default 1, as pytx and "
+        "HMA; 0: every frame)",
+    )
+    p.add_argument("--json", action="store_true", help="everything, with each vPDQ frame")
     p.set_defaults(func=cmd_hash)
 
 
@@ -47,6 +56,8 @@ class Hashed:
     dihedral: tuple[media.PdqHash, ...] = ()
     audio: AudioFingerprint | None = None
     audio_note: str | None = None  # why a video has no audio fingerprint
+    video: VideoHashes | None = None  # vPDQ, Meta's reference rule
+    vpdq_seconds: float = 1.0
 
     def queries(self) -> list[tuple[str, bytes]]:
         out = [("MD5", self.hashes.md5), ("SHA256", self.hashes.sha256)]
@@ -72,6 +83,8 @@ class Hashed:
             doc["pdq_dihedral"] = {
                 name: h.hex() for name, h in zip(media.DIHEDRAL_NAMES, self.dihedral, strict=True)
             }
+        if self.video is not None:
+            doc["vpdq"] = vpdq_json(self.video, self.vpdq_seconds)
         if self.audio is not None or self.audio_note is not None:
             doc["chromaprint"] = self.audio.json() if self.audio is not None else None
         if self.audio_note is not None:
@@ -94,26 +107,37 @@ def _audio(path: Path) -> tuple[AudioFingerprint | None, str | None]:
 
 
 def hash_files(
-    paths: list[Path], *, dihedral: bool, audio: bool = False
+    paths: list[Path], *, dihedral: bool, audio: bool = False, vpdq_seconds: float | None = None
 ) -> tuple[list[Hashed], int]:
-    """Hash each file; report each failure on one line and go on."""
+    """Hash each file; report each failure on one line and go on. With
+    ``vpdq_seconds``, files named as videos also get Meta's vPDQ, and a video
+    that does not decode is a failed file."""
+    from node.media.video import reference_vpdq
+
     done: list[Hashed] = []
     failed = 0
     for path in paths:
         try:
             hashes = media.hash_file(path)
             variants = media.pdq_dihedral(path) if dihedral and hashes.pdq is not None else ()
+            video = None
+            if vpdq_seconds is not None and path.suffix.lower() in VIDEO_SUFFIXES:
+                video = reference_vpdq(path, seconds_per_hash=vpdq_seconds)
             fingerprint, note = _audio(path) if audio else (None, None)
         except ValidationError as exc:
             print(f"ccnode: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        done.append(Hashed(path, hashes, variants, fingerprint, note))
+        done.append(Hashed(path, hashes, variants, fingerprint, note, video, vpdq_seconds or 0.0))
     return done, failed
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
-    done, failed = hash_files(args.files, dihedral=args.dihedral, audio=True)
+    if not args.vpdq_seconds >= 0:
+        raise ValidationError(f"--vpdq-seconds must be >= 0: got {args.vpdq_seconds}")
+    done, failed = hash_files(
+        args.files, dihedral=args.dihedral, audio=True, vpdq_seconds=args.vpdq_seconds
+    )
     if args.json:
         print(json.dumps([h.json() for h in done], indent=2))
     else:
@@ -130,7 +154,50 @@ def cmd_hash(args: argparse.Namespace) -> int:
                 print(f"  {audio_summary(h.audio)}")
             elif h.audio_note is not None:
                 print(f"  note: no audio fingerprint: {h.audio_note}")
+            if h.video is not None:
+                print(f"  {vpdq_summary(h.video, h.vpdq_seconds)}")
     return 2 if failed else 0
+
+
+QUALITY_BANDS = ((0, 49), (50, 69), (70, 89), (90, 100))
+
+
+def _quality_histogram(v: VideoHashes) -> dict[str, int]:
+    return {
+        f"{lo}-{hi}": sum(1 for f in v.frames if lo <= f.quality <= hi) for lo, hi in QUALITY_BANDS
+    }
+
+
+def _every(seconds: float) -> str:
+    if seconds == 0:
+        return "every frame"
+    return "1 a second" if seconds == 1 else f"1 every {seconds:g} s"
+
+
+def vpdq_summary(v: VideoHashes, seconds: float) -> str:
+    """One line: frames hashed, duration, stream, and the quality histogram."""
+    bands = "  ".join(f"{k}: {n}" for k, n in _quality_histogram(v).items())
+    return (
+        f"vpdq {len(v.frames)} frames ({_every(seconds)}) of {v.frames_decoded} over "
+        f"{v.duration_ms / 1000:.2f} s, {v.fps:g} fps, {v.width}x{v.height}; quality {bands}"
+        f" (frames below 50 are not matched)"
+    )
+
+
+def vpdq_json(v: VideoHashes, seconds: float) -> dict[str, Any]:
+    return {
+        "seconds_per_hash": seconds,
+        "fps": v.fps,
+        "duration_ms": v.duration_ms,
+        "width": v.width,
+        "height": v.height,
+        "frames_decoded": v.frames_decoded,
+        "quality_histogram": _quality_histogram(v),
+        "frames": [
+            {"frame": n, "ts_ms": f.ts_ms, "pdq": f.pdq.hex(), "quality": f.quality}
+            for n, f in zip(v.frame_numbers, v.frames, strict=True)
+        ],
+    }
 
 
 def audio_summary(fp: AudioFingerprint) -> str:

@@ -113,7 +113,7 @@ def _trivial() -> dict[tuple[str, bytes], str]:
 #: Digests no list should carry: an empty file (an upload that failed, a
 #: placeholder) would match every other empty upload; all-zero and all-one
 #: values are placeholders, not digests. PDQ has its own gates (quality and
-#: degenerate hashes, node/match/media.py).
+#: degenerate hashes, node/media/image.py).
 TRIVIAL_DIGESTS = _trivial()
 
 

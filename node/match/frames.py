@@ -41,8 +41,8 @@ from node.core.entry import Kind, SignedEntry
 from node.core.vpdq import HEADER_BYTES, VpdqSegment, check_header
 from node.errors import ValidationError
 from node.match.matcher import BuiltFromStore
-from node.match.media import MIN_MINORITY_BITS
 from node.match.pdq_index import MAX_RADIUS, PdqIndex
+from node.media.image import MIN_MINORITY_BITS
 from node.store.lmdb_store import LmdbStore
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 
 from node.core.entry import Kind, SignedEntry
 from node.errors import ValidationError
-from node.match.media import check_pdq_not_degenerate
 from node.match.pdq_index import MAX_RADIUS, PdqIndex
+from node.media.image import check_pdq_not_degenerate
 from node.store.lmdb_store import LmdbStore
 
 log = logging.getLogger(__name__)

@@ -341,7 +341,7 @@ def test_match_names_algorithm_variant_urgency_and_one_verdict(
 ) -> None:
     from PIL import Image
 
-    from node.match.media import DIHEDRAL_NAMES, hamming, pdq_dihedral
+    from node.media.image import DIHEDRAL_NAMES, hamming, pdq_dihedral
 
     expected = _vectors()
     d = node_dir

@@ -14,7 +14,7 @@ from node.cli import main
 from node.config import PeerConfig
 from node.core.entry import Kind
 from node.core.trust import MemberKind, MembersFile
-from node.match.media import hamming
+from node.media.image import hamming
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.server import Node
@@ -186,7 +186,7 @@ def test_retraction_dihedral_never_match_and_distance_cap(
 ) -> None:
     from PIL import Image
 
-    from node.match.media import pdq_dihedral, pdq_hash
+    from node.media.image import pdq_dihedral, pdq_hash
 
     gov, plat = mesh
     expected = _expected()

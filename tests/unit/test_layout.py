@@ -39,6 +39,19 @@ def test_core_imports_nothing_impure(path: Path) -> None:
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
+DECODERS = {"av", "PIL", "pdqhash"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (ROOT / "node").rglob("*.py") if "media" not in p.relative_to(ROOT).parts),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_media_decoding_happens_only_in_node_media(path: Path) -> None:
+    bad = _imports(path) & DECODERS
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: decode in node/media only"
+
+
 def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import lmdb\nfrom node.store import base\n")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from node.errors import ValidationError
-from node.match.media import (
+from node.media.image import (
     DIHEDRAL_NAMES,
     check_pdq_not_degenerate,
     check_pdq_quality,
