@@ -21,7 +21,11 @@ once on each side; ``query%`` is the share of the query's distinct hashes
 within distance of some frame of the video, ``banked%`` the share of the
 video's distinct (indexed) hashes within distance of some query hash. They
 are computed per query variant (a mirrored upload is a different hash set),
-and the variant that matched best is reported.
+and the variant with the best query% is kept. They order the candidates and
+are what the benchmark compares with faiss; the Match answer reports
+``score_video``'s (node/match/video.py: the same definitions, for the
+variant with the most time-aligned frames), fed this index's hits (the
+property tests check both against brute force).
 
 Memory per frame: the index (~113 bytes) plus 46 bytes of row data
 (PDQ 32, timestamp 8, video 4, quality 1, indexed 1); docs/benchmarks.md.
@@ -527,6 +531,28 @@ class FrameMatcher(BuiltFromStore):
             )
         return n
 
+    def search(
+        self,
+        query: QueryArrays,
+        max_distance: int,
+        *,
+        include_retracted: bool = False,
+        quality_floor: int = QUALITY_FLOOR,
+    ) -> list[VideoHits]:
+        """:meth:`FrameIndex.search` from a worker thread: one batch, holding
+        the index lock (commits meanwhile are queued, never waited for)."""
+        self._index_lock.acquire()
+        try:
+            self._drain()  # what committed before this search
+            return self.index.search(
+                query,
+                max_distance,
+                include_retracted=include_retracted,
+                quality_floor=quality_floor,
+            )
+        finally:
+            self._release()
+
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
         adds = []
         for e in entries:
@@ -541,7 +567,7 @@ class FrameMatcher(BuiltFromStore):
         if adds:
             self.index.add_segments(adds)
 
-    def void(self, entries: Sequence[SignedEntry]) -> None:
+    def _void(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:
             body = e.body
             if body.kind == Kind.ADD and body.algorithm == "VPDQ":
