@@ -376,7 +376,11 @@ def _open(path: Path, f: Any) -> av.container.InputContainer:
             mode="r",
             # enable_drefs=0 is FFmpeg's default; said here so that no
             # version's default can make mov follow a reference to another file
-            options={"format_whitelist": ",".join(CONTAINER_FORMATS), "enable_drefs": "0"},
+            options={
+                "format_whitelist": ",".join(CONTAINER_FORMATS),
+                "protocol_whitelist": "none",  # as node.media.video: no nested opens
+                "enable_drefs": "0",
+            },
         )
     except av.error.FFmpegError:
         raise ValidationError(f"{path}: not an audio or video file in a supported format") from None

@@ -89,15 +89,24 @@ def queries_from_pb(
     return queries, [list(q.dihedral) for q in request.queries]
 
 
-def match_response(results: MatchResults) -> pb.MatchResponse:
+def match_response(results: MatchResults, max_bytes: int) -> pb.MatchResponse:
+    """The answer, its matches stopping at ``max_bytes`` as encoded (the
+    node's estimate while building hits leaves out what votes add: this
+    keeps the answer under the message cap however many there are)."""
     response = pb.MatchResponse()
+    used = 0
     for i, hits in enumerate(results):
         result = response.results.add()
-        if hits:
-            result.matches.extend(match_to_pb(h) for h in hits)
         result.never_match = results.never_match[i]
         result.total = results.totals[i]
         result.truncated = results.truncated[i]
+        for h in hits:
+            match = match_to_pb(h)
+            used += match.ByteSize()
+            if used > max_bytes:
+                result.truncated = True
+                break
+            result.matches.append(match)
     return response
 
 

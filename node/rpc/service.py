@@ -294,7 +294,9 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             max_distance=request.max_distance,
             variants=variants,
         )
-        response: pb.MatchResponse = await step(convert.match_response, results)
+        response: pb.MatchResponse = await step(
+            convert.match_response, results, self.app.match_limits.response_bytes
+        )
         return response
 
     @_mapped

@@ -4,6 +4,7 @@ the node's log stays bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from node.core.trust import MemberKind, MembersFile
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import CHANNEL_OPTIONS
+from node.rpc.service import CORRUPT_LOG_EVERY_S, CorruptRequests, _Corrupt
 from node.server import Node
 from tests.helpers import LoopThread, member, write_node_dir
 
@@ -102,3 +104,35 @@ def test_corrupt_requests_keep_the_log_bounded(
     # The node still answers good requests.
     status = pb_grpc.NodeServiceStub(channel).Status(pb.StatusRequest(), timeout=5)
     assert status.node_id == PLAT
+
+
+def test_corrupt_request_log_is_one_line_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """The first corrupt request is logged; then one line per minute at most,
+    counting what was refused meanwhile (a clock stands in for time)."""
+    now = [1000.0]
+    interceptor = CorruptRequests(clock=lambda: now[0])
+
+    class Aborted(Exception):
+        pass
+
+    class Context:
+        async def abort(self, code: grpc.StatusCode, details: str) -> None:
+            raise Aborted(code, details)
+
+    async def refuse(n: int) -> None:
+        for _ in range(n):
+            with pytest.raises(Aborted):
+                await interceptor._refuse(_Corrupt("Match"), Context())  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(refuse(50))
+        now[0] += CORRUPT_LOG_EVERY_S - 1
+        asyncio.run(refuse(50))
+        now[0] += 1
+        asyncio.run(refuse(1))
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused 1 corrupt request(s) with INVALID_ARGUMENT (latest: Match request is not "
+        "a valid protobuf message)",
+        "refused 100 corrupt request(s) with INVALID_ARGUMENT (latest: Match request is not "
+        "a valid protobuf message)",
+    ]

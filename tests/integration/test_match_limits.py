@@ -19,6 +19,7 @@ import pytest
 from node.cli import main
 from node.config import NodeConfig
 from node.core.trust import MemberKind, MembersFile
+from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import CHANNEL_OPTIONS
@@ -191,3 +192,21 @@ def test_candidate_and_byte_budgets_truncate_and_count(node: tuple[Node, Any]) -
     first, second = stub.Match(query, timeout=30).results
     assert (len(first.matches), first.total, first.truncated) == (2, 3, True)
     assert (len(second.matches), second.total, second.truncated) == (0, 2, True)
+
+
+def test_the_answer_stops_at_its_encoded_size(node: tuple[Node, Any]) -> None:
+    """Whatever the node's estimate while building hits, the encoded answer
+    stops at the byte budget, the rest flagged truncated."""
+    n, stub = node
+    a, b = _md5(b"enc-a"), _md5(b"enc-b")
+    gov = Origin(GOV)
+    _submit(stub, [gov.next(algorithm="MD5", hash=h, reason="r" * 1000) for h in (a, a, b)])
+    results = n.app.match([("MD5", a), ("MD5", b)])
+    one = convert.match_to_pb(results[0][0]).ByteSize()
+    whole = convert.match_response(results, max_bytes=10 * one)
+    assert [len(r.matches) for r in whole.results] == [2, 1]
+    assert [r.truncated for r in whole.results] == [False, False]
+    cut = convert.match_response(results, max_bytes=one + one // 2)
+    assert [len(r.matches) for r in cut.results] == [1, 0]
+    assert [(r.truncated, r.total) for r in cut.results] == [(True, 2), (True, 1)]
+    assert cut.ByteSize() < 2 * one
