@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -282,3 +283,20 @@ def run_cli(capsys: Any, *argv: str, code: int = 0) -> tuple[str, str]:
     assert main(list(argv)) == code
     captured = capsys.readouterr()
     return captured.out, captured.err
+
+
+@contextlib.contextmanager
+def http_server(handler: Callable[..., Any]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 (an ephemeral port) in a thread:
+    yields its base URL, then stops it."""
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

@@ -22,6 +22,7 @@ from node.core.entry import EntryBody, Kind, Signer, check_id_text, check_member
 from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
 from node.errors import ConflictError, NotFoundError, ProvenanceError, ValidationError
+from node.media.live import LIVE_SEGMENT_S
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -120,6 +121,25 @@ def register(sub: Any) -> None:
     p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
     p.add_argument(
         "--retract", metavar="ENTRY_ID", help="retract one of your entries (id or 8+ digit prefix)"
+    )
+    p.add_argument(
+        "--live",
+        metavar="SOURCE",
+        help="publish a live stream as it grows: a video file still being written, - for "
+        "standard input, or an HLS playlist URL; one urgent VPDQ segment entry per "
+        "--segment-seconds, a final one at the end (needs DIR and --incident; docs/live.md)",
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=None,
+        help=f"--live: stream seconds per segment entry (1..600; default {LIVE_SEGMENT_S:g})",
+    )
+    p.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=10.0,
+        help="--live: no new data for this long ends the stream, with a warning (default 10)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
@@ -367,6 +387,10 @@ def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    if args.live is not None:
+        from node.cli.live_cmds import cmd_submit_live
+
+        return cmd_submit_live(args)
     origin, signer = _submitter(args)
     if args.retract:
         check_id_text(args.retract)

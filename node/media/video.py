@@ -206,14 +206,19 @@ def _reason(e: BaseException) -> str:
 class _Video:
     """One open video stream: checks the limits, yields (index, frame)."""
 
-    def __init__(self, path: StrPath, limits: VideoLimits) -> None:
+    def __init__(self, path: StrPath, limits: VideoLimits, file: IO[bytes] | None = None) -> None:
+        """``file``: read this stream instead of opening ``path`` (a live
+        source, node/media/live.py); ``path`` then only names it in errors."""
         import av
 
         self.path = Path(path)
         self.limits = limits
-        _nonempty(self.path)
-        with _reading(self.path):
-            self._file: IO[bytes] = self.path.open("rb")
+        if file is None:
+            _nonempty(self.path)
+            with _reading(self.path):
+                file = self.path.open("rb")
+        self._file: IO[bytes] = file
+        self.decoded = 0  # frames decoded so far
         try:
             self._container: Any = av.open(
                 self._file,
@@ -223,7 +228,7 @@ class _Video:
             )
         except av.FFmpegError:
             self._file.close()
-            name = _container_name(self.path)
+            name = _container_name(self.path) if self.path.is_file() else None
             if name is not None:
                 raise ValidationError(
                     f"{self.path}: cannot read this {name} file: truncated or damaged"
@@ -322,6 +327,7 @@ class _Video:
                 self._check_size(frame.width, frame.height)
             yield index, frame
             index += 1
+            self.decoded = index
         if index == 0:
             raise ValidationError(f"{p}: video stream has no frames")
         self.frames_decoded = index
@@ -405,10 +411,11 @@ class _Greys:
     ``full_step``-th frame also gets its full-size PDQ (the reference's).
     """
 
-    def __init__(self, video: _Video, full_step: int | None) -> None:
+    def __init__(self, video: _Video, full_step: int | None, chunk: int = _CHUNK) -> None:
         self.video = video
         self.full_step = full_step
         self.size = GRID
+        self.chunk = chunk  # frames a batch after the first (a live source: fewer)
         self.crop: Borders | None = None
         self.sides: tuple[int, int, int, int] | None = None
 
@@ -480,7 +487,7 @@ class _Greys:
         self,
     ) -> Iterator[tuple[list[int], Any, Any, list[tuple[bytes, int] | None]]]:
         """(indices, (n, size, size) grey, (n, 64, 64) trimmed grey or None, refs);
-        the first batch is the border window, later ones _CHUNK frames."""
+        the first batch is the border window, later ones ``chunk`` frames."""
         video = self.video
         window_end = video.ts_ms(0) + BORDER_RULE.window_s * 1000
         indices: list[int] = []
@@ -494,7 +501,7 @@ class _Greys:
             if trimmed is not None:
                 trims.append(trimmed)
             refs.append(ref)
-            limit = BORDER_RULE.window_frames if first else _CHUNK
+            limit = BORDER_RULE.window_frames if first else self.chunk
             if len(indices) >= limit or (first and video.ts_ms(index) >= window_end):
                 yield indices, np.stack(greys), np.stack(trims) if trims else None, refs
                 indices, greys, trims, refs = [], [], [], []
@@ -638,33 +645,35 @@ def bank_frames(
     bits from the last kept frame's is kept too: still footage costs one
     frame a second, moving footage up to five.
     """
-    slots = params.extras_per_second + 1
-    frames: list[VideoFrame] = []
-    numbers: list[int] = []
     with _Video(path, limits) as video:
-        step = max(1, int(video.fps))
-        last = b""
-        last_slot = (-1, -1)
-        greys = _Greys(video, step)
-        for indices, grey, trimmed, refs in greys.batches():
-            small, quality, _ = pdq_64(trimmed if trimmed is not None else grey)
-            for i, index in enumerate(indices):
-                h = small[i].tobytes()
-                second, phase = divmod(index, step)
-                ref = refs[i]
-                if ref is not None:
-                    frames.append(VideoFrame(ref[0], ref[1], video.ts_ms(index)))
-                    numbers.append(index)
-                    last, last_slot = h, (second, 0)
-                    continue
-                slot = (second, phase * slots // step)
-                if slot == last_slot or slot[1] == 0 or int(quality[i]) < QUALITY_FLOOR:
-                    continue
-                if _hamming(h, last) > params.radius:
-                    frames.append(VideoFrame(h, int(quality[i]), video.ts_ms(index)))
-                    numbers.append(index)
-                    last, last_slot = h, slot
-        return video.hashes(frames, numbers, greys.borders())
+        greys = _Greys(video, max(1, int(video.fps)))
+        kept = list(_bank(greys, params))
+        return video.hashes([f for _, f in kept], [i for i, _ in kept], greys.borders())
+
+
+def _bank(greys: _Greys, params: BankParams) -> Iterator[tuple[int, VideoFrame]]:
+    """:func:`bank_frames`' choice as it decodes: (decoder index, frame)."""
+    video = greys.video
+    slots = params.extras_per_second + 1
+    step = max(1, int(video.fps))
+    last = b""
+    last_slot = (-1, -1)
+    for indices, grey, trimmed, refs in greys.batches():
+        small, quality, _ = pdq_64(trimmed if trimmed is not None else grey)
+        for i, index in enumerate(indices):
+            h = small[i].tobytes()
+            second, phase = divmod(index, step)
+            ref = refs[i]
+            if ref is not None:
+                yield index, VideoFrame(ref[0], ref[1], video.ts_ms(index))
+                last, last_slot = h, (second, 0)
+                continue
+            slot = (second, phase * slots // step)
+            if slot == last_slot or slot[1] == 0 or int(quality[i]) < QUALITY_FLOOR:
+                continue
+            if _hamming(h, last) > params.radius:
+                yield index, VideoFrame(h, int(quality[i]), video.ts_ms(index))
+                last, last_slot = h, slot
 
 
 # ---------------------------------------------------------------------- query
@@ -689,37 +698,93 @@ def query_frames(
     numbers: list[int] = []
     out: list[QueryFrame] = []
     with _Video(path, limits) as video:
-        last: int | None = None
-        last_ts = 0
         greys = _Greys(video, None)
-        for indices, grey, trimmed, _ in greys.batches():
-            h, q, m = pdq_64(grey, mirror=True)
-            th = tq = tm = None
-            if trimmed is not None:
-                th, tq, tm = pdq_64(trimmed, mirror=True)
-            hb, mb = h.tobytes(), m.tobytes()
-            tb, tmb = (
-                (th.tobytes(), tm.tobytes()) if th is not None and tm is not None else (b"", b"")
-            )
-            for i, index in enumerate(indices):
-                pdq = hb[32 * i : 32 * i + 32]
-                value = int.from_bytes(pdq, "big")
-                ts = video.ts_ms(index)
-                if (
-                    last is not None
-                    and (value ^ last).bit_count() <= params.prune_bits
-                    and ts - last_ts < params.max_gap_ms
-                ):
-                    continue
-                last, last_ts = value, ts
-                quality = int(q[i])
-                frames.append(VideoFrame(pdq, quality, ts))
-                numbers.append(index)
-                out.append(QueryFrame(pdq, quality, ts, VARIANT_ORIGINAL))
-                out.append(QueryFrame(mb[32 * i : 32 * i + 32], quality, ts, VARIANT_MIRRORED))
-                if tq is not None:
-                    tquality = int(tq[i])
-                    t_pdq, tm_pdq = tb[32 * i : 32 * i + 32], tmb[32 * i : 32 * i + 32]
-                    out.append(QueryFrame(t_pdq, tquality, ts, VARIANT_TRIMMED))
-                    out.append(QueryFrame(tm_pdq, tquality, ts, VARIANT_TRIMMED_MIRRORED))
+        for index, frame, variants in _query(greys, params):
+            frames.append(frame)
+            numbers.append(index)
+            out.extend(variants)
         return video.hashes(frames, numbers, greys.borders()), tuple(out)
+
+
+def _query(
+    greys: _Greys, params: QueryParams
+) -> Iterator[tuple[int, VideoFrame, list[QueryFrame]]]:
+    """:func:`query_frames`' frames as it decodes: (decoder index, the kept
+    frame, its query variants)."""
+    video = greys.video
+    last: int | None = None
+    last_ts = 0
+    for indices, grey, trimmed, _ in greys.batches():
+        h, q, m = pdq_64(grey, mirror=True)
+        th = tq = tm = None
+        if trimmed is not None:
+            th, tq, tm = pdq_64(trimmed, mirror=True)
+        hb, mb = h.tobytes(), m.tobytes()
+        tb, tmb = (th.tobytes(), tm.tobytes()) if th is not None and tm is not None else (b"", b"")
+        for i, index in enumerate(indices):
+            pdq = hb[32 * i : 32 * i + 32]
+            value = int.from_bytes(pdq, "big")
+            ts = video.ts_ms(index)
+            if (
+                last is not None
+                and (value ^ last).bit_count() <= params.prune_bits
+                and ts - last_ts < params.max_gap_ms
+            ):
+                continue
+            last, last_ts = value, ts
+            quality = int(q[i])
+            variants = [
+                QueryFrame(pdq, quality, ts, VARIANT_ORIGINAL),
+                QueryFrame(mb[32 * i : 32 * i + 32], quality, ts, VARIANT_MIRRORED),
+            ]
+            if tq is not None:
+                tquality = int(tq[i])
+                t_pdq, tm_pdq = tb[32 * i : 32 * i + 32], tmb[32 * i : 32 * i + 32]
+                variants.append(QueryFrame(t_pdq, tquality, ts, VARIANT_TRIMMED))
+                variants.append(QueryFrame(tm_pdq, tquality, ts, VARIANT_TRIMMED_MIRRORED))
+            yield index, VideoFrame(pdq, quality, ts), variants
+
+
+class _Live:
+    """A growing source (node/media/live.py) decoded as it grows, in batches
+    of ``chunk_s`` of stream time after the border window;
+    ``duration_ms`` is the stream time decoded so far."""
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        name: str,
+        limits: VideoLimits = DEFAULT_LIMITS,
+        chunk_s: float = 0.5,
+    ) -> None:
+        self.video = _Video(name, limits, file)
+        self.fps = self.video.fps
+        self.chunk = max(1, round(chunk_s * self.fps))
+
+    @property
+    def duration_ms(self) -> int:
+        return self.video.ts_ms(self.video.decoded)
+
+
+class LiveBank(_Live):
+    """:func:`bank_frames` over a growing source (``submit --live``)."""
+
+    params = BankParams()
+
+    def frames(self) -> Iterator[VideoFrame]:
+        with self.video:
+            greys = _Greys(self.video, max(1, int(self.fps)), self.chunk)
+            for _, frame in _bank(greys, self.params):
+                yield frame
+
+
+class LiveQuery(_Live):
+    """:func:`query_frames` over a growing source (``ccnode watch``): each
+    kept frame's query variants as the stream is decoded."""
+
+    params = QueryParams()
+
+    def frames(self) -> Iterator[list[QueryFrame]]:
+        with self.video:
+            for _, _, variants in _query(_Greys(self.video, None, self.chunk), self.params):
+                yield variants

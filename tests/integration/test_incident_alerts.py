@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from node.webhook import (
     sign_body,
     verify_signature,
 )
-from tests.helpers import LoopThread, Origin, eventually, member, write_node_dir
+from tests.helpers import LoopThread, Origin, eventually, http_server, member, write_node_dir
 
 pytestmark = pytest.mark.integration
 
@@ -173,13 +173,8 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/ccnode"
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with http_server(Handler) as base:
+        yield state, f"{base}/ccnode"
 
 
 def _webhook_node(tmp_path: Path, url: str) -> Node:

@@ -1,0 +1,89 @@
+"""A live source for tests: re-encode a video into a growing MPEG-TS stream.
+
+    python -m tests.live_writer SRC OUT [--speed X] [--stop-after-s S] [--hang]
+
+Decodes SRC and writes its frames to OUT (a file, ``-`` for standard
+output, or ``DIR/NAME.m3u8`` for a live HLS playlist of 1 s segments) as
+MPEG-TS (MPEG-2 video), paced at ``--speed`` times real time and
+flushed as it goes, so a reader sees the file grow as a recorder would make
+it. ``--stop-after-s`` ends the stream early (the file is left as it is, cut
+mid-stream); ``--hang`` then keeps the process (and a pipe) open without
+writing, to make a stalled source. Prints nothing; exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from fractions import Fraction
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    import av
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("src")
+    ap.add_argument("out")
+    ap.add_argument("--speed", type=float, default=1.0)
+    ap.add_argument("--stop-after-s", type=float, default=0.0)
+    ap.add_argument("--hang", action="store_true")
+    args = ap.parse_args(argv)
+
+    hls = args.out.endswith(".m3u8")
+    raw: Any = sys.stdout.buffer if args.out == "-" else None
+    if raw is None and not hls:
+        raw = open(args.out, "wb")  # noqa: SIM115
+    with av.open(args.src) as src:
+        stream = src.streams.video[0]
+        rate = Fraction(stream.average_rate or 25)
+        if hls:  # a live HLS playlist: 1 s MPEG-TS segments, the playlist updated per segment
+            out = av.open(
+                args.out,
+                "w",
+                format="hls",
+                options={"hls_time": "1", "hls_list_size": "0", "hls_flags": "temp_file"},
+            )
+        else:
+            out = av.open(raw, "w", format="mpegts")
+        vs = out.add_stream("mpeg2video", rate=rate)
+        vs.width = stream.codec_context.width
+        vs.height = stream.codec_context.height
+        vs.pix_fmt = "yuv420p"
+        vs.bit_rate = 2_000_000
+        vs.codec_context.gop_size = max(1, int(rate) // 2)
+        vs.codec_context.time_base = 1 / rate
+        start = time.monotonic()
+        for i, decoded in enumerate(src.decode(stream)):
+            t = float(i / rate)
+            if args.stop_after_s and t >= args.stop_after_s:
+                break
+            due = start + t / args.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing the source at its frame rate
+            frame = decoded.reformat(format="yuv420p")
+            frame.pts = i
+            frame.time_base = 1 / rate
+            for packet in vs.encode(frame):
+                out.mux(packet)
+            if raw is not None:
+                raw.flush()
+        if args.stop_after_s and args.hang:
+            if raw is not None:
+                raw.flush()
+            while True:  # a stalled source: open, silent
+                time.sleep(3600)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        out.close()
+    if raw is not None:
+        raw.flush()
+        if raw is not sys.stdout.buffer:
+            raw.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

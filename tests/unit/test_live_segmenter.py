@@ -1,0 +1,83 @@
+"""The live segmenter: a fixed grid of stream time, final at the end, exact errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.core.vpdq import VideoFrame
+from node.errors import ValidationError
+from node.media.live import Segmenter, check_segment_seconds
+
+VID = bytes(range(16))
+
+
+def _frame(ts: int, n: int = 0) -> VideoFrame:
+    return VideoFrame(bytes([n % 256]) * 32, 90, ts)
+
+
+def _feed(seg: Segmenter, stamps: list[int]) -> list[tuple[int, int, int, int, bool]]:
+    out = []
+    for i, ts in enumerate(stamps):
+        out += [
+            (s.index, s.start_ms, s.duration_ms, len(s.frames), s.final)
+            for s in seg.add(_frame(ts, i))
+        ]
+    return out
+
+
+def test_segments_complete_on_the_grid_and_the_end_closes_the_last() -> None:
+    seg = Segmenter(VID, 2000, fps_milli=25000)
+    done = _feed(seg, [0, 400, 1000, 1999, 2000, 3000, 4100, 4200])
+    assert done == [(0, 0, 2000, 4, False), (1, 2000, 2000, 2, False)]
+    final = seg.finish(4600)
+    assert final is not None
+    assert (final.index, final.start_ms, final.duration_ms, len(final.frames), final.final) == (
+        2,
+        4000,
+        600,
+        2,
+        True,
+    )
+    assert [f.ts_ms for f in final.frames] == [4100, 4200]
+    assert seg.finish(5000) is None  # nothing pending
+
+
+def test_a_gap_without_frames_skips_segment_numbers() -> None:
+    seg = Segmenter(VID, 1000)
+    assert _feed(seg, [0, 500, 3200]) == [(0, 0, 1000, 2, False)]
+
+
+def test_an_offset_continues_the_video_clock() -> None:
+    seg = Segmenter(VID, 2000, offset_ms=6000)  # resumed after 3 published segments
+    assert _feed(seg, [0, 1500, 2100]) == [(3, 6000, 2000, 2, False)]
+    final = seg.finish(2500)
+    assert final is not None and (final.index, final.start_ms, final.end_ms) == (4, 8000, 8500)
+
+
+def test_out_of_order_frames_are_refused() -> None:
+    seg = Segmenter(VID, 2000)
+    _feed(seg, [0, 800])
+    with pytest.raises(ValidationError) as e:
+        _feed(seg, [700])
+    assert str(e.value) == "frame at 700 ms comes after one at 800 ms: timestamps out of order"
+
+
+def test_a_segment_over_the_frame_cap_is_refused() -> None:
+    seg = Segmenter(VID, 600_000)
+    with pytest.raises(ValidationError) as e:
+        _feed(seg, list(range(1025)))
+    assert str(e.value) == (
+        "segment 0 has more than 1024 frames in 600 s: use a shorter --segment-seconds"
+    )
+
+
+@pytest.mark.parametrize(("seconds", "ms"), [(1, 1000), (2.5, 2500), (600, 600_000)])
+def test_segment_seconds(seconds: float, ms: int) -> None:
+    assert check_segment_seconds(seconds) == ms
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 601])
+def test_segment_seconds_out_of_range(seconds: float) -> None:
+    with pytest.raises(ValidationError) as e:
+        check_segment_seconds(seconds)
+    assert str(e.value) == f"--segment-seconds {seconds:g}: expected 1..600"
