@@ -37,7 +37,7 @@ from node.core.entry import (
 from node.core.feedback import Aggregate
 from node.core.hashes import ALGORITHMS, algorithm, check_not_trivial
 from node.core.payloads import decode_quality
-from node.core.policy import Decision, Policy
+from node.core.policy import Decision, Policy, VideoFacts
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
 from node.core.trust import (
@@ -48,6 +48,7 @@ from node.core.trust import (
     check_provenance,
     raw_public_key,
 )
+from node.core.vpdq import VideoFrame
 from node.errors import (
     EquivocationError,
     NodeError,
@@ -57,10 +58,18 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.match.frames import FrameMatcher, QueryArrays
 from node.match.limits import Candidate, MatchLimits, chunks, rank
 from node.match.matcher import PdqMatcher
 from node.match.negative import NegativeBank
 from node.match.pdq_index import DEFAULT_RADIUS, MAX_RADIUS
+from node.match.video import (
+    FrameHits,
+    QueryFrame,
+    VideoScore,
+    VideoThresholds,
+    score_video,
+)
 from node.media.image import check_pdq_not_degenerate, check_pdq_quality
 from node.observe import ALERT_EQUIVOCATION, ALERT_MAP_FULL, NullObserver, Observer
 from node.store.base import Head, IngestResult
@@ -74,6 +83,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SUBMIT_BATCH = 1000
+#: Query frames (all variants) per video Match request, whatever the budget:
+#: 80,000 frames (~3.2 MB) keep a request under the 4 MiB message cap. The
+#: Match budget (node.match.limits) counts each frame like a PDQ query, so by
+#: default a request holds at most 10,000 frames at distance 31; a longer
+#: upload is matched in windows (the CLI does it).
+MAX_VIDEO_QUERY_FRAMES = 80_000
+#: Banked videos answered per video query, best first.
+MAX_VIDEO_ANSWERS = 100
 #: Batches at least this large are verified in worker processes (catch-up).
 PROCESS_VERIFY_MIN = 256
 
@@ -401,6 +418,18 @@ class MatchHit:
     variant: int = 0  # PDQ: which query hash matched (0 the query, i its i-th dihedral hash)
 
 
+@dataclass(frozen=True, slots=True)
+class VideoMatchHit:
+    """A banked video a video query hit: how (``score``), and the provenance,
+    action and rule of its first matched segment (``hit``)."""
+
+    hit: MatchHit
+    video_id: bytes
+    segments: tuple[bytes, ...]  # the video's segment entries held here, in time order
+    score: VideoScore
+    banked_ms: tuple[int, int]  # first and last banked frame held here
+
+
 class NodeApp:
     def __init__(
         self,
@@ -456,6 +485,8 @@ class NodeApp:
         self.accountability.settled = self._settled
         self.matcher = PdqMatcher(store)
         self._listeners.append(self.matcher.on_commit)
+        self.frames = FrameMatcher(store)
+        self._listeners.append(self.frames.on_commit)
         self.match_limits = MatchLimits()
         # Match work off the event loop, one step at a time per request (the
         # search in chunks), so requests interleave (node.match.limits). Two
@@ -869,6 +900,104 @@ class NodeApp:
                 now_ms(),
             )
 
+    def match_video(
+        self,
+        frames: Sequence[QueryFrame],
+        thresholds: VideoThresholds | None = None,
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
+        report_all: bool = False,
+    ) -> list[VideoMatchHit]:
+        """Banked videos that the query frames (an upload's frames with their
+        variants) match, best first; with ``report_all`` also the videos that
+        some frames hit without a match decision. Its cost (each frame as a
+        PDQ query at the request's distance) is checked against the Match
+        budget first. CPU-bound: call it off the event loop, in
+        ``match_pool`` (the Match servicer does); the frames are looked up in
+        one batch holding the frame index's lock."""
+        started = time.perf_counter()
+        try:
+            t = thresholds or VideoThresholds()
+            out = self._match_video(frames, t, include_retracted, record, report_all)
+        except NodeError:
+            self.observer.matched(1, 0, time.perf_counter() - started, ok=False)
+            raise
+        self.observer.matched(1, len(out), time.perf_counter() - started, ok=True)
+        return out
+
+    def _match_video(
+        self,
+        frames: Sequence[QueryFrame],
+        t: VideoThresholds,
+        include_retracted: bool,
+        record: bool,
+        report_all: bool,
+    ) -> list[VideoMatchHit]:
+        if not frames:
+            raise ValidationError(f"empty video query: expected 1..{MAX_VIDEO_QUERY_FRAMES} frames")
+        if len(frames) > MAX_VIDEO_QUERY_FRAMES:
+            raise ValidationError(
+                f"video query of {len(frames)} frames: expected at most "
+                f"{MAX_VIDEO_QUERY_FRAMES} (match a long upload in windows)"
+            )
+        if t.max_distance > MAX_RADIUS:
+            raise ValidationError(f"PDQ distance {t.max_distance}: expected 0..{MAX_RADIUS}")
+        # every frame is searched like a PDQ query: the same budget
+        self.match_limits.check_cost(len(frames), t.max_distance)
+        if not self.frames.ready:
+            raise UnavailableError("the frame index is still being built; retry shortly")
+        bank = self.negative if len(self.negative) else None
+        if bank is not None:  # frames of known benign footage never match
+            benign = bank.suppressed_pdq([f.pdq for f in frames])
+            frames = [f for f, drop in zip(frames, benign, strict=True) if not drop]
+            if not frames:
+                return []
+        query = QueryArrays.of([(f.pdq, f.quality, f.ts_ms, f.variant) for f in frames])
+        found = self.frames.search(
+            query,
+            t.max_distance,
+            include_retracted=include_retracted,
+            quality_floor=t.quality_floor,
+        )
+        out: list[VideoMatchHit] = []
+        for v in found:
+            banked = [
+                VideoFrame(p.tobytes(), int(q), int(ts))
+                for p, q, ts in zip(v.banked_pdq, v.banked_quality, v.banked_ts, strict=True)
+            ]
+            score = score_video(
+                frames, banked, FrameHits(v.query_index, v.banked_index, v.distance), t
+            )
+            if not (score.is_match or report_all):
+                continue
+            stored = self.store.get(v.matched_segments[0]) if v.matched_segments else None
+            if stored is None:
+                continue
+            video = VideoFacts(score.query_pct, score.banked_pct, score.matched_ms)
+            hit = self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0, video=video)
+            out.append(
+                VideoMatchHit(
+                    hit,
+                    v.key[1],
+                    v.segments,
+                    score,
+                    (int(v.banked_ts[0]), int(v.banked_ts[-1])),
+                )
+            )
+        out.sort(key=lambda h: (not h.score.is_match, -h.score.matched_frames, -h.score.coverage))
+        out = out[:MAX_VIDEO_ANSWERS]
+        if record:
+            self.accountability.record_matches(
+                [
+                    (h.hit.entry.entry_id, h.hit.action, h.hit.rule)
+                    for h in out
+                    if h.score.is_match and not h.hit.retracted_by
+                ],
+                now_ms(),
+            )
+        return out
+
     def explain(self, entry_id: bytes) -> tuple[MatchHit, Decision | None]:
         """The entry as a match answer, and the policy's rule-by-rule reasoning."""
         hit = self.get(entry_id)
@@ -883,7 +1012,14 @@ class NodeApp:
         return hit, verdict.decision
 
     def _hit(
-        self, entry: SignedEntry, arrival: int, retracted_by: bytes, dist: int, variant: int = 0
+        self,
+        entry: SignedEntry,
+        arrival: int,
+        retracted_by: bytes,
+        dist: int,
+        variant: int = 0,
+        *,
+        video: VideoFacts | None = None,
     ) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
@@ -900,6 +1036,7 @@ class NodeApp:
             distance=dist,
             standing=standing,
             equivocated=equivocated,
+            video=video,
         )
         return MatchHit(
             entry,

@@ -57,6 +57,7 @@ class ForkResolutions:
         voided = [e for a in applied for e in a.voided]
         if voided:
             self.app.matcher.void(voided)
+            self.app.frames.void(voided)
         for a in applied:
             r = a.record
             if r.state is State.REFUSED:

@@ -258,10 +258,12 @@ class Node:
         self.app.changes.notify()
 
     async def _build_index(self) -> None:
-        """Load the PDQ index from LMDB off the event loop (health stays
+        """Load the PDQ and frame indexes from LMDB off the event loop (health stays
         NOT_SERVING meanwhile; commits that land during it are queued)."""
         n = await asyncio.to_thread(self.app.matcher.build, lambda line: log.info("%s", line))
         log.info("PDQ index ready: %d hashes", n)
+        n = await asyncio.to_thread(self.app.frames.build, lambda line: log.info("%s", line))
+        log.info("frame index ready: %d video segments", n)
 
     async def _check_store(self) -> None:
         self.store.check()

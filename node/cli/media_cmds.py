@@ -1,10 +1,12 @@
 """Media commands: ``ccnode hash FILE...`` and ``ccnode match FILE...``.
 
 Files are hashed here, on the member's machine: PDQ (images, with quality),
-MD5 and SHA-256 (any file), VIDEO_MD5 (videos, by extension), and for
-``hash`` Meta's vPDQ of videos (docs/video.md) and a Chromaprint-compatible
-audio fingerprint of audio files and of videos' soundtracks (docs/audio.md).
-Only hashes go to the node, and a node only ever answers from its own replica. A bad file
+MD5 and SHA-256 (any file), VIDEO_MD5 (videos, by extension), for ``hash``
+Meta's vPDQ of videos (docs/video.md) and a Chromaprint-compatible audio
+fingerprint of audio files and of videos' soundtracks (docs/audio.md), and
+for ``match`` every frame's PDQ of a video with its variants
+(node/cli/video_cmds.py). Only hashes go to the node, and a node only ever
+answers from its own replica. A bad file
 gets one line on stderr and the others go on; the exit code is 2 if any
 file failed.
 """
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.cli import video_cmds
 from node.errors import ValidationError
+from node.match.video import QueryFrame
 from node.media import image as media
 from node.media.audio import AudioFingerprint, fingerprint_file
 from node.media.video import VideoHashes
@@ -253,20 +257,44 @@ def match_files(args: argparse.Namespace) -> int:
             queries.append((algo, value))
             variants.append([v.value for v in h.dihedral[1:]] if algo == "PDQ" else [])
             owner.append(i)
+    frames: dict[int, list[QueryFrame]] = {}  # videos: every frame and its variants
+    for i, h in enumerate(done):
+        if h.path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                frames[i] = video_cmds.hash_query(h.path)
+            except ValidationError as exc:
+                print(f"ccnode: error: {exc}", file=sys.stderr)
+                failed += 1
     results: list[pb.QueryResult] = []
-    if queries:
+    videos: dict[int, list[pb.VideoMatch]] = {i: [] for i in frames}
+    thresholds = video_cmds.thresholds_of(args)
 
-        async def go() -> pb.MatchResponse:
-            async with connect(args) as client:  # as DIR's member (mutual TLS)
-                return await client.match(
+    async def go() -> None:
+        async with connect(args) as client:  # as DIR's member (mutual TLS)
+            if queries:
+                response = await client.match(
                     queries,
                     include_retracted=args.include_retracted,
                     record=args.record,
                     max_distance=args.max_distance,
                     dihedral=variants,
                 )
+                results.extend(response.results)
+            for i, fs in frames.items():
+                answers = []
+                size = video_cmds.window_frames(args.max_distance)
+                for window in video_cmds.query_windows(fs, size):
+                    answers += await client.match_video(
+                        window,
+                        thresholds,
+                        include_retracted=args.include_retracted,
+                        record=args.record,
+                        report_all=args.report_all,
+                    )
+                videos[i] = video_cmds.best_per_video(answers)
 
-        results = list(asyncio.run(go()).results)
+    if queries or frames:
+        asyncio.run(go())
     per_file: list[dict[bytes, pb.Match]] = [{} for _ in done]
     never: list[bool] = [False for _ in done]
     truncated: list[bool] = [False for _ in done]
@@ -288,8 +316,17 @@ def match_files(args: argparse.Namespace) -> int:
         for i, h in enumerate(done)
     ]
     if args.json:
-        print(json.dumps([a.json() for a in answers], indent=2))
+        docs = []
+        for i, a in enumerate(answers):
+            doc = a.json()
+            if i in videos:
+                doc["videos"] = [video_cmds.video_json(v) for v in videos[i]]
+            docs.append(doc)
+        print(json.dumps(docs, indent=2))
     else:
-        for a in answers:
-            a.print(str(a.file))
+        for i, a in enumerate(answers):
+            found = videos.get(i, [])
+            if a.matches or a.never_match or not any(v.is_match for v in found):
+                a.print(str(a.file))
+            video_cmds.print_videos(str(a.file), found)
     return 2 if failed else 0

@@ -18,10 +18,10 @@ from node.config import (
     load_signer,
 )
 from node.core import hashes, labels, payloads
-from node.core.entry import EntryBody, Kind, Signer, check_id_text, check_member_id
+from node.core.entry import Kind, Signer, check_id_text, check_member_id
 from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
-from node.errors import ConflictError, NotFoundError, ProvenanceError, ValidationError
+from node.errors import ConflictError, NodeError, NotFoundError, ProvenanceError, ValidationError
 from node.media.live import LIVE_SEGMENT_S
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
@@ -102,7 +102,7 @@ def register(sub: Any) -> None:
         "--file",
         type=Path,
         help="hash this file here instead of --hash (PDQ for images, with the quality "
-        "floor; SHA-256 otherwise, or the --algo given)",
+        "floor; a video is banked as VPDQ segments; SHA-256 otherwise, or the --algo given)",
     )
     p.add_argument(
         "--quality",
@@ -120,7 +120,10 @@ def register(sub: Any) -> None:
     p.add_argument("--reason", default="", help="free text, at most 1024 bytes")
     p.add_argument("--urgent", action="store_true", help="flag as part of a live incident")
     p.add_argument(
-        "--retract", metavar="ENTRY_ID", help="retract one of your entries (id or 8+ digit prefix)"
+        "--retract",
+        metavar="ENTRY_ID",
+        help="retract one of your entries (id or 8+ digit prefix; a video's segment: "
+        "every segment of the video)",
     )
     p.add_argument(
         "--live",
@@ -133,7 +136,8 @@ def register(sub: Any) -> None:
         "--segment-seconds",
         type=float,
         default=None,
-        help=f"--live: stream seconds per segment entry (1..600; default {LIVE_SEGMENT_S:g})",
+        help=f"--live: stream seconds per segment entry (1..600; default {LIVE_SEGMENT_S:g}); "
+        "--file VIDEO: the same (default 60)",
     )
     p.add_argument(
         "--stall-seconds",
@@ -159,6 +163,19 @@ def register(sub: Any) -> None:
     p.add_argument("--include-retracted", action="store_true")
     p.add_argument("--insecure", action="store_true", help="plaintext connection (dev only)")
     p.add_argument("--record", action="store_true", help="log hits in the node's match log")
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        help="videos: share of the overlapped banked frames that must align (default 0.5)",
+    )
+    p.add_argument(
+        "--min-matched-ms",
+        type=int,
+        help="videos: banked time the aligned frames must span (default 2000)",
+    )
+    p.add_argument(
+        "--report-all", action="store_true", help="videos: also banked videos hit without a match"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_match)
 
@@ -395,6 +412,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.retract:
         check_id_text(args.retract)
         fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": args.retract}
+    elif args.file is not None and _is_video(args.file) and args.algo in (None, "vpdq", "VPDQ"):
+        from node.cli.video_cmds import bank_segments
+
+        seconds = args.segment_seconds if args.segment_seconds is not None else 60
+        segments = bank_segments(args.file, round(seconds * 1000))
+        fields = {
+            "kind": Kind.ADD,
+            "algorithm": "VPDQ",
+            "hash": segments[0].encode(),
+            "labels": labels.normalize_labels(args.label),
+            "incident": labels.check_incident(args.incident),
+            "segments": [s.encode() for s in segments],
+        }
     else:
         algo, value, quality = _hash_to_submit(args)
         fields = {
@@ -416,13 +446,41 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 f"{when(p.time_ms)} with the same labels; not submitted again)"
             )
         return 0
-    result = response.results[0]
-    outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_").lower()
+    rows = [
+        (r.entry_id.hex(), pb.Outcome.Name(r.outcome).removeprefix("OUTCOME_").lower())
+        for r in response.results
+    ]
     if args.json:
-        print(json.dumps({"entry_id": result.entry_id.hex(), "outcome": outcome}))
+        docs = [{"entry_id": e, "outcome": o} for e, o in rows]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs))
     else:
-        print(f"{outcome}: entry {result.entry_id.hex()}")
+        for entry_id, outcome in rows:
+            print(f"{outcome}: entry {entry_id}")
+        if len(rows) > 1:
+            what = "retractions" if args.retract else "segments of the video"
+            print(f"{len(rows)} {what} in one batch")
     return 0
+
+
+def _is_video(path: Path) -> bool:
+    from node.cli.media_cmds import VIDEO_SUFFIXES
+
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+async def _video_retractions(client: NodeClient, target: bytes) -> list[dict[str, Any]]:
+    """RETRACTs for every not yet retracted segment of the video ``target``
+    is a segment of; none if it is not a VPDQ segment held there."""
+    try:
+        found = await client.get_entry(target)
+    except NodeError:
+        return []  # unknown there: the single RETRACT says so itself
+    out = []
+    for entry_id in found.video_segments:
+        segment = found if entry_id == target else await client.get_entry(entry_id)
+        if not segment.provenance.retracted:
+            out.append({"kind": Kind.RETRACT, "target": entry_id})
+    return out
 
 
 def _hash_to_submit(args: argparse.Namespace) -> tuple[str, bytes, int | None]:
@@ -487,28 +545,28 @@ async def _submit(
     fields: dict[str, Any],
     args: argparse.Namespace,
 ) -> pb.SubmitResponse | pb.Match:
-    import time
+    """Sign the entry (a video: its segments; a video's segment retracted: every
+    segment) as one chained batch after the origin's head and submit it (a
+    two-hour video is 120 segments; the submit cap is 1000 entries)."""
+    from node.cli.report_cmds import sign_chain
 
     async with connect(args) as client:
         if isinstance(fields.get("target"), str):
             fields = {**fields, "target": await resolve_entry_id(client, fields["target"])}
+        segments = fields.pop("segments", None)
+        batch = [fields]
         if fields["kind"] == Kind.ADD:
+            # a video: is its first segment live already? (same labels: it is the answer)
             existing = await _already_submitted(client, origin, fields)
             if existing is not None:
                 return existing
-        status = await client.status()
-        head = next((h for h in status.heads if h.origin == origin), None)
-        body = EntryBody(
-            origin=origin,
-            seq=head.next_seq if head else 0,
-            prev=head.head_id if head else bytes(32),
-            key_id=signer.key_id,
-            time_ms=time.time_ns() // 1_000_000,
-            reason=args.reason,
-            urgent=args.urgent,
-            **fields,
-        )
-        return await client.submit([signer.sign(body)])
+            if segments is not None:
+                batch = [{**fields, "hash": h} for h in segments]
+        else:  # a video's segment: retract the whole video, in one batch
+            batch = await _video_retractions(client, fields["target"]) or batch
+        common = {"reason": args.reason, "urgent": args.urgent}
+        entries = await sign_chain(client, origin, signer, [{**common, **f} for f in batch])
+        return await client.submit(entries)
 
 
 def cmd_match(args: argparse.Namespace) -> int:

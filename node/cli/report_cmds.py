@@ -172,6 +172,17 @@ async def sign_and_submit(
     client: NodeClient, origin: str, signer: Signer, contents: Sequence[dict[str, Any]]
 ) -> list[SignedEntry]:
     """Sign ``contents`` as the next entries of ``origin``'s log and submit them."""
+    entries = await sign_chain(client, origin, signer, contents)
+    for i in range(0, len(entries), MAX_BATCH):
+        await client.submit(entries[i : i + MAX_BATCH])
+    return entries
+
+
+async def sign_chain(
+    client: NodeClient, origin: str, signer: Signer, contents: Sequence[dict[str, Any]]
+) -> list[SignedEntry]:
+    """Sign ``contents`` as the next entries of ``origin``'s log (after the
+    head the node holds)."""
     status = await client.status()
     head = next((h for h in status.heads if h.origin == origin), None)
     seq, prev = (head.next_seq, head.head_id) if head else (0, bytes(32))
@@ -183,8 +194,6 @@ async def sign_and_submit(
         entry = signer.sign(body)
         entries.append(entry)
         seq, prev = seq + 1, entry.entry_id
-    for i in range(0, len(entries), MAX_BATCH):
-        await client.submit(entries[i : i + MAX_BATCH])
     return entries
 
 

@@ -527,6 +527,28 @@ class FrameMatcher(BuiltFromStore):
             )
         return n
 
+    def search(
+        self,
+        query: QueryArrays,
+        max_distance: int,
+        *,
+        include_retracted: bool = False,
+        quality_floor: int = QUALITY_FLOOR,
+    ) -> list[VideoHits]:
+        """:meth:`FrameIndex.search` from a worker thread: one batch, holding
+        the index lock (commits meanwhile are queued, never waited for)."""
+        self._index_lock.acquire()
+        try:
+            self._drain()  # what committed before this search
+            return self.index.search(
+                query,
+                max_distance,
+                include_retracted=include_retracted,
+                quality_floor=quality_floor,
+            )
+        finally:
+            self._release()
+
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
         adds = []
         for e in entries:
@@ -541,7 +563,7 @@ class FrameMatcher(BuiltFromStore):
         if adds:
             self.index.add_segments(adds)
 
-    def void(self, entries: Sequence[SignedEntry]) -> None:
+    def _void(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:
             body = e.body
             if body.kind == Kind.ADD and body.algorithm == "VPDQ":

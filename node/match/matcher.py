@@ -99,7 +99,21 @@ class BuiltFromStore:
             if not pending or not self._index_lock.acquire(blocking=False):
                 return
 
+    def void(self, entries: Sequence[SignedEntry]) -> None:
+        """Forget entries a fork resolution moved out of the live tables: their
+        hashes leave the index, and a target their RETRACT retracted is active
+        again (if it is still stored and not retracted otherwise)."""
+        self._index_lock.acquire()  # rare: may wait for one search step
+        try:
+            self._drain()
+            self._void(entries)
+        finally:
+            self._release()
+
     def _apply(self, entries: Sequence[SignedEntry]) -> None:
+        raise NotImplementedError
+
+    def _void(self, entries: Sequence[SignedEntry]) -> None:
         raise NotImplementedError
 
 
@@ -180,17 +194,6 @@ class PdqMatcher(BuiltFromStore):
             if self.entry_id(item) == target:
                 self.active.remove(item)
                 self.retracted.add(item, value)
-
-    def void(self, entries: Sequence[SignedEntry]) -> None:
-        """Forget entries a fork resolution moved out of the live tables: their
-        hashes leave the index, and a target their RETRACT retracted is active
-        again (if it is still stored and not retracted otherwise)."""
-        self._index_lock.acquire()  # rare: may wait for one search step
-        try:
-            self._drain()
-            self._void(entries)
-        finally:
-            self._release()
 
     def _void(self, entries: Sequence[SignedEntry]) -> None:
         for e in entries:

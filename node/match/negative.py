@@ -14,6 +14,7 @@ algorithms are suppressed on equality.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from node.core import hashes
@@ -71,6 +72,16 @@ class NegativeBank:
         if pdq_ids:
             bank._pdq.add_many(pdq_ids, pdq_values)
         return bank
+
+    def suppressed_pdq(self, hashes: Sequence[bytes]) -> list[bool]:
+        """For each PDQ hash (a video's frames), whether it is near a listed one:
+        one batched lookup."""
+        out = [False] * len(hashes)
+        if len(self._pdq) and hashes:
+            qid, _, _ = self._pdq.search_arrays(list(hashes), NEVER_MATCH_DISTANCE)
+            for i in set(qid.tolist()):
+                out[i] = True
+        return out
 
     def suppresses(self, algorithm: str, value: bytes) -> bool:
         if algorithm == "PDQ":

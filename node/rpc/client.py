@@ -23,6 +23,7 @@ from node.errors import (
     StorageError,
     ValidationError,
 )
+from node.match.video import QueryFrame, VideoThresholds
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
@@ -197,6 +198,27 @@ class NodeClient:
             return response
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc) from None
+
+    async def match_video(
+        self,
+        frames: Sequence[QueryFrame],
+        thresholds: VideoThresholds | None = None,
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
+        report_all: bool = False,
+    ) -> list[pb.VideoMatch]:
+        """One video query (at most 80,000 frames: node.app.MAX_VIDEO_QUERY_FRAMES)."""
+        request = pb.MatchRequest(
+            video=convert.video_query_to_pb(frames, thresholds, report_all),
+            include_retracted=include_retracted,
+            record=record,
+        )
+        try:
+            response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
+            return list(response.videos)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
 
     async def get_entry(self, entry_id: bytes | str) -> pb.GetEntryResponse:
         """One entry, by its id or (a str of hex digits) a unique prefix of it."""

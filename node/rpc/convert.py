@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.accountability import ActionSummary
-from node.app import MatchHit, MatchResults
+from node.app import MAX_VIDEO_QUERY_FRAMES, MatchHit, MatchResults, VideoMatchHit
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate
 from node.core.payloads import decode_quality
 from node.core.policy import Decision
 from node.core.roster import RosterSignature, SignedRoster
 from node.errors import ValidationError
+from node.match.video import QueryFrame, VideoThresholds
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.transparency import Alert
 
@@ -117,6 +118,95 @@ def match_to_pb(hit: MatchHit) -> pb.Match:
         recommended_action=hit.action,
         rule=hit.rule,
         variant=hit.variant,
+    )
+
+
+_THRESHOLD_FIELDS = (
+    "max_distance",
+    "quality_floor",
+    "min_coverage",
+    "min_frames",
+    "min_matched_ms",
+    "offset_tolerance_ms",
+)
+
+
+def video_query_from_pb(msg: pb.VideoQuery) -> tuple[list[QueryFrame], VideoThresholds]:
+    """A video query's frames and thresholds, every column checked."""
+    n = len(msg.quality)
+    if n > MAX_VIDEO_QUERY_FRAMES:
+        raise ValidationError(
+            f"video query of {n} frames: expected at most {MAX_VIDEO_QUERY_FRAMES} "
+            "(match a long upload in windows)"
+        )
+    if len(msg.hashes) != 32 * n or len(msg.ts_ms) != n or len(msg.variant) != n:
+        raise ValidationError(
+            f"video query columns disagree: {len(msg.hashes)} hash bytes, {n} qualities, "
+            f"{len(msg.ts_ms)} timestamps, {len(msg.variant)} variants: expected 32 hash "
+            "bytes and one of each per frame"
+        )
+    frames = []
+    raw = msg.hashes
+    for i, (q, ts, v) in enumerate(zip(msg.quality, msg.ts_ms, msg.variant, strict=True)):
+        try:
+            frames.append(QueryFrame(raw[32 * i : 32 * i + 32], q, ts, v))
+        except ValidationError as exc:
+            raise ValidationError(f"video query frame {i}: {exc}") from None
+    t = msg.thresholds
+    try:
+        thresholds = VideoThresholds(
+            **{f: getattr(t, f) for f in _THRESHOLD_FIELDS if t.HasField(f)}
+        )
+    except ValidationError as exc:
+        raise ValidationError(f"video thresholds: {exc}") from None
+    return frames, thresholds
+
+
+def video_query_to_pb(
+    frames: Sequence[QueryFrame],
+    thresholds: VideoThresholds | None = None,
+    report_all: bool = False,
+) -> pb.VideoQuery:
+    msg = pb.VideoQuery(
+        hashes=b"".join(f.pdq for f in frames),
+        quality=[f.quality for f in frames],
+        ts_ms=[f.ts_ms for f in frames],
+        variant=[f.variant for f in frames],
+        report_all=report_all,
+    )
+    if thresholds is not None:
+        defaults = VideoThresholds()
+        for name in _THRESHOLD_FIELDS:
+            value = getattr(thresholds, name)
+            if value != getattr(defaults, name):
+                setattr(msg.thresholds, name, value)
+    return msg
+
+
+def video_match_to_pb(v: VideoMatchHit) -> pb.VideoMatch:
+    """A video answer. Its provenance leaves the segment's frames out (up to
+    38 KB each, 100 answers would pass the message cap): GetEntry has them."""
+    s = v.score
+    match = match_to_pb(v.hit)
+    match.provenance.hash = b""
+    return pb.VideoMatch(
+        match=match,
+        video_id=v.video_id,
+        segments=list(v.segments),
+        query_pct=s.query_pct,
+        banked_pct=s.banked_pct,
+        matched_frames=s.matched_frames,
+        offset_ms=s.offset_ms,
+        coverage=s.coverage,
+        query_start_ms=s.query_range_ms[0],
+        query_end_ms=s.query_range_ms[1],
+        banked_start_ms=s.banked_range_ms[0],
+        banked_end_ms=s.banked_range_ms[1],
+        mirrored=s.mirrored,
+        trimmed=s.trimmed,
+        is_match=s.is_match,
+        banked_first_ms=v.banked_ms[0],
+        banked_last_ms=v.banked_ms[1],
     )
 
 

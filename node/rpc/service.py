@@ -277,12 +277,23 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         entry_id = self.app.resolve_id(request.id_prefix) if request.id_prefix else request.entry_id
         hit = self.app.get(entry_id)
         return pb.GetEntryResponse(
-            entry=convert.entry_to_pb(hit.entry), provenance=convert.provenance_to_pb(hit)
+            entry=convert.entry_to_pb(hit.entry),
+            provenance=convert.provenance_to_pb(hit),
+            video_segments=self.app.frames.index.video_segments(hit.entry.entry_id),
         )
 
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
+        if request.HasField("video"):
+            if request.queries:
+                raise ValidationError(
+                    "a Match request carries hash queries or a video query, not both"
+                )
+            # converted, budget-checked, matched and converted back in a match thread
+            loop = asyncio.get_running_loop()
+            videos = await loop.run_in_executor(self.app.match_pool, self._match_video, request)
+            return pb.MatchResponse(videos=videos)
         check_batch_size(len(request.queries), self.app.match_limits.max_queries, "queries")
         # Converting 10,000 queries each way is work too: in a match thread.
         step = self.app.match_step(request.queries)
@@ -298,6 +309,17 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             convert.match_response, results, self.app.match_limits.response_bytes
         )
         return response
+
+    def _match_video(self, request: pb.MatchRequest) -> list[pb.VideoMatch]:
+        frames, thresholds = convert.video_query_from_pb(request.video)
+        found = self.app.match_video(
+            frames,
+            thresholds,
+            include_retracted=request.include_retracted,
+            record=request.record,
+            report_all=request.video.report_all,
+        )
+        return [convert.video_match_to_pb(v) for v in found]
 
     @_mapped
     async def Status(self, request: pb.StatusRequest, context: Context) -> pb.StatusResponse:

@@ -6,10 +6,13 @@ import struct
 
 import pytest
 
+from node.app import MAX_SUBMIT_BATCH
 from node.core import vpdq
 from node.core.entry import MAX_VPDQ_BODY_BYTES, EntryBody
 from node.core.vpdq import VideoFrame, VpdqSegment
 from node.errors import ValidationError
+from node.rpc.client import MAX_MESSAGE_BYTES
+from node.rpc.service import MAX_PULL_BYTES
 from tests.helpers import Origin, pdq_value
 
 VID = bytes(range(16))
@@ -179,6 +182,9 @@ def test_a_two_hour_video_splits_into_segments_that_share_its_id() -> None:
     total = sum(len(e.to_bytes()) for e in entries)
     assert max(len(e.to_bytes()) for e in entries) < 12_000
     assert total < 1_500_000  # one submit batch, under the 4 MiB message cap
+    assert total < MAX_MESSAGE_BYTES and len(entries) <= MAX_SUBMIT_BATCH
+    # the largest possible VPDQ entry travels in any Pull response
+    assert MAX_VPDQ_BODY_BYTES + 68 < MAX_PULL_BYTES / 40  # 45 of them fill one response
     assert [VpdqSegment.decode(e.body.hash) for e in entries] == segs
 
 

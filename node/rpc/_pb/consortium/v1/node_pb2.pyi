@@ -64,12 +64,14 @@ class GetEntryRequest(_message.Message):
     def __init__(self, entry_id: _Optional[bytes] = ..., id_prefix: _Optional[str] = ...) -> None: ...
 
 class GetEntryResponse(_message.Message):
-    __slots__ = ("entry", "provenance")
+    __slots__ = ("entry", "provenance", "video_segments")
     ENTRY_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     entry: SignedEntry
     provenance: Provenance
-    def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+    video_segments: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, entry: _Optional[_Union[SignedEntry, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., video_segments: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class HashQuery(_message.Message):
     __slots__ = ("algorithm", "value", "dihedral")
@@ -82,16 +84,88 @@ class HashQuery(_message.Message):
     def __init__(self, algorithm: _Optional[str] = ..., value: _Optional[bytes] = ..., dihedral: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class MatchRequest(_message.Message):
-    __slots__ = ("queries", "include_retracted", "max_distance", "record")
+    __slots__ = ("queries", "include_retracted", "max_distance", "record", "video")
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_RETRACTED_FIELD_NUMBER: _ClassVar[int]
     MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
     queries: _containers.RepeatedCompositeFieldContainer[HashQuery]
     include_retracted: bool
     max_distance: int
     record: bool
-    def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ..., record: _Optional[bool] = ...) -> None: ...
+    video: VideoQuery
+    def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ..., record: _Optional[bool] = ..., video: _Optional[_Union[VideoQuery, _Mapping]] = ...) -> None: ...
+
+class VideoQuery(_message.Message):
+    __slots__ = ("hashes", "quality", "ts_ms", "variant", "thresholds", "report_all")
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    TS_MS_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ALL_FIELD_NUMBER: _ClassVar[int]
+    hashes: bytes
+    quality: _containers.RepeatedScalarFieldContainer[int]
+    ts_ms: _containers.RepeatedScalarFieldContainer[int]
+    variant: _containers.RepeatedScalarFieldContainer[int]
+    thresholds: VideoThresholds
+    report_all: bool
+    def __init__(self, hashes: _Optional[bytes] = ..., quality: _Optional[_Iterable[int]] = ..., ts_ms: _Optional[_Iterable[int]] = ..., variant: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Union[VideoThresholds, _Mapping]] = ..., report_all: _Optional[bool] = ...) -> None: ...
+
+class VideoThresholds(_message.Message):
+    __slots__ = ("max_distance", "quality_floor", "min_coverage", "min_frames", "min_matched_ms", "offset_tolerance_ms")
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FLOOR_FIELD_NUMBER: _ClassVar[int]
+    MIN_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    MIN_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MIN_MATCHED_MS_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_TOLERANCE_MS_FIELD_NUMBER: _ClassVar[int]
+    max_distance: int
+    quality_floor: int
+    min_coverage: float
+    min_frames: int
+    min_matched_ms: int
+    offset_tolerance_ms: int
+    def __init__(self, max_distance: _Optional[int] = ..., quality_floor: _Optional[int] = ..., min_coverage: _Optional[float] = ..., min_frames: _Optional[int] = ..., min_matched_ms: _Optional[int] = ..., offset_tolerance_ms: _Optional[int] = ...) -> None: ...
+
+class VideoMatch(_message.Message):
+    __slots__ = ("match", "video_id", "segments", "query_pct", "banked_pct", "matched_frames", "offset_ms", "coverage", "query_start_ms", "query_end_ms", "banked_start_ms", "banked_end_ms", "mirrored", "trimmed", "is_match", "banked_first_ms", "banked_last_ms")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_PCT_FIELD_NUMBER: _ClassVar[int]
+    BANKED_PCT_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_START_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_END_MS_FIELD_NUMBER: _ClassVar[int]
+    BANKED_START_MS_FIELD_NUMBER: _ClassVar[int]
+    BANKED_END_MS_FIELD_NUMBER: _ClassVar[int]
+    MIRRORED_FIELD_NUMBER: _ClassVar[int]
+    TRIMMED_FIELD_NUMBER: _ClassVar[int]
+    IS_MATCH_FIELD_NUMBER: _ClassVar[int]
+    BANKED_FIRST_MS_FIELD_NUMBER: _ClassVar[int]
+    BANKED_LAST_MS_FIELD_NUMBER: _ClassVar[int]
+    match: Match
+    video_id: bytes
+    segments: _containers.RepeatedScalarFieldContainer[bytes]
+    query_pct: float
+    banked_pct: float
+    matched_frames: int
+    offset_ms: int
+    coverage: float
+    query_start_ms: int
+    query_end_ms: int
+    banked_start_ms: int
+    banked_end_ms: int
+    mirrored: bool
+    trimmed: bool
+    is_match: bool
+    banked_first_ms: int
+    banked_last_ms: int
+    def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ..., video_id: _Optional[bytes] = ..., segments: _Optional[_Iterable[bytes]] = ..., query_pct: _Optional[float] = ..., banked_pct: _Optional[float] = ..., matched_frames: _Optional[int] = ..., offset_ms: _Optional[int] = ..., coverage: _Optional[float] = ..., query_start_ms: _Optional[int] = ..., query_end_ms: _Optional[int] = ..., banked_start_ms: _Optional[int] = ..., banked_end_ms: _Optional[int] = ..., mirrored: _Optional[bool] = ..., trimmed: _Optional[bool] = ..., is_match: _Optional[bool] = ..., banked_first_ms: _Optional[int] = ..., banked_last_ms: _Optional[int] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("entry_id", "origin", "origin_kind", "jurisdiction", "algorithm", "hash", "labels", "incident", "time_ms", "arrival_ms", "seq", "retracted", "retracted_by", "urgent", "reason", "settled", "origin_equivocated", "votes", "endorsements", "disputes", "current_labels", "relabelled_by", "relabels", "action_reports", "origin_status", "origin_name", "quality")
@@ -238,10 +312,12 @@ class QueryResult(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., never_match: _Optional[bool] = ..., total: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class MatchResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "videos")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    VIDEOS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[QueryResult]
-    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ...) -> None: ...
+    videos: _containers.RepeatedCompositeFieldContainer[VideoMatch]
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., videos: _Optional[_Iterable[_Union[VideoMatch, _Mapping]]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
     __slots__ = ("cursors", "max_batch", "follow")
