@@ -8,7 +8,9 @@ MPEG-TS (MPEG-2 video), paced at ``--speed`` times real time and
 flushed as it goes, so a reader sees the file grow as a recorder would make
 it. ``--stop-after-s`` ends the stream early (the file is left as it is, cut
 mid-stream); ``--hang`` then keeps the process (and a pipe) open without
-writing, to make a stalled source. Prints nothing; exits 0.
+writing, to make a stalled source. ``--loop N`` plays SRC N times in a row (a
+longer stream); ``--start-file F`` records when the first frame was due
+(``time.monotonic()``, one clock for every process on the machine). Prints nothing; exits 0.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 
@@ -29,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed", type=float, default=1.0)
     ap.add_argument("--stop-after-s", type=float, default=0.0)
     ap.add_argument("--hang", action="store_true")
+    ap.add_argument("--loop", type=int, default=1, help="play SRC this many times in a row")
+    ap.add_argument(
+        "--start-file", help="write the monotonic clock of the first frame's due time here"
+    )
     args = ap.parse_args(argv)
 
     hls = args.out.endswith(".m3u8")
@@ -55,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         vs.codec_context.gop_size = max(1, int(rate) // 2)
         vs.codec_context.time_base = 1 / rate
         start = time.monotonic()
-        for i, decoded in enumerate(src.decode(stream)):
+        if args.start_file:
+            Path(args.start_file).write_text(f"{start!r}\n")
+        for i, decoded in enumerate(_frames(av, args.src, args.loop)):
             t = float(i / rate)
             if args.stop_after_s and t >= args.stop_after_s:
                 break
@@ -83,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         if raw is not sys.stdout.buffer:
             raw.close()
     return 0
+
+
+def _frames(av: Any, src: str, loop: int) -> Iterator[Any]:
+    for _ in range(loop):
+        with av.open(src) as again:
+            yield from again.decode(again.streams.video[0])
 
 
 if __name__ == "__main__":
