@@ -209,11 +209,18 @@ def cmd_vote(args: argparse.Namespace) -> int:
 
     async def go() -> list[SignedEntry]:
         async with connect(args) as client:
-            fields["target"] = await resolve_entry_id(client, args.entry)
-            return await sign_and_submit(client, origin, signer, [fields])
+            target = await resolve_entry_id(client, args.entry)
+            # a video's segment: the vote is on the video, so on each of its segments
+            try:
+                video = (await client.get_entry(target)).video_segments or [target]
+            except ProvenanceError:  # a submitter without the read role: just this entry
+                video = [target]
+            return await sign_and_submit(
+                client, origin, signer, [{**fields, "target": t} for t in video]
+            )
 
-    (entry,) = asyncio.run(go())
-    print(f"{kind.name.lower()} {entry.body.target.hex()[:16]}: entry {entry.entry_id.hex()}")
+    for entry in asyncio.run(go()):
+        print(f"{kind.name.lower()} {entry.body.target.hex()[:16]}: entry {entry.entry_id.hex()}")
     return 0
 
 

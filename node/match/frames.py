@@ -21,7 +21,11 @@ once on each side; ``query%`` is the share of the query's distinct hashes
 within distance of some frame of the video, ``banked%`` the share of the
 video's distinct (indexed) hashes within distance of some query hash. They
 are computed per query variant (a mirrored upload is a different hash set),
-and the variant that matched best is reported.
+and the variant with the best query% is kept. They order the candidates and
+are what the benchmark compares with faiss; the Match answer reports
+``score_video``'s (node/match/video.py: the same definitions, for the
+variant with the most time-aligned frames), fed this index's hits (the
+property tests check both against brute force).
 
 Memory per frame: the index (~113 bytes) plus 46 bytes of row data
 (PDQ 32, timestamp 8, video 4, quality 1, indexed 1); docs/benchmarks.md.

@@ -1,8 +1,9 @@
 """A video banked at one end of a real three-node line is matched at the
 other end from a copy that is re-encoded, trimmed and mirrored at once (made
 here with PyAV), through the CLI as a member would: `ccnode submit --file`
-then `ccnode match VIDEO --dir`. Retracting the video (any one segment's id)
-retracts every segment, and the copy stops matching everywhere."""
+then `ccnode match VIDEO --dir`. Relabelling or
+retracting the video (through any one segment's id) acts on every segment;
+once retracted, the copy stops matching everywhere."""
 
 from __future__ import annotations
 
@@ -102,6 +103,18 @@ def test_a_video_banked_at_one_end_matches_an_altered_copy_at_the_other(
         assert f"{copy}: 1 video match\n" in text
         assert f"by {GOV} (government, NZ): upload 0:00-0:0" in text
         assert "~ banked 0:0" in text and "mirrored" in text
+
+        # relabelling the video through any one of its segments relabels them all
+        relabel = ["feedback", "relabel", gov_dir, "--entry", entries[1].hex()]
+        assert main([*relabel, "--label", "type:livestream"]) == 0
+        assert capsys.readouterr().out.count("relabel ") == 3
+
+        def relabelled() -> bool:
+            assert main(["match", str(copy), "--dir", far_dir, "--json"]) == 0
+            (v,) = _json(capsys)[0]["videos"]
+            return bool(v["match"]["current_labels"] == ["type:livestream"])
+
+        eventually(relabelled, what="the far node answers with the new labels")
 
         # retracting the video by any one of its segments retracts them all
         assert main(["submit", gov_dir, "--retract", entries[-1].hex(), "--json"]) == 0

@@ -8,6 +8,13 @@ from hypothesis import strategies as st
 
 from node.core.vpdq import VideoFrame, VpdqSegment
 from node.match.frames import FrameIndex, QueryArrays, SegmentRows
+from node.match.video import (
+    FrameHits,
+    QueryFrame,
+    VideoThresholds,
+    brute_force_hits,
+    score_video,
+)
 
 
 def _flip(h: bytes, bits: list[int]) -> bytes:
@@ -114,3 +121,33 @@ def test_index_and_aggregation_equal_brute_force(
             )
             assert x.bit_count() == d
         assert np.all(np.diff(h.banked_ts) >= 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenes())
+def test_index_hits_score_like_brute_force_hits(
+    scene: tuple[dict[tuple[str, bytes], list[VideoFrame]], list[tuple[bytes, int, int, int]], int],
+) -> None:
+    """The decision (score_video) from the index's hits equals the decision
+    from brute_force_hits over the same banked frames."""
+    banked, query, radius = scene
+    index = FrameIndex()
+    index.add_segments(
+        [
+            SegmentRows.decode(
+                origin.encode() + vid,
+                origin,
+                VpdqSegment(vid, 0, 0, frames[-1].ts_ms + 50, 0, True, tuple(frames)).encode(),
+            )
+            for (origin, vid), frames in banked.items()
+        ]
+    )
+    q = [QueryFrame(*f) for f in query]
+    t = VideoThresholds(max_distance=radius, min_frames=1, min_matched_ms=0)
+    for h in index.search(QueryArrays.of(query), radius):
+        frames = [
+            VideoFrame(p.tobytes(), int(qual), int(ts))
+            for p, qual, ts in zip(h.banked_pdq, h.banked_quality, h.banked_ts, strict=True)
+        ]
+        got = score_video(q, frames, FrameHits(h.query_index, h.banked_index, h.distance), t)
+        assert got == score_video(q, frames, brute_force_hits(q, frames, radius), t)

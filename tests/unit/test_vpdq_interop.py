@@ -97,3 +97,26 @@ def test_bad_signals_are_refused_with_an_exact_error(signal: str, message: str) 
     assert str(err.value).startswith(message)
     (row,) = list(parse_rows([f"vpdq {signal}"], "pytx"))
     assert str(row).startswith("line 1: " + message)
+
+
+def test_video_entries_audit_clean_and_round_trip_through_jsonl(tmp_path: Path) -> None:
+    """Export, import and audit treat a video's segments like any other entries."""
+    from node.core.trust import MembersFile
+    from node.store.audit import audit
+    from node.store.lmdb_store import LmdbStore
+    from tests.helpers import member
+
+    frames = [VideoFrame(pdq_value(i + 1), 90, 200 * i) for i in range(700)]
+    segs = vpdq.split(frames, VID, duration_ms=140_000, fps_milli=5_000)
+    gov = Origin("gov.example")
+    entries = [gov.next(algorithm="VPDQ", hash=s.encode(), labels=("type:video",)) for s in segs]
+    store = LmdbStore(tmp_path / "db")
+    store.ingest(entries, atomic=True, now_ms=1)
+    from node.interop.formats import export_lines
+
+    lines = list(export_lines([Record(e) for e in entries], "jsonl", ExportCounts()))
+    rows = list(parse_rows(lines, "jsonl"))
+    assert [r.value for r in rows] == [e.body.hash for e in entries]  # type: ignore[union-attr]
+    assert [r.labels for r in rows] == [("type:video",)] * len(entries)  # type: ignore[union-attr]
+    store.close()
+    assert audit(tmp_path / "db", MembersFile.of([member("gov.example")]), {}).faults == []
