@@ -437,6 +437,7 @@ class _Greys:
         w = max(1, frame.width - left - round(c.right * sx))
         h = max(1, frame.height - top - round(c.bottom * sy))
         graph = av.filter.Graph()
+        graph.threads = self.video.limits.threads  # one core per job, as the decoder
         chain = [
             graph.add_buffer(template=self.video.stream)
             if (frame.width, frame.height) == (self.video.width, self.video.height)
