@@ -193,6 +193,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    from node.cli.node_cmds import stall_option
+
     p = sub.add_parser(
         "watch",
         help="match a live stream (growing file or -) against a node as it grows, "
@@ -208,11 +210,6 @@ def register(sub: Any) -> None:
         default=WATCH_SEGMENT_S,
         help=f"query the node every this many seconds of stream (default {WATCH_SEGMENT_S:g})",
     )
-    p.add_argument(
-        "--stall-seconds",
-        type=float,
-        default=10.0,
-        help="no new data for this long ends the stream (default 10)",
-    )
+    stall_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_watch)

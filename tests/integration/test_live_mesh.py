@@ -26,6 +26,7 @@ from tests.integration.test_live_publish import (
     WRITER,
     _finish,
     _popen,
+    _publish,
     _wait_file,
 )
 
@@ -65,26 +66,7 @@ def test_a_live_stream_published_at_one_end_is_caught_at_the_other(
         live = tmp_path / "live.ts"
         writers.append(_popen([*WRITER, str(VECTORS / "a.mp4"), str(live), "--speed", "1"]))
         _wait_file(live)
-        publisher = _popen(
-            [
-                *NODE,
-                "submit",
-                str(gov.config.dir),
-                "--live",
-                str(live),
-                "--incident",
-                INCIDENT,
-                "--label",
-                "type:video",
-                "--segment-seconds",
-                "2",
-                "--stall-seconds",
-                "1.5",
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        publisher = _publish(gov, str(live))
         # The re-stream starts when the first segment has crossed the mesh.
         eventually(lambda: bool(_vpdq_at(p2)), timeout=60, what="a segment at the far end")
         restream = tmp_path / "restream.ts"
