@@ -17,7 +17,7 @@ COPY node ./node
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-RUN useradd --system --create-home --home-dir /srv/ccnode --shell /usr/sbin/nologin ccnode
+RUN useradd --system --uid 10001 --create-home --home-dir /srv/ccnode --shell /usr/sbin/nologin ccnode
 COPY --from=build /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-index --find-links /tmp/wheels ccnode \
     && rm -rf /tmp/wheels \

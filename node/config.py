@@ -34,6 +34,8 @@ reference)::
     roster_poll_s = 30.0          # seconds between roster checks with peers; 0 disables
     key_only = false              # a key-only submitter's directory: no node to serve
     metrics_listen = ""           # host:port for Prometheus /metrics; "" = off
+    health_listen = ""            # host:port for a plaintext gRPC health-only port
+                                  # (Kubernetes' native gRPC probes speak no TLS); "" = off
     log_json = false              # JSON lines instead of human-readable logs
     log_level = "info"            # debug | info | warning | error
     lmdb_map_size_mib = 16384     # initial LMDB map (address space, not disk)
@@ -42,6 +44,10 @@ reference)::
     withholding_after_s = 300.0   # alert when a connected peer advertises
                                   # entries it has not sent for this long
     anti_entropy_s = 5.0          # seconds between anti-entropy rounds; 0 = off
+    replica_of = ""               # host:port of this member's node: serve as its match
+                                  # replica (docs/operators.md, *Match replicas*); "" = not one
+    replica_max_lag = 1000        # a replica's health is NOT_SERVING while it lacks more
+                                  # than this many of the primary's entries
 
     [tlog]                        # transparency log (docs/transparency.md)
     checkpoint_key_file = "keys/checkpoint.pem"
@@ -68,8 +74,8 @@ every node counts "settled" alike; ``tlog.witnesses`` and
     address_file = "../b/node.addr"  # read at each connect (local meshes)
 
 Environment overrides (applied by ``ccnode serve`` only, never written
-back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_LOG_JSON``
-(1/0, true/false), ``CCNODE_LOG_LEVEL``. See :func:`apply_env`.
+back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_HEALTH_LISTEN``, ``CCNODE_LOG_JSON``
+(1/0, true/false), ``CCNODE_LOG_LEVEL``, ``CCNODE_REPLICA_OF``. See :func:`apply_env`.
 """
 
 from __future__ import annotations
@@ -248,6 +254,7 @@ class NodeConfig:
     roster_poll_s: float = 30.0
     key_only: bool = False
     metrics_listen: str = ""
+    health_listen: str = ""
     log_json: bool = False
     log_level: str = "info"
     lmdb_map_size_mib: int = 16384
@@ -255,8 +262,14 @@ class NodeConfig:
     shutdown_grace_s: float = 5.0
     withholding_after_s: float = 300.0
     anti_entropy_s: float = 5.0
+    replica_of: str = ""
+    replica_max_lag: int = 1000
     tlog: TlogConfig = TlogConfig()
     webhook: WebhookConfig = WebhookConfig()
+
+    @property
+    def replica(self) -> bool:
+        return bool(self.replica_of)
 
     @property
     def data_dir(self) -> Path:
@@ -324,6 +337,8 @@ class NodeConfig:
         ever receive would be accepted from it.
         """
         roster = self.roster()
+        if self.replica:
+            return self._replica_preflight(roster)
         self.signer()
         self.checkpoint_key()
         if not self.insecure:
@@ -343,6 +358,42 @@ class NodeConfig:
                 "`ccnode roster publish ROSTER DIR`"
             )
         return (f"{what}: other nodes refuse its entries until a roster listing it arrives",)
+
+    def _replica_preflight(self, roster: Roster) -> tuple[str, ...]:
+        """A replica needs the roster and the member's TLS identity, and
+        neither signing key: it signs nothing. What a member's node uses and
+        a replica ignores is a warning, so a copied member directory works."""
+        if not self.insecure:
+            self.tls_identity()
+        me = roster.get(self.id)
+        if me is None or me.revoked:
+            state = "revoked in" if me is not None else "not in"
+            raise ValidationError(
+                f"{self.id} is {state} roster version {roster.version} ({self.roster_path}): "
+                f"a replica follows its own member's node, and serves only a member's"
+            )
+        warnings = []
+        for name in (self.key_file, self.tlog.checkpoint_key_file):
+            if (self.dir / name).exists():
+                warnings.append(
+                    f"replica of {self.replica_of}: {self.dir / name} is a signing key a "
+                    "replica never uses; remove it from the replica's directory (a replica "
+                    "needs only the roster and the member's TLS key and certificate)"
+                )
+        ignored = [
+            what
+            for what, set_ in (
+                ("[[peer]]", bool(self.peers)),
+                ("[webhook]", bool(self.webhook.url)),
+            )
+            if set_
+        ]
+        if ignored:
+            warnings.append(
+                f"replica of {self.replica_of}: {' and '.join(ignored)} ignored "
+                "(a replica follows its primary only; the primary syncs and alerts)"
+            )
+        return tuple(warnings)
 
     def dumps(self) -> str:
         top: dict[str, toml_out.Value] = {
@@ -392,6 +443,12 @@ def check_address(where: str, value: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
         raise ValidationError(f"{where}: expected host:port with a port 1..65535, got {value!r}")
     return value.strip()
+
+
+def _address(where: str, name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{where}: option {name!r} must be a string 'host:port'")
+    return check_address(f"{where}: option {name!r}", value)
 
 
 def _string(where: str, name: str, value: object) -> str:
@@ -453,6 +510,7 @@ _OPTIONAL: dict[str, Any] = {
     "roster_poll_s": _seconds,
     "key_only": _bool,
     "metrics_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
+    "health_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
     "log_json": _bool,
     "log_level": _level,
     "lmdb_map_size_mib": _int_at_least(1),
@@ -460,6 +518,8 @@ _OPTIONAL: dict[str, Any] = {
     "shutdown_grace_s": _seconds,
     "withholding_after_s": _seconds,
     "anti_entropy_s": _seconds,
+    "replica_of": lambda w, n, v: _address(w, n, v) if v != "" else v,
+    "replica_max_lag": _int_at_least(0),
 }
 _REQUIRED = ("id", "kind", "jurisdiction")
 _PEER_KEYS = ("id", "address", "address_file")
@@ -532,8 +592,10 @@ def load_config(directory: Path) -> NodeConfig:
 ENV_OVERRIDES = {
     "CCNODE_LISTEN": "listen",
     "CCNODE_METRICS_LISTEN": "metrics_listen",
+    "CCNODE_HEALTH_LISTEN": "health_listen",
     "CCNODE_LOG_JSON": "log_json",
     "CCNODE_LOG_LEVEL": "log_level",
+    "CCNODE_REPLICA_OF": "replica_of",
 }
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 

@@ -61,5 +61,10 @@ class UnavailableError(NodeError):
     """Not ready yet (e.g. an index still being built): retry shortly."""
 
 
+class ReadOnlyError(NodeError):
+    """A write sent to a match replica: it serves reads only, and names its
+    primary, which takes the write."""
+
+
 class PeerError(NodeError):
     """A peer failed or misbehaved (wraps ``grpc.aio.AioRpcError``)."""

@@ -129,3 +129,54 @@ def genesis_roster(
 def install_roster(config: NodeConfig, signed: SignedRoster) -> None:
     """Write a roster file into a (stopped or new) member directory."""
     write_atomic(config.roster_path, dumps_file(signed))
+
+
+#: What a replica directory copies from its member's directory besides the
+#: config, TLS key and certificate: the files that shape Match answers, so a
+#: replica answers as its primary does.
+REPLICA_COPIES = ("policy.toml", "never_match.txt")
+
+
+def init_replica_dir(member_dir: Path, directory: Path, primary: str) -> NodeConfig:
+    """A match replica's directory from its member's (docs/operators.md,
+    *Match replicas*): the member's config (without peers or webhook, with
+    ``replica_of``), roster, TLS key and certificate, policy and never-match
+    list; never a signing key, so a replica cannot sign for the member."""
+    import shutil
+    from dataclasses import replace
+
+    from node.config import WebhookConfig, check_address, load_config, write_private
+
+    if (directory / CONFIG_NAME).exists():
+        raise ValidationError(f"{directory} is already a node directory")
+    member = load_config(member_dir)
+    if member.key_only:
+        raise ValidationError(f"{member_dir} is a key-only member directory: it has no node")
+    if member.replica:
+        raise ValidationError(
+            f"{member_dir} is itself a replica (of {member.replica_of}): make replicas from "
+            "the member's own directory"
+        )
+    primary = check_address("--replica-of", primary)
+    member.preflight()  # the member's own directory must be sound first
+    directory.mkdir(parents=True, exist_ok=True)
+    config = replace(
+        member,
+        dir=directory,
+        peers=(),
+        webhook=WebhookConfig(),
+        replica_of=primary,
+        roster_file="roster.json",
+        tls_key_file="keys/tls.key",
+        tls_cert_file="keys/tls.crt",
+    )
+    if not member.insecure:
+        key = (member_dir / member.tls_key_file).read_bytes()
+        write_private(directory / config.tls_key_file, key)
+        shutil.copyfile(member_dir / member.tls_cert_file, directory / config.tls_cert_file)
+    shutil.copyfile(member.roster_path, config.roster_path)
+    for name in REPLICA_COPIES:
+        if (member_dir / name).exists():
+            shutil.copyfile(member_dir / name, directory / name)
+    config.save()
+    return config

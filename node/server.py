@@ -94,7 +94,8 @@ class Node:
         self, config: NodeConfig, trust: TrustView | None, anti_entropy_s: float | None
     ) -> None:
         self.identity: TlsIdentity | None = None if config.insecure else config.tls_identity()
-        checkpoint_key = config.checkpoint_key()
+        # A replica signs nothing (docs/operators.md, *Match replicas*): no key.
+        checkpoint_key = None if config.replica else config.checkpoint_key()
         self.store = LmdbStore(
             config.data_dir,
             map_size=config.lmdb_map_size_mib << 20,
@@ -122,7 +123,7 @@ class Node:
                 policy_path=config.dir / POLICY_FILE,
                 negative_path=config.dir / NEVER_MATCH_FILE,
                 matchlog=self.matchlog,
-                restored_marker=config.dir / RESTORED_MARKER,
+                restored_marker=None if config.replica else config.dir / RESTORED_MARKER,
                 former_key=None if trust is not None else self.rosters.former_key,
             )
         except BaseException:
@@ -131,7 +132,7 @@ class Node:
             raise
         self.incidents = IncidentFeed(self.app)
         self.webhook: Webhook | None = None
-        if config.webhook.url:
+        if config.webhook.url and not config.replica:
             try:
                 self.webhook = Webhook(config.webhook, config.dir, config.id)
             except BaseException:
@@ -143,6 +144,11 @@ class Node:
         self.resolutions = ForkResolutions(self.app)
         self.resolutions.apply()  # what a roster adopted while stopped resolved
         peers = [Peer(p.id, p.resolver(config.dir)) for p in config.peers]
+        if config.replica:
+            # Its one peer: its own member's node, reached under the member's
+            # identity (the primary authorizes it as its own operator).
+            primary = config.replica_of
+            peers = [Peer(config.id, lambda: primary)]
         self.sync = SyncEngine(
             self.app,
             peers,
@@ -157,11 +163,13 @@ class Node:
             self.sync,
             own_id=config.id,
             poll_s=config.roster_poll_s,
-            roster_peers=config.roster_peers,
+            roster_peers=config.roster_peers and not config.replica,
         )
         self.rosters.on_adopt(self._roster_adopted)
         self.address = ""
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_address = ""
         self._health = AioHealthServicer()
         self.metrics = NodeMetrics(config.id, withholding_after_s=config.withholding_after_s)
         self.app.observer = self.metrics
@@ -172,6 +180,7 @@ class Node:
             self._build_index,
         ]
         self.ready = False
+        self.alive = False
         self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
@@ -184,6 +193,7 @@ class Node:
                 rosters=self.rosters,
                 authorizer=authorizer,
                 incidents=self.incidents,
+                replica_of=self.config.replica_of,
             ),
             server,
         )
@@ -201,6 +211,12 @@ class Node:
             raise ValidationError(f"cannot listen on {self.config.listen}")
         await server.start()
         self._server = server
+        if self.config.health_listen:
+            try:
+                await self._serve_health(self.config.health_listen)
+            except BaseException:
+                await self.stop(grace=0)
+                raise
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
         self.metrics.bind(self._snapshot, asyncio.get_running_loop())
@@ -221,15 +237,28 @@ class Node:
             await self.stop(grace=0)
             raise
         self.sync.start()
-        self.gossip.start()
-        self.witness.start()
+        if not self.config.replica:  # a replica relays, cosigns and gossips nothing
+            self.gossip.start()
+            self.witness.start()
         self.roster_gossip.start()
         if self.webhook is not None:
             self.webhook.start()
         self._watch = asyncio.create_task(self._watch_store(), name="health:store")
-        await self._set_health(self._store_healthy())
+        await self._set_health(self._healthy(), self._store_healthy())
         log.info("node %s ready", self.config.id)
         return self.address
+
+    async def _serve_health(self, listen: str) -> None:
+        """The health service alone, in plaintext: Kubernetes' native gRPC
+        probes speak no TLS. It says SERVING or NOT_SERVING, nothing else."""
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        port = server.add_insecure_port(listen)
+        if port == 0:
+            raise ValidationError(f"cannot listen on {listen} (health_listen)")
+        await server.start()
+        self._health_server = server
+        self.health_address = f"{listen.rsplit(':', 1)[0]}:{port}"
 
     def _client(self, peer_id: str, address: str) -> NodeClient:
         """A client for a peer: mutual TLS trusting exactly its pinned certificate."""
@@ -276,24 +305,56 @@ class Node:
             return False
         return not self.store.write_error
 
-    async def _set_health(self, serving: bool) -> None:
+    async def _set_health(self, serving: bool, alive: bool | None = None) -> None:
+        """``serving``: NodeService (readiness). ``alive``: the overall
+        service "" (liveness), if it differs: a replica that lags its
+        primary is not ready, but restarting it would not help."""
         self.ready = serving
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
-        await self._health.set(SERVICE_NAME, status)
-        await self._health.set("", status)
+        self.alive = serving if alive is None else alive
+
+        def status(ok: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+            return (
+                health_pb2.HealthCheckResponse.SERVING
+                if ok
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+
+        await self._health.set(SERVICE_NAME, status(serving))
+        await self._health.set("", status(self.alive))
+
+    def replica_lag(self) -> int | None:
+        """A replica's lag: the primary's entries it lacks, or None before the
+        primary has told it what it holds (a replica never caught up)."""
+        state = self.sync.states.get(self.config.id)
+        if not self.config.replica or state is None or not state.responses:
+            return None
+        return state.lag({o: h.next_seq for o, h in self.app.heads().items()})
+
+    def _replica_ready(self) -> bool:
+        """Caught up: the primary's frontier heard, and at most
+        ``replica_max_lag`` of its entries missing."""
+        if not self.config.replica:
+            return True
+        lag = self.replica_lag()
+        return lag is not None and lag <= self.config.replica_max_lag
+
+    def _healthy(self) -> bool:
+        return self._store_healthy() and self._replica_ready()
 
     async def _watch_store(self) -> None:
-        """Health follows the store: NOT_SERVING while it fails or refuses writes."""
+        """Health follows the store: NOT_SERVING while it fails or refuses
+        writes; on a replica, also while it lags its primary beyond the bound."""
         while True:
             await asyncio.sleep(HEALTH_INTERVAL_S)
-            healthy = self._store_healthy()
+            alive = self._store_healthy()
+            healthy = alive and self._replica_ready()
             if healthy is not self.ready:
-                log.warning("health: %s", "SERVING" if healthy else "NOT_SERVING")
-                await self._set_health(healthy)
+                lag = self.replica_lag()
+                shown = "unknown: no word from the primary" if lag is None else f"{lag} entries"
+                behind = f" (replica lag: {shown})" if self.config.replica else ""
+                log.warning("health: %s%s", "SERVING" if healthy else "NOT_SERVING", behind)
+            if healthy is not self.ready or alive is not self.alive:
+                await self._set_health(healthy, alive)
 
     def _snapshot(self) -> Snapshot:
         return take_snapshot(self.config.id, self.store, self.sync.states.values(), self.ready)
@@ -347,6 +408,9 @@ class Node:
             # LMDB transaction) get the grace period to finish.
             await self._server.stop(self.config.shutdown_grace_s if grace is None else grace)
             self._server = None
+        if self._health_server is not None:
+            await self._health_server.stop(0)
+            self._health_server = None
         self.metrics.stop()
         if self.webhook is not None:
             await self.webhook.stop()

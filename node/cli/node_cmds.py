@@ -56,6 +56,17 @@ def register(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_init)
 
+    p = sub.add_parser(
+        "init-replica",
+        help="make a match replica's directory from its member's (roster and TLS key; "
+        "no signing key)",
+    )
+    p.add_argument("dir", type=Path, help="the new replica directory")
+    p.add_argument("--from", dest="member_dir", type=Path, required=True, help="member dir")
+    p.add_argument("--replica-of", required=True, metavar="HOST:PORT", help="the member's node")
+    p.add_argument("--listen", help="host:port for the replica (default: the member's)")
+    p.set_defaults(func=cmd_init_replica)
+
     p = sub.add_parser("serve", help="run a node until SIGTERM/SIGINT")
     p.add_argument("dir", type=Path)
     p.add_argument(
@@ -63,6 +74,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--parent-pid", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics here")
+    p.add_argument(
+        "--replica-of",
+        metavar="HOST:PORT",
+        help="serve as a match replica of this member's node at HOST:PORT (read-only; "
+        "docs/operators.md, Match replicas)",
+    )
     p.add_argument("--log-json", dest="serve_log_json", action="store_true", help="JSON logs")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
@@ -242,11 +259,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_json=True if (args.log_json or args.serve_log_json) else None,
         log_level=args.log_level or ("debug" if args.verbose else None),
         insecure=True if args.insecure else None,
+        replica_of=args.replica_of,
     )
     # JSON lines: gRPC's C core writes to fd 2 itself; route that through logging too.
     stream = capture_native_stderr() if config.log_json else None
     setup_logging(config.log_level, json_lines=config.log_json, stream=stream)
     asyncio.run(serve(args.dir, parent_pid=args.parent_pid, config=config))
+    return 0
+
+
+def cmd_init_replica(args: argparse.Namespace) -> int:
+    from node.config import with_overrides
+    from node.member_dir import init_replica_dir
+
+    config = init_replica_dir(args.member_dir, args.dir, args.replica_of)
+    if args.listen is not None:
+        config = with_overrides(config, listen=args.listen)
+        config.save()
+    print(
+        f"initialised a match replica of {config.id} in {args.dir}, following "
+        f"{config.replica_of}; start it with `ccnode serve {args.dir}`"
+    )
     return 0
 
 

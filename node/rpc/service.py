@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -46,6 +47,7 @@ from node.errors import (
     OrderingError,
     PeerError,
     ProvenanceError,
+    ReadOnlyError,
     StorageError,
     UnavailableError,
     ValidationError,
@@ -71,6 +73,7 @@ STATUS_TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (StorageError, grpc.StatusCode.INTERNAL),
     (PeerError, grpc.StatusCode.UNAVAILABLE),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (ReadOnlyError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 _ACTION_TAKEN = {
@@ -200,7 +203,13 @@ class CorruptRequests(_Interceptor):
             async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
                 if isinstance(request, _Corrupt):
                     await self._refuse(request, context)
-                async for response in inner_stream(request, context):
+                answer = inner_stream(request, context)
+                if inspect.isawaitable(answer):
+                    # A handler that writes with ``context.write`` (the health
+                    # service's Watch, which client-side health checks call).
+                    await answer
+                    return
+                async for response in answer:
                     yield response
 
             return handler._replace(request_deserializer=deserialize, unary_stream=stream)
@@ -238,12 +247,23 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         rosters: RosterKeeper | None = None,
         authorizer: Authorizer | None = None,
         incidents: IncidentFeed | None = None,
+        replica_of: str = "",
     ) -> None:
         self.app = app
+        #: A match replica's primary (docs/operators.md, *Match replicas*):
+        #: writes are refused with its address; "" on a member's node.
+        self.replica_of = replica_of
         self.incidents = incidents
         self.peers_status = peers_status or (lambda: [])
         self.rosters = rosters
         self.auth = authorizer or Authorizer(None)
+
+    def _writable(self, what: str) -> None:
+        if self.replica_of:
+            raise ReadOnlyError(
+                f"{what}: this node is a read-only match replica of {self.app.node_id}; "
+                f"send it to the primary at {self.replica_of}"
+            )
 
     def _roster_version(self) -> int:
         return self.rosters.version if self.rosters is not None else 0
@@ -256,6 +276,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Submit(self, request: pb.SubmitRequest, context: Context) -> pb.SubmitResponse:
         caller = self.auth.check(context, Action.SUBMIT, "Submit")
+        self._writable("Submit")
         # Count before decoding: a 16k-entry batch is refused unread.
         check_batch_size(len(request.entries), MAX_SUBMIT_BATCH, "entries")
         entries = convert.entries_from_pb(request.entries)
@@ -430,6 +451,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.OfferRosterRequest, context: Context
     ) -> pb.OfferRosterResponse:
         self.auth.check(context, Action.MEMBER, "OfferRoster")
+        self._writable("OfferRoster")
         rosters = self._rosters()
         update = rosters.offer(convert.rosters_from_pb(request.rosters))
         return pb.OfferRosterResponse(
@@ -467,6 +489,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.AddCheckpointRequest, context: Context
     ) -> pb.AddCheckpointResponse:
         self.auth.check(context, Action.MEMBER, "AddCheckpoint")
+        self._writable("AddCheckpoint")
         try:
             line = self.app.tlog.add_checkpoint(
                 request.old_size, list(request.consistency_proof), request.checkpoint
@@ -481,6 +504,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.SubmitEvidenceRequest, context: Context
     ) -> pb.SubmitEvidenceResponse:
         self.auth.check(context, Action.MEMBER, "SubmitEvidence")
+        self._writable("SubmitEvidence")
         evidence_id, new = self.app.tlog.submit_evidence(request.evidence)
         return pb.SubmitEvidenceResponse(evidence_id=evidence_id, new=new)
 
@@ -547,6 +571,14 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     ) -> AsyncIterator[pb.PullResponse]:
         try:
             caller = self.auth.check(context, Action.READ, "Pull")
+            if self.replica_of and caller.member_id and not caller.operator:
+                # Other members sync from the member's node, never from its
+                # replicas; another replica of the same member may chain.
+                raise ProvenanceError(
+                    f"Pull: this node is a match replica of {self.app.node_id} and serves "
+                    f"Pull to that member's own replicas only; caller {caller.member_id} "
+                    f"syncs from the member's node at {self.replica_of}"
+                )
             async for response in self._pull(request, caller.member_id):
                 # A follow stream outlives roster changes: re-check each batch,
                 # and tell the puller our roster version (it fetches a newer one).

@@ -93,7 +93,8 @@ def test_no_doc_installs_ccnode_by_name_from_an_index() -> None:
     whatever a stranger registered under that name (issue 15 item 6)."""
     by_name = re.compile(r"(?<!never `)pip install (?:-U )?(?:'|\")?ccnode(?:\[|\b(?![-./]))")
     texts = [REPO / "README.md", REPO / "Dockerfile", *REPO.glob("docs/*.md")]
-    texts += [*REPO.glob("deploy/*"), *REPO.glob("node/**/*.py")]
+    texts += [p for p in REPO.glob("deploy/**/*") if p.is_file()]
+    texts += [*REPO.glob("node/**/*.py")]
     found = [
         f"{p.relative_to(REPO)}: {m.group(0)}"
         for p in texts
