@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         report_cmds,
         roster_cmds,
         tlog_cmds,
+        watch_cmds,
     )
 
     parser = argparse.ArgumentParser(
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_cmds.register(sub)
     report_cmds.register(sub)
     roster_cmds.register(sub)
+    watch_cmds.register(sub)
     return parser
 
 

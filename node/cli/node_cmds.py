@@ -22,7 +22,7 @@ from node.core.entry import Kind, Signer, check_id_text, check_member_id
 from node.core.policy import QueryVerdict, overall
 from node.core.roster import MemberKind, when
 from node.errors import ConflictError, NodeError, NotFoundError, ProvenanceError, ValidationError
-from node.media.live import LIVE_SEGMENT_S
+from node.media.live import LIVE_SEGMENT_S, STALL_S
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 
@@ -156,12 +156,7 @@ def register(sub: Any) -> None:
         help=f"--live: stream seconds per segment entry (1..600; default {LIVE_SEGMENT_S:g}); "
         "--file VIDEO: the same (default 60)",
     )
-    p.add_argument(
-        "--stall-seconds",
-        type=float,
-        default=10.0,
-        help="--live: no new data for this long ends the stream, with a warning (default 10)",
-    )
+    stall_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
 
@@ -434,6 +429,17 @@ def _submitter(args: argparse.Namespace) -> tuple[str, Signer]:
         )
     config = load_config(args.dir)
     return config.id, config.signer()
+
+
+def stall_option(p: argparse.ArgumentParser) -> None:
+    """``--stall-seconds``, for the commands that read a live source."""
+    p.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=STALL_S,
+        help="a live source: no new data for this long ends the stream, with a warning "
+        f"(default {STALL_S:g})",
+    )
 
 
 def cmd_submit(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from node.errors import ValidationError
 #: seconds (a segment is published when its span ends), long enough that a
 #: 17-minute stream is ~250 entries, not thousands.
 LIVE_SEGMENT_S = 4.0
+STALL_S = 10.0  # default: no new bytes for this long ends a file source
 POLL_S = 0.05  # how often a growing file is looked at for new bytes
 STDIN = "-"
 

@@ -114,6 +114,44 @@ def main() -> int:
     p.add_argument("--hit-rate", type=float, default=0.01)
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ccnode-exact-"))
+    t0 = time.perf_counter()
+    cfg, me, keys = member_node(root, args.entries)
+    print(f"store: {args.entries:,} MD5/SHA-256 entries built in {time.perf_counter() - t0:.1f} s")
+    rng = random.Random(1)
+    batches = [queries(keys, args.batch, args.hit_rate, rng) for _ in range(20)]
+
+    store = LmdbStore(cfg.data_dir)
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < 2:
+        for b in batches:
+            store.lookup_many(b)
+            n += len(b)
+    print(f"baseline, LMDB lookup_many in process: {n / (time.perf_counter() - t0):,.0f} lookups/s")
+    store.close()
+
+    mesh = Mesh(root, [MeshNode(cfg, signer(ORIGIN), me)])
+    try:
+        mesh.start(60)
+        rate, calls = asyncio.run(over_grpc(mesh.nodes[0], batches, args.seconds))
+        print(
+            f"Match over gRPC, batches of {args.batch}, {args.hit_rate:.0%} hits: "
+            f"{rate:,.0f} lookups/s ({calls} calls; goal >= 100,000/s)"
+        )
+        all_hits = [queries(keys, args.batch, 1.0, rng) for _ in range(5)]
+        rate, calls = asyncio.run(over_grpc(mesh.nodes[0], all_hits, args.seconds / 2))
+        print(
+            f"Match over gRPC, batches of {args.batch}, every query a hit (full provenance "
+            f"and policy per answer): {rate:,.0f} lookups/s ({calls} calls)"
+        )
+    finally:
+        mesh.stop()
+    return 0
+
+
+def member_node(root: Path, entries: int) -> tuple[NodeConfig, Member, list[tuple[str, bytes]]]:
+    """A TLS member directory under ROOT whose store holds ENTRIES signed
+    MD5/SHA-256 entries (built offline); returns it, its card and the keys."""
     cfg = NodeConfig(
         dir=root / "node",
         id=ORIGIN,
@@ -146,39 +184,7 @@ def main() -> int:
         signer(ORIGIN).private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     )
     key.chmod(0o600)
-    t0 = time.perf_counter()
-    keys = build(cfg, args.entries)
-    print(f"store: {args.entries:,} MD5/SHA-256 entries built in {time.perf_counter() - t0:.1f} s")
-    rng = random.Random(1)
-    batches = [queries(keys, args.batch, args.hit_rate, rng) for _ in range(20)]
-
-    store = LmdbStore(cfg.data_dir)
-    t0 = time.perf_counter()
-    n = 0
-    while time.perf_counter() - t0 < 2:
-        for b in batches:
-            store.lookup_many(b)
-            n += len(b)
-    print(f"baseline, LMDB lookup_many in process: {n / (time.perf_counter() - t0):,.0f} lookups/s")
-    store.close()
-
-    mesh = Mesh(root, [MeshNode(cfg, signer(ORIGIN), me)])
-    try:
-        mesh.start(60)
-        rate, calls = asyncio.run(over_grpc(mesh.nodes[0], batches, args.seconds))
-        print(
-            f"Match over gRPC, batches of {args.batch}, {args.hit_rate:.0%} hits: "
-            f"{rate:,.0f} lookups/s ({calls} calls; goal >= 100,000/s)"
-        )
-        all_hits = [queries(keys, args.batch, 1.0, rng) for _ in range(5)]
-        rate, calls = asyncio.run(over_grpc(mesh.nodes[0], all_hits, args.seconds / 2))
-        print(
-            f"Match over gRPC, batches of {args.batch}, every query a hit (full provenance "
-            f"and policy per answer): {rate:,.0f} lookups/s ({calls} calls)"
-        )
-    finally:
-        mesh.stop()
-    return 0
+    return cfg, me, build(cfg, entries)
 
 
 if __name__ == "__main__":

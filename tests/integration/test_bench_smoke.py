@@ -77,3 +77,12 @@ def test_audio_hash_short_run_reports_speed_beside_decoding() -> None:
     )
     assert "track0.m4a" in out
     assert "fingerprinting: " in out and "decode-only baseline" in out
+
+
+def test_replicas_bench_short_run_measures_every_configuration() -> None:
+    out = _run(str(BENCH / "replicas.py"), "--entries", "2000", "--seconds", "1", "--callers", "2")
+    assert "replica-0: caught up 2,000 entries in" in out
+    assert "replica-1: caught up 2,000 entries in" in out
+    assert "member node alone (baseline): " in out
+    assert "1 replica: " in out
+    assert "2 replicas, round_robin: " in out

@@ -81,3 +81,19 @@ def test_segment_seconds_out_of_range(seconds: float) -> None:
     with pytest.raises(ValidationError) as e:
         check_segment_seconds(seconds)
     assert str(e.value) == f"--segment-seconds {seconds:g}: expected 1..600"
+
+
+def test_the_watch_window_keeps_the_newest_frames_whole() -> None:
+    from node.cli import watch_cmds
+    from node.cli.video_cmds import window_frames
+    from node.match.video import QueryFrame
+
+    cap = window_frames(0)
+    # 4 variants a frame, 40 ms apart: more than one request may carry.
+    frames = [QueryFrame(bytes(32), 90, 40 * (i // 4), i % 4) for i in range(cap + 10)]
+    kept = watch_cmds._recent(frames, 40 * (cap // 4))
+    assert len(kept) <= cap
+    assert kept[0].variant == 0  # starts at a frame's first variant
+    assert kept[-1] == frames[-1]  # the newest are kept
+    old = [QueryFrame(bytes(32), 90, ts, 0) for ts in (0, 30_000, 61_000, 62_000)]
+    assert [f.ts_ms for f in watch_cmds._recent(old, 62_000)] == [30_000, 61_000, 62_000]
