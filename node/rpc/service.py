@@ -328,6 +328,10 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     @_mapped
     async def Match(self, request: pb.MatchRequest, context: Context) -> pb.MatchResponse:
         self.auth.check(context, Action.READ, "Match")
+        if request.record:
+            # The match log feeds the member's signed action reports: it is
+            # kept in one place, the member's node (docs/operators.md).
+            self._writable("Match with record=true")
         if request.HasField("video"):
             if request.queries:
                 raise ValidationError(
@@ -599,6 +603,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.RecordActionRequest, context: Context
     ) -> pb.RecordActionResponse:
         self.auth.check(context, Action.OPERATOR, "RecordAction")
+        self._writable("RecordAction")
         kind = _ACTION_TAKEN.get(request.action)
         if kind is None:
             raise ValidationError(
@@ -625,6 +630,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
         self, request: pb.PruneMatchLogRequest, context: Context
     ) -> pb.PruneMatchLogResponse:
         self.auth.check(context, Action.OPERATOR, "PruneMatchLog")
+        self._writable("PruneMatchLog")
         removed, kept = self.app.accountability.prune(request.before_ms)
         return pb.PruneMatchLogResponse(removed=removed, kept=kept)
 

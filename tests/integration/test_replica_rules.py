@@ -127,17 +127,28 @@ def test_replica_serves_reads_refuses_writes_and_waits_for_its_primary(
                 hit = await c.match([("MD5", entries[-1].body.hash)])
                 with pytest.raises(OrderingError) as refused:
                     await c.submit([origin.next()])
+                with pytest.raises(OrderingError) as recorded:
+                    await c.match([("MD5", entries[-1].body.hash)], record=True)
             async with client(B, r_addr) as c:
                 with pytest.raises(ProvenanceError) as pull:
                     async for _ in c.pull({}, follow=False):
                         pass
-            return len(hit.results[0].matches), str(refused.value), str(pull.value)
+            return (
+                len(hit.results[0].matches),
+                str(refused.value),
+                str(pull.value),
+                str(recorded.value),
+            )
 
-        matches, refused, pull = loop.run(reads_and_refusals())
+        matches, refused, pull, recorded = loop.run(reads_and_refusals())
         assert matches == 1
         assert refused == (
             f"Submit: this node is a read-only match replica of {A}; send it to the primary "
             f"at {port}"
+        )
+        assert recorded == (
+            f"Match with record=true: this node is a read-only match replica of {A}; send it "
+            f"to the primary at {port}"
         )
         assert pull == (
             f"Pull: this node is a match replica of {A} and serves Pull to that member's own "
