@@ -225,3 +225,41 @@ def test_health_listen_serves_plaintext_health_beside_a_tls_node(
         assert code == grpc.StatusCode.UNIMPLEMENTED
     finally:
         loop.run(node.stop())
+
+
+def test_init_replica_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_cli
+
+    a = write_node_dir(tmp_path, A, genesis([member(A)]), insecure=False)
+    out, _ = run_cli(
+        capsys,
+        "init-replica",
+        str(tmp_path / "r"),
+        "--from",
+        str(a.dir),
+        "--replica-of",
+        "10.0.0.5:7001",
+        "--listen",
+        "0.0.0.0:7101",
+    )
+    assert out == (
+        f"initialised a match replica of {A} in {tmp_path / 'r'}, following 10.0.0.5:7001; "
+        f"start it with `ccnode serve {tmp_path / 'r'}`\n"
+    )
+    config = load_config(tmp_path / "r")
+    assert (config.replica_of, config.listen) == ("10.0.0.5:7001", "0.0.0.0:7101")
+    _, err = run_cli(
+        capsys,
+        "init-replica",
+        str(tmp_path / "r2"),
+        "--from",
+        str(tmp_path / "r"),
+        "--replica-of",
+        "10.0.0.5:7001",
+        code=2,
+    )
+    assert err.strip() == (
+        f"ccnode: error: {tmp_path / 'r'} is itself a replica (of 10.0.0.5:7001): make replicas "
+        "from the member's own directory"
+    )
+    assert not (tmp_path / "r2").exists()
