@@ -4,13 +4,11 @@ each; the state a call holds is bounded and an idle call is ended."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from node.core.trust import MemberKind, MembersFile
 from node.errors import LimitError
 from node.match.video import QueryFrame
 from node.media.video import query_frames
@@ -18,8 +16,9 @@ from node.rpc import service
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
 from node.server import Node
-from tests.helpers import LoopThread, member, write_node_dir
-from tests.integration.test_live_publish import NODE, ROOT, VECTORS
+from tests.helpers import LoopThread
+from tests.integration.test_live_publish import VECTORS
+from tests.integration.test_live_watch import banked_a
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +32,8 @@ def mirrored() -> list[QueryFrame]:
 
 @pytest.fixture
 def node(tmp_path: Path, loop: LoopThread) -> Iterator[Node]:
-    members = MembersFile.of([member(GOV, MemberKind.GOVERNMENT)])
-    n = Node(write_node_dir(tmp_path, GOV, members, kind=MemberKind.GOVERNMENT), anti_entropy_s=0)
-    loop.run(n.start())
-    argv = [*NODE, "submit", str(n.config.dir), "--file", str(VECTORS / "a.mp4")]
-    subprocess.run([*argv, "--label", "type:video"], cwd=ROOT, check=True, capture_output=True)
-    yield n
-    loop.run(n.stop())
+    with banked_a(tmp_path, loop) as n:
+        yield n
 
 
 def _seconds(frames: Sequence[QueryFrame]) -> list[list[QueryFrame]]:
