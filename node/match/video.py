@@ -210,8 +210,12 @@ def _align(q_ts: Any, b_ts: Any, qi: Any, bi: Any, tol: int) -> tuple[int, Any]:
     keys, counts = np.unique(votes[:, 0], return_counts=True)
     best = keys[counts == counts.max()]
     k = int(best[np.argmin(np.abs(best))])  # ties: the smallest shift
-    near = np.abs(bins - k) <= 1
-    offset = int(np.median(offsets[near]))
+    near = offsets[np.abs(bins - k) <= 1]
+    offset = int(np.median(near))
+    # An even count's median can fall between far-apart pairs: then the
+    # nearest pair's own offset is the alignment, so at least one pair holds.
+    if not (np.abs(near - offset) <= tol).any():
+        offset = int(near[np.argmin(np.abs(near - offset))])
     return offset, np.abs(offsets - offset) <= tol
 
 

@@ -260,6 +260,28 @@ class NodeClient:
         finally:
             call.cancel()
 
+    async def match_video_stream(
+        self,
+        chunks: AsyncIterator[Sequence[QueryFrame]],
+        thresholds: VideoThresholds | None = None,
+        *,
+        report_all: bool = False,
+    ) -> AsyncIterator[list[pb.VideoMatch]]:
+        """MatchVideoStream: the answer after each chunk of frames sent."""
+
+        async def requests() -> AsyncIterator[pb.VideoQuery]:
+            async for frames in chunks:
+                yield convert.video_query_to_pb(frames, thresholds, report_all)
+
+        call = self.stub.MatchVideoStream(requests(), timeout=None)
+        try:
+            async for response in call:
+                yield list(response.videos)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+        finally:
+            call.cancel()
+
     async def watch_incidents(
         self, incidents: Sequence[str] = ()
     ) -> AsyncIterator[pb.IncidentNotification]:

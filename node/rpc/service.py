@@ -28,6 +28,7 @@ import functools
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -36,7 +37,14 @@ from google.protobuf.message import DecodeError
 
 from node import __version__
 from node.alerts import IncidentFeed
-from node.app import ALERT_RESTORED, MAX_SUBMIT_BATCH, NodeApp, check_batch_size, now_ms
+from node.app import (
+    ALERT_RESTORED,
+    MAX_SUBMIT_BATCH,
+    MAX_VIDEO_QUERY_FRAMES,
+    NodeApp,
+    check_batch_size,
+    now_ms,
+)
 from node.core.roster import Action, check_own_entries, is_revoked_refusal, when
 from node.core.tlog import StaleSizeError, checkpoint_vkey
 from node.errors import (
@@ -52,6 +60,9 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.match.limits import MatchLimits
+from node.match.pdq_index import DEFAULT_RADIUS, probes
+from node.match.video import QueryFrame, VideoThresholds
 from node.observe import ALERT_MAP_FULL
 from node.rosters import RosterKeeper
 from node.rpc import convert
@@ -235,6 +246,17 @@ class CorruptRequests(_Interceptor):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
 
 
+#: MatchVideoStream: a call that sends nothing for this long is ended.
+MATCH_STREAM_IDLE_S = 60.0
+
+
+def match_stream_frames(limits: MatchLimits, thresholds: VideoThresholds) -> int:
+    """Frames a MatchVideoStream call holds: what one video Match may carry
+    within the Match budget at the request's distance."""
+    each = probes(thresholds.max_distance or DEFAULT_RADIUS)
+    return max(1, min(MAX_VIDEO_QUERY_FRAMES, limits.max_probes // each))
+
+
 PeersStatus = Callable[[], Sequence[pb.PeerStatus]]
 
 
@@ -334,6 +356,46 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             convert.match_response, results, self.app.match_limits.response_bytes
         )
         return response
+
+    async def MatchVideoStream(
+        self, requests: AsyncIterator[pb.VideoQuery], context: Context
+    ) -> AsyncIterator[pb.MatchResponse]:
+        try:
+            self.auth.check(context, Action.READ, "MatchVideoStream")
+            loop = asyncio.get_running_loop()
+            held: deque[QueryFrame] = deque()
+            chunks = aiter(requests)
+            while True:
+                try:
+                    msg = await asyncio.wait_for(anext(chunks), MATCH_STREAM_IDLE_S)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise LimitError(
+                        f"MatchVideoStream idle for {MATCH_STREAM_IDLE_S:g} s: call ended"
+                    ) from None
+                frames, thresholds = convert.video_query_from_pb(msg)
+                held.extend(frames)
+                cap = match_stream_frames(self.app.match_limits, thresholds)
+                if len(held) > cap:
+                    for _ in range(len(held) - cap):
+                        dropped = held.popleft()
+                    while held and held[0].ts_ms == dropped.ts_ms:
+                        held.popleft()  # a frame's variants go together
+                window = list(held)
+                videos = await loop.run_in_executor(
+                    self.app.match_pool, self._match_frames, window, thresholds, msg.report_all
+                )
+                self.auth.check(context, Action.READ, "MatchVideoStream")
+                yield pb.MatchResponse(videos=videos)
+        except NodeError as exc:
+            await context.abort(status_for(exc), str(exc))
+
+    def _match_frames(
+        self, frames: list[QueryFrame], thresholds: VideoThresholds, report_all: bool
+    ) -> list[pb.VideoMatch]:
+        found = self.app.match_video(frames, thresholds, report_all=report_all)
+        return [convert.video_match_to_pb(v) for v in found]
 
     def _match_video(self, request: pb.MatchRequest) -> list[pb.VideoMatch]:
         frames, thresholds = convert.video_query_from_pb(request.video)

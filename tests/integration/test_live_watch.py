@@ -7,6 +7,7 @@ real node. The banked video is ``a.mp4``, submitted with ``submit --file``.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,16 +34,25 @@ GOV, PLATFORM = "gov.example/ct", "platform.example"
 STALL = ("--stall-seconds", "1.5")
 
 
-@pytest.fixture
-def node(tmp_path: Path, loop: LoopThread) -> Iterator[Node]:
+@contextlib.contextmanager
+def banked_a(tmp_path: Path, loop: LoopThread) -> Iterator[Node]:
+    """A node holding a.mp4, banked with ``submit --file``."""
     members = MembersFile.of([member(GOV, MemberKind.GOVERNMENT)])
     n = Node(write_node_dir(tmp_path, GOV, members, kind=MemberKind.GOVERNMENT), anti_entropy_s=0)
     loop.run(n.start())
-    argv = [*NODE, "submit", str(n.config.dir), "--file", str(VECTORS / "a.mp4")]
-    argv += ["--label", "type:video", "--incident", "test-stream-2026-12-01", "--json"]
-    subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
-    yield n
-    loop.run(n.stop())
+    try:
+        argv = [*NODE, "submit", str(n.config.dir), "--file", str(VECTORS / "a.mp4")]
+        argv += ["--label", "type:video", "--incident", "test-stream-2026-12-01", "--json"]
+        subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
+        yield n
+    finally:
+        loop.run(n.stop())
+
+
+@pytest.fixture
+def node(tmp_path: Path, loop: LoopThread) -> Iterator[Node]:
+    with banked_a(tmp_path, loop) as n:
+        yield n
 
 
 def _watch(node: Node, tmp_path: Path, name: str) -> tuple[int, list[dict[str, Any]], str]:

@@ -225,3 +225,97 @@ def test_health_listen_serves_plaintext_health_beside_a_tls_node(
         assert code == grpc.StatusCode.UNIMPLEMENTED
     finally:
         loop.run(node.stop())
+
+
+def test_init_replica_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_cli
+
+    a = write_node_dir(tmp_path, A, genesis([member(A)]), insecure=False)
+    out, _ = run_cli(
+        capsys,
+        "init-replica",
+        str(tmp_path / "r"),
+        "--from",
+        str(a.dir),
+        "--replica-of",
+        "10.0.0.5:7001",
+        "--listen",
+        "0.0.0.0:7101",
+    )
+    assert out == (
+        f"initialised a match replica of {A} in {tmp_path / 'r'}, following 10.0.0.5:7001; "
+        f"start it with `ccnode serve {tmp_path / 'r'}`\n"
+    )
+    config = load_config(tmp_path / "r")
+    assert (config.replica_of, config.listen) == ("10.0.0.5:7001", "0.0.0.0:7101")
+    _, err = run_cli(
+        capsys,
+        "init-replica",
+        str(tmp_path / "r2"),
+        "--from",
+        str(tmp_path / "r"),
+        "--replica-of",
+        "10.0.0.5:7001",
+        code=2,
+    )
+    assert err.strip() == (
+        f"ccnode: error: {tmp_path / 'r'} is itself a replica (of 10.0.0.5:7001): make replicas "
+        "from the member's own directory"
+    )
+    assert not (tmp_path / "r2").exists()
+
+
+def test_replica_is_not_ready_while_it_lags_beyond_the_bound(
+    tmp_path: Path, loop: LoopThread
+) -> None:
+    """Another process holds the replica's LMDB write lock, so what the
+    primary sends cannot commit: the replica's lag grows past
+    ``replica_max_lag`` and its readiness goes NOT_SERVING (liveness stays
+    SERVING); when the lock is released it commits and is ready again."""
+    import subprocess
+    import sys
+
+    roster = genesis([member(A)])
+    a_cfg = write_node_dir(tmp_path, A, roster, insecure=False)
+    origin = Origin(A)
+    primary = Node(a_cfg)
+    p_addr = loop.run(primary.start())
+    r_cfg = init_replica_dir(a_cfg.dir, tmp_path / "replica", p_addr)
+    replica = Node(replace(r_cfg, replica_max_lag=3, health_listen="127.0.0.1:0"))
+    holder: subprocess.Popen[str] | None = None
+    try:
+        loop.run(replica.start())
+        eventually(lambda: replica.ready, timeout=20, what="replica SERVING")
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import lmdb, sys; env = lmdb.open(sys.argv[1], max_dbs=16); "
+                "txn = env.begin(write=True); print('held', flush=True); sys.stdin.read()",
+                str(r_cfg.data_dir),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+
+        async def submit() -> None:
+            async with client(A, p_addr) as c:
+                await c.submit([origin.next() for _ in range(10)])
+
+        loop.run(submit())
+        eventually(lambda: not replica.ready, timeout=20, what="lagging replica NOT_SERVING")
+        assert replica.replica_lag() == 10
+        health = loop.run(_health(replica.health_address))
+        assert health == {"": "SERVING", SERVICE_NAME: "NOT_SERVING"}
+        holder.communicate("", timeout=10)  # releases the write lock
+        eventually(lambda: replica.ready, timeout=20, what="caught up again: SERVING")
+        assert replica.replica_lag() == 0
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+        if replica._server is not None:
+            loop.run(replica.stop())
+        loop.run(primary.stop())

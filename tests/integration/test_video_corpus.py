@@ -7,20 +7,24 @@ A few of them also get an edited copy (mirrored, letterboxed, trimmed,
 halved in size, greyed), which must match its source and nothing else, so the
 test would notice a scorer that never says yes; and at least 90% of the
 videos must match themselves (the rest are flat, below PDQ's quality floor,
-or too short for the minimum matched duration). The bank's size over these
-videos and the shared vectors is printed (docs/benchmarks.md) and must stay
+or too short for the minimum matched duration). The queries `ccnode watch`
+sends while such an upload plays live (its windows) raise no false alarm
+either and find every copy. The bank's size over these videos and the
+shared vectors is printed (docs/benchmarks.md) and must stay
 within 5 frames a second (300 a minute).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from node.core.vpdq import FRAME_BYTES
+from node.cli.watch_cmds import WATCH_SEGMENT_S, WINDOW_MS
+from node.core.vpdq import FRAME_BYTES, VideoFrame
 from node.match.video import FrameHits, QueryFrame, brute_force_hits, score_video
 from node.media.video import VideoHashes, bank_frames, query_frames
 from tests.videos import edited, letterbox, synthetic, write
@@ -86,6 +90,26 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
+def _watch_reports(
+    query: Sequence[QueryFrame], banked: Sequence[VideoFrame], hits: FrameHits
+) -> bool:
+    """Whether any query `ccnode watch` sends for this upload played live
+    matches: every WATCH_SEGMENT_S of stream, the frames of the last WINDOW_MS
+    (these videos are shorter than a window, so each query is a prefix)."""
+    ts = np.array([f.ts_ms for f in query], np.int64)
+    step = int(WATCH_SEGMENT_S * 1000)
+    for end in [*range(step, int(ts.max()) + 1, step), int(ts.max()) + 1]:
+        keep = (ts < end) & (ts >= end - WINDOW_MS)
+        new_index = np.cumsum(keep) - 1
+        sel = keep[hits.query_index]
+        window = FrameHits(
+            new_index[hits.query_index[sel]], hits.banked_index[sel], hits.distance[sel]
+        )
+        if score_video([f for f, k in zip(query, keep, strict=True) if k], banked, window).is_match:
+            return True
+    return False
+
+
 def test_no_false_matches_and_every_copy_found(corpus: dict[str, Path]) -> None:
     originals = [n for n in corpus if "-" not in n]
     banks: dict[str, VideoHashes] = {n: bank_frames(corpus[n]) for n in originals}
@@ -106,6 +130,7 @@ def test_no_false_matches_and_every_copy_found(corpus: dict[str, Path]) -> None:
         groups[(int(q_owner[qi]), int(b_owner[bi]))].append(k)
 
     matches = set()
+    watched = set()  # what `ccnode watch` would report, window by window
     for (qv, bv), ks in groups.items():
         sel = np.array(ks)
         pair_hits = FrameHits(
@@ -116,6 +141,8 @@ def test_no_false_matches_and_every_copy_found(corpus: dict[str, Path]) -> None:
         s = score_video(queries[q_names[qv]], banks[b_names[bv]].frames, pair_hits)
         if s.is_match:
             matches.add((q_names[qv], b_names[bv]))
+        if _watch_reports(queries[q_names[qv]], banks[b_names[bv]].frames, pair_hits):
+            watched.add((q_names[qv], b_names[bv]))
     selves = {(n, n) for n in originals}
     copies = {(n, n.split("-")[0]) for n in corpus if "-" in n}
     others = len(q_names) * len(b_names) - len(selves) - len(copies)
@@ -126,6 +153,8 @@ def test_no_false_matches_and_every_copy_found(corpus: dict[str, Path]) -> None:
         f"{len(copies)}; videos matching themselves {len(matches & selves)} of {len(selves)}"
     )
     assert matches - selves - copies == set(), "false matches"
+    assert watched - selves - copies == set(), "false alarms from watch's windows"
+    assert copies - watched == set(), "copies missed by watch's windows"
     assert copies - matches == set(), "copies missed"
     # The rest are too short (a 2-s video spans < 1.5 s of aligned frames) or too flat.
     assert len(matches & selves) >= 0.9 * len(selves)

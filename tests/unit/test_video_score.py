@@ -205,3 +205,19 @@ def test_brute_force_hits_are_every_pair_within_the_distance(
             if d <= radius:
                 want.append((i, j, d))
     assert got == want
+
+
+def test_two_pairs_whose_median_offset_lies_between_them_still_align() -> None:
+    # Offsets 0 and 800 ms vote for the bin between them, and their median
+    # (400) is more than the tolerance from both: one of the pairs must still
+    # be the alignment (this raised ValueError on an empty selection).
+    banked = _banked(2)
+    banked = [banked[0], VideoFrame(banked[1].pdq, 90, 1800)]
+    query = [
+        QueryFrame(banked[0].pdq, 90, 0, 0),
+        QueryFrame(banked[1].pdq, 90, 1000, 0),
+    ]
+    s = _score(query, banked)
+    assert s.offset_ms in (0, 800)
+    assert s.matched_frames == 1
+    assert not s.is_match

@@ -49,6 +49,11 @@ class NodeServiceStub:
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchRequest.SerializeToString,
                 response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
                 _registered_method=True)
+        self.MatchVideoStream = channel.stream_stream(
+                '/consortium.v1.NodeService/MatchVideoStream',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.VideoQuery.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
+                _registered_method=True)
         self.Pull = channel.unary_stream(
                 '/consortium.v1.NodeService/Pull',
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullRequest.SerializeToString,
@@ -144,6 +149,18 @@ class NodeServiceServicer:
 
     def Match(self, request, context):
         """Local lookups: a platform's uploads never leave its node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MatchVideoStream(self, request_iterator, context):
+        """Incremental video Match (docs/live.md): send an upload's or a stream's
+        frames in chunks as they are hashed; after each chunk, the answer for
+        the frames held so far. The call holds at most the newest frames one
+        video Match may carry within the Match budget (older ones are dropped,
+        a frame's variants together); each chunk is checked like a Match; a call
+        idle for 60 s is ended with RESOURCE_EXHAUSTED. Who may call it: as Match.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -277,6 +294,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
             'Match': grpc.unary_unary_rpc_method_handler(
                     servicer.Match,
                     request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchRequest.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.SerializeToString,
+            ),
+            'MatchVideoStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.MatchVideoStream,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.VideoQuery.FromString,
                     response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.SerializeToString,
             ),
             'Pull': grpc.unary_stream_rpc_method_handler(
@@ -435,6 +457,33 @@ class NodeService:
             target,
             '/consortium.v1.NodeService/Match',
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchRequest.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchVideoStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/consortium.v1.NodeService/MatchVideoStream',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.VideoQuery.SerializeToString,
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
             options,
             channel_credentials,
