@@ -105,8 +105,16 @@ def test_every_command_that_decodes_video_takes_the_limits(command: str) -> None
     from node.cli.video_limits import limits_of
 
     args = build_parser().parse_args(
-        [command, "x", "--video-max-seconds", "60", "--video-max-frames", "900",
-         "--video-max-pixels", "2073600"]  # fmt: skip
+        [
+            command,
+            "x",
+            "--video-max-seconds",
+            "60",
+            "--video-max-frames",
+            "900",
+            "--video-max-pixels",
+            "2073600",
+        ]
     )
     limits = limits_of(args)
     assert (limits.max_duration_s, limits.max_frames, limits.max_pixels) == (60.0, 900, 2073600)
