@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -40,8 +41,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from node.cli import video_limits
 from node.config import load_config, write_atomic
 from node.core import labels
 from node.core.entry import EntryBody, Kind, SignedEntry, Signer
@@ -60,6 +62,9 @@ from node.media.live import (
 )
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc.client import NodeClient
+
+if TYPE_CHECKING:
+    from node.media.video import VideoLimits
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +201,17 @@ class Publisher:
 
 
 def _segments(
-    source: GrowingSource | HlsSource, state: LiveState, offset_ms: int, warn: Callable[[str], None]
+    source: GrowingSource | HlsSource,
+    state: LiveState,
+    offset_ms: int,
+    warn: Callable[[str], None],
+    limits: VideoLimits,
 ) -> Iterator[tuple[VpdqSegment, float]]:
     """Hash the source as it grows; yield each complete segment not yet
     published (with the monotonic time it completed), then the final one."""
     from node.media.video import LiveBank
 
-    stream = open_stream(source, LiveBank)
+    stream = open_stream(source, functools.partial(LiveBank, limits=limits))
     segmenter = Segmenter(
         bytes.fromhex(state.video_id),
         state.segment_ms,
@@ -348,7 +357,7 @@ def _publish_live(
                     {"video_id": state.video_id, "state": str(path)},
                     f"publishing video {state.video_id} of incident {incident} (state in {path})",
                 )
-            segments = _segments(source, state, offset, warn)
+            segments = _segments(source, state, offset, warn, video_limits.limits_of(args))
             try:
                 while state.finished is False:
                     item = await loop.run_in_executor(hashing, next, segments, None)

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.cli import video_cmds
+from node.cli import video_cmds, video_limits
 from node.errors import ValidationError
 from node.match.video import QueryFrame
 from node.media import image as media
 from node.media.audio import AudioFingerprint, fingerprint_file
-from node.media.video import VideoHashes
+from node.media.video import VideoHashes, VideoLimits
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".flv", ".ts"})
@@ -50,6 +50,7 @@ def register(sub: Any) -> None:
         "HMA; 0: every frame)",
     )
     p.add_argument("--json", action="store_true", help="everything, with each vPDQ frame")
+    video_limits.add_options(p)
     p.set_defaults(func=cmd_hash)
 
 
@@ -111,12 +112,17 @@ def _audio(path: Path) -> tuple[AudioFingerprint | None, str | None]:
 
 
 def hash_files(
-    paths: list[Path], *, dihedral: bool, audio: bool = False, vpdq_seconds: float | None = None
+    paths: list[Path],
+    *,
+    dihedral: bool,
+    audio: bool = False,
+    vpdq_seconds: float | None = None,
+    limits: VideoLimits | None = None,
 ) -> tuple[list[Hashed], int]:
     """Hash each file; report each failure on one line and go on. With
     ``vpdq_seconds``, files named as videos also get Meta's vPDQ, and a video
     that does not decode is a failed file."""
-    from node.media.video import reference_vpdq
+    from node.media.video import DEFAULT_LIMITS, reference_vpdq
 
     done: list[Hashed] = []
     failed = 0
@@ -126,7 +132,9 @@ def hash_files(
             variants = media.pdq_dihedral(path) if dihedral and hashes.pdq is not None else ()
             video = None
             if vpdq_seconds is not None and path.suffix.lower() in VIDEO_SUFFIXES:
-                video = reference_vpdq(path, seconds_per_hash=vpdq_seconds)
+                video = reference_vpdq(
+                    path, seconds_per_hash=vpdq_seconds, limits=limits or DEFAULT_LIMITS
+                )
             fingerprint, note = _audio(path) if audio else (None, None)
         except ValidationError as exc:
             print(f"ccnode: error: {exc}", file=sys.stderr)
@@ -140,7 +148,11 @@ def cmd_hash(args: argparse.Namespace) -> int:
     if not args.vpdq_seconds >= 0:
         raise ValidationError(f"--vpdq-seconds must be >= 0: got {args.vpdq_seconds}")
     done, failed = hash_files(
-        args.files, dihedral=args.dihedral, audio=True, vpdq_seconds=args.vpdq_seconds
+        args.files,
+        dihedral=args.dihedral,
+        audio=True,
+        vpdq_seconds=args.vpdq_seconds,
+        limits=video_limits.limits_of(args),
     )
     if args.json:
         print(json.dumps([h.json() for h in done], indent=2))
@@ -261,7 +273,7 @@ def match_files(args: argparse.Namespace) -> int:
     for i, h in enumerate(done):
         if h.path.suffix.lower() in VIDEO_SUFFIXES:
             try:
-                frames[i] = video_cmds.hash_query(h.path)
+                frames[i] = video_cmds.hash_query(h.path, video_limits.limits_of(args))
             except ValidationError as exc:
                 print(f"ccnode: error: {exc}", file=sys.stderr)
                 failed += 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.cli import video_limits
 from node.config import (
     NodeConfig,
     PeerConfig,
@@ -158,6 +159,7 @@ def register(sub: Any) -> None:
     )
     stall_option(p)
     p.add_argument("--json", action="store_true")
+    video_limits.add_options(p)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser(
@@ -189,6 +191,7 @@ def register(sub: Any) -> None:
         "--report-all", action="store_true", help="videos: also banked videos hit without a match"
     )
     p.add_argument("--json", action="store_true")
+    video_limits.add_options(p)
     p.set_defaults(func=cmd_match)
 
     p = sub.add_parser("status", help="a node's id, heads, peers and roster version")
@@ -455,7 +458,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         from node.cli.video_cmds import bank_segments, soundtrack_segments
 
         seconds = args.segment_seconds if args.segment_seconds is not None else 60
-        segments = bank_segments(args.file, round(seconds * 1000))
+        segments = bank_segments(args.file, round(seconds * 1000), video_limits.limits_of(args))
         batch = [("VPDQ", s.encode()) for s in segments]
         if args.algo is None:  # the soundtrack too, unless only vPDQ was asked for
             audio, why = soundtrack_segments(args.file)

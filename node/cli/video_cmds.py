@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.app import MAX_VIDEO_QUERY_FRAMES
 from node.core import chromaprint, vpdq
@@ -26,6 +26,9 @@ from node.match.limits import MatchLimits
 from node.match.pdq_index import DEFAULT_RADIUS, probes
 from node.match.video import QueryFrame, VideoThresholds
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
+
+if TYPE_CHECKING:
+    from node.media.video import VideoLimits
 
 
 def clock(ms: int) -> str:
@@ -44,15 +47,17 @@ def video_id_of(path: Path) -> bytes:
     return digest.digest()[: vpdq.VIDEO_ID_BYTES]
 
 
-def bank_segments(path: Path, segment_ms: int = vpdq.SEGMENT_MS) -> list[vpdq.VpdqSegment]:
+def bank_segments(
+    path: Path, segment_ms: int = vpdq.SEGMENT_MS, limits: VideoLimits | None = None
+) -> list[vpdq.VpdqSegment]:
     """The VPDQ segments that bank the video at ``path``."""
     if not 1000 <= segment_ms <= vpdq.MAX_SEGMENT_MS:
         raise ValidationError(
             f"segment length {segment_ms // 1000} s: expected 1..{vpdq.MAX_SEGMENT_MS // 1000}"
         )
-    from node.media.video import bank_frames
+    from node.media.video import DEFAULT_LIMITS, bank_frames
 
-    hashed = bank_frames(path)
+    hashed = bank_frames(path, limits or DEFAULT_LIMITS)
     if not hashed.frames:
         raise ValidationError(f"{path}: no frame could be hashed; nothing to bank")
     return vpdq.split(
@@ -97,10 +102,10 @@ def query_windows(frames: Sequence[QueryFrame], size: int) -> list[list[QueryFra
     return [w for w in out if w]
 
 
-def hash_query(path: Path) -> list[QueryFrame]:
-    from node.media.video import query_frames
+def hash_query(path: Path, limits: VideoLimits | None = None) -> list[QueryFrame]:
+    from node.media.video import DEFAULT_LIMITS, query_frames
 
-    _, frames = query_frames(path)
+    _, frames = query_frames(path, limits or DEFAULT_LIMITS)
     return list(frames)
 
 

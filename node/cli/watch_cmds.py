@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.cli import video_limits
 from node.errors import ValidationError
 from node.match.video import QueryFrame
 from node.media.live import check_segment_seconds, open_source, open_stream
@@ -117,7 +119,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         hashing = ThreadPoolExecutor(1, thread_name_prefix="watch-hash")
         try:
-            stream = await loop.run_in_executor(hashing, open_stream, source, LiveQuery)
+            kind = functools.partial(LiveQuery, limits=video_limits.limits_of(args))
+            stream = await loop.run_in_executor(hashing, open_stream, source, kind)
             windows = _windows(stream, segment_ms)
             async with connect(args) as client:
                 while True:
@@ -212,4 +215,5 @@ def register(sub: Any) -> None:
     )
     stall_option(p)
     p.add_argument("--json", action="store_true")
+    video_limits.add_options(p)
     p.set_defaults(func=cmd_watch)

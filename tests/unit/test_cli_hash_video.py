@@ -72,3 +72,49 @@ def test_hash_refuses_a_negative_vpdq_interval(
 ) -> None:
     assert main(["hash", str(clip), "--vpdq-seconds", "-1"]) == 2
     assert capsys.readouterr().err.strip() == "ccnode: error: --vpdq-seconds must be >= 0: got -1.0"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("--video-max-seconds", "1", "video lasts 2 s: over the limit of 1 s"),
+        ("--video-max-frames", "30", "video has more than 30 frames: over the limit"),
+        ("--video-max-pixels", "1000", "over the limit of 1000"),
+    ],
+)
+def test_video_limits_are_options(
+    clip: Path, option: str, value: str, error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["hash", str(clip), option, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"ccnode: error: {clip}: ")
+    assert error in err[0]
+
+
+def test_a_video_limit_must_be_positive(clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hash", str(clip), "--video-max-frames", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ccnode: error: video limit max_frames must be positive"
+    )
+
+
+@pytest.mark.parametrize("command", ["submit", "match", "watch"])
+def test_every_command_that_decodes_video_takes_the_limits(command: str) -> None:
+    from node.cli import build_parser
+    from node.cli.video_limits import limits_of
+
+    args = build_parser().parse_args(
+        [
+            command,
+            "x",
+            "--video-max-seconds",
+            "60",
+            "--video-max-frames",
+            "900",
+            "--video-max-pixels",
+            "2073600",
+        ]
+    )
+    limits = limits_of(args)
+    assert (limits.max_duration_s, limits.max_frames, limits.max_pixels) == (60.0, 900, 2073600)
