@@ -17,10 +17,12 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.app import MAX_AUDIO_QUERY_ITEMS
 from node.cli import video_cmds, video_limits
 from node.errors import ValidationError
 from node.match.video import QueryFrame
@@ -252,6 +254,53 @@ def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes, int |
     raise ValidationError(f"--file computes PDQ, MD5, VIDEO_MD5 or SHA256, not {name}")
 
 
+def fired(found: Sequence[pb.VideoMatch], heard: Sequence[pb.AudioMatch]) -> list[str]:
+    """Which evidence made a match decision: "visual" (frames), "audio" (soundtrack)."""
+    out = ["visual"] if any(v.is_match for v in found) else []
+    return out + (["audio"] if any(m.is_match for m in heard) else [])
+
+
+def describe_audio(m: pb.AudioMatch) -> str:
+    """One line: the decision, the banked soundtrack, its submitter and the ranges."""
+    p = m.match.provenance
+    state = "RETRACTED" if p.retracted else m.match.recommended_action
+    if not m.is_match:
+        state = "no-match"
+    tags = ",".join(p.current_labels or p.labels) or "-"
+    return (
+        f"{state:9} banked soundtrack {m.video_id.hex()[:16]} by {p.origin} "
+        f"({p.origin_kind}, {p.jurisdiction}): upload {video_cmds.clock(m.query_start_ms)}-"
+        f"{video_cmds.clock(m.query_end_ms)} ~ banked {video_cmds.clock(m.banked_start_ms)}-"
+        f"{video_cmds.clock(m.banked_end_ms)}  (similarity {m.similarity:.3f}, "
+        f"aligned {m.aligned_s:.1f} s)  labels {tags}  incident {p.incident or '-'}  "
+        f"rule {m.match.rule or '-'}  segments {len(m.segments)}, "
+        f"first {m.segments[0].hex()[:16] if m.segments else '-'}"
+    )
+
+
+def print_audio(label: str, heard: Sequence[pb.AudioMatch]) -> None:
+    hits = sum(1 for m in heard if m.is_match)
+    if hits:
+        print(f"{label}: {hits} audio match{'es' if hits != 1 else ''}")
+    for m in heard:
+        print("  " + describe_audio(m))
+
+
+def audio_json(m: pb.AudioMatch) -> dict[str, Any]:
+    from node.cli.node_cmds import match_json
+
+    return {
+        "video_id": m.video_id.hex(),
+        "is_match": m.is_match,
+        "similarity": m.similarity,
+        "aligned_s": m.aligned_s,
+        "upload_range_ms": [m.query_start_ms, m.query_end_ms],
+        "banked_range_ms": [m.banked_start_ms, m.banked_end_ms],
+        "segments": [s.hex() for s in m.segments],
+        "match": match_json(m.match),
+    }
+
+
 def match_files(args: argparse.Namespace) -> int:
     """``ccnode match FILE...``: hash locally, then one batch Match."""
     from node.cli.node_cmds import QueryAnswer, _address, connect
@@ -260,7 +309,7 @@ def match_files(args: argparse.Namespace) -> int:
         raise ValidationError("give FILEs to hash and match, or --algo and --hash")
     args.dir = args.node_dir
     _address(args)  # a node to ask, before hashing the files
-    done, failed = hash_files(list(args.paths), dihedral=args.dihedral)
+    done, failed = hash_files(list(args.paths), dihedral=args.dihedral, audio=True)
     queries: list[tuple[str, bytes]] = []
     variants: list[list[bytes]] = []
     owner: list[int] = []
@@ -279,6 +328,9 @@ def match_files(args: argparse.Namespace) -> int:
                 failed += 1
     results: list[pb.QueryResult] = []
     videos: dict[int, list[pb.VideoMatch]] = {i: [] for i in frames}
+    # audio files and videos' soundtracks: the fingerprint from the start
+    tracks = {i: h.audio.values for i, h in enumerate(done) if h.audio is not None}
+    sounds: dict[int, list[pb.AudioMatch]] = {i: [] for i in tracks}
     thresholds = video_cmds.thresholds_of(args)
 
     async def go() -> None:
@@ -304,8 +356,15 @@ def match_files(args: argparse.Namespace) -> int:
                         report_all=args.report_all,
                     )
                 videos[i] = video_cmds.best_per_video(answers)
+            for i, values in tracks.items():
+                sounds[i] = await client.match_audio(
+                    values[:MAX_AUDIO_QUERY_ITEMS],
+                    include_retracted=args.include_retracted,
+                    record=args.record,
+                    report_all=args.report_all,
+                )
 
-    if queries or frames:
+    if queries or frames or tracks:
         asyncio.run(go())
     per_file: list[dict[bytes, pb.Match]] = [{} for _ in done]
     never: list[bool] = [False for _ in done]
@@ -333,12 +392,21 @@ def match_files(args: argparse.Namespace) -> int:
             doc = a.json()
             if i in videos:
                 doc["videos"] = [video_cmds.video_json(v) for v in videos[i]]
+            if i in sounds:
+                doc["audio"] = [audio_json(m) for m in sounds[i]]
+            if i in videos or i in sounds:
+                doc["fired"] = fired(videos.get(i, []), sounds.get(i, []))
             docs.append(doc)
         print(json.dumps(docs, indent=2))
     else:
         for i, a in enumerate(answers):
-            found = videos.get(i, [])
-            if a.matches or a.never_match or not any(v.is_match for v in found):
+            found, heard = videos.get(i, []), sounds.get(i, [])
+            media_hit = any(v.is_match for v in found) or any(m.is_match for m in heard)
+            if a.matches or a.never_match or not media_hit:
                 a.print(str(a.file))
             video_cmds.print_videos(str(a.file), found)
+            print_audio(str(a.file), heard)
+            if i in videos and i in sounds:
+                evidence = fired(found, heard)
+                print(f"{a.file}: fired: {', '.join(evidence) if evidence else 'neither'}")
     return 2 if failed else 0

@@ -23,6 +23,7 @@ from node.errors import (
     StorageError,
     ValidationError,
 )
+from node.match.audio_index import AudioThresholds
 from node.match.video import QueryFrame, VideoThresholds
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -217,6 +218,27 @@ class NodeClient:
         try:
             response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
             return list(response.videos)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, self.address) from None
+
+    async def match_audio(
+        self,
+        values: Sequence[int],
+        thresholds: AudioThresholds | None = None,
+        *,
+        include_retracted: bool = False,
+        record: bool = False,
+        report_all: bool = False,
+    ) -> list[pb.AudioMatch]:
+        """One audio query (at most 90,000 values: node.app.MAX_AUDIO_QUERY_ITEMS)."""
+        request = pb.MatchRequest(
+            audio=convert.audio_query_to_pb(values, thresholds, report_all),
+            include_retracted=include_retracted,
+            record=record,
+        )
+        try:
+            response: pb.MatchResponse = await self.stub.Match(request, timeout=self.deadline_s)
+            return list(response.audio)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
 

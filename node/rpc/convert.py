@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.accountability import ActionSummary
-from node.app import MAX_VIDEO_QUERY_FRAMES, MatchHit, MatchResults, VideoMatchHit
+from node.app import (
+    MAX_VIDEO_QUERY_FRAMES,
+    AudioMatchHit,
+    MatchHit,
+    MatchResults,
+    VideoMatchHit,
+)
 from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate
 from node.core.payloads import decode_quality
 from node.core.policy import Decision
 from node.core.roster import RosterSignature, SignedRoster
 from node.errors import ValidationError
+from node.match.audio_index import AudioThresholds
 from node.match.video import QueryFrame, VideoThresholds
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.transparency import Alert
@@ -207,6 +214,51 @@ def video_match_to_pb(v: VideoMatchHit) -> pb.VideoMatch:
         is_match=s.is_match,
         banked_first_ms=v.banked_ms[0],
         banked_last_ms=v.banked_ms[1],
+    )
+
+
+def audio_query_from_pb(msg: pb.AudioQuery) -> tuple[list[int], AudioThresholds]:
+    """An audio query's values and thresholds (the count is checked by the app)."""
+    fields = {f: getattr(msg, f) for f in ("min_similarity", "min_aligned_s") if msg.HasField(f)}
+    try:
+        thresholds = AudioThresholds(**fields)
+    except ValidationError as exc:
+        raise ValidationError(f"audio thresholds: {exc}") from None
+    return list(msg.values), thresholds
+
+
+def audio_query_to_pb(
+    values: Sequence[int],
+    thresholds: AudioThresholds | None = None,
+    report_all: bool = False,
+) -> pb.AudioQuery:
+    msg = pb.AudioQuery(values=list(values), report_all=report_all)
+    if thresholds is not None:
+        defaults = AudioThresholds()
+        for name in ("min_similarity", "min_aligned_s"):
+            value = getattr(thresholds, name)
+            if value != getattr(defaults, name):
+                setattr(msg, name, value)
+    return msg
+
+
+def audio_match_to_pb(a: AudioMatchHit) -> pb.AudioMatch:
+    """An audio answer; as a video's, its provenance leaves the segment's
+    sub-fingerprints out (GetEntry has them)."""
+    s = a.score
+    match = match_to_pb(a.hit)
+    match.provenance.hash = b""
+    return pb.AudioMatch(
+        match=match,
+        video_id=a.video_id,
+        segments=list(a.segments),
+        similarity=s.similarity,
+        aligned_s=s.aligned_s,
+        query_start_ms=s.query_range_ms[0],
+        query_end_ms=s.query_range_ms[1],
+        banked_start_ms=s.banked_range_ms[0],
+        banked_end_ms=s.banked_range_ms[1],
+        is_match=s.is_match,
     )
 
 

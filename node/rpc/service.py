@@ -332,6 +332,15 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             # The match log feeds the member's signed action reports: it is
             # kept in one place, the member's node (docs/operators.md).
             self._writable("Match with record=true")
+        if request.HasField("audio"):
+            if request.queries or request.HasField("video"):
+                raise ValidationError(
+                    "a Match request carries hash queries, a video query or an audio query: "
+                    "one kind only"
+                )
+            loop = asyncio.get_running_loop()
+            audio = await loop.run_in_executor(self.app.match_pool, self._match_audio, request)
+            return pb.MatchResponse(audio=audio)
         if request.HasField("video"):
             if request.queries:
                 raise ValidationError(
@@ -396,6 +405,17 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
     ) -> list[pb.VideoMatch]:
         found = self.app.match_video(frames, thresholds, report_all=report_all)
         return [convert.video_match_to_pb(v) for v in found]
+
+    def _match_audio(self, request: pb.MatchRequest) -> list[pb.AudioMatch]:
+        values, thresholds = convert.audio_query_from_pb(request.audio)
+        found = self.app.match_audio(
+            values,
+            thresholds,
+            include_retracted=request.include_retracted,
+            record=request.record,
+            report_all=request.audio.report_all,
+        )
+        return [convert.audio_match_to_pb(a) for a in found]
 
     def _match_video(self, request: pb.MatchRequest) -> list[pb.VideoMatch]:
         frames, thresholds = convert.video_query_from_pb(request.video)

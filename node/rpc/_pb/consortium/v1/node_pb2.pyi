@@ -84,18 +84,56 @@ class HashQuery(_message.Message):
     def __init__(self, algorithm: _Optional[str] = ..., value: _Optional[bytes] = ..., dihedral: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class MatchRequest(_message.Message):
-    __slots__ = ("queries", "include_retracted", "max_distance", "record", "video")
+    __slots__ = ("queries", "include_retracted", "max_distance", "record", "video", "audio")
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_RETRACTED_FIELD_NUMBER: _ClassVar[int]
     MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     RECORD_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
     queries: _containers.RepeatedCompositeFieldContainer[HashQuery]
     include_retracted: bool
     max_distance: int
     record: bool
     video: VideoQuery
-    def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ..., record: _Optional[bool] = ..., video: _Optional[_Union[VideoQuery, _Mapping]] = ...) -> None: ...
+    audio: AudioQuery
+    def __init__(self, queries: _Optional[_Iterable[_Union[HashQuery, _Mapping]]] = ..., include_retracted: _Optional[bool] = ..., max_distance: _Optional[int] = ..., record: _Optional[bool] = ..., video: _Optional[_Union[VideoQuery, _Mapping]] = ..., audio: _Optional[_Union[AudioQuery, _Mapping]] = ...) -> None: ...
+
+class AudioQuery(_message.Message):
+    __slots__ = ("values", "min_similarity", "min_aligned_s", "report_all")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    MIN_ALIGNED_S_FIELD_NUMBER: _ClassVar[int]
+    REPORT_ALL_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[int]
+    min_similarity: float
+    min_aligned_s: float
+    report_all: bool
+    def __init__(self, values: _Optional[_Iterable[int]] = ..., min_similarity: _Optional[float] = ..., min_aligned_s: _Optional[float] = ..., report_all: _Optional[bool] = ...) -> None: ...
+
+class AudioMatch(_message.Message):
+    __slots__ = ("match", "video_id", "segments", "similarity", "aligned_s", "query_start_ms", "query_end_ms", "banked_start_ms", "banked_end_ms", "is_match")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    ALIGNED_S_FIELD_NUMBER: _ClassVar[int]
+    QUERY_START_MS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_END_MS_FIELD_NUMBER: _ClassVar[int]
+    BANKED_START_MS_FIELD_NUMBER: _ClassVar[int]
+    BANKED_END_MS_FIELD_NUMBER: _ClassVar[int]
+    IS_MATCH_FIELD_NUMBER: _ClassVar[int]
+    match: Match
+    video_id: bytes
+    segments: _containers.RepeatedScalarFieldContainer[bytes]
+    similarity: float
+    aligned_s: float
+    query_start_ms: int
+    query_end_ms: int
+    banked_start_ms: int
+    banked_end_ms: int
+    is_match: bool
+    def __init__(self, match: _Optional[_Union[Match, _Mapping]] = ..., video_id: _Optional[bytes] = ..., segments: _Optional[_Iterable[bytes]] = ..., similarity: _Optional[float] = ..., aligned_s: _Optional[float] = ..., query_start_ms: _Optional[int] = ..., query_end_ms: _Optional[int] = ..., banked_start_ms: _Optional[int] = ..., banked_end_ms: _Optional[int] = ..., is_match: _Optional[bool] = ...) -> None: ...
 
 class VideoQuery(_message.Message):
     __slots__ = ("hashes", "quality", "ts_ms", "variant", "thresholds", "report_all")
@@ -312,12 +350,14 @@ class QueryResult(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[Match, _Mapping]]] = ..., never_match: _Optional[bool] = ..., total: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class MatchResponse(_message.Message):
-    __slots__ = ("results", "videos")
+    __slots__ = ("results", "videos", "audio")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     VIDEOS_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[QueryResult]
     videos: _containers.RepeatedCompositeFieldContainer[VideoMatch]
-    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., videos: _Optional[_Iterable[_Union[VideoMatch, _Mapping]]] = ...) -> None: ...
+    audio: _containers.RepeatedCompositeFieldContainer[AudioMatch]
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., videos: _Optional[_Iterable[_Union[VideoMatch, _Mapping]]] = ..., audio: _Optional[_Iterable[_Union[AudioMatch, _Mapping]]] = ...) -> None: ...
 
 class PullRequest(_message.Message):
     __slots__ = ("cursors", "max_batch", "follow")
