@@ -19,9 +19,12 @@ from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
 from node.rpc.client import NodeClient
 from node.server import Node
 from tests.helpers import LoopThread, Origin
-from tests.integration.test_audio_match import GOV, REFERENCE, bank, node  # noqa: F401
+from tests.integration import test_audio_match
+from tests.integration.test_audio_match import GOV, REFERENCE, bank
 
 pytestmark = pytest.mark.integration
+
+node = test_audio_match.node  # the fixture: one real node, GOV its member
 
 
 def vector(name: str) -> Path:
