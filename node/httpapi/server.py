@@ -612,7 +612,7 @@ class HttpApi:
             self._check_body(request)
         if self._uploads >= self.config.http_max_uploads:
             raise LimitError(
-                f"{self._uploads} uploads are being received or hashed "
+                f"uploads being received or hashed: {self._uploads} "
                 f"(http_max_uploads {self.config.http_max_uploads}): retry shortly"
             )
         self._uploads += 1

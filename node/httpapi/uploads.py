@@ -12,7 +12,7 @@ a PDQ hash, query frames (a video's every kept frame with its variants, as
 What an upload is comes from its multipart field name, HMA's convention
 (``photo``, ``video``), plus ``audio``; a field named ``file`` is sniffed:
 an image if Pillow recognises it, else a video if it has a picture, else
-audio.
+audio if it has a usable soundtrack, else any file (MD5 and SHA-256 only).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ FIELDS = (*KINDS, "file")
 
 @dataclass(frozen=True, slots=True)
 class UploadHashes:
-    kind: str  # photo | video | audio
+    kind: str  # photo | video | audio | file (none of those: digests only)
     md5: bytes
     sha256: bytes
     pdq: bytes | None = None  # photos whose quality is at least the floor
@@ -77,7 +77,11 @@ def _hash(path: Path, kind: str) -> UploadHashes:
         except ValidationError as exc:
             if "has no video stream" not in str(exc) and "not a video" not in str(exc):
                 raise
-        return _audio(path, digests)
+        try:
+            return _audio(path, digests)
+        except ValidationError as exc:  # any other file: matched by its digests
+            note = str(exc).removeprefix(f"{path}: ")
+            return UploadHashes("file", digests.md5, digests.sha256, audio_note=note)
     return _video(path, digests)
 
 

@@ -13,6 +13,7 @@ in the node's worker process.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import ssl
@@ -711,6 +712,65 @@ def test_a_caught_up_replica_serves_the_http_api_from_what_it_follows(
         loop.run(replica.stop())
         loop.run(primary.stop())
     assert got == (200, {"matches": [entry.entry_id.hex()]})
+
+
+def test_uploads_beyond_http_max_uploads_are_refused_with_429(
+    tmp_path: Path, loop: LoopThread
+) -> None:
+    node = start_node(tmp_path, loop, http_max_uploads=1)
+    url = f"http://{node.http_address}/h/hash"
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:  # holds the one slot until released
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\n\r\n'
+        yield b"x" * 1000
+        started.set()
+        await release.wait()
+        yield b"\r\n--B--\r\n"
+
+    async def go() -> tuple[tuple[int, Any], tuple[int, Any]]:
+        first = asyncio.ensure_future(
+            call(
+                "POST",
+                url,
+                data=slow(),
+                headers={"Content-Type": "multipart/form-data; boundary=B"},
+            )
+        )
+        await started.wait()
+        photo = vector(PDQ_DIR / "aaa-orig.jpg")
+
+        async def refused() -> bool:
+            return (await call("POST", url, data=form(photo, "photo")))[0] == 429
+
+        await aeventually(refused, timeout=10, what="the second upload refused")
+        second = await call("POST", url, data=form(photo, "photo"))
+        release.set()
+        return second, await first
+
+    try:
+        second, first = loop.run(go(), timeout=60)
+    finally:
+        loop.run(node.stop())
+    assert second == _err(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "uploads being received or hashed: 1 (http_max_uploads 1): retry shortly",
+    )
+    assert first[0] == 200 and set(first[1]) == {"md5", "sha256"}
+
+
+def test_init_replica_copies_the_http_keys_owner_only(tmp_path: Path) -> None:
+    from node.httpapi.keys import load_keys
+    from node.member_dir import init_replica_dir
+
+    cfg = write_node_dir(
+        tmp_path, GOV, MembersFile.of([member(GOV, MemberKind.GOVERNMENT)]), MemberKind.GOVERNMENT
+    )
+    key, _ = add_key(cfg.dir, ["match"], "gate")
+    replica = init_replica_dir(cfg.dir, tmp_path / "replica", "127.0.0.1:7001")
+    assert load_keys(replica.dir) == (key,)
+    assert (replica.dir / "http_keys.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_openapi_documents_exactly_the_served_routes(node: Node, loop: LoopThread) -> None:

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_other_callers_are_answered_while_large_uploads_and_matches_run(tmp_path: Path) -> None:
     if not (VIDEO_DIR / "a.mp4").exists():
         pytest.skip(f"test vectors not found at {VIDEO_DIR}")
-    fig = run(tmp_path, hashes=20_000, seconds=6.0, interval_ms=20.0, mib=32)
+    fig = run(tmp_path, hashes=20_000, seconds=6.0, interval_ms=20.0, mib=32, video_seconds=30)
     print(fig.report())
     assert len(fig.uploads) >= 1 and len(fig.videos) >= 1, "the uploads must complete"
     assert len(fig.big) >= 3, "the large Matches must complete"
