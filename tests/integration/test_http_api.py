@@ -65,11 +65,13 @@ def expected_pdq(name: str) -> str:
     return str(doc[name]["pdq"])
 
 
-def start_node(tmp_path: Path, loop: LoopThread, **options: Any) -> Node:
+def start_node(
+    tmp_path: Path, loop: LoopThread, *, others: tuple[Any, ...] = (), **options: Any
+) -> Node:
     cfg = write_node_dir(
         tmp_path,
         GOV,
-        MembersFile.of([member(GOV, MemberKind.GOVERNMENT)]),
+        MembersFile.of([member(GOV, MemberKind.GOVERNMENT), *others]),
         MemberKind.GOVERNMENT,
         http_listen="127.0.0.1:0",
         **options,
@@ -656,35 +658,57 @@ def test_check_config_refuses_an_open_http_api_beyond_loopback(
 def test_mutual_tls_admits_pinned_member_certificates_only(
     tmp_path: Path, loop: LoopThread
 ) -> None:
-    node = start_node(tmp_path, loop, insecure=False, http_mutual_tls=True)
-    tls = tls_for(GOV)
-    (tmp_path / "c.crt").write_bytes(tls.cert_pem)
-    (tmp_path / "c.key").write_bytes(tls.key_pem)
-    stranger = tls_for("stranger.example")
-    (tmp_path / "s.crt").write_bytes(stranger.cert_pem)
-    (tmp_path / "s.key").write_bytes(stranger.key_pem)
+    p1, gone = "platform-one.example", "platform-gone.example"
+    node = start_node(
+        tmp_path,
+        loop,
+        others=(member(p1), member(gone, revoked=True)),
+        insecure=False,
+        http_mutual_tls=True,
+    )
+    server = tls_for(GOV)
+    for name in (GOV, p1, gone, "stranger.example"):
+        (tmp_path / f"{name.replace('/', '_')}.crt").write_bytes(tls_for(name).cert_pem)
+        (tmp_path / f"{name.replace('/', '_')}.key").write_bytes(tls_for(name).key_pem)
 
-    def context(cert: str | None) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cadata=tls.cert_pem.decode())
+    def context(name: str | None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=server.cert_pem.decode())
         ctx.check_hostname = False  # the server's certificate is pinned above
-        if cert:
-            ctx.load_cert_chain(tmp_path / f"{cert}.crt", tmp_path / f"{cert}.key")
+        if name:
+            stem = name.replace("/", "_")
+            ctx.load_cert_chain(tmp_path / f"{stem}.crt", tmp_path / f"{stem}.key")
         return ctx
 
-    url = f"https://{node.http_address}/v1/status"
+    base = f"https://{node.http_address}"
+    pdq = expected_pdq("aaa-orig.jpg")
 
-    async def go(cert: str | None) -> int | str:
+    async def go(name: str | None, path: str) -> tuple[int, Any] | str:
         try:
-            return (await call("GET", url, ssl=context(cert)))[0]
+            return await call("GET", base + path, ssl=context(name))
         except aiohttp.ClientError as exc:
             return type(exc).__name__
 
+    lookup = f"/m/raw_lookup?signal_type=pdq&signal={pdq}"
     try:
-        member_, stranger_, none_ = loop.run(go("c")), loop.run(go("s")), loop.run(go(None))
+        got = {
+            (name, path): loop.run(go(name, path))
+            for name in (GOV, p1, gone, "stranger.example", None)
+            for path in (lookup, "/v1/status")
+        }
     finally:
         loop.run(node.stop())
-    assert member_ == 200
-    assert isinstance(stranger_, str) and isinstance(none_, str)  # handshakes refused
+    for name in (GOV, p1):  # the node's own member, and another member (READ role)
+        assert got[name, lookup] == (200, {"matches": []})
+        status = got[name, "/v1/status"]
+        assert isinstance(status, tuple) and status[0] == 200
+    for path in (lookup, "/v1/status"):
+        what = f"GET {path.split('?')[0]}"
+        assert got[gone, path] == _err(
+            403, "PERMISSION_DENIED", f"caller {gone} is revoked in roster version 1"
+        ), what
+        # a certificate the roster does not pin, or none: the handshake fails
+        assert isinstance(got["stranger.example", path], str)
+        assert isinstance(got[None, path], str)
 
 
 def test_a_replica_not_caught_up_answers_503_and_its_health_says_so(
