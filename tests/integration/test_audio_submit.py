@@ -17,6 +17,7 @@ from node.core import chromaprint
 from node.media.audio import fingerprint_file
 from node.server import Node
 from tests.audio_files import garble, melody, write
+from tests.helpers import run_cli
 from tests.integration import test_audio_match
 from tests.integration.test_audio_match import GOV
 
@@ -26,11 +27,7 @@ node = test_audio_match.node  # the fixture: one real node, GOV its member
 
 
 def _submit(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> tuple[str, str]:
-    from node.cli import main
-
-    assert main(["submit", *args]) == code
-    out, err = capsys.readouterr()
-    return out, err
+    return run_cli(capsys, "submit", *args, code=code)
 
 
 def _track(node: Node, entry_ids: list[bytes]) -> list[chromaprint.ChromaprintSegment]:
