@@ -18,6 +18,18 @@ import numpy.typing as npt
 
 RATE = 44100
 
+#: The Chromaprint vectors (../shared/vectors/chromaprint, README there) and
+#: the edited copies of their soundtrack `a`.
+VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "chromaprint"
+COPIES = (
+    "a-mp3-64k.mp3",
+    "a-quieter.m4a",
+    "a-with-noise.m4a",
+    "a-clip-4.3s-to-14.3s.m4a",
+    "a-phone-band.m4a",
+    "a-room-echo.m4a",
+)
+
 
 def melody(
     seconds: float, *, rate: int = RATE, channels: int = 1, seed: int = 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from node.server import Node
+from tests.audio_files import COPIES
 from tests.integration import test_audio_match
 from tests.integration.test_audio_mesh import banked_video, new_picture, soundtrack_vectors
 
@@ -21,15 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 node = test_audio_match.node  # the fixture: one real node, GOV its member
 
-COPIES = (
-    "a.m4a",
-    "a-mp3-64k.mp3",
-    "a-quieter.m4a",
-    "a-with-noise.m4a",
-    "a-clip-4.3s-to-14.3s.m4a",
-    "a-phone-band.m4a",
-    "a-room-echo.m4a",
-)
+SOUNDTRACKS = ("a.m4a", *COPIES)  # a's own soundtrack re-encoded, then each edited copy
 
 
 def test_every_soundtrack_copy_under_unrelated_footage_matches_on_audio_alone(
@@ -46,17 +39,17 @@ def test_every_soundtrack_copy_under_unrelated_footage_matches_on_audio_alone(
     assert len(sound) == 1
     files = [
         new_picture(tmp_path / f"copy-{i}.mp4", sounds / name, seed=200 + i)
-        for i, name in enumerate((*COPIES, "unrelated-b.m4a"))
+        for i, name in enumerate((*SOUNDTRACKS, "unrelated-b.m4a"))
     ]
     assert main(["match", *map(str, files), "--dir", d, "--json"]) == 0
     docs = json.loads(capsys.readouterr().out)
-    for name, doc in zip(COPIES, docs, strict=False):
+    for name, doc in zip(SOUNDTRACKS, docs, strict=False):
         assert doc["videos"] == [], name  # the picture is unrelated
         (a,) = doc["audio"]
         assert a["is_match"] and a["segments"] == [sound[0].hex()], name
         assert a["similarity"] >= 0.85 and a["aligned_s"] >= 7, name
         assert doc["fired"] == ["audio"], name
-    clip = docs[COPIES.index("a-clip-4.3s-to-14.3s.m4a")]["audio"][0]
+    clip = docs[SOUNDTRACKS.index("a-clip-4.3s-to-14.3s.m4a")]["audio"][0]
     assert 4_000 <= clip["banked_range_ms"][0] <= 4_700  # the clip starts 4.3 s in
     unrelated = docs[-1]
     assert unrelated["videos"] == [] and unrelated["audio"] == [] and unrelated["fired"] == []
