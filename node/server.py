@@ -30,6 +30,7 @@ from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
 from node.dirlock import DirLock
 from node.errors import NodeError, PeerError, ValidationError
+from node.httpapi.keys import is_loopback_host
 from node.logs import json_line
 from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
@@ -59,10 +60,6 @@ HTTP_ADDR_FILE = "http.addr"  # written while the HTTP API listens: its address
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1", "[::1]") or host.startswith("127.")
-
-
 class Node:
     """A running node: ``await node.start()`` ... ``await node.stop()``."""
 
@@ -80,7 +77,7 @@ class Node:
                 "and has no node to serve"
             )
         host = config.listen.rsplit(":", 1)[0]
-        if config.insecure and not _is_loopback(host):
+        if config.insecure and not is_loopback_host(host):
             raise ValidationError(
                 f"listen {config.listen!r}: plaintext (insecure) serving is for local "
                 "development and binds to loopback only; drop --insecure to use mutual TLS"

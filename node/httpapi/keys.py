@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
 
 KEYS_FILE = "http_keys.json"
 TOKEN_PREFIX = "ccnk_"  # noqa: S105 (a prefix, not a secret)
@@ -138,6 +142,34 @@ def revoke_key(directory: Path, key_id: str) -> ApiKey:
         )
     _save(directory, tuple(k for k in keys if k.id != key_id))
     return gone[0]
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(config: NodeConfig) -> bool:
+    """Whether the HTTP API is open (no key on file, no mutual TLS), refusing
+    an open API beyond loopback: what ``serve`` and ``check-config`` check."""
+    open_ = not config.http_mutual_tls and not load_keys(config.dir)
+    host = config.http_listen.rsplit(":", 1)[0]
+    if open_ and not is_loopback_host(host):
+        raise ValidationError(
+            f"http_listen {config.http_listen}: the HTTP API needs API keys "
+            "(`ccnode http-key add DIR --scope match`) or http_mutual_tls = true to listen "
+            "beyond loopback"
+        )
+    if config.http_mutual_tls and config.insecure:
+        raise ValidationError(
+            "http_mutual_tls needs the node's TLS identity: a plaintext (insecure) node has none"
+        )
+    return open_
 
 
 class KeyRing:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import multiprocessing
@@ -47,7 +46,7 @@ from node.core.roster import Action
 from node.core.tlscert import der_to_pem, spki_sha256
 from node.errors import LimitError, NodeError, ProvenanceError, UnavailableError, ValidationError
 from node.httpapi import openapi
-from node.httpapi.keys import SCOPES, ApiKey, KeyRing
+from node.httpapi.keys import SCOPES, ApiKey, KeyRing, check_exposure
 from node.httpapi.uploads import FIELDS, UploadHashes, hash_upload
 from node.match.video import QueryFrame
 from node.rosters import RosterKeeper
@@ -96,16 +95,6 @@ class ApiError(Exception):
 def error_body(code: str, message: str) -> dict[str, Any]:
     # "message" also at the top: what HMA's own error responses carry.
     return {"error": {"code": code, "message": message}, "message": message}
-
-
-def is_loopback_host(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
@@ -188,18 +177,10 @@ class HttpApi:
         self._runner: web.AppRunner | None = None
         self._ssl: ssl.SSLContext | None = None
         self._trusted_version = -1
-        host = config.http_listen.rsplit(":", 1)[0]
-        self.open = not config.http_mutual_tls and not self.keys.keys
-        if self.open and not is_loopback_host(host):
+        self.open = check_exposure(config)
+        if config.http_mutual_tls and rosters is None:
             raise ValidationError(
-                f"http_listen {config.http_listen}: the HTTP API needs API keys "
-                "(`ccnode http-key add DIR --scope match`) or http_mutual_tls = true to listen "
-                "beyond loopback"
-            )
-        if config.http_mutual_tls and (config.insecure or rosters is None):
-            raise ValidationError(
-                "http_mutual_tls needs the node's TLS identity: a plaintext (insecure) node "
-                "has none"
+                "http_mutual_tls needs the node's roster to pin client certificates"
             )
 
     # -- lifecycle -------------------------------------------------------------

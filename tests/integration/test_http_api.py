@@ -14,6 +14,7 @@ in the node's worker process.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import ssl
@@ -64,11 +65,13 @@ def expected_pdq(name: str) -> str:
     return str(doc[name]["pdq"])
 
 
-def start_node(tmp_path: Path, loop: LoopThread, **options: Any) -> Node:
+def start_node(
+    tmp_path: Path, loop: LoopThread, *, others: tuple[Any, ...] = (), **options: Any
+) -> Node:
     cfg = write_node_dir(
         tmp_path,
         GOV,
-        MembersFile.of([member(GOV, MemberKind.GOVERNMENT)]),
+        MembersFile.of([member(GOV, MemberKind.GOVERNMENT), *others]),
         MemberKind.GOVERNMENT,
         http_listen="127.0.0.1:0",
         **options,
@@ -272,12 +275,19 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
     vector(PDQ_DIR / "aaa-orig.jpg")
     with http_server(_Media) as media:
         node = start_node(tmp_path, loop, http_url_allowlist=(f"{media}/media/",))
+        photo = hash_file(PDQ_DIR / "aaa-orig.jpg").pdq
+        assert photo is not None
+        entry = Origin(GOV).next(algorithm="PDQ", hash=photo.value)
+        loop.run(node.app.submit_async([entry]))
         base = f"http://{node.http_address}"
         try:
 
             async def go() -> list[tuple[int, Any]]:
                 return [
                     await call("GET", f"{base}/h/hash", params={"url": f"{media}/media/photo.jpg"}),
+                    await call(
+                        "GET", f"{base}/m/lookup", params={"url": f"{media}/media/photo.jpg"}
+                    ),
                     await call("GET", f"{base}/h/hash", params={"url": f"{media}/private/x"}),
                     await call(
                         "GET", f"{base}/h/hash", params={"url": f"{media}/media/../private/x"}
@@ -288,17 +298,14 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
                     ),
                 ]
 
-            ok, outside, dotdot, redirect, metadata = loop.run(go())
+            ok, lookup, outside, dotdot, redirect, metadata = loop.run(go())
         finally:
             loop.run(node.stop())
-    assert ok == (
-        200,
-        {
-            "pdq": expected_pdq("aaa-orig.jpg"),
-            "md5": ok[1]["md5"],
-            "sha256": ok[1]["sha256"],
-        },
-    )
+    body = (PDQ_DIR / "aaa-orig.jpg").read_bytes()
+    digests = {"md5": hashlib.md5(body).hexdigest(), "sha256": hashlib.sha256(body).hexdigest()}
+    assert ok == (200, {"pdq": expected_pdq("aaa-orig.jpg"), **digests})
+    hit = {"bank_content_id": entry.entry_id.hex(), "distance": "0"}
+    assert lookup == (200, {"pdq": {GOV: [hit]}, "md5": {}, "sha256": {}})
     for got, url in (
         (outside, f"{media}/private/x"),
         (dotdot, f"{media}/media/../private/x"),
@@ -627,38 +634,81 @@ def test_without_keys_or_mutual_tls_the_port_is_refused_beyond_loopback(tmp_path
     assert api(wide).open is False  # with a key, any address
 
 
+def test_check_config_refuses_an_open_http_api_beyond_loopback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_node_dir(
+        tmp_path,
+        GOV,
+        MembersFile.of([member(GOV, MemberKind.GOVERNMENT)]),
+        MemberKind.GOVERNMENT,
+        insecure=False,
+        http_listen="192.0.2.7:8080",
+    )
+    _, err = run_cli(capsys, "check-config", str(cfg.dir), code=2)
+    assert err == (
+        "ccnode: error: http_listen 192.0.2.7:8080: the HTTP API needs API keys (`ccnode "
+        "http-key add DIR --scope match`) or http_mutual_tls = true to listen beyond loopback\n"
+    )
+    add_key(cfg.dir, ["match"])
+    out, _ = run_cli(capsys, "check-config", str(cfg.dir))
+    assert "http 192.0.2.7:8080" in out
+
+
 def test_mutual_tls_admits_pinned_member_certificates_only(
     tmp_path: Path, loop: LoopThread
 ) -> None:
-    node = start_node(tmp_path, loop, insecure=False, http_mutual_tls=True)
-    tls = tls_for(GOV)
-    (tmp_path / "c.crt").write_bytes(tls.cert_pem)
-    (tmp_path / "c.key").write_bytes(tls.key_pem)
-    stranger = tls_for("stranger.example")
-    (tmp_path / "s.crt").write_bytes(stranger.cert_pem)
-    (tmp_path / "s.key").write_bytes(stranger.key_pem)
+    p1, gone = "platform-one.example", "platform-gone.example"
+    node = start_node(
+        tmp_path,
+        loop,
+        others=(member(p1), member(gone, revoked=True)),
+        insecure=False,
+        http_mutual_tls=True,
+    )
+    server = tls_for(GOV)
+    for name in (GOV, p1, gone, "stranger.example"):
+        (tmp_path / f"{name.replace('/', '_')}.crt").write_bytes(tls_for(name).cert_pem)
+        (tmp_path / f"{name.replace('/', '_')}.key").write_bytes(tls_for(name).key_pem)
 
-    def context(cert: str | None) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cadata=tls.cert_pem.decode())
+    def context(name: str | None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=server.cert_pem.decode())
         ctx.check_hostname = False  # the server's certificate is pinned above
-        if cert:
-            ctx.load_cert_chain(tmp_path / f"{cert}.crt", tmp_path / f"{cert}.key")
+        if name:
+            stem = name.replace("/", "_")
+            ctx.load_cert_chain(tmp_path / f"{stem}.crt", tmp_path / f"{stem}.key")
         return ctx
 
-    url = f"https://{node.http_address}/v1/status"
+    base = f"https://{node.http_address}"
+    pdq = expected_pdq("aaa-orig.jpg")
 
-    async def go(cert: str | None) -> int | str:
+    async def go(name: str | None, path: str) -> tuple[int, Any] | str:
         try:
-            return (await call("GET", url, ssl=context(cert)))[0]
+            return await call("GET", base + path, ssl=context(name))
         except aiohttp.ClientError as exc:
             return type(exc).__name__
 
+    lookup = f"/m/raw_lookup?signal_type=pdq&signal={pdq}"
     try:
-        member_, stranger_, none_ = loop.run(go("c")), loop.run(go("s")), loop.run(go(None))
+        got = {
+            (name, path): loop.run(go(name, path))
+            for name in (GOV, p1, gone, "stranger.example", None)
+            for path in (lookup, "/v1/status")
+        }
     finally:
         loop.run(node.stop())
-    assert member_ == 200
-    assert isinstance(stranger_, str) and isinstance(none_, str)  # handshakes refused
+    for name in (GOV, p1):  # the node's own member, and another member (READ role)
+        assert got[name, lookup] == (200, {"matches": []})
+        status = got[name, "/v1/status"]
+        assert isinstance(status, tuple) and status[0] == 200
+    for path in (lookup, "/v1/status"):
+        what = f"GET {path.split('?')[0]}"
+        assert got[gone, path] == _err(
+            403, "PERMISSION_DENIED", f"caller {gone} is revoked in roster version 1"
+        ), what
+        # a certificate the roster does not pin, or none: the handshake fails
+        assert isinstance(got["stranger.example", path], str)
+        assert isinstance(got[None, path], str)
 
 
 def test_a_replica_not_caught_up_answers_503_and_its_health_says_so(
@@ -782,3 +832,34 @@ def test_openapi_documents_exactly_the_served_routes(node: Node, loop: LoopThrea
     for r in ROUTES:
         op = doc["paths"][r.path][r.method.lower()]
         assert op.get("x-scope", "") == r.scope, r
+
+
+def test_an_unexpected_failure_is_internal_and_its_traceback_stays_in_the_log(
+    node: Node, loop: LoopThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The node's error middleware around a route that fails unexpectedly."""
+    from aiohttp import web
+
+    assert node.http is not None
+    errors = node.http._errors
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("detail that must not leak: /srv/ccnode/keys")
+
+    async def go() -> tuple[int, Any]:
+        app = web.Application(middlewares=[errors])
+        app.router.add_get("/boom", boom)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            port = runner.addresses[0][1]
+            return await call("GET", f"http://127.0.0.1:{port}/boom")
+        finally:
+            await runner.cleanup()
+
+    got = loop.run(go())
+    assert got == _err(500, "INTERNAL", "internal error; see the node's log")
+    (record,) = [r for r in caplog.records if r.getMessage() == "internal error in GET /boom"]
+    assert record.exc_info is not None and "must not leak" in str(record.exc_info[1])
