@@ -233,6 +233,7 @@ def _segments(
     published (with the monotonic time it completed): the video's and its
     soundtrack's as they complete, then the soundtrack's final one and the
     video's final one."""
+    from node.media.audio import MIN_SAMPLES
     from node.media.video import LiveBank
 
     stream = open_stream(source, functools.partial(LiveBank, limits=limits, audio=True))
@@ -279,8 +280,9 @@ def _segments(
             yield closing, time.monotonic()
         elif closing is None and sound.fed == 0 and state.audio_next == 0:
             warn(
-                f"{source.name}: the soundtrack ({audio.fingerprint.samples / CHROMA_RATE:.2f} s) "
-                "is too short to fingerprint: it is not published"
+                f"{source.name}: audio is too short to fingerprint: "
+                f"{audio.fingerprint.samples / CHROMA_RATE:.2f} s, need at least "
+                f"{MIN_SAMPLES / CHROMA_RATE:.2f} s: the soundtrack is not published"
             )
     final = segmenter.finish(stream.duration_ms)
     if final is not None and final.index >= state.next_index:

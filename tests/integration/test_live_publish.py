@@ -256,6 +256,20 @@ def test_a_damaged_soundtrack_closes_with_a_warning_and_the_picture_goes_on(
     assert lines[-1]["finished"] is True
 
 
+def test_a_soundtrack_too_short_to_fingerprint_is_not_published(node: Node, tmp_path: Path) -> None:
+    ts = tmp_path / "stream.ts"
+    argv = [*WRITER, str(SRC), str(ts), "--speed", "1000", "--stop-after-s", "2"]
+    subprocess.run([*argv, "--audio", str(SOUNDTRACK)], cwd=ROOT, check=True)
+    code, lines, err = _finish(_publish(node, str(ts)))
+    assert code == 0, err
+    assert (
+        f"ccnode: warning: {ts}: audio is too short to fingerprint: 2.02 s, need at least "
+        "2.72 s: the soundtrack is not published\n"
+    ) in err
+    assert _sound(node) == [] and len(_segments(node)) == 1
+    assert lines[-1]["audio_segments"] == 0 and lines[-1]["finished"] is True
+
+
 def _read_line(stream: IO[bytes], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     line = b""
