@@ -358,8 +358,6 @@ def _publish_live(
             segment_ms=segment_ms,
         )
         state.save(path)
-    # A pipe cannot be read again: continue the video after what was published.
-    offset = state.end_ms if resumed and args.live == STDIN else 0
     source = open_source(args.live, stall_s=args.stall_seconds)
 
     def say(doc: dict[str, Any], text: str) -> None:
@@ -428,6 +426,9 @@ def _publish_live(
                     {"video_id": state.video_id, "state": str(path)},
                     f"publishing video {state.video_id} of incident {incident} (state in {path})",
                 )
+            # A pipe cannot be read again: continue the video after what was
+            # published (the settled entry included).
+            offset = state.end_ms if resumed and args.live == STDIN else 0
             segments = _segments(source, state, offset, warn, video_limits.limits_of(args))
             try:
                 while state.finished is False:
