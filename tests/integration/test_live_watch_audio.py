@@ -117,7 +117,8 @@ def test_a_restream_with_other_pictures_is_caught_by_its_soundtrack(
     assert video["audio_match"] is True and video["is_match"] is False
     print(
         f"caught by its soundtrack after {m['stream_ms']} ms of stream (similarity "
-        f"{m['similarity']:.3f} over {m['aligned_s']:.1f} s), latency {m['latency_ms']} ms"
+        f"{m['similarity']:.3f} over {m['aligned_s']:.1f} s, upload {m['upload_range_ms']} ~ "
+        f"banked {m['banked_range_ms']}), latency {m['latency_ms']} ms"
     )
 
 
