@@ -19,6 +19,7 @@ from node.core.entry import Kind, SignedEntry
 from node.core.feedback import ActionCounts, Aggregate, aggregate
 from node.core.policy import (
     DEFAULT_POLICY,
+    AudioFacts,
     Decision,
     Policy,
     VideoFacts,
@@ -120,12 +121,14 @@ class Accountability:
         standing: Standing = Standing.ACTIVE,
         equivocated: bool = False,
         video: VideoFacts | None = None,
+        audio: AudioFacts | None = None,
     ) -> Verdict:
         """``settled``: known by the caller already; else asked of the hook.
         ``distance`` is the match's (0 for exact algorithms and for an entry
         looked at without a query); ``standing`` and ``equivocated`` say how
         its origin stands here; ``video``: how a video query matched this
-        entry's video."""
+        entry's video; ``audio``: how an audio query matched its soundtrack
+        (the distance is then no fact: distance rules do not fire)."""
         feedback = self.feedback(entry)
         if entry.body.kind != Kind.ADD:
             return Verdict(NO_ACTION, "", feedback)
@@ -138,6 +141,7 @@ class Accountability:
             distance=distance,
             origin_status=origin_status(standing, equivocated=equivocated),
             video=video,
+            audio=audio,
         )
         policy = self.policy  # read once: a reload swaps the whole object
         decision = policy.explain(facts) if explain else policy.evaluate(facts)

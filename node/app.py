@@ -37,7 +37,7 @@ from node.core.entry import (
 from node.core.feedback import Aggregate
 from node.core.hashes import ALGORITHMS, algorithm, check_not_trivial
 from node.core.payloads import decode_quality
-from node.core.policy import Decision, Policy, VideoFacts
+from node.core.policy import AudioFacts, Decision, Policy, VideoFacts
 from node.core.sigcheck import verify_many
 from node.core.tlog import TlogPolicy
 from node.core.trust import (
@@ -1094,7 +1094,8 @@ class NodeApp:
             stored = self.store.get(segments[0][0]) if segments else None
             if stored is None:
                 continue
-            hit = self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0)
+            audio = AudioFacts(m.similarity, m.aligned_s)
+            hit = self._hit(stored.entry, stored.arrival_ms, stored.retracted_by, 0, audio=audio)
             origin_and_video: tuple[str, bytes] = m.track  # type: ignore[assignment]
             out.append(AudioMatchHit(hit, origin_and_video[1], tuple(e for e, _ in segments), m))
         if record:
@@ -1110,6 +1111,7 @@ class NodeApp:
         variant: int = 0,
         *,
         video: VideoFacts | None = None,
+        audio: AudioFacts | None = None,
     ) -> MatchHit:
         try:
             member: Member | None = self.trust.member(entry.body.origin)
@@ -1127,6 +1129,7 @@ class NodeApp:
             standing=standing,
             equivocated=equivocated,
             video=video,
+            audio=audio,
         )
         return MatchHit(
             entry,

@@ -5,7 +5,12 @@ source is hashed as it grows (bank frames, node/media/video.py), cut into
 segments of ``--segment-seconds`` of stream time (node/media/live.py), and
 each complete segment is signed and submitted at once as an urgent VPDQ
 entry of one video (a random video id for the stream); when the source
-ends, the last segment goes out with the ``final`` flag.
+ends, the last segment goes out with the ``final`` flag. The source's
+soundtrack, if it has one, is decoded in the same pass, fingerprinted as it
+comes (node/media/audio.py, equal to the whole file's fingerprint) and
+published the same way as urgent CHROMAPRINT segments of the same video,
+on the same grid of stream time (node/media/live.py, AudioSegmenter), its
+closing segment ``final`` too, before the video's.
 
 Restarts. ``DIR/live/<incident>-<key>/state.json`` (key: a digest of the
 incident and the source; the directory's ``node.lock`` admits one publisher
@@ -46,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 from node.cli import video_limits
 from node.config import load_config, write_atomic
 from node.core import labels
+from node.core.chromaprint import SAMPLE_RATE as CHROMA_RATE
+from node.core.chromaprint import ChromaprintSegment, item_ms, items_at
 from node.core.entry import EntryBody, Kind, SignedEntry, Signer
 from node.core.vpdq import VIDEO_ID_BYTES, VpdqSegment
 from node.dirlock import DirLock
@@ -53,6 +60,7 @@ from node.errors import NodeError, NotFoundError, ValidationError
 from node.media.live import (
     LIVE_SEGMENT_S,
     STDIN,
+    AudioSegmenter,
     GrowingSource,
     HlsSource,
     Segmenter,
@@ -82,6 +90,10 @@ class LiveState:
     next_index: int = 0  # segments below this are published
     end_ms: int = 0  # where the last published segment ended (stream time)
     published: int = 0
+    # the soundtrack's CHROMAPRINT segments, counted apart (node.media.live.AudioSegmenter)
+    audio_next: int = 0  # audio segments below this are published
+    audio_end_item: int = 0  # where the last published one ended (track position)
+    audio_published: int = 0
     finished: bool = False
     pending: str = ""  # hex of the signed entry in flight (SignedEntry.to_bytes)
 
@@ -109,9 +121,12 @@ class LiveState:
         write_atomic(path, json.dumps(asdict(self), indent=1) + "\n", mode=0o600)
 
 
+Segment = VpdqSegment | ChromaprintSegment
+
+
 @dataclass(slots=True)
 class Published:
-    segment: VpdqSegment
+    segment: Segment
     entry_id: bytes
     outcome: str
     latency_ms: int  # from the segment's completion (hashed) to the node's answer
@@ -142,7 +157,8 @@ class Publisher:
         head = next((h for h in status.heads if h.origin == self.origin), None)
         return (head.next_seq, bytes(head.head_id)) if head else (0, bytes(32))
 
-    def _sign(self, segment: VpdqSegment, seq: int, prev: bytes) -> SignedEntry:
+    def _sign(self, segment: Segment, seq: int, prev: bytes) -> SignedEntry:
+        audio = isinstance(segment, ChromaprintSegment)
         body = EntryBody(
             origin=self.origin,
             seq=seq,
@@ -150,7 +166,7 @@ class Publisher:
             key_id=self.signer.key_id,
             time_ms=time.time_ns() // 1_000_000,
             kind=Kind.ADD,
-            algorithm="VPDQ",
+            algorithm="CHROMAPRINT" if audio else "VPDQ",
             hash=segment.encode(),
             labels=self.labels,
             incident=self.state.incident,
@@ -163,7 +179,8 @@ class Publisher:
         if not self.state.pending:
             return None
         entry = SignedEntry.from_bytes(bytes.fromhex(self.state.pending))
-        segment = VpdqSegment.decode(entry.body.hash)
+        kind = ChromaprintSegment if entry.body.algorithm == "CHROMAPRINT" else VpdqSegment
+        segment: Segment = kind.decode(entry.body.hash)
         try:
             await self.client.get_entry(entry.entry_id)
             return self._done(segment, entry, "accepted (before the restart)", time.monotonic())
@@ -174,11 +191,11 @@ class Publisher:
             entry = self._sign(segment, seq, prev)  # the log moved on: sign it anew
         return await self._send(segment, entry, time.monotonic())
 
-    async def publish(self, segment: VpdqSegment, completed: float) -> Published:
+    async def publish(self, segment: Segment, completed: float) -> Published:
         seq, prev = await self._head()
         return await self._send(segment, self._sign(segment, seq, prev), completed)
 
-    async def _send(self, segment: VpdqSegment, entry: SignedEntry, completed: float) -> Published:
+    async def _send(self, segment: Segment, entry: SignedEntry, completed: float) -> Published:
         self.state.pending = entry.to_bytes().hex()
         self.state.save(self.path)  # written before it is sent: a crash cannot lose it
         response = await self.client.submit([entry])
@@ -187,14 +204,19 @@ class Publisher:
         return self._done(segment, entry, outcome, completed)
 
     def _done(
-        self, segment: VpdqSegment, entry: SignedEntry, outcome: str, completed: float
+        self, segment: Segment, entry: SignedEntry, outcome: str, completed: float
     ) -> Published:
         s = self.state
         s.pending = ""
-        s.next_index = segment.index + 1
-        s.end_ms = segment.end_ms
-        s.published += 1
-        s.finished = segment.final
+        if isinstance(segment, ChromaprintSegment):
+            s.audio_next = segment.index + 1
+            s.audio_end_item = segment.end_item
+            s.audio_published += 1
+        else:
+            s.next_index = segment.index + 1
+            s.end_ms = segment.end_ms
+            s.published += 1
+            s.finished = segment.final  # the video's closing segment goes out last
         s.save(self.path)
         latency = round((time.monotonic() - completed) * 1000)
         return Published(segment, entry.entry_id, outcome, latency)
@@ -206,23 +228,35 @@ def _segments(
     offset_ms: int,
     warn: Callable[[str], None],
     limits: VideoLimits,
-) -> Iterator[tuple[VpdqSegment, float]]:
+) -> Iterator[tuple[Segment, float]]:
     """Hash the source as it grows; yield each complete segment not yet
-    published (with the monotonic time it completed), then the final one."""
+    published (with the monotonic time it completed): the video's and its
+    soundtrack's as they complete, then the soundtrack's final one and the
+    video's final one."""
     from node.media.video import LiveBank
 
-    stream = open_stream(source, functools.partial(LiveBank, limits=limits))
+    stream = open_stream(source, functools.partial(LiveBank, limits=limits, audio=True))
+    video_id = bytes.fromhex(state.video_id)
     segmenter = Segmenter(
-        bytes.fromhex(state.video_id),
-        state.segment_ms,
-        fps_milli=round(stream.fps * 1000),
-        offset_ms=offset_ms,
+        video_id, state.segment_ms, fps_milli=round(stream.fps * 1000), offset_ms=offset_ms
     )
+    sound = AudioSegmenter(video_id, state.segment_ms)
+    if offset_ms:  # a resumed pipe: the track goes on after what was published
+        sound.first_item = max(state.audio_end_item, items_at(offset_ms))
+    audio = stream.audio
+
+    def heard() -> Iterator[tuple[Segment, float]]:
+        if audio is not None:
+            for piece in sound.add(audio.take().tolist()):
+                if piece.index >= state.audio_next:
+                    yield piece, time.monotonic()
+
     try:
         for frame in stream.frames():
             for segment in segmenter.add(frame):
                 if segment.index >= state.next_index:
                     yield segment, time.monotonic()
+            yield from heard()
     except ValidationError as exc:
         # A damaged or truncated stream: what was published stays valid; the
         # frames hashed so far close the video.
@@ -235,6 +269,19 @@ def _segments(
             f"{source.name}: no new data for {source.stall_s:g} s: "
             "the stream is taken to have ended"
         )
+    if audio is not None:
+        audio.finish()
+        yield from heard()
+        if audio.error is not None:
+            warn(f"{audio.error}; the soundtrack ends with what was fingerprinted before")
+        closing = sound.finish()
+        if closing is not None and closing.index >= state.audio_next:
+            yield closing, time.monotonic()
+        elif closing is None and sound.fed == 0 and state.audio_next == 0:
+            warn(
+                f"{source.name}: the soundtrack ({audio.fingerprint.samples / CHROMA_RATE:.2f} s) "
+                "is too short to fingerprint: it is not published"
+            )
     final = segmenter.finish(stream.duration_ms)
     if final is not None and final.index >= state.next_index:
         yield final, time.monotonic()
@@ -321,9 +368,31 @@ def _publish_live(
 
     def report(p: Published) -> None:
         s = p.segment
+        if isinstance(s, ChromaprintSegment):
+            end = item_ms(s.end_item)
+            say(
+                {
+                    "video_id": state.video_id,
+                    "algorithm": "CHROMAPRINT",
+                    "segment": s.index,
+                    "start_ms": s.start_ms,
+                    "end_ms": end,
+                    "items": len(s.values),
+                    "final": s.final,
+                    "entry_id": p.entry_id.hex(),
+                    "outcome": p.outcome,
+                    "latency_ms": p.latency_ms,
+                },
+                f"{p.outcome}: audio segment {s.index} "
+                f"({s.start_ms / 1000:.1f}-{end / 1000:.1f} s, {len(s.values)} sub-fingerprints"
+                f"{', final' if s.final else ''}) "
+                f"entry {p.entry_id.hex()}",
+            )
+            return
         say(
             {
                 "video_id": state.video_id,
+                "algorithm": "VPDQ",
                 "segment": s.index,
                 "start_ms": s.start_ms,
                 "end_ms": s.end_ms,
@@ -377,7 +446,13 @@ def _publish_live(
     if not state.finished:
         raise ValidationError(f"{args.live}: the stream ended before its closing segment")
     say(
-        {"video_id": state.video_id, "segments": state.published, "finished": True},
-        f"video {state.video_id} complete: {state.published} segments published",
+        {
+            "video_id": state.video_id,
+            "segments": state.published,
+            "audio_segments": state.audio_published,
+            "finished": True,
+        },
+        f"video {state.video_id} complete: {state.published} segments published"
+        + (f" and {state.audio_published} audio segments" if state.audio_published else ""),
     )
     return 0

@@ -53,6 +53,7 @@ __all__ = [
     "ChromaprintSegment",
     "check_segment",
     "item_ms",
+    "items_at",
     "split",
 ]
 
@@ -71,6 +72,11 @@ HEADER_BYTES = _HEADER.size  # 32
 ITEM_BYTES = 4
 MAX_ENCODED = HEADER_BYTES + MAX_ITEMS * ITEM_BYTES  # 8224
 _U32_MAX = 2**32 - 1
+
+
+def items_at(ms: int) -> int:
+    """The first item position that starts at or after ``ms`` milliseconds."""
+    return -(-ms * SAMPLE_RATE // (1000 * ITEM_SAMPLES))
 
 
 def item_ms(item: int) -> int:

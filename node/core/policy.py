@@ -62,10 +62,16 @@ min_banked_pct           a video match: at least this share (0..100) of the
                          (pytx banked%)
 min_matched_seconds      a video match: the matched frames span at least
                          this many seconds of the banked video
+min_audio_similarity     an audio match: the aligned stretch's similarity
+                         (1 - bit error rate, 0..1) is at least this
+min_aligned_seconds      an audio match: the aligned stretch is at least
+                         this many seconds long
 =======================  ==================================================
 
-The video conditions hold only for a video match: a rule with one never
-applies to an image or exact-hash match.
+The video conditions hold only for a video match and the audio conditions
+only for an audio match: a rule with one never applies to any other match.
+The distance conditions never hold for an audio match, which has no hash
+distance (its similarity is what ``min_audio_similarity`` tests).
 
 Labels are the *effective* labels: the submitter's latest relabel if any.
 A retracted entry is always IGNORE, before any rule. Evaluation is pure and
@@ -145,6 +151,14 @@ class VideoFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class AudioFacts:
+    """How an audio query matched one banked soundtrack (node/match/audio_index.py)."""
+
+    similarity: float  # 1 - bit error rate over the aligned stretch, 0..1
+    aligned_s: float  # the aligned stretch's length
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """What the policy may look at for one entry (all already verified)."""
 
@@ -161,6 +175,7 @@ class Facts:
     distance: int = 0  # the match's; 0 for exact algorithms and for an entry without a query
     origin_status: frozenset[str] = frozenset({"active"})  # see origin_status()
     video: VideoFacts | None = None  # set for a video match only
+    audio: AudioFacts | None = None  # set for an audio match only (no distance then)
 
 
 ORIGIN_STATUSES = (
@@ -193,6 +208,7 @@ def facts_for(
     distance: int = 0,
     origin_status: frozenset[str] = frozenset({"active"}),
     video: VideoFacts | None = None,
+    audio: AudioFacts | None = None,
 ) -> Facts:
     """Facts of a stored ADD entry; ``settled`` None (unknown) counts as False."""
     return Facts(
@@ -221,6 +237,7 @@ def facts_for(
         distance=distance,
         origin_status=origin_status,
         video=video,
+        audio=audio,
     )
 
 
@@ -507,6 +524,8 @@ _RULE_KEYS = (
     "min_query_pct",
     "min_banked_pct",
     "min_matched_seconds",
+    "min_audio_similarity",
+    "min_aligned_seconds",
 )
 MAX_POLICY_DISTANCE = 256  # PDQ hashes are 256 bits
 
@@ -677,7 +696,8 @@ def _rule(i: int, row: object, designation: frozenset[str], source: str) -> Rule
                 lambda f: f"origin {f.submitter} is {', '.join(sorted(f.origin_status))}",
             )
         )
-    conditions += _video_conditions(row, where)
+    conditions += _media_conditions(row, where, "video")
+    conditions += _media_conditions(row, where, "audio")
     return Rule(name, action, tuple(conditions))
 
 
@@ -700,16 +720,25 @@ def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
     _check_range(lo, hi, where, "distance")
     out: list[Condition] = []
 
+    # an audio match has no hash distance: a distance rule is not about it
     def got(f: Facts) -> str:
-        return f"distance {f.distance}"
+        return "an audio match, no distance" if f.audio else f"distance {f.distance}"
 
     if lo is not None:
         out.append(
-            Condition(f"the match is at distance {lo} or more", lambda f: f.distance >= lo, got)
+            Condition(
+                f"the match is at distance {lo} or more",
+                lambda f: f.audio is None and f.distance >= lo,
+                got,
+            )
         )
     if hi is not None:
         out.append(
-            Condition(f"the match is at distance {hi} or less", lambda f: f.distance <= hi, got)
+            Condition(
+                f"the match is at distance {hi} or less",
+                lambda f: f.audio is None and f.distance <= hi,
+                got,
+            )
         )
     return out
 
@@ -727,8 +756,17 @@ def _video_got(f: Facts) -> str:
     return f"query {v.query_pct:g}%, banked {v.banked_pct:g}%, matched {v.matched_ms / 1000:g} s"
 
 
-#: key -> (cap, words for the threshold, the video fact compared, its scale to the key's unit)
-_VIDEO_KEYS: dict[str, tuple[float, str, str, float]] = {
+def _audio_got(f: Facts) -> str:
+    a = f.audio
+    if a is None:
+        return "not an audio match"
+    return f"similarity {a.similarity:.4f}, aligned {a.aligned_s:.1f} s"
+
+
+#: key -> (cap, words for the threshold, the fact compared, its scale to the key's unit)
+MediaKeys = dict[str, tuple[float, str, str, float]]
+
+_VIDEO_KEYS: MediaKeys = {
     "min_query_pct": (100, "with at least {:g}% of the upload's frames matched", "query_pct", 1),
     "min_banked_pct": (
         100,
@@ -744,20 +782,43 @@ _VIDEO_KEYS: dict[str, tuple[float, str, str, float]] = {
     ),
 }
 
+_AUDIO_KEYS: MediaKeys = {
+    "min_audio_similarity": (1, "with a similarity of at least {:g}", "similarity", 1),
+    "min_aligned_seconds": (86_400, "aligned over at least {:g} s", "aligned_s", 1),
+}
 
-def _video_condition(attr: str, threshold: float, words: str) -> Condition:
+
+def _video_facts(f: Facts) -> VideoFacts | AudioFacts | None:
+    return f.video
+
+
+def _audio_facts(f: Facts) -> VideoFacts | AudioFacts | None:
+    return f.audio
+
+
+_MEDIA = {
+    "video": ("a video match", _VIDEO_KEYS, _video_facts, _video_got),
+    "audio": ("an audio match", _AUDIO_KEYS, _audio_facts, _audio_got),
+}
+
+
+def _media_condition(media: str, attr: str, threshold: float, words: str) -> Condition:
+    """A threshold on the video or audio facts; it never holds without them."""
+    what, _, select, got = _MEDIA[media]
+
     def holds(f: Facts) -> bool:
-        return f.video is not None and getattr(f.video, attr) >= threshold
+        facts = select(f)
+        return facts is not None and getattr(facts, attr) >= threshold
 
-    return Condition(f"a video match {words}", holds, _video_got)
+    return Condition(f"{what} {words}", holds, got)
 
 
-def _video_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
+def _media_conditions(row: Mapping[str, Any], where: str, media: str) -> list[Condition]:
     out = []
-    for key, (cap, words, attr, scale) in _VIDEO_KEYS.items():
+    for key, (cap, words, attr, scale) in _MEDIA[media][1].items():
         if key in row:
             value = _number(row[key], where, key, cap)
-            out.append(_video_condition(attr, value * scale, words.format(value)))
+            out.append(_media_condition(media, attr, value * scale, words.format(value)))
     return out
 
 

@@ -34,6 +34,7 @@ sequences that would make FFmpeg open other files). Every failure is a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Iterator
@@ -64,6 +65,7 @@ __all__ = [
     "AudioFingerprint",
     "AudioLimits",
     "Classifier",
+    "StreamFingerprint",
     "chroma_image",
     "fingerprint_file",
     "fingerprint_pcm",
@@ -250,20 +252,31 @@ def _hamming_window() -> npt.NDArray[np.float64]:
     return window
 
 
-def _chroma_matrix() -> npt.NDArray[np.float64]:
-    """(FRAME_SIZE // 2 + 1, 12): 1 where an FFT bin's energy goes to a pitch class."""
+def _chroma_bins() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The FFT bins that feed the chroma, grouped by pitch class (in bin
+    order within each), and where each class's group starts."""
     lo = max(1, round(FRAME_SIZE * MIN_FREQ_HZ / SAMPLE_RATE))
     hi = min(FRAME_SIZE // 2, round(FRAME_SIZE * MAX_FREQ_HZ / SAMPLE_RATE))
     bins = np.arange(lo, hi)
     octave = np.log2(bins * SAMPLE_RATE / FRAME_SIZE / CHROMA_BASE_HZ)
     note = (CHROMA_BANDS * (octave - np.floor(octave))).astype(np.int64)
-    m = np.zeros((FRAME_SIZE // 2 + 1, CHROMA_BANDS))
-    m[bins, note] = 1.0
-    return m
+    order = np.argsort(note, kind="stable")
+    starts = np.searchsorted(note[order], np.arange(CHROMA_BANDS))
+    return bins[order], starts
+
+
+def _chroma(power: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(frames, bins) power -> (frames, 12) chroma energies. Each class's
+    bins are summed within the row by one reduction (not a matrix product,
+    whose rounding depends on how many rows it is given), so a frame's
+    chroma is the same bits whether it is computed alone or in a batch: a
+    stream fingerprinted piece by piece equals the whole file's."""
+    summed: npt.NDArray[np.float64] = np.add.reduceat(power[:, _BINS], _STARTS, axis=1)
+    return summed
 
 
 _WINDOW = _hamming_window()
-_CHROMA = _chroma_matrix()
+_BINS, _STARTS = _chroma_bins()
 
 
 class _Framer:
@@ -287,7 +300,14 @@ class _Framer:
     def finish(self) -> None:
         self._run(final=True)
 
+    def drain(self) -> None:
+        """Every complete frame now (a live stream cannot wait for a batch)."""
+        if self._pending_len >= FRAME_SIZE:
+            self._run(final=True)
+
     def _run(self, *, final: bool) -> None:
+        if not self._pending:
+            return
         buf = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         n = (len(buf) - FRAME_SIZE) // FRAME_STEP + 1 if len(buf) >= FRAME_SIZE else 0
         if not final:
@@ -300,7 +320,7 @@ class _Framer:
             )[::FRAME_STEP].astype(np.float64)
             self.rms.append(np.sqrt(np.mean(frames * frames, axis=1)))
             power = np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2
-            self.chroma.append(power @ _CHROMA)
+            self.chroma.append(_chroma(power))
         rest = buf[n * FRAME_STEP :]
         self._pending = [rest] if len(rest) else []
         self._pending_len = len(rest)
@@ -331,6 +351,13 @@ def subfingerprints(image: npt.NDArray[np.float64]) -> npt.NDArray[np.uint32]:
         return np.zeros(0, dtype=np.uint32)
     integral = np.zeros((len(image) + 1, CHROMA_BANDS + 1))
     integral[1:, 1:] = image.cumsum(axis=0).cumsum(axis=1)
+    return _classify(integral, count)
+
+
+def _classify(integral: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.uint32]:
+    """``count`` sub-fingerprints from an integral image whose row ``k``
+    holds the sums of the image rows before the ``k``-th sub-fingerprint's
+    (zero column first)."""
     at = np.arange(count)
 
     def side(rects: list[tuple[int, int, int, int]]) -> npt.NDArray[np.float64]:
@@ -353,6 +380,71 @@ def subfingerprints(image: npt.NDArray[np.float64]) -> npt.NDArray[np.uint32]:
         level = (value >= c.t0).astype(np.int64) + (value >= c.t1) + (value >= c.t2)
         bits = (bits << np.uint32(2)) | gray[level]
     return bits
+
+
+class StreamFingerprint:
+    """Sub-fingerprints of 16-bit mono 11025 Hz samples fed piece by piece
+    (a live stream's soundtrack), each given out as soon as the audio its
+    window covers is in: about 2.6 s behind the newest sample.
+
+    Equal, value for value, to :func:`fingerprint_pcm` of all the samples at
+    once however they are cut (tested): a frame's chroma does not depend on
+    the frames computed with it (:func:`_chroma`), the 5-tap filter and the
+    normalisation are per row, and the integral image is continued from its
+    last row with the same running sums the whole image would have (a
+    cumulative sum is a sequence of additions, so starting it from the
+    previous total gives the same bits). Memory stays bounded: what is kept
+    is the 4 chroma rows the next filtered row needs, the 16 integral rows
+    the next sub-fingerprint needs, and one RMS value per frame.
+    """
+
+    def __init__(self) -> None:
+        self._framer = _Framer()
+        self._raw = np.zeros((0, CHROMA_BANDS))  # chroma rows not yet filtered
+        self._sums = np.zeros(CHROMA_BANDS)  # column sums of every image row so far
+        # integral rows from the next sub-fingerprint's on (row 0: the rows before it)
+        self._integral = np.zeros((1, CHROMA_BANDS + 1))
+        self.items = 0  # sub-fingerprints given out
+
+    @property
+    def samples(self) -> int:
+        return self._framer.samples
+
+    @property
+    def silent_frames(self) -> tuple[int, int]:
+        """(silent frames, frames) so far (RMS below -60 dBFS)."""
+        rms = np.concatenate(self._framer.rms) if self._framer.rms else np.zeros(0)
+        return int((rms < SILENCE_RMS).sum()), len(rms)
+
+    def feed(self, pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.uint32]:
+        """Take samples; the sub-fingerprints they complete (often none)."""
+        self._framer.feed(np.asarray(pcm, dtype=np.int16))
+        self._framer.drain()
+        return self._take()
+
+    def finish(self) -> npt.NDArray[np.uint32]:
+        """The end of the audio: the last sub-fingerprints."""
+        self._framer.finish()
+        return self._take()
+
+    def _take(self) -> npt.NDArray[np.uint32]:
+        chroma, self._framer.chroma = self._framer.chroma, []
+        raw = np.concatenate([self._raw, *chroma]) if chroma else self._raw
+        image = chroma_image(raw)
+        self._raw = raw[len(image) :]
+        if len(image):
+            sums = np.cumsum(np.concatenate([self._sums[None, :], image]), axis=0)[1:]
+            self._sums = sums[-1]
+            rows = np.zeros((len(image), CHROMA_BANDS + 1))
+            rows[:, 1:] = sums.cumsum(axis=1)
+            self._integral = np.concatenate([self._integral, rows])
+        count = len(self._integral) - WINDOW_ROWS
+        if count <= 0:
+            return np.zeros(0, dtype=np.uint32)
+        values = _classify(self._integral, count)
+        self._integral = self._integral[count:]
+        self.items += count
+        return values
 
 
 def fingerprint_pcm(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.uint32]:
@@ -521,3 +613,73 @@ def fingerprint_file(path: StrPath, limits: AudioLimits = AudioLimits()) -> Audi
         source_rate=rate,
         source_channels=channels,
     )
+
+
+class LiveAudio:
+    """A live stream's soundtrack, decoded beside its picture (``submit
+    --live``, ``ccnode watch``; docs/live.md): the video decoder hands over
+    the audio stream's packets (:meth:`decode`), and :meth:`take` gives the
+    sub-fingerprints completed since the last call. Converted exactly as
+    :func:`fingerprint_file` converts (fpcalc's libswresample options), and
+    fingerprinted by :class:`StreamFingerprint`, so the values equal the
+    whole file's.
+
+    A damaged audio stream never stops the picture: decoding ends there,
+    :attr:`error` says where, and what was fingerprinted stays. Past
+    ``max_duration_s`` of audio nothing more is decoded (the video decoder
+    has the same limit and ends the stream).
+    """
+
+    def __init__(self, stream: Any, name: str, max_duration_s: float) -> None:
+        self.stream = stream
+        self.name = name
+        self.codec = stream.codec_context.name
+        self.fingerprint = StreamFingerprint()
+        self.error: str | None = None
+        self.finished = False
+        self._converter = _Converter()
+        self._ready: list[npt.NDArray[np.uint32]] = []
+        self._max_samples = math.ceil(max_duration_s * SAMPLE_RATE)
+        self._at = 0.0
+
+    def decode(self, packet: Any) -> None:
+        """One demuxed packet of the audio stream (an empty one flushes)."""
+        import av
+
+        if self.error is not None or self.finished:
+            return
+        if packet.pts is not None and packet.time_base is not None:
+            self._at = float(packet.pts * packet.time_base)
+        try:
+            for frame in packet.decode():
+                assert isinstance(frame, av.AudioFrame)
+                self._feed(self._converter.push(frame))
+        except (av.error.FFmpegError, ValueError):
+            self._fail(f"corrupt audio stream (decoding failed at {self._at:.1f} s)")
+
+    def finish(self) -> None:
+        """The stream's end (or the picture's damage): the last values."""
+        import av
+
+        if self.finished:
+            return
+        self.finished = True
+        # a converter that fails to flush loses what it held; the rest stays
+        with contextlib.suppress(av.error.FFmpegError, ValueError):
+            self._feed(self._converter.flush())
+        self._ready.append(self.fingerprint.finish())
+
+    def take(self) -> npt.NDArray[np.uint32]:
+        """The sub-fingerprints completed since the last call, in order."""
+        ready, self._ready = self._ready, []
+        return np.concatenate(ready) if ready else np.zeros(0, dtype=np.uint32)
+
+    def _feed(self, pieces: Iterator[npt.NDArray[np.int16]]) -> None:
+        for pcm in pieces:
+            room = max(0, self._max_samples - self.fingerprint.samples)
+            if room:
+                self._ready.append(self.fingerprint.feed(pcm[:room]))
+
+    def _fail(self, reason: str) -> None:
+        self.error = f"{self.name}: {reason}"
+        self.finish()

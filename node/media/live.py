@@ -25,11 +25,13 @@ import os
 import select
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from node.core.chromaprint import ITEM_SAMPLES, ChromaprintSegment
+from node.core.chromaprint import SAMPLE_RATE as CHROMA_RATE
 from node.core.vpdq import MAX_FRAMES, MAX_SEGMENT_MS, VideoFrame, VpdqSegment
 from node.errors import ValidationError
 
@@ -197,6 +199,65 @@ class Segmenter:
             frames=tuple(self.frames),
         )
         self.frames = []
+        return segment
+
+
+#: Audio segments never span more than this (a CHROMAPRINT segment holds at
+#: most 2,048 sub-fingerprints, 253 s): with a longer ``--segment-seconds``
+#: the soundtrack is cut every 240 s.
+MAX_AUDIO_SEGMENT_MS = 240_000
+
+
+@dataclass(slots=True)
+class AudioSegmenter:
+    """Sub-fingerprints in, complete CHROMAPRINT segments out, on a fixed
+    grid of stream time as :class:`Segmenter` cuts frames: segment ``i``
+    holds the items that start in ``[i*span, (i+1)*span)`` ms of the
+    soundtrack, ``span`` being ``segment_ms`` (at most
+    :data:`MAX_AUDIO_SEGMENT_MS`). A segment is complete when an item past
+    its end arrives (about 2.6 s of stream after its span ends: an item's
+    window); the source's end closes the last one as ``final``.
+
+    ``first_item`` places the first value fed (a stdin stream resumed after
+    a restart continues the track after what was published).
+    """
+
+    video_id: bytes
+    segment_ms: int
+    first_item: int = 0
+    index: int = -1  # the segment being filled; -1 before the first item
+    start: int = 0  # the track position of values[0]
+    values: list[int] = field(default_factory=list)
+    fed: int = 0
+
+    @property
+    def span_ms(self) -> int:
+        return min(self.segment_ms, MAX_AUDIO_SEGMENT_MS)
+
+    def segment_of(self, item: int) -> int:
+        return item * ITEM_SAMPLES * 1000 // (CHROMA_RATE * self.span_ms)
+
+    def add(self, values: Iterable[int]) -> Iterator[ChromaprintSegment]:
+        """Take sub-fingerprints in track order; yield the segments they complete."""
+        for value in values:
+            item = self.first_item + self.fed
+            self.fed += 1
+            index = self.segment_of(item)
+            if index != self.index:
+                if self.values:
+                    yield self._cut(final=False)
+                self.index, self.start, self.values = index, item, []
+            self.values.append(int(value))
+
+    def finish(self) -> ChromaprintSegment | None:
+        """The closing (``final``) segment; None if no item is pending."""
+        return self._cut(final=True) if self.values else None
+
+    def _cut(self, *, final: bool) -> ChromaprintSegment:
+        segment = ChromaprintSegment(
+            self.video_id, self.index, self.start, final, tuple(self.values)
+        )
+        self.values = []
         return segment
 
 

@@ -40,7 +40,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,9 @@ from node.match.video import (
 from node.media._av import open_guarded
 from node.media.image import StrPath, _bits_to_bytes, _nonempty, _one_line, _reading
 from node.media.pdq64 import SIZE, pdq_64
+
+if TYPE_CHECKING:
+    from node.media.audio import LiveAudio
 
 __all__ = [
     "CONTAINERS",
@@ -219,6 +222,7 @@ class _Video:
                 file = self.path.open("rb")
         self._file: IO[bytes] = file
         self.decoded = 0  # frames decoded so far
+        self.audio: LiveAudio | None = None  # a live soundtrack decoded alongside
         self._container: Any = open_guarded(self._file, CONTAINERS.split(","), self._open_error)
         try:
             self._check()
@@ -298,7 +302,7 @@ class _Video:
         max_index = min(lim.max_frames, math.floor(lim.max_duration_s * self.rate) + 1)
         tb = self.stream.time_base or Fraction(1, 1_000_000)
         max_pts = math.floor(Fraction(lim.max_duration_s) / tb)  # the limit in stream ticks
-        decoding = self._container.decode(self.stream)
+        decoding = self._decoding()
         index = 0
         while True:
             try:
@@ -326,6 +330,23 @@ class _Video:
         if index == 0:
             raise ValidationError(f"{p}: video stream has no frames")
         self.frames_decoded = index
+
+    def _decoding(self) -> Iterator[Any]:
+        """The video stream's frames; with :attr:`audio` set, the audio
+        stream's packets are demuxed in the same pass and handed to it (a
+        live source is read once: node.media.audio.LiveAudio)."""
+        audio = self.audio
+        if audio is None:
+            yield from self._container.decode(self.stream)
+            return
+        try:
+            for packet in self._container.demux(self.stream, audio.stream):
+                if packet.stream.index == audio.stream.index:
+                    audio.decode(packet)
+                else:
+                    yield from packet.decode()
+        finally:
+            audio.finish()
 
     def close(self) -> None:
         with suppress(Exception):  # closing must not hide the error being raised
@@ -743,7 +764,9 @@ def _query(
 class _Live:
     """A growing source (node/media/live.py) decoded as it grows, in batches
     of ``chunk_s`` of stream time after the border window;
-    ``duration_ms`` is the stream time decoded so far."""
+    ``duration_ms`` is the stream time decoded so far. With ``audio``, the
+    source's best audio stream (if it has one) is decoded in the same pass
+    and fingerprinted as it comes: :attr:`audio` (None without one)."""
 
     def __init__(
         self,
@@ -751,10 +774,21 @@ class _Live:
         name: str,
         limits: VideoLimits = DEFAULT_LIMITS,
         chunk_s: float = 0.5,
+        *,
+        audio: bool = False,
     ) -> None:
+        from node.media.audio import LiveAudio
+
         self.video = _Video(name, limits, file)
         self.fps = self.video.fps
         self.chunk = max(1, round(chunk_s * self.fps))
+        track = self.video._container.streams.best("audio") if audio else None
+        if track is not None:
+            self.video.audio = LiveAudio(track, name, limits.max_duration_s)
+
+    @property
+    def audio(self) -> LiveAudio | None:
+        return self.video.audio
 
     @property
     def duration_ms(self) -> int:

@@ -21,6 +21,7 @@ from node.server import Node
 from tests.helpers import LoopThread, Origin
 from tests.integration import test_audio_match
 from tests.integration.test_audio_match import GOV, REFERENCE, bank
+from tests.unit.test_policy import AUDIO_POLICY
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +155,63 @@ def test_bad_audio_queries_are_refused_exactly(
         loop.run(go())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.details() == message
+
+
+def test_the_policy_decides_audio_matches_on_audio_facts_not_on_distance(
+    node: Node,
+    loop: LoopThread,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A PDQ distance rule and a video rule ahead of the audio rules: an
+    audio hit (distance 0 on the wire) never fires them; the audio rules see the similarity and
+    the aligned seconds of each hit; a hash match still gets the distance
+    rule. A bad audio condition is refused on reload, the policy kept."""
+    from node.cli import main
+
+    d = str(node.config.dir)
+    policy = node.config.dir / "policy.toml"
+    policy.write_text(AUDIO_POLICY)
+    assert main(["policy", "reload", d]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  3. close-soundtrack: BLOCK when an audio match with a similarity of at least 0.9, "
+        "and an audio match aligned over at least 10 s"
+    ) in out.splitlines()
+    entries = bank(Origin(GOV), list(fingerprint_file(vector("a.m4a")).values))
+    loop.run(node.app.submit_async(entries))
+    pdq = "5a" * 32
+    assert main(["submit", d, "--algo", "pdq", "--hash", pdq, "--json"]) == 0
+    capsys.readouterr()
+
+    async def go(name: str) -> pb.AudioMatch:
+        async with NodeClient(node.address) as client:
+            (m,) = await client.match_audio(fingerprint_file(vector(name)).values)
+            return m
+
+    close = loop.run(go("a-mp3-64k.mp3"))  # similarity 0.9895 over 17 s
+    assert (close.match.recommended_action, close.match.rule) == ("BLOCK", "close-soundtrack")
+    echo = loop.run(go("a-room-echo.m4a"))  # similarity 0.8679
+    assert echo.is_match and echo.similarity < 0.9
+    assert (echo.match.recommended_action, echo.match.rule) == ("LOG_ONLY", "any-soundtrack")
+    # the CLI shows the same per hit, and the hash match gets the distance rule
+    assert main(["match", "--dir", d, str(vector("a-phone-band.m4a")), "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    (a,) = doc["audio"]
+    assert (a["match"]["recommended_action"], a["match"]["rule"]) == (
+        "LOG_ONLY",
+        "any-soundtrack",
+    )
+    assert main(["match", d, "--algo", "pdq", "--hash", pdq, "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert doc["verdict"]["action"] == "BLOCK" and doc["verdict"]["rule"] == "near-hash"
+
+    policy.write_text(
+        AUDIO_POLICY.replace("min_audio_similarity = 0.9", "min_audio_similarity = 95")
+    )
+    assert main(["policy", "reload", d]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{policy}: rule #3 'close-soundtrack': min_audio_similarity must be a number 0..1, got 95"
+        in err
+    )
+    assert loop.run(go("a-mp3-64k.mp3")).match.rule == "close-soundtrack"  # the old policy stays

@@ -21,11 +21,13 @@ from typing import IO, Any
 import pytest
 
 from node.cli.live_cmds import LiveState, Publisher
+from node.core.chromaprint import ChromaprintSegment
 from node.core.entry import SignedEntry
 from node.core.trust import MemberKind, MembersFile
 from node.core.vpdq import VpdqSegment
 from node.errors import ValidationError
 from node.media import live
+from node.media.audio import fingerprint_file
 from node.media.live import open_source, open_stream
 from node.media.video import LiveBank, bank_frames
 from node.rpc.client import NodeClient
@@ -36,6 +38,9 @@ pytestmark = pytest.mark.integration
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "vpdq"
 SRC = VECTORS / "a.mp4"
+#: A soundtrack for the stream (tests/live_writer.py --audio): the shared
+#: Chromaprint vector, so a copy's audio can be matched to it.
+SOUNDTRACK = VECTORS.parent / "chromaprint" / "a.m4a"
 GOV = "gov.example/ct"
 INCIDENT = "test-stream-2026-12-01"
 WRITER = [sys.executable, "-m", "tests.live_writer"]
@@ -87,13 +92,40 @@ def _finish(proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, li
     return proc.returncode, lines, err.decode()
 
 
+def _entries(node: Node) -> list[SignedEntry]:
+    return [SignedEntry.from_bytes(r) for r in node.store.raw_entries_from(GOV, 0, 10_000, 1 << 30)]
+
+
 def _segments(node: Node) -> list[tuple[SignedEntry, VpdqSegment]]:
-    out = []
-    for raw in node.store.raw_entries_from(GOV, 0, 10_000, 1 << 30):
-        entry = SignedEntry.from_bytes(raw)
-        if entry.body.algorithm == "VPDQ":
-            out.append((entry, VpdqSegment.decode(entry.body.hash)))
-    return out
+    return [
+        (e, VpdqSegment.decode(e.body.hash)) for e in _entries(node) if e.body.algorithm == "VPDQ"
+    ]
+
+
+def _sound(node: Node) -> list[tuple[SignedEntry, ChromaprintSegment]]:
+    return [
+        (e, ChromaprintSegment.decode(e.body.hash))
+        for e in _entries(node)
+        if e.body.algorithm == "CHROMAPRINT"
+    ]
+
+
+def _check_soundtrack(node: Node, final_file: Path) -> list[ChromaprintSegment]:
+    """The soundtrack as CHROMAPRINT segments of the video's id: 0..n once
+    each, contiguous, the last final, urgent; together exactly the whole
+    file's fingerprint; and the video's closing segment is the log's last."""
+    got = _sound(node)
+    segs = [s for _e, s in got]
+    assert {s.video_id for s in segs} == {_segments(node)[0][1].video_id}
+    assert [s.index for s in segs] == list(range(len(segs)))
+    assert [s.final for s in segs] == [False] * (len(segs) - 1) + [True]
+    assert [s.start_item for s in segs] == [0] + [s.end_item for s in segs[:-1]]
+    assert all(e.body.urgent and e.body.incident == INCIDENT for e, _s in got)
+    values = tuple(v for s in segs for v in s.values)
+    assert values == fingerprint_file(final_file).values
+    last = _entries(node)[-1]
+    assert last.body.algorithm == "VPDQ" and VpdqSegment.decode(last.body.hash).final
+    return segs
 
 
 def _wait_file(path: Path, timeout: float = 30) -> None:
@@ -115,7 +147,7 @@ def _check_whole_video(node: Node, final_file: Path) -> list[VpdqSegment]:
     frames = [f for s in segs for f in s.frames]
     assert tuple(frames) == bank_frames(final_file).frames
     heads = node.store.heads()
-    assert heads[GOV].next_seq == len(got)  # one chain: no fork, nothing twice
+    assert heads[GOV].next_seq == len(_entries(node))  # one chain: no fork
     return segs
 
 
@@ -137,7 +169,13 @@ def test_a_growing_file_is_published_segment_by_segment_while_it_is_written(
     assert lines[0]["video_id"] == segs[0].video_id.hex()
     published = [d for d in lines if "segment" in d]
     assert [d["segment"] for d in published] == list(range(6))
-    assert lines[-1] == {"video_id": segs[0].video_id.hex(), "segments": 6, "finished": True}
+    assert lines[-1] == {
+        "video_id": segs[0].video_id.hex(),
+        "segments": 6,
+        "audio_segments": 0,
+        "finished": True,
+    }
+    assert _sound(node) == []  # no audio stream: no soundtrack, as before
     # Live: the first segments were committed before the writer had finished.
     first = _segments(node)[0][0]
     assert node.store.get(first.entry_id).arrival_ms < writer_done_ms  # type: ignore[union-attr]
@@ -169,6 +207,55 @@ def test_standard_input_is_published_until_the_pipe_closes(node: Node, tmp_path:
     assert len(_check_whole_video(node, ts)) == 6
 
 
+def test_a_soundtrack_is_published_as_audio_segments_of_the_same_video(
+    node: Node, tmp_path: Path
+) -> None:
+    ts = tmp_path / "stream.ts"
+    writer = _popen([*WRITER, str(SRC), str(ts), "--speed", "3", "--audio", str(SOUNDTRACK)])
+    _wait_file(ts)
+    publisher = _publish(node, str(ts))
+    writer.wait(60)
+    code, lines, err = _finish(publisher)
+    assert code == 0, err
+    assert len(_check_whole_video(node, ts)) == 6
+    audio = _check_soundtrack(node, ts)
+    # 12 s of sound give 75 sub-fingerprints, the last starting at 9.2 s (an
+    # item's window is 2.72 s), cut on the 2 s grid (an item every 0.1238 s)
+    assert [len(s.values) for s in audio] == [17, 16, 16, 16, 10]
+    assert len(_entries(node)) == 6 + 5
+    reported = [d for d in lines if d.get("algorithm") == "CHROMAPRINT"]
+    assert [(d["segment"], d["items"], d["final"]) for d in reported] == [
+        (s.index, len(s.values), s.final) for s in audio
+    ]
+    assert reported[1]["start_ms"] == 2105 and reported[1]["end_ms"] == 4086
+    assert lines[-1]["audio_segments"] == 5
+    assert err.count("ccnode: warning:") == 1  # the stall that ends a file, nothing else
+
+
+def test_a_damaged_soundtrack_closes_with_a_warning_and_the_picture_goes_on(
+    node: Node, tmp_path: Path
+) -> None:
+    from tests.unit.test_live_audio import garble_audio
+
+    clean = tmp_path / "clean.ts"
+    subprocess.run(
+        [*WRITER, str(SRC), str(clean), "--speed", "1000", "--audio", str(SOUNDTRACK)],
+        cwd=ROOT,
+        check=True,
+    )
+    ts = garble_audio(clean, tmp_path / "stream.ts")
+    code, lines, err = _finish(_publish(node, str(ts)))
+    assert code == 0, err
+    assert (
+        f"ccnode: warning: {ts}: corrupt audio stream (decoding failed at 6.0 s); "
+        "the soundtrack ends with what was fingerprinted before\n"
+    ) in err
+    assert len(_check_whole_video(node, ts)) == 6  # every frame, as from the clean file
+    audio = [s for _e, s in _sound(node)]
+    assert audio[-1].final and 20 < sum(len(s.values) for s in audio) < 75
+    assert lines[-1]["finished"] is True
+
+
 def _read_line(stream: IO[bytes], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     line = b""
@@ -184,13 +271,18 @@ def test_a_publisher_killed_mid_stream_resumes_without_forking_or_repeating(
     node: Node, tmp_path: Path
 ) -> None:
     ts = tmp_path / "stream.ts"
-    writer = _popen([*WRITER, str(SRC), str(ts), "--speed", "1"])
+    writer = _popen([*WRITER, str(SRC), str(ts), "--speed", "1", "--audio", str(SOUNDTRACK)])
     _wait_file(ts)
     first = _publish(node, str(ts))
     assert first.stdout is not None
     assert "video_id" in _read_line(first.stdout, 30)
     seg0 = _read_line(first.stdout, 30)
     assert seg0["segment"] == 0 and seg0["outcome"] == "accepted"
+    # Killed once an audio segment is out too (the soundtrack runs ~2.6 s
+    # behind: an item's window), so both kinds resume.
+    while (line := _read_line(first.stdout, 30))["algorithm"] != "CHROMAPRINT":
+        assert line["final"] is False
+    before = {(e.body.algorithm, e.body.hash) for e in _entries(node)}
     # A second publisher of the same stream is refused while the first runs.
     code, _lines, err = _finish(_publish(node, str(ts)))
     stream_dir = LiveState.path_for(node.config.dir, INCIDENT, str(ts)).parent
@@ -213,7 +305,13 @@ def test_a_publisher_killed_mid_stream_resumes_without_forking_or_repeating(
     segs = _check_whole_video(node, ts)
     assert len(segs) == 6
     assert segs[0].video_id.hex() == seg0["video_id"]
-    assert 0 not in [d.get("segment") for d in lines]  # segment 0 was not sent again
+    audio = _check_soundtrack(node, ts)
+    assert len(audio) == 5
+    # Nothing published before the kill was sent again, of either kind.
+    again = {(d["algorithm"], d["segment"]) for d in lines if "segment" in d}
+    assert ("VPDQ", 0) not in again and ("CHROMAPRINT", 0) not in again
+    assert len(_entries(node)) == 6 + 5
+    assert before <= {(e.body.algorithm, e.body.hash) for e in _entries(node)}
 
 
 def test_an_entry_in_flight_at_a_crash_is_settled_exactly_once(

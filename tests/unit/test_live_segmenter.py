@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from node.core.chromaprint import MAX_ITEMS, item_ms, items_at
 from node.core.vpdq import VideoFrame
 from node.errors import ValidationError
-from node.media.live import Segmenter, check_segment_seconds
+from node.media.live import AudioSegmenter, Segmenter, check_segment_seconds
 
 VID = bytes(range(16))
 
@@ -97,3 +98,43 @@ def test_the_watch_window_keeps_the_newest_frames_whole() -> None:
     assert kept[-1] == frames[-1]  # the newest are kept
     old = [QueryFrame(bytes(32), 90, ts, 0) for ts in (0, 30_000, 61_000, 62_000)]
     assert [f.ts_ms for f in watch_cmds._recent(old, 62_000)] == [30_000, 61_000, 62_000]
+
+
+# ------------------------------------------------ the soundtrack's segments
+
+
+def _sound(seg: AudioSegmenter, values: list[int]) -> list[tuple[int, int, int, bool]]:
+    return [(s.index, s.start_item, len(s.values), s.final) for s in seg.add(values)]
+
+
+def test_audio_segments_lie_on_the_same_grid_of_stream_time() -> None:
+    seg = AudioSegmenter(VID, 2000)
+    # item k starts at k x 1365 / 11025 s: items 0..16 start before 2 s
+    assert _sound(seg, list(range(17))) == []
+    assert _sound(seg, [17]) == [(0, 0, 17, False)]
+    assert _sound(seg, list(range(18, 40))) == [(1, 17, 16, False)]
+    closing = seg.finish()
+    assert closing is not None
+    assert (closing.index, closing.start_item, len(closing.values), closing.final) == (
+        2,
+        33,
+        7,
+        True,
+    )
+    assert closing.values == tuple(range(33, 40))
+    assert seg.finish() is None  # nothing pending after the close
+
+
+def test_a_resumed_track_continues_after_what_was_published() -> None:
+    # a pipe resumed after segment 1 (items 0..32) was published: the new
+    # audio starts at item 33, in segment 2, never over a published item
+    seg = AudioSegmenter(VID, 2000, first_item=items_at(4000))
+    assert items_at(4000) == 33 and item_ms(33) == 4086
+    assert _sound(seg, [7] * 17) == [(2, 33, 16, False)]
+
+
+def test_long_segments_cut_the_soundtrack_every_240_s() -> None:
+    seg = AudioSegmenter(VID, 600_000)
+    per = items_at(240_000)
+    done = _sound(seg, [1] * (per + 1))
+    assert done == [(0, 0, per, False)] and per <= MAX_ITEMS

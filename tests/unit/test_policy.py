@@ -10,6 +10,7 @@ import pytest
 from node.core.policy import (
     PRECEDENCE,
     Action,
+    AudioFacts,
     Facts,
     Policy,
     QueryVerdict,
@@ -423,6 +424,26 @@ BAD = [
         "p.toml: rule #1 'x': min_matched_seconds must be a number 0..86400, got '5'",
     ),
     (
+        "audio similarity above 1",
+        _doc('name = "x"\naction = "block"\nmin_audio_similarity = 1.5'),
+        "p.toml: rule #1 'x': min_audio_similarity must be a number 0..1, got 1.5",
+    ),
+    (
+        "audio similarity as a percentage string",
+        _doc('name = "x"\naction = "block"\nmin_audio_similarity = "90%"'),
+        "p.toml: rule #1 'x': min_audio_similarity must be a number 0..1, got '90%'",
+    ),
+    (
+        "aligned seconds negative",
+        _doc('name = "x"\naction = "block"\nmin_aligned_seconds = -1'),
+        "p.toml: rule #1 'x': min_aligned_seconds must be a number 0..86400, got -1",
+    ),
+    (
+        "aligned seconds as a boolean",
+        _doc('name = "x"\naction = "block"\nmin_aligned_seconds = true'),
+        "p.toml: rule #1 'x': min_aligned_seconds must be a number 0..86400, got True",
+    ),
+    (
         "duplicate names",
         _doc('name = "x"\naction = "block"') + '[[rule]]\nname = "x"\naction = "ignore"\n',
         "policy: rule name 'x' is used twice",
@@ -562,23 +583,6 @@ min_matched_seconds = 0
 """
 
 
-@pytest.mark.parametrize(
-    ("video", "action", "rule"),
-    [
-        (VideoFacts(95.0, 60.0, 12_000), Action.BLOCK, "whole-video-copies"),
-        (VideoFacts(95.0, 40.0, 12_000), Action.LOG_ONLY, "short-overlaps"),
-        (VideoFacts(79.9, 60.0, 12_000), Action.LOG_ONLY, "short-overlaps"),
-        (VideoFacts(95.0, 60.0, 9_999), Action.LOG_ONLY, "short-overlaps"),
-        (None, Action.REVIEW, "(default)"),  # an image match: no video rule applies
-    ],
-)
-def test_video_conditions_hold_only_for_video_matches(
-    video: VideoFacts | None, action: Action, rule: str
-) -> None:
-    decision = Policy.loads(VIDEO_POLICY).evaluate(Facts(video=video))
-    assert (decision.action, decision.rule) == (action, rule)
-
-
 def test_video_conditions_explain_what_they_saw() -> None:
     decision = Policy.loads(VIDEO_POLICY).explain(Facts(video=VideoFacts(95.0, 40.0, 12_000)))
     first = decision.trace[0].reasons
@@ -589,3 +593,127 @@ def test_video_conditions_explain_what_they_saw() -> None:
     )
     image = Policy.loads(VIDEO_POLICY).explain(Facts())
     assert image.trace[0].reasons[0][1].endswith("(got: not a video match)")
+
+
+AUDIO_POLICY = """
+version = 1
+default = "review"
+
+[[rule]]
+name = "near-hash"
+action = "block"
+max_distance = 10
+
+[[rule]]
+name = "whole-video-copies"
+action = "block"
+min_query_pct = 80
+
+[[rule]]
+name = "close-soundtrack"
+action = "block"
+min_audio_similarity = 0.9
+min_aligned_seconds = 10
+
+[[rule]]
+name = "any-soundtrack"
+action = "log_only"
+min_aligned_seconds = 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "f", "action", "rule"),
+    [
+        (
+            VIDEO_POLICY,
+            Facts(video=VideoFacts(95.0, 60.0, 12_000)),
+            Action.BLOCK,
+            "whole-video-copies",
+        ),
+        (
+            VIDEO_POLICY,
+            Facts(video=VideoFacts(95.0, 40.0, 12_000)),
+            Action.LOG_ONLY,
+            "short-overlaps",
+        ),
+        (
+            VIDEO_POLICY,
+            Facts(video=VideoFacts(79.9, 60.0, 12_000)),
+            Action.LOG_ONLY,
+            "short-overlaps",
+        ),
+        (
+            VIDEO_POLICY,
+            Facts(video=VideoFacts(95.0, 60.0, 9_999)),
+            Action.LOG_ONLY,
+            "short-overlaps",
+        ),
+        # an image match and an audio match: no video rule applies
+        (VIDEO_POLICY, Facts(), Action.REVIEW, "(default)"),
+        (VIDEO_POLICY, Facts(audio=AudioFacts(1.0, 20.0)), Action.REVIEW, "(default)"),
+        # audio: the distance rule (distance 0 in the facts) and the video rule never fire
+        (AUDIO_POLICY, Facts(audio=AudioFacts(0.95, 12.0)), Action.BLOCK, "close-soundtrack"),
+        (AUDIO_POLICY, Facts(audio=AudioFacts(0.9, 10.0)), Action.BLOCK, "close-soundtrack"),
+        (AUDIO_POLICY, Facts(audio=AudioFacts(0.8757, 17.3)), Action.LOG_ONLY, "any-soundtrack"),
+        (AUDIO_POLICY, Facts(audio=AudioFacts(0.99, 9.9)), Action.LOG_ONLY, "any-soundtrack"),
+        # a hash match: the audio rules never fire
+        (AUDIO_POLICY, Facts(distance=0), Action.BLOCK, "near-hash"),
+        (AUDIO_POLICY, Facts(distance=11), Action.REVIEW, "(default)"),
+        # a video match: the video rule (the distance rule fires first at 0)
+        (
+            AUDIO_POLICY,
+            Facts(distance=11, video=VideoFacts(95.0, 60.0, 12_000)),
+            Action.BLOCK,
+            "whole-video-copies",
+        ),
+        (
+            AUDIO_POLICY,
+            Facts(distance=11, video=VideoFacts(10.0, 60.0, 12_000)),
+            Action.REVIEW,
+            "(default)",
+        ),
+    ],
+)
+def test_media_conditions_hold_only_for_their_matches_and_distance_never_for_audio(
+    text: str, f: Facts, action: Action, rule: str
+) -> None:
+    decision = Policy.loads(text).evaluate(f)
+    assert (decision.action, decision.rule) == (action, rule)
+
+
+def test_audio_conditions_explain_what_they_saw() -> None:
+    policy = Policy.loads(AUDIO_POLICY)
+    assert policy.describe()[2:4] == [
+        "3. close-soundtrack: BLOCK when an audio match with a similarity of at least 0.9, "
+        "and an audio match aligned over at least 10 s",
+        "4. any-soundtrack: LOG_ONLY when an audio match aligned over at least 0 s",
+    ]
+    decision = policy.explain(Facts(audio=AudioFacts(0.8757, 17.3)))
+    assert [t.reasons for t in decision.trace[:3]] == [
+        ((False, "the match is at distance 10 or less (got: an audio match, no distance)"),),
+        (
+            (
+                False,
+                "a video match with at least 80% of the upload's frames matched "
+                "(got: not a video match)",
+            ),
+        ),
+        (
+            (
+                False,
+                "an audio match with a similarity of at least 0.9 "
+                "(got: similarity 0.8757, aligned 17.3 s)",
+            ),
+            (
+                True,
+                "an audio match aligned over at least 10 s "
+                "(got: similarity 0.8757, aligned 17.3 s)",
+            ),
+        ),
+    ]
+    image = policy.explain(Facts(distance=3))
+    assert image.trace[0].reasons == (
+        (True, "the match is at distance 10 or less (got: distance 3)"),
+    )
+    assert image.trace[0].matched
