@@ -229,6 +229,7 @@ def anchors(values: U32, search: AudioSearch = AudioSearch()) -> I64:
 _POS_BIAS = 1 << 31
 MAX_ITEM = _POS_BIAS - 1  # the last item position a track can hold
 _LOW32 = (1 << 32) - 1
+_CHUNK = 1 << 24  # postings per step of a build (bounds its temporary arrays)
 
 
 @dataclass(slots=True)
@@ -249,21 +250,32 @@ class _Run:
         return cls(np.zeros(0, np.uint32), None, np.zeros(0, np.int64), np.zeros(0, np.uint16))
 
     @classmethod
-    def build(cls, key_bits: int, keys: U32, post: I64, low: npt.NDArray[np.uint16]) -> _Run:
-        # One sort of (key << 40 | index): ordered by key, then by arrival.
-        order = (keys.astype(np.uint64) << np.uint64(40)) | np.arange(len(keys), dtype=np.uint64)
-        del keys
-        order.sort()
-        sorted_keys = (order >> np.uint64(40)).astype(np.uint32)
-        order &= np.uint64((1 << 40) - 1)
-        idx = order.view(np.int64)
-        post, low = post[idx], low[idx]
-        del order, idx
-        if len(sorted_keys) >= (1 << key_bits) // 8:
+    def build(
+        cls, key_bits: int, keys: npt.NDArray[np.uint64], post: I64, low: npt.NDArray[np.uint16]
+    ) -> _Run:
+        """Sort postings by key (``keys`` is overwritten). One sort of
+        ``key << 40 | arrival``: by key, then in the order they came."""
+        n = len(keys)
+        table: I64 | None = None
+        if n >= (1 << key_bits) // 8:
             table = np.zeros((1 << key_bits) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(sorted_keys, minlength=1 << key_bits), out=table[1:])
-            return cls(np.zeros(0, np.uint32), table, post, low)
-        return cls(sorted_keys, None, post, low)
+            for i in range(0, n, _CHUNK):
+                table[1:] += np.bincount(
+                    keys[i : i + _CHUNK].astype(np.intp), minlength=1 << key_bits
+                )
+            np.cumsum(table, out=table)
+        keys <<= np.uint64(40)
+        for i in range(0, n, _CHUNK):
+            keys[i : i + _CHUNK] |= np.arange(i, min(n, i + _CHUNK), dtype=np.uint64)
+        keys.sort()
+        sorted_post, sorted_low = np.empty_like(post), np.empty_like(low)
+        for i in range(0, n, _CHUNK):
+            idx = (keys[i : i + _CHUNK] & np.uint64((1 << 40) - 1)).astype(np.intp)
+            sorted_post[i : i + _CHUNK] = post[idx]
+            sorted_low[i : i + _CHUNK] = low[idx]
+        if table is not None:
+            return cls(np.zeros(0, np.uint32), table, sorted_post, sorted_low)
+        return cls((keys >> np.uint64(40)).astype(np.uint32), None, sorted_post, sorted_low)
 
     def __len__(self) -> int:
         return len(self.post)
@@ -326,7 +338,7 @@ class AudioIndex:
         self._tracks: list[_Track] = []
         self._by_key: dict[Hashable, int] = {}
         self._by_entry: dict[bytes, _Segment] = {}
-        self._pending: list[tuple[U32, I64, npt.NDArray[np.uint16]]] = []
+        self._pending: list[tuple[int, int, int]] = []  # (track, start, end) added
         self._main = _Run.empty()
         self._delta = _Run.empty()
 
@@ -385,15 +397,7 @@ class AudioIndex:
         tr.grow(end)
         tr.values[start_item:end] = arr
         (tr.retired if retracted else tr.live)[start_item:end] = True
-        keep = np.flatnonzero(informative(arr))
-        posted = arr[keep]
-        self._pending.append(
-            (
-                self._key(posted),
-                (np.int64(t) << 32) + keep.astype(np.int64) + (start_item + _POS_BIAS),
-                self._low(posted),
-            )
-        )
+        self._pending.append((t, start_item, end))
 
     def _mark(self, seg: _Segment, *, retracted: bool) -> None:
         tr = self._tracks[seg.track]
@@ -460,20 +464,38 @@ class AudioIndex:
         return (below & np.uint32((1 << p.residual_bits) - 1)).astype(np.uint16)
 
     def _build(self) -> None:
+        """Post the segments added since the last search: a run start
+        (:func:`informative`) of each, from the track's values."""
         if not self._pending:
             return
+        fresh = sum(end - start for _, start, end in self._pending)
         runs = [self._delta]
-        if sum(len(p[0]) for p in self._pending) + len(self._delta) > max(
-            1 << 16, len(self._main) // 4
-        ):
+        if fresh + len(self._delta) > max(1 << 16, len(self._main) // 4):
             runs.insert(0, self._main)
             self._main = _Run.empty()
-        keys = np.concatenate([*(r.all_keys() for r in runs), *(p[0] for p in self._pending)])
-        post = np.concatenate([*(r.post for r in runs), *(p[1] for p in self._pending)])
-        low = np.concatenate([*(r.low for r in runs), *(p[2] for p in self._pending)])
-        self._pending, self._delta = [], _Run.empty()
-        del runs
-        built = _Run.build(self.params.key_bits, keys, post, low)
+        size = fresh + sum(len(r) for r in runs)
+        keys = np.empty(size, dtype=np.uint64)
+        post = np.empty(size, dtype=np.int64)
+        low = np.empty(size, dtype=np.uint16)
+        n = 0
+        for run in runs:
+            keys[n : n + len(run)] = run.all_keys()
+            post[n : n + len(run)] = run.post
+            low[n : n + len(run)] = run.low
+            n += len(run)
+        self._delta = _Run.empty()
+        del runs, run
+        for t, start, end in self._pending:
+            values = self._tracks[t].values[start:end]
+            keep = np.flatnonzero(informative(values))
+            posted = values[keep]
+            k = len(keep)
+            keys[n : n + k] = self._key(posted)
+            post[n : n + k] = (t << 32) + (start + _POS_BIAS) + keep
+            low[n : n + k] = self._low(posted)
+            n += k
+        self._pending = []
+        built = _Run.build(self.params.key_bits, keys[:n], post[:n], low[:n])
         if len(self._main):
             self._delta = built
         else:
@@ -496,16 +518,22 @@ class AudioIndex:
         cells = []
         for run, (lo, hi) in zip(runs, ranges, strict=True):
             counts = np.where(stopped, 0, hi - lo)
-            total = int(counts.sum())
+            ends = np.cumsum(counts)
+            total = int(ends[-1]) if len(ends) else 0
             if not total:
                 continue
-            # expand each probe's range [lo, hi) into posting indices
-            which = np.repeat(np.arange(len(probes)), counts)
-            idx = np.arange(total) + (lo - (np.cumsum(counts) - counts))[which]
+            # each probe's range [lo, hi) expanded into posting indices
+            found = np.repeat(lo - (ends - counts), counts)
+            found += np.arange(total)
             if p.max_residual_errors < p.residual_bits:
-                near = np.bitwise_count(run.low[idx] ^ probe_low[which]) <= p.max_residual_errors
-                idx, which = idx[near], which[near]
-            cells.append(run.post[idx] - probe_pos[which])
+                differ = run.low[found]
+                differ ^= np.repeat(probe_low, counts)
+                kept = np.flatnonzero(np.bitwise_count(differ) <= p.max_residual_errors)
+                found = found[kept]
+                probe = np.searchsorted(ends, kept, side="right")  # the probe of each
+            else:
+                probe = np.repeat(np.arange(len(probes)), counts)
+            cells.append(run.post[found] - probe_pos[probe])
         voted = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
         if not len(voted):
             return voted, voted, voted
