@@ -48,6 +48,13 @@ reference)::
                                   # replica (docs/operators.md, *Match replicas*); "" = not one
     replica_max_lag = 1000        # a replica's health is NOT_SERVING while it lacks more
                                   # than this many of the primary's entries
+    http_listen = ""              # host:port for the HTTP API (docs/http.md); "" = off
+    http_mutual_tls = false       # true: HTTPS with the TLS identity, client certificates
+                                  # pinned by the roster, as on the gRPC port
+    http_max_upload_mib = 64      # an upload over this is refused (413) as it streams in
+    http_max_uploads = 2          # uploads received or hashed at once; more get 429
+    http_url_allowlist = []       # url= fetching: only URLs under these prefixes
+                                  # ("https://host/path/"); [] = url= refused
 
     [tlog]                        # transparency log (docs/transparency.md)
     checkpoint_key_file = "keys/checkpoint.pem"
@@ -75,7 +82,8 @@ every node counts "settled" alike; ``tlog.witnesses`` and
 
 Environment overrides (applied by ``ccnode serve`` only, never written
 back): ``CCNODE_LISTEN``, ``CCNODE_METRICS_LISTEN``, ``CCNODE_HEALTH_LISTEN``, ``CCNODE_LOG_JSON``
-(1/0, true/false), ``CCNODE_LOG_LEVEL``, ``CCNODE_REPLICA_OF``. See :func:`apply_env`.
+(1/0, true/false), ``CCNODE_LOG_LEVEL``, ``CCNODE_REPLICA_OF``, ``CCNODE_HTTP_LISTEN``. See
+:func:`apply_env`.
 """
 
 from __future__ import annotations
@@ -264,6 +272,11 @@ class NodeConfig:
     anti_entropy_s: float = 5.0
     replica_of: str = ""
     replica_max_lag: int = 1000
+    http_listen: str = ""
+    http_mutual_tls: bool = False
+    http_max_upload_mib: int = 64
+    http_max_uploads: int = 2
+    http_url_allowlist: tuple[str, ...] = ()
     tlog: TlogConfig = TlogConfig()
     webhook: WebhookConfig = WebhookConfig()
 
@@ -492,6 +505,24 @@ def _seconds(where: str, name: str, value: object) -> float:
     return float(value)
 
 
+def _url_prefixes(where: str, name: str, value: object) -> tuple[str, ...]:
+    """URL prefixes ``http(s)://host[:port]/path/``: a scheme, a host, and a
+    path ending in ``/``, so a prefix can never be extended into another
+    host (``https://cdn.example`` would also admit ``https://cdn.example.evil``)."""
+    items = tuple(value) if isinstance(value, list | tuple) else None
+    if items is None or not all(isinstance(i, str) for i in items):
+        raise ValidationError(f"{where}: option {name!r} must be a list of URL prefixes")
+    for item in items:
+        if not re.fullmatch(
+            r"https?://[A-Za-z0-9.\-\[\]:]+/[^\s?#\\@]*", item
+        ) or not item.endswith("/"):
+            raise ValidationError(
+                f"{where}: option {name!r}: {item!r} is not a URL prefix "
+                "'http(s)://host[:port]/path/' (ending in '/', no query, no user info)"
+            )
+    return items
+
+
 def _show(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
@@ -520,6 +551,11 @@ _OPTIONAL: dict[str, Any] = {
     "anti_entropy_s": _seconds,
     "replica_of": lambda w, n, v: _address(w, n, v) if v != "" else v,
     "replica_max_lag": _int_at_least(0),
+    "http_listen": lambda w, n, v: _listen(w, n, v, allow_empty=True),
+    "http_mutual_tls": _bool,
+    "http_max_upload_mib": _int_at_least(1),
+    "http_max_uploads": _int_at_least(1),
+    "http_url_allowlist": _url_prefixes,
 }
 _REQUIRED = ("id", "kind", "jurisdiction")
 _PEER_KEYS = ("id", "address", "address_file")
@@ -596,6 +632,7 @@ ENV_OVERRIDES = {
     "CCNODE_LOG_JSON": "log_json",
     "CCNODE_LOG_LEVEL": "log_level",
     "CCNODE_REPLICA_OF": "replica_of",
+    "CCNODE_HTTP_LISTEN": "http_listen",
 }
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 

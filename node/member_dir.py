@@ -134,14 +134,17 @@ def install_roster(config: NodeConfig, signed: SignedRoster) -> None:
 #: What a replica directory copies from its member's directory besides the
 #: config, TLS key and certificate: the files that shape Match answers, so a
 #: replica answers as its primary does.
-REPLICA_COPIES = ("policy.toml", "never_match.txt")
+#: Copied into a replica's directory when the member's has them; the HTTP
+#: API's key hashes (docs/http.md) stay owner-only (0600).
+REPLICA_COPIES = ("policy.toml", "never_match.txt", "http_keys.json")
+PRIVATE_COPIES = ("http_keys.json",)
 
 
 def init_replica_dir(member_dir: Path, directory: Path, primary: str) -> NodeConfig:
     """A match replica's directory from its member's (docs/operators.md,
     *Match replicas*): the member's config (without peers or webhook, with
-    ``replica_of``), roster, TLS key and certificate, policy and never-match
-    list; never a signing key, so a replica cannot sign for the member."""
+    ``replica_of``), roster, TLS key and certificate, policy, never-match
+    list and HTTP API keys; never a signing key, so a replica cannot sign for the member."""
     import shutil
     from dataclasses import replace
 
@@ -177,6 +180,9 @@ def init_replica_dir(member_dir: Path, directory: Path, primary: str) -> NodeCon
     shutil.copyfile(member.roster_path, config.roster_path)
     for name in REPLICA_COPIES:
         if (member_dir / name).exists():
-            shutil.copyfile(member_dir / name, directory / name)
+            if name in PRIVATE_COPIES:
+                write_private(directory / name, (member_dir / name).read_bytes())
+            else:
+                shutil.copyfile(member_dir / name, directory / name)
     config.save()
     return config

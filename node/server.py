@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -30,6 +30,7 @@ from node.core.tlscert import TlsIdentity
 from node.core.trust import TrustView
 from node.dirlock import DirLock
 from node.errors import NodeError, PeerError, ValidationError
+from node.httpapi.keys import is_loopback_host
 from node.logs import json_line
 from node.match.negative import NEVER_MATCH_FILE
 from node.metrics import NodeMetrics, Snapshot, take_snapshot
@@ -48,15 +49,15 @@ from node.sync.roster_gossip import RosterGossip
 from node.sync.witness import WitnessSubmitter
 from node.webhook import Webhook
 
+if TYPE_CHECKING:
+    from node.httpapi.server import HttpApi
+
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_S = 1.0  # how often health re-checks the store
 SWITCH_INTERVAL_S = 0.0002  # see serve(): Match answers stay prompt beside GIL-bound threads
+HTTP_ADDR_FILE = "http.addr"  # written while the HTTP API listens: its address
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "localhost", "::1", "[::1]") or host.startswith("127.")
 
 
 class Node:
@@ -76,7 +77,7 @@ class Node:
                 "and has no node to serve"
             )
         host = config.listen.rsplit(":", 1)[0]
-        if config.insecure and not _is_loopback(host):
+        if config.insecure and not is_loopback_host(host):
             raise ValidationError(
                 f"listen {config.listen!r}: plaintext (insecure) serving is for local "
                 "development and binds to loopback only; drop --insecure to use mutual TLS"
@@ -171,6 +172,8 @@ class Node:
         self._health_server: grpc.aio.Server | None = None
         self.health_address = ""
         self._health = AioHealthServicer()
+        self.http: HttpApi | None = None
+        self.http_address = ""
         self.metrics = NodeMetrics(config.id, withholding_after_s=config.withholding_after_s)
         self.app.observer = self.metrics
         #: Start-up work (index builds, roster load) run after the port opens and
@@ -217,6 +220,12 @@ class Node:
             except BaseException:
                 await self.stop(grace=0)
                 raise
+        if self.config.http_listen:
+            try:
+                await self._serve_http()
+            except BaseException:
+                await self.stop(grace=0)
+                raise
         host = self.config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
         self.metrics.bind(self._snapshot, asyncio.get_running_loop())
@@ -260,6 +269,21 @@ class Node:
         self._health_server = server
         self.health_address = f"{listen.rsplit(':', 1)[0]}:{port}"
 
+    async def _serve_http(self) -> None:
+        """The HTTP API (docs/http.md) on its own port, on this loop, over
+        this node's indexes; answers 503 to matching until the node is ready."""
+        from node.httpapi.server import HttpApi
+
+        self.http = HttpApi(
+            self.app,
+            self.config,
+            rosters=None if self.identity is None else self.rosters,
+            ready=lambda: self.ready,
+            replica_lag=self.replica_lag,
+        )
+        self.http_address = await self.http.start()
+        write_atomic(self.config.dir / HTTP_ADDR_FILE, self.http_address + "\n")
+
     def _client(self, peer_id: str, address: str) -> NodeClient:
         """A client for a peer: mutual TLS trusting exactly its pinned certificate."""
         if self.identity is None:
@@ -284,6 +308,8 @@ class Node:
             self.sync.resync_soon()  # fetch the canonical branch at once
         self.app.tlog.reconfigure(self._tlog_policy())
         self.witness.refresh()
+        if self.http is not None:
+            self.http.refresh_trust()  # the new roster's client certificates
         self.app.changes.notify()
 
     async def _build_index(self) -> None:
@@ -413,6 +439,10 @@ class Node:
         if self._health_server is not None:
             await self._health_server.stop(0)
             self._health_server = None
+        if self.http is not None:
+            (self.config.dir / HTTP_ADDR_FILE).unlink(missing_ok=True)
+            await self.http.stop()
+            self.http = None
         self.metrics.stop()
         if self.webhook is not None:
             await self.webhook.stop()
@@ -488,6 +518,9 @@ async def serve(directory: Path, *, parent_pid: int = 0, config: NodeConfig | No
 
     watcher = asyncio.create_task(watch_parent()) if parent_pid else None
     metrics = f"; metrics on http://{node.metrics.address}/metrics" if node.metrics.address else ""
+    if node.http is not None:
+        scheme = "https" if node.config.http_mutual_tls else "http"
+        metrics += f"; HTTP API on {scheme}://{node.http_address}"
     ready = f"{node.config.id} serving on {node.address}{metrics}"
     if node.config.log_json:
         print(json_line(__name__, logging.INFO, ready), flush=True)

@@ -61,6 +61,7 @@ def exit_code(exc: NodeError) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from node.cli import (
         demo,
+        http_cmds,
         interop_cmds,
         media_cmds,
         node_cmds,
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cmds.register(sub)
     roster_cmds.register(sub)
     watch_cmds.register(sub)
+    http_cmds.register(sub)
     return parser
 
 

@@ -81,6 +81,11 @@ def register(sub: Any) -> None:
         help="serve as a match replica of this member's node at HOST:PORT (read-only; "
         "docs/operators.md, Match replicas)",
     )
+    p.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help="serve the HTTP API here (docs/http.md; off by default)",
+    )
     p.add_argument("--log-json", dest="serve_log_json", action="store_true", help="JSON logs")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=cmd_serve)
@@ -263,6 +268,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level or ("debug" if args.verbose else None),
         insecure=True if args.insecure else None,
         replica_of=args.replica_of,
+        http_listen=args.http_listen,
     )
     # JSON lines: gRPC's C core writes to fd 2 itself; route that through logging too.
     stream = capture_native_stderr() if config.log_json else None

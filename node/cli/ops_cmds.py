@@ -96,6 +96,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     config = apply_env(load_config(args.dir), os.environ)
     warnings = config.preflight()  # the checks `serve` runs at start-up
+    if config.http_listen:
+        from node.httpapi.keys import check_exposure
+
+        check_exposure(config)  # an open HTTP API beyond loopback is refused
     path = args.dir / "config.toml"
     if args.json:
         doc = {
@@ -104,6 +108,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             "id": config.id,
             "listen": config.listen,
             "metrics": config.metrics_listen or None,
+            "http": config.http_listen or None,
             "peers": len(config.peers),
             "warnings": list(warnings),
         }
@@ -113,7 +118,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"ccnode: warning: {warning}", file=sys.stderr)
     print(
         f"{path}: ok ({config.id}, listen {config.listen}, "
-        f"metrics {config.metrics_listen or 'off'}, {len(config.peers)} peers)"
+        f"metrics {config.metrics_listen or 'off'}, http {config.http_listen or 'off'}, "
+        f"{len(config.peers)} peers)"
     )
     return 0
 

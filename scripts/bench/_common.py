@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,6 +15,44 @@ if str(ROOT) not in sys.path:
 
 from node.core.entry import EntryBody, Kind, SignedEntry
 from node.mesh import MeshNode
+
+
+def store_adds(node: MeshNode, items: Iterable[tuple[str, bytes]]) -> None:
+    """ADD entries of these (algorithm, hash) by the node's member, after
+    what its store holds, straight into its store before it starts (in
+    batches of 1000, one transaction each)."""
+    from node.store.lmdb_store import LmdbStore
+
+    store = LmdbStore(node.config.data_dir)
+    try:
+        head = store.head(node.config.id)
+        seq, prev = head.next_seq, head.head_id
+        batch: list[SignedEntry] = []
+
+        def flush() -> None:
+            assert store.ingest(batch, atomic=True, now_ms=0).errors == []
+            batch.clear()
+
+        for algorithm, value in items:
+            body = EntryBody(
+                origin=node.config.id,
+                seq=seq,
+                prev=prev,
+                key_id=node.signer.key_id,
+                time_ms=0,
+                kind=Kind.ADD,
+                algorithm=algorithm,
+                hash=value,
+            )
+            entry = node.signer.sign(body)
+            batch.append(entry)
+            seq, prev = seq + 1, entry.entry_id
+            if len(batch) == 1000:
+                flush()
+        if batch:
+            flush()
+    finally:
+        store.close()
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentile, summary
+from _common import percentile, store_adds, summary
 
-from node.core.entry import EntryBody, Kind, SignedEntry
 from node.core.trust import MemberKind
 from node.errors import PeerError
 from node.mesh import Mesh, MeshNode
 from node.rpc.client import NodeClient
-from node.store.lmdb_store import LmdbStore
 
 A, B = "platform-a.example", "platform-b.example"
 
@@ -72,29 +70,7 @@ class Figures:
 def fill(node: MeshNode, n: int) -> None:
     """``n`` random (non-degenerate) PDQ ADDs by the node's member, straight
     into its store before it starts."""
-    store = LmdbStore(node.config.data_dir)
-    try:
-        seq, prev = 0, bytes(32)
-        while seq < n:
-            batch: list[SignedEntry] = []
-            for _ in range(min(1000, n - seq)):
-                value = os.urandom(32)  # uniform random: never degenerate
-                body = EntryBody(
-                    origin=node.config.id,
-                    seq=seq,
-                    prev=prev,
-                    key_id=node.signer.key_id,
-                    time_ms=0,
-                    kind=Kind.ADD,
-                    algorithm="PDQ",
-                    hash=value,
-                )
-                entry = node.signer.sign(body)
-                batch.append(entry)
-                seq, prev = seq + 1, entry.entry_id
-            assert store.ingest(batch, atomic=True, now_ms=0).errors == []
-    finally:
-        store.close()
+    store_adds(node, (("PDQ", os.urandom(32)) for _ in range(n)))  # uniform: never degenerate
 
 
 async def _probe(

@@ -239,6 +239,7 @@ def test_json_on_labels_health_and_check_config(
         "id": P1,
         "listen": "127.0.0.1:0",
         "metrics": None,
+        "http": None,
         "peers": 0,
         "warnings": [],
     }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from node.config import load_config
+from node.config import apply_env, load_config
 from node.server import SERVICE_NAME
 
 pytestmark = pytest.mark.integration
@@ -76,8 +76,16 @@ def test_manifests_follow_the_nodes_rules(tmp_path: Path) -> None:
     # Replicas hold the TLS identity only, and follow the member's pod by its stable name.
     secret = replicas["template"]["spec"]["volumes"][2]["secret"]["secretName"]
     assert secret == "ccnode-replica-keys"
-    (env,) = replicas["template"]["spec"]["containers"][0]["env"]
-    assert env == {"name": "CCNODE_REPLICA_OF", "value": "ccnode-member-0.ccnode-member:7001"}
+    replica = replicas["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in replica["env"]}
+    assert env["CCNODE_REPLICA_OF"] == "ccnode-member-0.ccnode-member:7001"
+    # The HTTP API listens where the container port and the Service send it.
+    overridden = apply_env(config, env)
+    http_port = int(overridden.http_listen.rsplit(":", 1)[1])
+    ports = {p["name"]: p["containerPort"] for p in replica["ports"]}
+    assert ports["http"] == http_port
+    (http,) = k["Service", "ccnode-http"]["spec"]["ports"]
+    assert http["targetPort"] == "http"
     assert k["Service", "ccnode-member"]["spec"]["clusterIP"] == "None"
     # Client-side balancing over the replicas; the PDB covers the same pods.
     headless = k["Service", "ccnode-replicas"]["spec"]

@@ -201,7 +201,7 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["init", str(d), "--id", "ngo.example", "--kind", "ngo", "--genesis"]) == 0
     capsys.readouterr()
     assert main(["check-config", str(d)]) == 0
-    assert "config.toml: ok (ngo.example, listen 127.0.0.1:0, metrics off, 0 peers)" in (
+    assert "config.toml: ok (ngo.example, listen 127.0.0.1:0, metrics off, http off, 0 peers)" in (
         capsys.readouterr().out
     )
     text = (d / "config.toml").read_text()
