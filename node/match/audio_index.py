@@ -254,8 +254,10 @@ class _Run:
         cls, key_bits: int, keys: npt.NDArray[np.uint64], post: I64, low: npt.NDArray[np.uint16]
     ) -> _Run:
         """Sort postings by key (``keys`` is overwritten). One sort of
-        ``key << 40 | arrival``: by key, then in the order they came."""
+        ``key << (64 - key_bits) | arrival``: by key, then in the order they
+        came."""
         n = len(keys)
+        shift = np.uint64(64 - key_bits)
         table: I64 | None = None
         if n >= (1 << key_bits) // 8:
             table = np.zeros((1 << key_bits) + 1, dtype=np.int64)
@@ -264,18 +266,18 @@ class _Run:
                     keys[i : i + _CHUNK].astype(np.intp), minlength=1 << key_bits
                 )
             np.cumsum(table, out=table)
-        keys <<= np.uint64(40)
+        keys <<= shift
         for i in range(0, n, _CHUNK):
             keys[i : i + _CHUNK] |= np.arange(i, min(n, i + _CHUNK), dtype=np.uint64)
         keys.sort()
         sorted_post, sorted_low = np.empty_like(post), np.empty_like(low)
         for i in range(0, n, _CHUNK):
-            idx = (keys[i : i + _CHUNK] & np.uint64((1 << 40) - 1)).astype(np.intp)
+            idx = (keys[i : i + _CHUNK] & np.uint64((1 << int(shift)) - 1)).astype(np.intp)
             sorted_post[i : i + _CHUNK] = post[idx]
             sorted_low[i : i + _CHUNK] = low[idx]
         if table is not None:
             return cls(np.zeros(0, np.uint32), table, sorted_post, sorted_low)
-        return cls((keys >> np.uint64(40)).astype(np.uint32), None, sorted_post, sorted_low)
+        return cls((keys >> shift).astype(np.uint32), None, sorted_post, sorted_low)
 
     def __len__(self) -> int:
         return len(self.post)

@@ -49,6 +49,20 @@ def test_a_copied_passage_inside_unrelated_audio_is_found_with_its_ranges() -> N
     assert round(m.aligned_s, 2) == 12.38
 
 
+@pytest.mark.parametrize("key_bits", [8, 20, 24, 26])
+@pytest.mark.parametrize("tracks", [4, 70])  # 70 (140k postings): 8 and 20 bits use the key table
+def test_a_copy_is_found_at_every_key_width(key_bits: int, tracks: int) -> None:
+    index = AudioIndex(AudioSearch(key_bits=key_bits, max_postings=1 << 20))
+    for k in range(tracks):
+        index.add(k, 0, track(2000, 200 + k))
+    banked = track(2000, 201)
+    query = noisy(banked[300:500], 1, seed=3)
+    # one bit error an item: every anchor (1 of 2 items) votes at the right offset
+    assert [(m.track, m.offset, m.items, m.votes) for m in index.search(query)] == [
+        (1, 300, 200, 100)
+    ]
+
+
 def test_the_defaults_need_0_8_similarity_over_7_seconds() -> None:
     banked = track(400, 5)
     # Scoring, not lookup, is tested here: items with 6 or 7 errors each are
