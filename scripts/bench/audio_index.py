@@ -3,6 +3,7 @@
     python scripts/bench/audio_index.py [--tracks 100000] [--items 1450]
         [--queries 400] [--brute-queries 40] [--brute-tracks 60]
         [--baseline-rev REV] [--baseline-queries 40] [--seed 1] [--calibrate]
+        [--search key_bits=24,anchor_stride=2,...]
 
 The bank is generated, not fingerprinted (5,000 hours of audio cannot be
 decoded here): TRACKS tracks of ITEMS Chromaprint sub-fingerprints each
@@ -502,6 +503,11 @@ def main() -> None:
     ap.add_argument("--baseline-rev", default="")
     ap.add_argument("--baseline-queries", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--search",
+        default="",
+        help="AudioSearch overrides, e.g. key_bits=22,anchor_stride=3 (defaults otherwise)",
+    )
     ap.add_argument("--calibrate", action="store_true", help="print the model's fit and stop")
     args = ap.parse_args()
 
@@ -523,7 +529,10 @@ def main() -> None:
         f"CPUs allowed {len(os.sched_getaffinity(0))}; load average {load[0]:.1f}"
     )
 
-    index, took, rss = build(AudioIndex, bank)
+    overrides = {k: int(v) for k, v in (x.split("=") for x in args.search.split(",") if x)}
+    search = AudioSearch(**overrides)
+    print(f"search parameters: {search}")
+    index, took, rss = build(lambda: AudioIndex(search), bank)
     nbytes = getattr(index, "nbytes", 0)
     print(
         f"build: {took:.1f} s; process RSS +{rss:,.0f} MiB"
