@@ -53,6 +53,8 @@ reference)::
                                   # pinned by the roster, as on the gRPC port
     http_max_upload_mib = 64      # an upload over this is refused (413) as it streams in
     http_max_uploads = 2          # uploads received or hashed at once; more get 429
+    http_hash_timeout_s = 120.0   # hashing one upload longer than this: refused (429),
+                                  # its worker process killed
     http_url_allowlist = []       # url= fetching: only URLs under these prefixes
                                   # ("https://host/path/"); [] = url= refused
 
@@ -276,6 +278,7 @@ class NodeConfig:
     http_mutual_tls: bool = False
     http_max_upload_mib: int = 64
     http_max_uploads: int = 2
+    http_hash_timeout_s: float = 120.0
     http_url_allowlist: tuple[str, ...] = ()
     tlog: TlogConfig = TlogConfig()
     webhook: WebhookConfig = WebhookConfig()
@@ -555,6 +558,7 @@ _OPTIONAL: dict[str, Any] = {
     "http_mutual_tls": _bool,
     "http_max_upload_mib": _int_at_least(1),
     "http_max_uploads": _int_at_least(1),
+    "http_hash_timeout_s": _seconds,
     "http_url_allowlist": _url_prefixes,
 }
 _REQUIRED = ("id", "kind", "jurisdiction")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,6 +35,9 @@ from node.core.roster import (
 )
 from node.core.tlscert import TlsIdentity
 from node.core.trust import Member, MemberKind, MembersFile, raw_public_key
+
+if TYPE_CHECKING:
+    from node.server import Node
 
 T = TypeVar("T")
 
@@ -283,6 +286,22 @@ def run_cli(capsys: Any, *argv: str, code: int = 0) -> tuple[str, str]:
     assert main(list(argv)) == code
     captured = capsys.readouterr()
     return captured.out, captured.err
+
+
+@contextlib.contextmanager
+def running_nodes(loop: LoopThread, configs: Sequence[NodeConfig]) -> Iterator[list[Node]]:
+    """Real nodes of ``configs`` started in order on ``loop``; stopped in
+    reverse order on leaving, whatever happened."""
+    from node.server import Node
+
+    nodes = [Node(c) for c in configs]
+    for n in nodes:
+        loop.run(n.start())
+    try:
+        yield nodes
+    finally:
+        for n in reversed(nodes):
+            loop.run(n.stop())
 
 
 @contextlib.contextmanager

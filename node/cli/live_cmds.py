@@ -233,6 +233,7 @@ def _segments(
     published (with the monotonic time it completed): the video's and its
     soundtrack's as they complete, then the soundtrack's final one and the
     video's final one."""
+    from node.media.audio import MIN_SAMPLES
     from node.media.video import LiveBank
 
     stream = open_stream(source, functools.partial(LiveBank, limits=limits, audio=True))
@@ -279,8 +280,9 @@ def _segments(
             yield closing, time.monotonic()
         elif closing is None and sound.fed == 0 and state.audio_next == 0:
             warn(
-                f"{source.name}: the soundtrack ({audio.fingerprint.samples / CHROMA_RATE:.2f} s) "
-                "is too short to fingerprint: it is not published"
+                f"{source.name}: audio is too short to fingerprint: "
+                f"{audio.fingerprint.samples / CHROMA_RATE:.2f} s, need at least "
+                f"{MIN_SAMPLES / CHROMA_RATE:.2f} s: the soundtrack is not published"
             )
     final = segmenter.finish(stream.duration_ms)
     if final is not None and final.index >= state.next_index:
@@ -356,8 +358,6 @@ def _publish_live(
             segment_ms=segment_ms,
         )
         state.save(path)
-    # A pipe cannot be read again: continue the video after what was published.
-    offset = state.end_ms if resumed and args.live == STDIN else 0
     source = open_source(args.live, stall_s=args.stall_seconds)
 
     def say(doc: dict[str, Any], text: str) -> None:
@@ -426,6 +426,9 @@ def _publish_live(
                     {"video_id": state.video_id, "state": str(path)},
                     f"publishing video {state.video_id} of incident {incident} (state in {path})",
                 )
+            # A pipe cannot be read again: continue the video after what was
+            # published (the settled entry included).
+            offset = state.end_ms if resumed and args.live == STDIN else 0
             segments = _segments(source, state, offset, warn, video_limits.limits_of(args))
             try:
                 while state.finished is False:

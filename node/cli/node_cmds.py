@@ -125,7 +125,9 @@ def register(sub: Any) -> None:
         "--file",
         type=Path,
         help="hash this file here instead of --hash (PDQ for images, with the quality "
-        "floor; a video is banked as VPDQ segments; SHA-256 otherwise, or the --algo given)",
+        "floor; a video is banked as VPDQ segments plus its soundtrack's CHROMAPRINT "
+        "segments; an audio file as CHROMAPRINT segments; SHA-256 otherwise, or the --algo "
+        "given: --algo vpdq a video's frames only, --algo chromaprint its soundtrack only)",
     )
     p.add_argument(
         "--quality",
@@ -460,6 +462,17 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.retract:
         check_id_text(args.retract)
         fields: dict[str, Any] = {"kind": Kind.RETRACT, "target": args.retract}
+    elif args.file is not None and _banks_track(args.file, args.algo):
+        from node.cli.video_cmds import track_segments
+
+        if args.segment_seconds is not None:
+            raise ValidationError(
+                "--segment-seconds is for a video's frames: audio is banked in segments "
+                "of 60 s (485 sub-fingerprints)"
+            )
+        fields = _segments_fields(
+            args, [("CHROMAPRINT", s.encode()) for s in track_segments(args.file)]
+        )
     elif args.file is not None and _is_video(args.file) and args.algo in (None, "vpdq", "VPDQ"):
         from node.cli.video_cmds import bank_segments, soundtrack_segments
 
@@ -471,14 +484,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             if why:
                 print(f"ccnode: note: {why}: the soundtrack is not banked", file=sys.stderr)
             batch += [("CHROMAPRINT", s.encode()) for s in audio]
-        fields = {
-            "kind": Kind.ADD,
-            "algorithm": "VPDQ",
-            "hash": segments[0].encode(),
-            "labels": labels.normalize_labels(args.label),
-            "incident": labels.check_incident(args.incident),
-            "segments": batch,
-        }
+        fields = _segments_fields(args, batch)
     else:
         algo, value, quality = _hash_to_submit(args)
         fields = {
@@ -514,6 +520,31 @@ def cmd_submit(args: argparse.Namespace) -> int:
             what = "retractions" if args.retract else "segments of the video"
             print(f"{len(rows)} {what} in one batch")
     return 0
+
+
+def _segments_fields(args: argparse.Namespace, batch: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """An ADD of a video or an audio track: its segments ``(algorithm,
+    hash)`` signed as one batch, the first standing for the whole when
+    asking whether it was submitted already."""
+    return {
+        "kind": Kind.ADD,
+        "algorithm": batch[0][0],
+        "hash": batch[0][1],
+        "labels": labels.normalize_labels(args.label),
+        "incident": labels.check_incident(args.incident),
+        "segments": batch,
+    }
+
+
+def _banks_track(path: Path, algo: str | None) -> bool:
+    """``submit --file``: an audio file (unless a file digest is asked for),
+    or a video with ``--algo chromaprint``, is banked as CHROMAPRINT segments."""
+    from node.cli.media_cmds import AUDIO_SUFFIXES
+
+    wanted = algo.upper() if algo else None
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        return wanted in (None, "CHROMAPRINT")
+    return _is_video(path) and wanted == "CHROMAPRINT"
 
 
 def _is_video(path: Path) -> bool:

@@ -9,7 +9,8 @@ most 5 frames a second, the reference's 1/s frames at full size), cut into
 segments (node/core/vpdq.py) that share the video's id, the first 16 bytes of
 the file's SHA-256; its soundtrack's Chromaprint fingerprint is cut into
 CHROMAPRINT segments (node/core/chromaprint.py) under the same id, and all
-are submitted as one signed batch.
+are submitted as one signed batch. An audio file (``submit --file AUDIO``)
+is banked the same way, as CHROMAPRINT segments alone under its own id.
 """
 
 from __future__ import annotations
@@ -69,18 +70,26 @@ def bank_segments(
     )
 
 
+def track_segments(path: Path) -> list[chromaprint.ChromaprintSegment]:
+    """The CHROMAPRINT segments that bank the audio of the file at ``path``
+    (an audio file, or a video's soundtrack) under the file's id, the first
+    16 bytes of its SHA-256; a ValidationError, one line naming the file,
+    when it cannot be fingerprinted (no audio stream, silence only, too
+    short, a corrupt stream: docs/audio.md)."""
+    from node.media.audio import fingerprint_file
+
+    return chromaprint.split(fingerprint_file(path).values, video_id_of(path))
+
+
 def soundtrack_segments(path: Path) -> tuple[list[chromaprint.ChromaprintSegment], str]:
     """The CHROMAPRINT segments that bank the soundtrack of the video at
     ``path`` under the video's own id (linking them to its VPDQ segments),
     or none and the one-line reason (no audio stream, silence only, too
     short, a corrupt stream): the video's frames are banked either way."""
-    from node.media.audio import fingerprint_file
-
     try:
-        fp = fingerprint_file(path)
+        return track_segments(path), ""
     except ValidationError as exc:
         return [], str(exc)
-    return chromaprint.split(fp.values, video_id_of(path)), ""
 
 
 def window_frames(max_distance: int) -> int:

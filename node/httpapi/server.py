@@ -47,7 +47,7 @@ from node.core.tlscert import der_to_pem, spki_sha256
 from node.errors import LimitError, NodeError, ProvenanceError, UnavailableError, ValidationError
 from node.httpapi import openapi
 from node.httpapi.keys import SCOPES, ApiKey, KeyRing, check_exposure
-from node.httpapi.uploads import FIELDS, UploadHashes, hash_upload
+from node.httpapi.uploads import FIELDS, UploadHashes, hash_upload, warm_up
 from node.match.video import QueryFrame
 from node.rosters import RosterKeeper
 from node.rpc import convert
@@ -174,6 +174,7 @@ class HttpApi:
         self.address = ""
         self._uploads = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._hash_lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._ssl: ssl.SSLContext | None = None
         self._trusted_version = -1
@@ -551,30 +552,52 @@ class HttpApi:
 
     async def _hash(self, upload: Upload) -> UploadHashes:
         """Hash the file in the worker process (media decoding never runs
-        in the node's process)."""
-        loop = asyncio.get_running_loop()
-        pool = self._worker_pool()
-        try:
-            return await loop.run_in_executor(
-                pool, hash_upload, upload.path, upload.field, upload.name
-            )
-        except BrokenProcessPool:
-            self._pool = None  # a new worker for the next upload
-            pool.shutdown(wait=False, cancel_futures=True)
-            log.warning("the upload hashing worker died hashing %s; replaced", upload.name)
-            raise ValidationError(
-                f"{upload.name}: could not be hashed (the decoder failed on it)"
-            ) from None
+        in the node's process), one upload at a time, within
+        ``http_hash_timeout_s``: a file that takes longer (a long video
+        packed small) is refused and its worker killed."""
+        async with self._hash_lock:
+            pool = await self._worker_pool()
+            loop = asyncio.get_running_loop()
+            job = loop.run_in_executor(pool, hash_upload, upload.path, upload.field, upload.name)
+            try:
+                return await asyncio.wait_for(job, self.config.http_hash_timeout_s or None)
+            except TimeoutError:
+                self._kill_worker(pool)
+                log.warning("hashing %s took over %g s; its worker was killed", upload.name,
+                            self.config.http_hash_timeout_s)  # fmt: skip
+                raise LimitError(
+                    f"{upload.name}: hashing took over {self.config.http_hash_timeout_s:g} s "
+                    "(http_hash_timeout_s): refused"
+                ) from None
+            except BrokenProcessPool:
+                self._kill_worker(pool)
+                log.warning("the upload hashing worker died hashing %s; replaced", upload.name)
+                raise ValidationError(
+                    f"{upload.name}: could not be hashed (the decoder failed on it)"
+                ) from None
 
-    def _worker_pool(self) -> ProcessPoolExecutor:
+    async def _worker_pool(self) -> ProcessPoolExecutor:
+        """The hashing worker, started (and its media modules imported) on
+        first use, outside any upload's time limit."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=die_with_parent,
                 initargs=(os.getpid(),),
             )
+            await asyncio.get_running_loop().run_in_executor(pool, warm_up)
+            self._pool = pool
         return self._pool
+
+    def _kill_worker(self, pool: ProcessPoolExecutor) -> None:
+        """End the worker now (a stuck decoder does not return), so the next
+        upload gets a fresh one."""
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is pool:
+            self._pool = None
 
     # -- uploads ---------------------------------------------------------------
 

@@ -62,7 +62,7 @@ import numpy.typing as npt
 from node.core.chromaprint import ITEM_SECONDS, ChromaprintSegment, item_ms
 from node.core.entry import Kind, SignedEntry
 from node.errors import ValidationError
-from node.match.audio import as_array
+from node.match.audio import as_array, beyond_chance
 from node.match.matcher import BuiltFromStore
 from node.store.lmdb_store import LmdbStore
 
@@ -89,6 +89,7 @@ class AudioThresholds:
     min_aligned_s: float = 7.0  # aligned items x ITEM_SECONDS
     min_distinct: float = 0.25  # distinct query values per item in the stretch
     stretch_bits: int = 10  # an item extends the stretch when it has fewer errors
+    min_beyond_chance: float = 0.55  # similarity beyond chance agreement (Cohen's kappa)
 
     def __post_init__(self) -> None:
         if not 0.5 < self.min_similarity <= 1.0:
@@ -103,6 +104,10 @@ class AudioThresholds:
             raise ValidationError(f"audio min_distinct must be in [0, 1]: got {self.min_distinct}")
         if not 1 <= self.stretch_bits <= 16:
             raise ValidationError(f"audio stretch_bits must be 1..16: got {self.stretch_bits}")
+        if not 0 <= self.min_beyond_chance <= 1:
+            raise ValidationError(
+                f"audio min_beyond_chance must be in [0, 1]: got {self.min_beyond_chance}"
+            )
 
     @property
     def min_items(self) -> int:
@@ -617,6 +622,9 @@ class AudioIndex:
             and n >= th.min_items
             and len(np.unique(q[qa + i : qa + j])) >= th.min_distinct * n
         )
+        if is_match and th.min_beyond_chance > 0:  # biased bits (noise, sweeps) agree by chance
+            banked = tr.values[qa + i + offset : qa + j + offset]
+            is_match = beyond_chance(q[qa + i : qa + j], banked, similarity) >= th.min_beyond_chance
         return AudioMatch(
             track=tr.key,
             similarity=similarity,

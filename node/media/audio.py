@@ -615,6 +615,11 @@ def fingerprint_file(path: StrPath, limits: AudioLimits = AudioLimits()) -> Audi
     )
 
 
+#: Samples a live soundtrack gathers before they are fingerprinted (4 frame
+#: steps, 0.495 s at 11025 Hz): LiveAudio.
+LIVE_BATCH = 4 * FRAME_STEP
+
+
 class LiveAudio:
     """A live stream's soundtrack, decoded beside its picture (``submit
     --live``, ``ccnode watch``; docs/live.md): the video decoder hands over
@@ -623,6 +628,10 @@ class LiveAudio:
     :func:`fingerprint_file` converts (fpcalc's libswresample options), and
     fingerprinted by :class:`StreamFingerprint`, so the values equal the
     whole file's.
+
+    Samples are fingerprinted in batches of :data:`LIVE_BATCH` (half a
+    second: per packet, the fixed cost of each small computation would
+    make it 2.5 times slower), so a value can come up to that much later.
 
     A damaged audio stream never stops the picture: decoding ends there,
     :attr:`error` says where, and what was fingerprinted stays. Past
@@ -639,6 +648,9 @@ class LiveAudio:
         self.finished = False
         self._converter = _Converter()
         self._ready: list[npt.NDArray[np.uint32]] = []
+        self._batch: list[npt.NDArray[np.int16]] = []
+        self._batched = 0  # samples in _batch
+        self._taken = 0  # samples decoded (the fingerprint's and the batch's)
         self._max_samples = math.ceil(max_duration_s * SAMPLE_RATE)
         self._at = 0.0
 
@@ -667,6 +679,7 @@ class LiveAudio:
         # a converter that fails to flush loses what it held; the rest stays
         with contextlib.suppress(av.error.FFmpegError, ValueError):
             self._feed(self._converter.flush())
+        self._run()
         self._ready.append(self.fingerprint.finish())
 
     def take(self) -> npt.NDArray[np.uint32]:
@@ -676,9 +689,18 @@ class LiveAudio:
 
     def _feed(self, pieces: Iterator[npt.NDArray[np.int16]]) -> None:
         for pcm in pieces:
-            room = max(0, self._max_samples - self.fingerprint.samples)
+            room = max(0, self._max_samples - self._taken)
             if room:
-                self._ready.append(self.fingerprint.feed(pcm[:room]))
+                self._batch.append(pcm[:room])
+                self._batched += len(self._batch[-1])
+                self._taken += len(self._batch[-1])
+        if self._batched >= LIVE_BATCH:
+            self._run()
+
+    def _run(self) -> None:
+        if self._batch:
+            self._ready.append(self.fingerprint.feed(np.concatenate(self._batch)))
+            self._batch, self._batched = [], 0
 
     def _fail(self, reason: str) -> None:
         self.error = f"{self.name}: {reason}"

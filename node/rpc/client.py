@@ -295,10 +295,33 @@ class NodeClient:
             async for frames in chunks:
                 yield convert.video_query_to_pb(frames, thresholds, report_all)
 
-        call = self.stub.MatchVideoStream(requests(), timeout=None)
+        async for response in self._stream(self.stub.MatchVideoStream, requests()):
+            yield list(response.videos)
+
+    async def match_audio_stream(
+        self,
+        chunks: AsyncIterator[Sequence[int]],
+        thresholds: AudioThresholds | None = None,
+        *,
+        report_all: bool = False,
+    ) -> AsyncIterator[list[pb.AudioMatch]]:
+        """MatchAudioStream: the answer after each chunk of sub-fingerprints sent."""
+
+        async def requests() -> AsyncIterator[pb.AudioQuery]:
+            async for values in chunks:
+                yield convert.audio_query_to_pb(values, thresholds, report_all)
+
+        async for response in self._stream(self.stub.MatchAudioStream, requests()):
+            yield list(response.audio)
+
+    async def _stream(
+        self, method: Any, requests: AsyncIterator[Any]
+    ) -> AsyncIterator[pb.MatchResponse]:
+        """A client-and-server streaming Match call's answers (no deadline)."""
+        call = method(requests, timeout=None)
         try:
             async for response in call:
-                yield list(response.videos)
+                yield response
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self.address) from None
         finally:

@@ -45,6 +45,7 @@ from node.app import (
     check_batch_size,
     now_ms,
 )
+from node.core.chromaprint import item_ms, items_at
 from node.core.roster import Action, check_own_entries, is_revoked_refusal, when
 from node.core.tlog import StaleSizeError, checkpoint_vkey
 from node.errors import (
@@ -60,6 +61,7 @@ from node.errors import (
     UnavailableError,
     ValidationError,
 )
+from node.match.audio_index import AudioThresholds
 from node.match.limits import MatchLimits
 from node.match.pdq_index import DEFAULT_RADIUS, probes
 from node.match.video import QueryFrame, VideoThresholds
@@ -246,8 +248,25 @@ class CorruptRequests(_Interceptor):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
 
 
-#: MatchVideoStream: a call that sends nothing for this long is ended.
+#: MatchVideoStream, MatchAudioStream: a call that sends nothing for this long is ended.
 MATCH_STREAM_IDLE_S = 60.0
+#: MatchAudioStream: the newest sub-fingerprints a call holds (60 s of sound,
+#: as ``ccnode watch``'s window): far more than the 7 s a match needs, and
+#: each answer costs what a 60-s audio Match costs, however long the stream.
+MATCH_STREAM_AUDIO_ITEMS = items_at(60_000)
+
+
+async def _until_idle(requests: AsyncIterator[Any], rpc: str) -> AsyncIterator[Any]:
+    """A streaming call's messages; LimitError when none came for MATCH_STREAM_IDLE_S."""
+    chunks = aiter(requests)
+    while True:
+        try:
+            msg = await asyncio.wait_for(anext(chunks), MATCH_STREAM_IDLE_S)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise LimitError(f"{rpc} idle for {MATCH_STREAM_IDLE_S:g} s: call ended") from None
+        yield msg
 
 
 def match_stream_frames(limits: MatchLimits, thresholds: VideoThresholds) -> int:
@@ -373,16 +392,7 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
             self.auth.check(context, Action.READ, "MatchVideoStream")
             loop = asyncio.get_running_loop()
             held: deque[QueryFrame] = deque()
-            chunks = aiter(requests)
-            while True:
-                try:
-                    msg = await asyncio.wait_for(anext(chunks), MATCH_STREAM_IDLE_S)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise LimitError(
-                        f"MatchVideoStream idle for {MATCH_STREAM_IDLE_S:g} s: call ended"
-                    ) from None
+            async for msg in _until_idle(requests, "MatchVideoStream"):
                 frames, thresholds = convert.video_query_from_pb(msg)
                 held.extend(frames)
                 cap = match_stream_frames(self.app.match_limits, thresholds)
@@ -399,6 +409,47 @@ class NodeServicer(pb_grpc.NodeServiceServicer):
                 yield pb.MatchResponse(videos=videos)
         except NodeError as exc:
             await context.abort(status_for(exc), str(exc))
+
+    async def MatchAudioStream(
+        self, requests: AsyncIterator[pb.AudioQuery], context: Context
+    ) -> AsyncIterator[pb.MatchResponse]:
+        try:
+            self.auth.check(context, Action.READ, "MatchAudioStream")
+            loop = asyncio.get_running_loop()
+            held: deque[int] = deque()
+            dropped = 0  # values of the stream before the first one held
+            async for msg in _until_idle(requests, "MatchAudioStream"):
+                values, thresholds = convert.audio_query_from_pb(msg)
+                held.extend(values[-MATCH_STREAM_AUDIO_ITEMS:])
+                dropped += max(0, len(values) - MATCH_STREAM_AUDIO_ITEMS)
+                while len(held) > MATCH_STREAM_AUDIO_ITEMS:
+                    held.popleft()
+                    dropped += 1
+                audio = await loop.run_in_executor(
+                    self.app.match_pool,
+                    self._match_held_audio,
+                    list(held),
+                    dropped,
+                    thresholds,
+                    msg.report_all,
+                )
+                self.auth.check(context, Action.READ, "MatchAudioStream")
+                yield pb.MatchResponse(audio=audio)
+        except NodeError as exc:
+            await context.abort(status_for(exc), str(exc))
+
+    def _match_held_audio(
+        self, values: list[int], dropped: int, thresholds: AudioThresholds, report_all: bool
+    ) -> list[pb.AudioMatch]:
+        """The held values matched; the upload ranges in the stream's time
+        (``dropped`` values came before the first held one)."""
+        out = []
+        for a in self.app.match_audio(values, thresholds, report_all=report_all):
+            m = convert.audio_match_to_pb(a)
+            first, end = a.score.query_items
+            m.query_start_ms, m.query_end_ms = item_ms(dropped + first), item_ms(dropped + end)
+            out.append(m)
+        return out
 
     def _match_frames(
         self, frames: list[QueryFrame], thresholds: VideoThresholds, report_all: bool

@@ -97,6 +97,17 @@ def test_audio_index_bench_short_run_agrees_with_brute_force() -> None:
     assert "brute force: 4/4 queries give the index's matches exactly" in out
 
 
+def test_audio_false_matches_short_run_reports_every_part() -> None:
+    if not (BENCH.parents[1].parent / "shared" / "vectors" / "chromaprint" / "a.m4a").exists():
+        pytest.skip("Chromaprint vectors not found")
+    out = _run(str(BENCH / "audio_false_matches.py"), "--tracks", "10", "--no-videos")
+    assert "corpus: 10 tracks (seed 0)" in out
+    assert "  false matches: 0\n" in out
+    assert "windows passing all three rules (a brute-force match): 0" in out
+    assert "  a-room-echo.m4a: matches ['vector:a']" in out
+    assert "  unrelated-b.m4a: no match" in out
+
+
 def test_replicas_bench_short_run_measures_every_configuration() -> None:
     out = _run(str(BENCH / "replicas.py"), "--entries", "2000", "--seconds", "1", "--callers", "2")
     assert "replica-0: caught up 2,000 entries in" in out

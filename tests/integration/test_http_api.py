@@ -810,6 +810,37 @@ def test_uploads_beyond_http_max_uploads_are_refused_with_429(
     assert first[0] == 200 and set(first[1]) == {"md5", "sha256"}
 
 
+def test_hashing_over_the_time_limit_is_refused_and_the_worker_replaced(
+    tmp_path: Path, loop: LoopThread
+) -> None:
+    # Video a takes ~0.4 s to hash here; any file that is no media ~1 ms.
+    node = start_node(tmp_path, loop, http_hash_timeout_s=0.1)
+    url = f"http://{node.http_address}/h/hash"
+    video = vector(VPDQ_DIR / "a.mp4")
+    other = tmp_path / "notes.txt"
+    other.write_bytes(b"a file that is no media")
+
+    async def go() -> list[tuple[int, Any]]:
+        return [
+            await call("POST", url, data=form(other, "file")),  # starts the worker
+            await call("POST", url, data=form(video, "video")),
+            await call("POST", url, data=form(other, "file")),  # a new worker
+        ]
+
+    try:
+        before, slow, after = loop.run(go(), timeout=60)
+    finally:
+        loop.run(node.stop())
+    digests = {
+        "md5": hashlib.md5(other.read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(other.read_bytes()).hexdigest(),
+    }
+    assert before == after == (200, digests)
+    assert slow == _err(
+        429, "RESOURCE_EXHAUSTED", "a.mp4: hashing took over 0.1 s (http_hash_timeout_s): refused"
+    )
+
+
 def test_init_replica_copies_the_http_keys_owner_only(tmp_path: Path) -> None:
     from node.httpapi.keys import load_keys
     from node.member_dir import init_replica_dir

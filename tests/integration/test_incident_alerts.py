@@ -4,6 +4,7 @@ against a real node and a real HTTP receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -288,3 +289,38 @@ def test_webhook_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as e:
         Node(loaded, anti_entropy_s=0)
     assert str(e.value) == f"webhook secret {secret}: expected at least 16 bytes, got 5"
+
+
+def test_a_live_streams_soundtrack_reaches_the_webhook(
+    tmp_path: Path, loop: LoopThread, receiver: tuple[Receiver, str]
+) -> None:
+    """``submit --live`` of a stream with sound: each urgent CHROMAPRINT
+    segment is POSTed, signed, with its provenance and the node's policy."""
+    import subprocess
+
+    from node.core.chromaprint import ChromaprintSegment
+    from node.media.audio import fingerprint_file
+    from tests.integration.test_live_publish import NODE, ROOT, SOUNDTRACK, VECTORS, WRITER
+
+    state, url = receiver
+    ts = tmp_path / "stream.ts"
+    argv = [*WRITER, str(VECTORS / "a.mp4"), str(ts), "--speed", "1000"]
+    subprocess.run([*argv, "--audio", str(SOUNDTRACK)], cwd=ROOT, check=True)
+    node = _webhook_node(tmp_path, url)
+    loop.run(node.start())
+    try:
+        argv = [*NODE, "submit", str(node.config.dir), "--live", str(ts), "--incident", INC_A]
+        argv += ["--segment-seconds", "4", "--stall-seconds", "0.5"]
+        subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)
+        # 12 s of picture in 4 s segments; 75 sub-fingerprints (to 9.2 s): 3 audio segments
+        eventually(lambda: len(state.accepted) == 6, what="six notifications accepted")
+    finally:
+        loop.run(node.stop())
+    notes = [doc["notification"] for doc in state.accepted.values()]
+    algorithms = [n["provenance"]["algorithm"] for n in notes]
+    assert algorithms.count("CHROMAPRINT") == 3 and algorithms[-1] == "VPDQ"
+    sound = [n for n in notes if n["provenance"]["algorithm"] == "CHROMAPRINT"]
+    assert all(n["provenance"]["incident"] == INC_A and n["recommended_action"] for n in sound)
+    segs = [ChromaprintSegment.decode(base64.b64decode(n["provenance"]["hash"])) for n in sound]
+    assert [s.index for s in segs] == [0, 1, 2] and segs[-1].final
+    assert tuple(v for s in segs for v in s.values) == fingerprint_file(ts).values

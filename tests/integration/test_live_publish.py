@@ -8,6 +8,7 @@ own process; the node is a real grpc.aio node on 127.0.0.1 with LMDB.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from typing import IO, Any
 import pytest
 
 from node.cli.live_cmds import LiveState, Publisher
-from node.core.chromaprint import ChromaprintSegment
+from node.core.chromaprint import ChromaprintSegment, items_at
 from node.core.entry import SignedEntry
 from node.core.trust import MemberKind, MembersFile
 from node.core.vpdq import VpdqSegment
@@ -256,6 +257,20 @@ def test_a_damaged_soundtrack_closes_with_a_warning_and_the_picture_goes_on(
     assert lines[-1]["finished"] is True
 
 
+def test_a_soundtrack_too_short_to_fingerprint_is_not_published(node: Node, tmp_path: Path) -> None:
+    ts = tmp_path / "stream.ts"
+    argv = [*WRITER, str(SRC), str(ts), "--speed", "1000", "--stop-after-s", "2"]
+    subprocess.run([*argv, "--audio", str(SOUNDTRACK)], cwd=ROOT, check=True)
+    code, lines, err = _finish(_publish(node, str(ts)))
+    assert code == 0, err
+    assert (
+        f"ccnode: warning: {ts}: audio is too short to fingerprint: 2.02 s, need at least "
+        "2.72 s: the soundtrack is not published\n"
+    ) in err
+    assert _sound(node) == [] and len(_segments(node)) == 1
+    assert lines[-1]["audio_segments"] == 0 and lines[-1]["finished"] is True
+
+
 def _read_line(stream: IO[bytes], timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     line = b""
@@ -312,6 +327,108 @@ def test_a_publisher_killed_mid_stream_resumes_without_forking_or_repeating(
     assert ("VPDQ", 0) not in again and ("CHROMAPRINT", 0) not in again
     assert len(_entries(node)) == 6 + 5
     assert before <= {(e.body.algorithm, e.body.hash) for e in _entries(node)}
+
+
+@pytest.mark.slow
+def test_a_piped_stream_resumed_after_a_kill_continues_picture_and_sound(
+    node: Node, tmp_path: Path
+) -> None:
+    """Standard input cannot be read again: after a SIGKILL, what a new pipe
+    brings continues the same video after what was published, the sound on
+    its own positions after the last published audio segment, nothing twice."""
+    sound = ["--audio", str(SOUNDTRACK)]
+    writer = _popen([*WRITER, str(SRC), "-", "--speed", "1", *sound], stdout=subprocess.PIPE)
+    first = _publish(node, "-", stdin=writer.stdout)
+    assert writer.stdout is not None and first.stdout is not None
+    writer.stdout.close()
+    while _read_line(first.stdout, 30).get("algorithm") != "CHROMAPRINT":
+        pass
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    writer.kill()
+    writer.wait(10)
+    for pipe in (first.stdout, first.stderr):
+        assert pipe is not None
+        pipe.close()
+    state = LiveState.load(LiveState.path_for(node.config.dir, INCIDENT, "-"))
+    assert state is not None and state.audio_next >= 1
+    before = len(_entries(node))
+    writer = _popen([*WRITER, str(SRC), "-", "--speed", "4", *sound], stdout=subprocess.PIPE)
+    second = _publish(node, "-", stdin=writer.stdout)
+    assert writer.stdout is not None
+    writer.stdout.close()
+    code, _lines, err = _finish(second, timeout=90)
+    writer.wait(30)
+    assert code == 0, err
+    assert "resuming video" in err
+    video = [s for _e, s in _segments(node)]
+    audio = [s for _e, s in _sound(node)]
+    assert len({s.video_id for s in video + audio}) == 1
+    for segs in (video, audio):
+        index = [s.index for s in segs]
+        assert index == sorted(set(index)) and segs[-1].final
+        assert [s.final for s in segs].count(True) == 1
+    assert all(b.start_item >= a.end_item for a, b in itertools.pairwise(audio))
+    # the new run's sound: exactly the second stream's fingerprint, placed
+    # at or after the picture's restart point and after the published sound
+    # (an audio entry in flight at the kill is settled first: the first run's)
+    settled = state.pending and SignedEntry.from_bytes(bytes.fromhex(state.pending))
+    first_new = state.audio_next + bool(settled and settled.body.algorithm == "CHROMAPRINT")
+    later = [s for s in audio if s.index >= first_new]
+    assert later[0].start_item >= max(state.audio_end_item, items_at(state.end_ms))
+    again = tmp_path / "again.ts"
+    subprocess.run([*WRITER, str(SRC), str(again), "--speed", "1000", *sound], cwd=ROOT, check=True)
+    assert tuple(v for s in later for v in s.values) == fingerprint_file(again).values
+    assert len(_entries(node)) > before
+    assert node.store.heads()[GOV].next_seq == len(_entries(node))  # one chain: no fork
+
+
+def test_a_pipe_resumed_with_an_entry_in_flight_continues_after_that_entry(
+    node: Node, loop: LoopThread, tmp_path: Path
+) -> None:
+    """The new run's timestamps start where the settled entry ended, not where
+    the segment before it did (whose span the settled entry already holds:
+    the new stream's first seconds would fall into a published segment and
+    be dropped)."""
+    hashed = bank_frames(VECTORS / "a-resized-160x90.mp4").frames[:2]
+    video = bytes(range(16))
+    segs = [
+        VpdqSegment(video, i, 2000 * i, 2000, 25000, False, (type(f)(f.pdq, f.quality, 2000 * i),))
+        for i, f in enumerate(hashed)
+    ]
+    path = LiveState.path_for(node.config.dir, INCIDENT, "-")
+
+    async def crash() -> None:
+        async with NodeClient(node.address) as client:
+            state = LiveState("-", INCIDENT, video.hex(), 2000)
+            pub = Publisher(
+                client,
+                origin=GOV,
+                signer=signer_for(GOV),
+                state=state,
+                state_path=path,
+                labels_=("type:video",),
+            )
+            await pub.publish(segs[0], 0.0)
+            state.pending = pub._sign(segs[1], 1, node.store.head(GOV).head_id).to_bytes().hex()
+            state.save(path)  # killed with segment 1 signed and not sent
+
+    loop.run(crash())
+    writer = _popen([*WRITER, str(SRC), "-", "--speed", "100"], stdout=subprocess.PIPE)
+    publisher = _publish(node, "-", stdin=writer.stdout)
+    assert writer.stdout is not None
+    writer.stdout.close()
+    code, _lines, err = _finish(publisher)
+    writer.wait(30)
+    assert code == 0, err
+    got = [s for _e, s in _segments(node)]
+    assert [s.index for s in got[:2]] == [0, 1] and got[1].frames == segs[1].frames
+    new = got[2:]
+    assert new[0].start_ms == 4000 and new[0].frames[0].ts_ms == 4000
+    ts = tmp_path / "same.ts"
+    subprocess.run([*WRITER, str(SRC), str(ts), "--speed", "100"], cwd=ROOT, check=True)
+    frames = [f for s in new for f in s.frames]
+    assert [f.ts_ms - 4000 for f in frames] == [f.ts_ms for f in bank_frames(ts).frames]
 
 
 def test_an_entry_in_flight_at_a_crash_is_settled_exactly_once(

@@ -16,8 +16,7 @@ import pytest
 
 from node.cli import main
 from node.config import NodeConfig
-from node.server import Node
-from tests.helpers import LoopThread, eventually, line_of_three
+from tests.helpers import LoopThread, eventually, line_of_three, running_nodes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,10 +64,7 @@ def test_a_video_banked_at_one_end_matches_an_altered_copy_at_the_other(
     copy = tmp_path / "copy.mp4"
     reupload(original, copy, 2.0, 9.0)
     configs = _line(tmp_path)
-    nodes = [Node(c) for c in configs]
-    for n in nodes:
-        loop.run(n.start())
-    try:
+    with running_nodes(loop, configs) as nodes:
         gov_dir, far_dir = str(configs[0].dir), str(configs[2].dir)
         # 4-s segments, so that the 12-s video is three entries
         submit = ["submit", gov_dir, "--file", str(original), "--segment-seconds", "4"]
@@ -125,6 +121,3 @@ def test_a_video_banked_at_one_end_matches_an_altered_copy_at_the_other(
         )
         assert main(["match", str(copy), "--dir", far_dir, "--json"]) == 0
         assert _json(capsys)[0]["videos"] == []
-    finally:
-        for n in reversed(nodes):
-            loop.run(n.stop())

@@ -138,3 +138,9 @@ def test_long_segments_cut_the_soundtrack_every_240_s() -> None:
     per = items_at(240_000)
     done = _sound(seg, [1] * (per + 1))
     assert done == [(0, 0, per, False)] and per <= MAX_ITEMS
+
+
+def test_the_watchers_audio_ranges_map_back_to_items_exactly() -> None:
+    from node.cli.watch_cmds import _item_of
+
+    assert all(_item_of(item_ms(i)) == i for i in range(0, 200_000, 7))

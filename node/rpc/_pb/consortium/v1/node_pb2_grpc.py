@@ -54,6 +54,11 @@ class NodeServiceStub:
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.VideoQuery.SerializeToString,
                 response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
                 _registered_method=True)
+        self.MatchAudioStream = channel.stream_stream(
+                '/consortium.v1.NodeService/MatchAudioStream',
+                request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AudioQuery.SerializeToString,
+                response_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
+                _registered_method=True)
         self.Pull = channel.unary_stream(
                 '/consortium.v1.NodeService/Pull',
                 request_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.PullRequest.SerializeToString,
@@ -161,6 +166,17 @@ class NodeServiceServicer:
         video Match may carry within the Match budget (older ones are dropped,
         a frame's variants together); each chunk is checked like a Match; a call
         idle for 60 s is ended with RESOURCE_EXHAUSTED. Who may call it: as Match.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MatchAudioStream(self, request_iterator, context):
+        """A live soundtrack's sub-fingerprints as they are computed: each message
+        carries the next values of the stream (continuing the previous ones) and
+        is answered with MatchResponse.audio for the newest values the call holds
+        (docs/live.md, "Incremental Match"), ranges in the stream's own time.
+        Who may call it: as for Match.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -299,6 +315,11 @@ def add_NodeServiceServicer_to_server(servicer, server):
             'MatchVideoStream': grpc.stream_stream_rpc_method_handler(
                     servicer.MatchVideoStream,
                     request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.VideoQuery.FromString,
+                    response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.SerializeToString,
+            ),
+            'MatchAudioStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.MatchAudioStream,
+                    request_deserializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AudioQuery.FromString,
                     response_serializer=node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.SerializeToString,
             ),
             'Pull': grpc.unary_stream_rpc_method_handler(
@@ -484,6 +505,33 @@ class NodeService:
             target,
             '/consortium.v1.NodeService/MatchVideoStream',
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.VideoQuery.SerializeToString,
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchAudioStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/consortium.v1.NodeService/MatchAudioStream',
+            node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.AudioQuery.SerializeToString,
             node_dot_rpc_dot___pb_dot_consortium_dot_v1_dot_node__pb2.MatchResponse.FromString,
             options,
             channel_credentials,
