@@ -385,7 +385,7 @@ def _classify(integral: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.u
 class StreamFingerprint:
     """Sub-fingerprints of 16-bit mono 11025 Hz samples fed piece by piece
     (a live stream's soundtrack), each given out as soon as the audio its
-    window covers is in: about 2.6 s behind the newest sample.
+    window covers is in: the newest starts 2.72 s before the newest sample.
 
     Equal, value for value, to :func:`fingerprint_pcm` of all the samples at
     once however they are cut (tested): a frame's chroma does not depend on

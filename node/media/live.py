@@ -215,8 +215,9 @@ class AudioSegmenter:
     holds the items that start in ``[i*span, (i+1)*span)`` ms of the
     soundtrack, ``span`` being ``segment_ms`` (at most
     :data:`MAX_AUDIO_SEGMENT_MS`). A segment is complete when an item past
-    its end arrives (about 2.6 s of stream after its span ends: an item's
-    window); the source's end closes the last one as ``final``.
+    its end arrives (about 3 s of stream after its span ends: an item's
+    2.72 s window and the live decoder's half-second batches); the source's
+    end closes the last one as ``final``.
 
     ``first_item`` places the first value fed (a stdin stream resumed after
     a restart continues the track after what was published).
