@@ -10,16 +10,22 @@ a track of which only some segments are held still matches on those.
 How a query is answered (docs/audio.md, "Matching"):
 
 1. **Lookup.** Each banked sub-fingerprint is posted under its top
-   :attr:`AudioSearch.key_bits` bits (20: the first ten classifiers, the
-   most robust ones). A query item probes its own key and every key one bit
-   away from it (21 probes), so an item whose top bits took one bit error
-   still finds its banked twin. This is AcoustID's idea (look up a robust
-   part of each sub-fingerprint) with multi-probing for the edits the
-   vectors show (phone-band and room-echo copies keep 5-10% of the top 20
-   bits intact, 26-31% within one bit). Runs of equal values are posted
-   and probed once (silence and sustained tones are long runs), and a key
-   with more than :attr:`AudioSearch.max_postings` postings is not probed
-   at all (a stop list, which bounds the work per probe).
+   :attr:`AudioSearch.key_bits` bits (24: the first twelve classifiers,
+   the most robust ones), in a CSR layout (postings sorted by key, a table
+   of where each key's postings start). The query's *anchors* probe: of
+   every :attr:`AudioSearch.anchor_stride` (2) consecutive items, the
+   steadiest (:func:`anchors`). An anchor probes its own key and every key
+   one bit away from it (25 probes), so an item whose top bits took one bit
+   error still finds its banked twin; a posting found votes only when the
+   bits below the key (8) differ in at most
+   :attr:`AudioSearch.max_residual_errors` (2) bits from the anchor's.
+   This is AcoustID's idea (look up a robust part of each sub-fingerprint)
+   with multi-probing for the edits the vectors show (phone-band and
+   room-echo copies keep 11% and 4% of the top 20 bits intact, 26-31%
+   within one bit). Runs of equal values are posted and probed once
+   (silence and sustained tones are long runs), and a key with more than
+   :attr:`AudioSearch.max_postings` postings is not probed at all (a stop
+   list, which bounds the work per probe).
 2. **Vote.** Each hit votes for (track, banked position - query position).
    Per track, the :attr:`AudioSearch.offsets_per_track` offsets with the
    most votes (at least :attr:`AudioSearch.min_votes`), each with its two
@@ -38,8 +44,10 @@ How a query is answered (docs/audio.md, "Matching"):
    :attr:`AudioThresholds.min_distinct` distinct values per item (silence
    and near-constant audio have one or a few, and never match).
 
-Memory: 12 bytes of postings and 5 of track data per banked item (a
-3-minute track is ~1,450 items, ~25 KiB).
+Memory: 10 bytes of postings and 6 of track data per banked item (a
+3-minute track is ~1,450 items, ~23 KiB), and a table of 2**24 + 1 starts
+(128 MiB) once the index holds 2**21 postings (a smaller one binary-searches
+its sorted keys instead). Docs/audio.md has the figures at 100k tracks.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ __all__ = [
     "AudioSearch",
     "AudioThresholds",
     "aligned_stretch",
+    "anchors",
     "informative",
 ]
 
@@ -110,18 +119,35 @@ class AudioThresholds:
 class AudioSearch:
     """How candidates are found (the work per query is bounded by these)."""
 
-    key_bits: int = 20
+    key_bits: int = 24
     max_postings: int = 4096  # a key posted more often is not probed (stop list)
     min_votes: int = 3
     offsets_per_track: int = 3
     max_tracks: int = 64
+    anchor_stride: int = 2  # probe the steadiest query item of every this many
+    max_residual_errors: int = 2  # of the (up to 16) bits below the key, for a vote
 
     def __post_init__(self) -> None:
-        if not 8 <= self.key_bits <= 32:
-            raise ValidationError(f"audio key_bits must be 8..32: got {self.key_bits}")
-        for name in ("max_postings", "min_votes", "offsets_per_track", "max_tracks"):
+        if not 8 <= self.key_bits <= 26:
+            raise ValidationError(f"audio key_bits must be 8..26: got {self.key_bits}")
+        for name in (
+            "max_postings",
+            "min_votes",
+            "offsets_per_track",
+            "max_tracks",
+            "anchor_stride",
+        ):
             if getattr(self, name) < 1:
                 raise ValidationError(f"audio {name} must be >= 1: got {getattr(self, name)}")
+        if not 0 <= self.max_residual_errors <= 16:
+            raise ValidationError(
+                f"audio max_residual_errors must be 0..16: got {self.max_residual_errors}"
+            )
+
+    @property
+    def residual_bits(self) -> int:
+        """The bits just below the key that a posting keeps for the vote filter."""
+        return min(16, 32 - self.key_bits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +206,107 @@ def aligned_stretch(errors: I64, stretch_bits: int) -> tuple[int, int]:
     return i, j
 
 
+def anchors(values: U32, search: AudioSearch = AudioSearch()) -> I64:
+    """The query items that probe the index: of the items that start a run
+    (:func:`informative`), every one when ``search.anchor_stride`` is 1, else
+    the steadiest of each block of that many consecutive ones: the item whose
+    key differs least from its neighbours' (the first on ties). Steady items
+    keep their key through edits more often (on the vectors' phone-band
+    and room-echo copies, the steadier half keeps it within one bit 1.4x as
+    often as the rest)."""
+    stride = search.anchor_stride
+    pos = np.flatnonzero(informative(values)).astype(np.int64)
+    if stride == 1 or len(pos) < 2:
+        return pos
+    keys = values[pos] >> np.uint32(32 - search.key_bits)
+    step = np.bitwise_count(keys[1:] ^ keys[:-1]).astype(np.int64)
+    score = np.concatenate((step[:1], step)) + np.concatenate((step, step[-1:]))
+    blocks = -(-len(pos) // stride)
+    padded = np.full(blocks * stride, 1 << 30, dtype=np.int64)
+    padded[: len(pos)] = score
+    pick = np.arange(blocks) * stride + np.argmin(padded.reshape(blocks, stride), axis=1)
+    out: I64 = pos[pick]
+    return out
+
+
+# A posting is one int64: (track << 32) + banked position + 2**31, so that
+# posting - query position is (track << 32) + offset + 2**31, a vote's cell.
+_POS_BIAS = 1 << 31
+MAX_ITEM = _POS_BIAS - 1  # the last item position a track can hold
+_LOW32 = (1 << 32) - 1
+_CHUNK = 1 << 24  # postings per step of a build (bounds its temporary arrays)
+
+
+@dataclass(slots=True)
+class _Run:
+    """Postings sorted by key (a CSR layout): those of key ``k`` are
+    ``post[lo:hi]`` with ``lo, hi`` from :meth:`ranges`, beside the bits
+    below the key of each (``low``). A run with at least one posting for
+    every 8 keys finds ranges in a table of ``2**key_bits + 1`` starts; a
+    smaller one by binary search in its sorted keys."""
+
+    keys: U32  # sorted; empty when ``table`` is used
+    table: I64 | None
+    post: I64
+    low: npt.NDArray[np.uint16]
+
+    @classmethod
+    def empty(cls) -> _Run:
+        return cls(np.zeros(0, np.uint32), None, np.zeros(0, np.int64), np.zeros(0, np.uint16))
+
+    @classmethod
+    def build(
+        cls, key_bits: int, keys: npt.NDArray[np.uint64], post: I64, low: npt.NDArray[np.uint16]
+    ) -> _Run:
+        """Sort postings by key (``keys`` is overwritten). One sort of
+        ``key << (64 - key_bits) | arrival``: by key, then in the order they
+        came."""
+        n = len(keys)
+        shift = np.uint64(64 - key_bits)
+        table: I64 | None = None
+        if n >= (1 << key_bits) // 8:
+            table = np.zeros((1 << key_bits) + 1, dtype=np.int64)
+            for i in range(0, n, _CHUNK):
+                table[1:] += np.bincount(
+                    keys[i : i + _CHUNK].astype(np.intp), minlength=1 << key_bits
+                )
+            np.cumsum(table, out=table)
+        keys <<= shift
+        for i in range(0, n, _CHUNK):
+            keys[i : i + _CHUNK] |= np.arange(i, min(n, i + _CHUNK), dtype=np.uint64)
+        keys.sort()
+        sorted_post, sorted_low = np.empty_like(post), np.empty_like(low)
+        for i in range(0, n, _CHUNK):
+            idx = (keys[i : i + _CHUNK] & np.uint64((1 << int(shift)) - 1)).astype(np.intp)
+            sorted_post[i : i + _CHUNK] = post[idx]
+            sorted_low[i : i + _CHUNK] = low[idx]
+        if table is not None:
+            return cls(np.zeros(0, np.uint32), table, sorted_post, sorted_low)
+        return cls((keys >> shift).astype(np.uint32), None, sorted_post, sorted_low)
+
+    def __len__(self) -> int:
+        return len(self.post)
+
+    @property
+    def nbytes(self) -> int:
+        table = 0 if self.table is None else self.table.nbytes
+        return self.keys.nbytes + table + self.post.nbytes + self.low.nbytes
+
+    def all_keys(self) -> U32:
+        if self.table is None:
+            return self.keys
+        per_key = np.diff(self.table)
+        out: U32 = np.repeat(np.arange(len(per_key), dtype=np.uint32), per_key)
+        return out
+
+    def ranges(self, probes: U32) -> tuple[I64, I64]:
+        if self.table is not None:
+            return self.table[probes], self.table[probes.astype(np.int64) + 1]
+        lo = np.searchsorted(self.keys, probes, side="left").astype(np.int64)
+        hi = np.searchsorted(self.keys, probes, side="right").astype(np.int64)
+        return lo, hi
+
+
 @dataclass(slots=True)
 class _Segment:
     track: int
@@ -208,18 +335,19 @@ class _Track:
 class AudioIndex:
     """Banked tracks and their postings; :meth:`search` answers a query.
 
-    Adding is cheap (postings are appended); the sorted posting arrays are
-    rebuilt at the next search after an add."""
+    Adding is cheap (postings are appended); at the next search they are
+    sorted into a small run beside the main one, and merged into the main
+    run when they reach a quarter of it (so a large index is not re-sorted
+    for every segment a live stream adds)."""
 
     def __init__(self, search: AudioSearch = AudioSearch()) -> None:
         self.params = search
         self._tracks: list[_Track] = []
         self._by_key: dict[Hashable, int] = {}
         self._by_entry: dict[bytes, _Segment] = {}
-        self._pending: list[tuple[U32, I64, I64]] = []
-        self._keys: U32 = np.zeros(0, dtype=np.uint32)
-        self._track_of: I64 = np.zeros(0, dtype=np.int64)
-        self._pos_of: I64 = np.zeros(0, dtype=np.int64)
+        self._pending: list[tuple[int, int, int]] = []  # (track, start, end) added
+        self._main = _Run.empty()
+        self._delta = _Run.empty()
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -257,6 +385,10 @@ class AudioIndex:
             return
         if start_item < 0:
             raise ValidationError(f"start_item must be >= 0: got {start_item}")
+        if start_item + len(arr) - 1 > MAX_ITEM:
+            raise ValidationError(
+                f"a track holds items 0..{MAX_ITEM}: got {start_item + len(arr) - 1}"
+            )
         t = self._by_key.get(track)
         if t is None:
             t = self._by_key[track] = len(self._tracks)
@@ -272,14 +404,7 @@ class AudioIndex:
         tr.grow(end)
         tr.values[start_item:end] = arr
         (tr.retired if retracted else tr.live)[start_item:end] = True
-        keep = np.flatnonzero(informative(arr))
-        self._pending.append(
-            (
-                self._key(arr[keep]),
-                np.full(len(keep), t, dtype=np.int64),
-                keep.astype(np.int64) + start_item,
-            )
-        )
+        self._pending.append((t, start_item, end))
 
     def _mark(self, seg: _Segment, *, retracted: bool) -> None:
         tr = self._tracks[seg.track]
@@ -329,47 +454,101 @@ class AudioIndex:
             if s.start < hi and lo < s.end
         ]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the index's arrays: postings, and the tracks' items and flags."""
+        tracks = sum(t.values.nbytes + t.live.nbytes + t.retired.nbytes for t in self._tracks)
+        return self._main.nbytes + self._delta.nbytes + tracks
+
     def _key(self, values: U32) -> U32:
         shifted: U32 = values >> np.uint32(32 - self.params.key_bits)
         return shifted
 
+    def _low(self, values: U32) -> npt.NDArray[np.uint16]:
+        """The ``residual_bits`` bits just below each value's key."""
+        p = self.params
+        below = values >> np.uint32(32 - p.key_bits - p.residual_bits)
+        return (below & np.uint32((1 << p.residual_bits) - 1)).astype(np.uint16)
+
     def _build(self) -> None:
+        """Post the segments added since the last search: a run start
+        (:func:`informative`) of each, from the track's values."""
         if not self._pending:
             return
-        keys = np.concatenate([self._keys, *(p[0] for p in self._pending)])
-        tracks = np.concatenate([self._track_of, *(p[1] for p in self._pending)])
-        pos = np.concatenate([self._pos_of, *(p[2] for p in self._pending)])
-        order = np.argsort(keys, kind="stable")
-        self._keys, self._track_of, self._pos_of = keys[order], tracks[order], pos[order]
+        fresh = sum(end - start for _, start, end in self._pending)
+        runs = [self._delta]
+        if fresh + len(self._delta) > max(1 << 16, len(self._main) // 4):
+            runs.insert(0, self._main)
+            self._main = _Run.empty()
+        size = fresh + sum(len(r) for r in runs)
+        keys = np.empty(size, dtype=np.uint64)
+        post = np.empty(size, dtype=np.int64)
+        low = np.empty(size, dtype=np.uint16)
+        n = 0
+        for run in runs:
+            keys[n : n + len(run)] = run.all_keys()
+            post[n : n + len(run)] = run.post
+            low[n : n + len(run)] = run.low
+            n += len(run)
+        self._delta = _Run.empty()
+        del runs, run
+        for t, start, end in self._pending:
+            values = self._tracks[t].values[start:end]
+            keep = np.flatnonzero(informative(values))
+            posted = values[keep]
+            k = len(keep)
+            keys[n : n + k] = self._key(posted)
+            post[n : n + k] = (t << 32) + (start + _POS_BIAS) + keep
+            low[n : n + k] = self._low(posted)
+            n += k
         self._pending = []
+        built = _Run.build(self.params.key_bits, keys[:n], post[:n], low[:n])
+        if len(self._main):
+            self._delta = built
+        else:
+            self._main = built
 
     # ------------------------------------------------------------ search
 
     def _votes(self, query: U32) -> tuple[I64, I64, I64]:
-        """(track, offset, votes) for every voted (track, offset)."""
+        """(track, offset, votes) for every (track, offset) voted for."""
         p = self.params
-        qpos = np.flatnonzero(informative(query)).astype(np.int64)
-        base = self._key(query[qpos])
+        qpos = anchors(query, p)
         flips = np.concatenate(([0], np.left_shift(1, np.arange(p.key_bits)))).astype(np.uint32)
-        probes = (base[:, None] ^ flips[None, :]).reshape(-1)
+        probes = (self._key(query[qpos])[:, None] ^ flips[None, :]).reshape(-1)
         probe_pos = np.repeat(qpos, len(flips))
-        lo = np.searchsorted(self._keys, probes, side="left")
-        hi = np.searchsorted(self._keys, probes, side="right")
-        counts = hi - lo
-        counts[counts > p.max_postings] = 0
-        total = int(counts.sum())
-        if not total:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        # expand each probe's posting range [lo, hi) into posting indices
-        which = np.repeat(np.arange(len(probes)), counts)
-        starts = np.repeat(np.cumsum(counts) - counts, counts)
-        postings = lo[which] + (np.arange(total) - starts)
-        tracks = self._track_of[postings]
-        offsets = self._pos_of[postings] - probe_pos[which]
-        combined = (tracks << 33) + (offsets + (1 << 32))
-        uniq, votes = np.unique(combined, return_counts=True)
-        return uniq >> 33, (uniq & ((1 << 33) - 1)) - (1 << 32), votes.astype(np.int64)
+        probe_low = np.repeat(self._low(query[qpos]), len(flips))
+        runs = [r for r in (self._main, self._delta) if len(r)]
+        ranges = [r.ranges(probes) for r in runs]
+        held = sum((hi - lo for lo, hi in ranges), np.zeros(len(probes), dtype=np.int64))
+        stopped = held > p.max_postings
+        cells = []
+        for run, (lo, hi) in zip(runs, ranges, strict=True):
+            counts = np.where(stopped, 0, hi - lo)
+            ends = np.cumsum(counts)
+            total = int(ends[-1]) if len(ends) else 0
+            if not total:
+                continue
+            # each probe's range [lo, hi) expanded into posting indices
+            found = np.repeat(lo - (ends - counts), counts)
+            found += np.arange(total)
+            if p.max_residual_errors < p.residual_bits:
+                differ = run.low[found]
+                differ ^= np.repeat(probe_low, counts)
+                kept = np.flatnonzero(np.bitwise_count(differ) <= p.max_residual_errors)
+                found = found[kept]
+                probe = np.searchsorted(ends, kept, side="right")  # the probe of each
+            else:
+                probe = np.repeat(np.arange(len(probes)), counts)
+            cells.append(run.post[found] - probe_pos[probe])
+        voted = np.concatenate(cells) if cells else np.zeros(0, dtype=np.int64)
+        if not len(voted):
+            return voted, voted, voted
+        voted.sort()
+        first = np.flatnonzero(np.concatenate(([True], voted[1:] != voted[:-1])))
+        votes = np.diff(np.append(first, len(voted)))
+        cell = voted[first]
+        return cell >> 32, (cell & _LOW32) - _POS_BIAS, votes
 
     def _candidates(self, query: U32) -> dict[int, list[tuple[int, int]]]:
         """Per track index: [(offset, votes)] to score, best voted first."""
@@ -401,7 +580,7 @@ class AudioIndex:
         count as missing unless ``include_retracted``."""
         q = as_array(query)
         self._build()
-        if not len(q) or not len(self._keys):
+        if not len(q) or not len(self._main) + len(self._delta):
             return []
         results = []
         for t, offsets in self._candidates(q).items():
@@ -438,9 +617,10 @@ class AudioIndex:
         bit_errors = int(errors[i:j].sum())
         n = j - i
         similarity = 1.0 - bit_errors / (32 * n)
-        distinct = len(np.unique(q[qa + i : qa + j])) / n
         is_match = (
-            similarity >= th.min_similarity and n >= th.min_items and distinct >= th.min_distinct
+            similarity >= th.min_similarity
+            and n >= th.min_items
+            and len(np.unique(q[qa + i : qa + j])) >= th.min_distinct * n
         )
         if is_match and th.min_beyond_chance > 0:  # biased bits (noise, sweeps) agree by chance
             banked = tr.values[qa + i + offset : qa + j + offset]

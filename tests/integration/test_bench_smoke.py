@@ -79,6 +79,24 @@ def test_audio_hash_short_run_reports_speed_beside_decoding() -> None:
     assert "fingerprinting: " in out and "decode-only baseline" in out
 
 
+def test_audio_index_bench_short_run_agrees_with_brute_force() -> None:
+    out = _run(
+        str(BENCH / "audio_index.py"),
+        "--tracks",
+        "2000",
+        "--queries",
+        "40",
+        "--brute-queries",
+        "4",
+        "--brute-tracks",
+        "4",
+    )
+    assert "bank: 2,000 tracks x 1,450 items" in out
+    assert "3-minute queries (CPU)" in out
+    assert "negative queries with a match: 0/10" in out
+    assert "brute force: 4/4 queries give the index's matches exactly" in out
+
+
 def test_audio_false_matches_short_run_reports_every_part() -> None:
     if not (BENCH.parents[1].parent / "shared" / "vectors" / "chromaprint" / "a.m4a").exists():
         pytest.skip("Chromaprint vectors not found")

@@ -5,14 +5,14 @@ from a banked track, with bit errors), the index's answer is what
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from node.match.audio import align
-from node.match.audio_index import AudioIndex, AudioThresholds
+from node.match.audio_index import AudioIndex, AudioSearch, AudioThresholds, anchors
 
 TH = AudioThresholds()
-KEY_MASK = 0xFFFFF000  # the top 20 bits: AudioSearch().key_bits
+SEARCH = AudioSearch()
 
 
 @settings(max_examples=60, deadline=None)
@@ -44,12 +44,18 @@ def test_search_equals_brute_force_alignment(data: st.DataObject) -> None:
             brute[k] = found
     got = index.search(query)
     assert {m.track for m in got} <= set(brute)  # never a match brute force lacks
-    # The index finds a track when at least min_votes query items keep their
-    # key within one bit (the documented recall condition).
-    probes_hit = int(
-        np.sum(np.bitwise_count((query ^ src[start : start + length]) & KEY_MASK) <= 1)
+    # The index finds a track when at least min_votes of the query's anchors
+    # keep their key within one bit and the bits below it within
+    # max_residual_errors (the documented recall condition).
+    diff = (query ^ src[start : start + length])[anchors(query, SEARCH)]
+    low = 32 - SEARCH.key_bits
+    key_errors = np.bitwise_count(diff >> np.uint32(low))
+    residual_errors = np.bitwise_count(
+        (diff >> np.uint32(low - SEARCH.residual_bits)) & ((1 << SEARCH.residual_bits) - 1)
     )
-    if probes_hit >= 3:
+    found = (key_errors <= 1) & (residual_errors <= SEARCH.max_residual_errors)
+    event(f"anchors found: {min(int(found.sum()), SEARCH.min_votes)}+")
+    if int(found.sum()) >= SEARCH.min_votes:
         assert {m.track for m in got} == set(brute) == {which}
         (m,) = got
         b = brute[which]

@@ -13,6 +13,7 @@ from node.match.audio_index import (
     AudioSearch,
     AudioThresholds,
     aligned_stretch,
+    anchors,
 )
 
 RNG = np.random.default_rng(17)
@@ -48,9 +49,26 @@ def test_a_copied_passage_inside_unrelated_audio_is_found_with_its_ranges() -> N
     assert round(m.aligned_s, 2) == 12.38
 
 
+@pytest.mark.parametrize("key_bits", [8, 20, 24, 26])
+@pytest.mark.parametrize("tracks", [4, 70])  # 70 (140k postings): 8 and 20 bits use the key table
+def test_a_copy_is_found_at_every_key_width(key_bits: int, tracks: int) -> None:
+    index = AudioIndex(AudioSearch(key_bits=key_bits, max_postings=1 << 20))
+    for k in range(tracks):
+        index.add(k, 0, track(2000, 200 + k))
+    banked = track(2000, 201)
+    query = noisy(banked[300:500], 1, seed=3)
+    # one bit error an item: every anchor (1 of 2 items) votes at the right offset
+    assert [(m.track, m.offset, m.items, m.votes) for m in index.search(query)] == [
+        (1, 300, 200, 100)
+    ]
+
+
 def test_the_defaults_need_0_8_similarity_over_7_seconds() -> None:
     banked = track(400, 5)
-    index = AudioIndex()
+    # Scoring, not lookup, is tested here: items with 6 or 7 errors each are
+    # found by 20-bit keys with no residual filter (the defaults' 24-bit keys
+    # and 2-error filter on the 8 bits below need items with <= 3 errors).
+    index = AudioIndex(AudioSearch(key_bits=20, max_residual_errors=12))
     index.add("t", 0, banked)
     assert AudioThresholds().min_items == 57  # 57 x 0.1238 s = 7.06 s
     # 57 items agree (7.06 s): a match; 56 items (6.93 s): not
@@ -59,7 +77,7 @@ def test_the_defaults_need_0_8_similarity_over_7_seconds() -> None:
     (short,) = index.search(banked[100:156], matches_only=False)
     assert (short.items, short.similarity, short.is_match) == (56, 1.0, False)
     # 6 errors an item is 0.8125; 7 is 0.78125: below 0.8 (errors in the low
-    # 12 bits, so that the search's 20-bit keys survive: this is about scoring)
+    # 12 bits, so that the search's 20-bit keys survive)
     assert [m.similarity for m in index.search(noisy(banked[:200], 6, within=12))] == [0.8125]
     seven = noisy(banked[:200], 7, seed=1, within=12)
     (low,) = index.search(seven, matches_only=False)
@@ -161,7 +179,12 @@ def test_aligned_stretch_is_the_best_run() -> None:
             "audio min_distinct must be in [0, 1]: got 1.5",
         ),
         (lambda: AudioThresholds(stretch_bits=0), "audio stretch_bits must be 1..16: got 0"),
-        (lambda: AudioSearch(key_bits=4), "audio key_bits must be 8..32: got 4"),
+        (lambda: AudioSearch(key_bits=27), "audio key_bits must be 8..26: got 27"),
+        (lambda: AudioSearch(anchor_stride=0), "audio anchor_stride must be >= 1: got 0"),
+        (
+            lambda: AudioSearch(max_residual_errors=17),
+            "audio max_residual_errors must be 0..16: got 17",
+        ),
         (lambda: AudioSearch(min_votes=0), "audio min_votes must be >= 1: got 0"),
         (lambda: AudioIndex().add("t", -1, [1]), "start_item must be >= 0: got -1"),
         (
@@ -194,3 +217,42 @@ def test_retract_unretract_and_void_by_entry_id() -> None:
     assert index.segments_of("t", (0, 300)) == [(b"e2", False)]
     index.add("t", 0, banked[:150], b"e1")  # held again after the void
     assert [m.banked_items for m in index.search(banked)] == [(0, 300)]
+
+
+def test_anchors_are_the_steadiest_item_of_each_block() -> None:
+    # keys (top 24 bits) 0, 0b1, 0b111, 0b111, 0b1111111: run starts 0, 1, 2, 4
+    values = np.array([0, 1, 7, 7, 127], dtype=np.uint32) << np.uint32(8)
+    assert anchors(values, AudioSearch(anchor_stride=1)).tolist() == [0, 1, 2, 4]
+    # key distance to the neighbouring run starts: 1+1, 1+2, 2+4, 4+4
+    assert anchors(values, AudioSearch(anchor_stride=2)).tolist() == [0, 2]
+    assert anchors(values, AudioSearch(anchor_stride=3)).tolist() == [0, 4]
+    assert anchors(values[:1], AudioSearch(anchor_stride=2)).tolist() == [0]
+    assert anchors(values[:0], AudioSearch(anchor_stride=2)).tolist() == []
+
+
+def test_tracks_added_between_searches_answer_as_one_built_at_once() -> None:
+    # 12-bit keys: the main run uses its key table from 512 postings on
+    search = AudioSearch(key_bits=12, max_postings=1 << 20)
+    tracks = [track(300, 100 + k) for k in range(250)]  # 75,000 postings
+    queries = [noisy(t[50:200], 1, seed=k) for k, t in enumerate(tracks[:12])]
+    at_once = AudioIndex(search)
+    for k, t in enumerate(tracks):
+        at_once.add(k, 0, t)
+    grown = AudioIndex(search)
+    sizes = []
+    for batch in (range(4), range(4, 6), range(6, 249), range(249, 250)):
+        for k in batch:
+            grown.add(k, 0, tracks[k])
+        grown.search(queries[0])
+        sizes.append((len(grown._main), len(grown._delta), grown._main.table is not None))
+    # the main run, a small run beside it, a merge (over 2**16 postings), a small run
+    assert sizes == [(1200, 0, True), (1200, 600, True), (74_700, 0, True), (74_700, 300, True)]
+    for q in queries:
+        assert grown.search(q, matches_only=False) == at_once.search(q, matches_only=False)
+    assert [m.track for q in queries for m in grown.search(q)] == list(range(12))
+
+
+def test_a_track_past_the_last_position_is_refused() -> None:
+    with pytest.raises(ValidationError) as err:
+        AudioIndex().add("t", 2**31 - 2, [1, 2, 3])
+    assert str(err.value) == "a track holds items 0..2147483647: got 2147483648"
