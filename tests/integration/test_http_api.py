@@ -180,6 +180,10 @@ def test_an_hma_client_session_raw_lookup_lookup_uploads_status_and_hash(
     assert status == 200 and doc["pdq"] == expected_pdq("sharpen-a-lot.jpg")
     assert set(doc) == {"pdq", "md5", "sha256"}
     assert got["hash_pdq"] == (200, {"pdq": expected_pdq("sharpen-a-lot.jpg")})
+    # each answer counted by route template and status (docs/operators.md, "Metrics")
+    count = node.metrics.registry.get_sample_value
+    assert count("ccnode_http_requests_total", {"route": "/m/raw_lookup", "status": "200"}) == 4
+    assert count("ccnode_http_requests_total", {"route": "/m/lookup", "status": "200"}) == 3
 
 
 def test_native_routes_give_provenance_action_and_video_and_audio_results(
@@ -580,6 +584,9 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             continue
         assert answer == want, f"{method} {path[:60]}"
     assert got[-1] == (200, {"matches": []})  # and the node still answers
+    count = node.metrics.registry.get_sample_value
+    assert count("ccnode_http_requests_total", {"route": "unrouted", "status": "404"}) == 1
+    assert count("ccnode_http_requests_total", {"route": "/m/lookup", "status": "413"}) == 2
     del cfg_dir
 
 
