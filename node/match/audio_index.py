@@ -592,11 +592,13 @@ class AudioIndex:
                         continue
                     tried.add(off)
                     m = self._score(t, q, off, v, thresholds, retracted=include_retracted)
-                    if m is not None and (best is None or _rank(m) > _rank(best)):
+                    if m is not None and (
+                        best is None or _rank(m, thresholds) > _rank(best, thresholds)
+                    ):
                         best = m
             if best is not None and (best.is_match or not matches_only):
                 results.append(best)
-        results.sort(key=_rank, reverse=True)
+        results.sort(key=lambda m: _rank(m, thresholds), reverse=True)
         return results
 
     def _score(
@@ -637,8 +639,15 @@ class AudioIndex:
         )
 
 
-def _rank(m: AudioMatch) -> tuple[bool, float, int, int]:
-    return (m.is_match, m.similarity, m.items, -abs(m.offset))
+def _rank(m: AudioMatch, th: AudioThresholds) -> tuple[bool, int, float, int, int]:
+    """Matches first; then the stretch's gain, the sum of ``stretch_bits -
+    errors`` the aligned stretch maximises at one offset, compared across
+    offsets too: a whole copy aligned over 3 minutes at 0.886 outranks its
+    chorus aligned with the banked track's other chorus over 12 s at 0.890,
+    and the true offset outranks its neighbours (an item's neighbour differs
+    by ~4.7 bits); then similarity, length, the smaller offset."""
+    gain = th.stretch_bits * m.items - m.bit_errors
+    return (m.is_match, gain, m.similarity, m.items, -abs(m.offset))
 
 
 # ------------------------------------------------------------- the node's
