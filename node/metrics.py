@@ -131,6 +131,12 @@ class NodeMetrics:
             registry=r,
         )
         self.alerts = Counter("ccnode_alerts", "Alerts raised", ["kind"], registry=r)
+        self.http_requests = Counter(
+            "ccnode_http_requests",
+            "HTTP API requests answered (docs/http.md)",
+            ["route", "status"],
+            registry=r,
+        )
         self._withholding: set[str] = set()
         self._snapshot_source: Callable[[], Snapshot] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,6 +167,11 @@ class NodeMetrics:
 
     def alert(self, kind: str, subject: str) -> None:
         self.alerts.labels(kind).inc()
+
+    def http_request(self, route: str, status: int) -> None:
+        """One HTTP API answer: its route's template (``/v1/entries/{entry_id}``;
+        ``unrouted`` for a path no route has, so labels stay bounded)."""
+        self.http_requests.labels(route, str(status)).inc()
 
     # -- the scrape-time view --------------------------------------------------
 

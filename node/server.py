@@ -280,6 +280,7 @@ class Node:
             rosters=None if self.identity is None else self.rosters,
             ready=lambda: self.ready,
             replica_lag=self.replica_lag,
+            observe=self.metrics.http_request,
         )
         self.http_address = await self.http.start()
         write_atomic(self.config.dir / HTTP_ADDR_FILE, self.http_address + "\n")

@@ -70,8 +70,9 @@ min_aligned_seconds      an audio match: the aligned stretch is at least
 
 The video conditions hold only for a video match and the audio conditions
 only for an audio match: a rule with one never applies to any other match.
-The distance conditions never hold for an audio match, which has no hash
-distance (its similarity is what ``min_audio_similarity`` tests).
+The distance conditions never hold for a video or audio match, which has
+no one hash distance (its coverage or similarity is what the video and
+audio conditions test).
 
 Labels are the *effective* labels: the submitter's latest relabel if any.
 A retracted entry is always IGNORE, before any rule. Evaluation is pure and
@@ -720,15 +721,24 @@ def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
     _check_range(lo, hi, where, "distance")
     out: list[Condition] = []
 
-    # an audio match has no hash distance: a distance rule is not about it
+    # A video or audio match has no one hash distance (its frames or items
+    # each have their own; its coverage or similarity is what the media
+    # conditions test): a distance rule is about hash matches only.
     def got(f: Facts) -> str:
-        return "an audio match, no distance" if f.audio else f"distance {f.distance}"
+        if f.audio is not None:
+            return "an audio match, no distance"
+        if f.video is not None:
+            return "a video match, no distance"
+        return f"distance {f.distance}"
+
+    def hashed(f: Facts) -> bool:
+        return f.audio is None and f.video is None
 
     if lo is not None:
         out.append(
             Condition(
                 f"the match is at distance {lo} or more",
-                lambda f: f.audio is None and f.distance >= lo,
+                lambda f: hashed(f) and f.distance >= lo,
                 got,
             )
         )
@@ -736,7 +746,7 @@ def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
         out.append(
             Condition(
                 f"the match is at distance {hi} or less",
-                lambda f: f.audio is None and f.distance <= hi,
+                lambda f: hashed(f) and f.distance <= hi,
                 got,
             )
         )

@@ -163,8 +163,10 @@ class HttpApi:
         rosters: RosterKeeper | None,
         ready: Callable[[], bool],
         replica_lag: Callable[[], int | None],
+        observe: Callable[[str, int], None] = lambda route, status: None,
     ) -> None:
         self.app = app
+        self.observe = observe  # (route template, HTTP status) per answer: metrics
         self.config = config
         self.rosters = rosters
         self.ready = ready
@@ -261,7 +263,17 @@ class HttpApi:
     async def _errors(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        """Every refusal as JSON with a stable code; never a traceback."""
+        """Every refusal as JSON with a stable code; never a traceback. Each
+        answer is counted by route and status."""
+        response = await self._answer(request, handler)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unrouted"
+        self.observe(route, response.status)
+        return response
+
+    async def _answer(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
             return await handler(request)
         except ApiError as exc:

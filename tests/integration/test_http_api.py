@@ -40,6 +40,7 @@ from tests.helpers import (
     LoopThread,
     Origin,
     aeventually,
+    eventually,
     http_server,
     member,
     run_cli,
@@ -180,6 +181,10 @@ def test_an_hma_client_session_raw_lookup_lookup_uploads_status_and_hash(
     assert status == 200 and doc["pdq"] == expected_pdq("sharpen-a-lot.jpg")
     assert set(doc) == {"pdq", "md5", "sha256"}
     assert got["hash_pdq"] == (200, {"pdq": expected_pdq("sharpen-a-lot.jpg")})
+    # each answer counted by route template and status (docs/operators.md, "Metrics")
+    count = node.metrics.registry.get_sample_value
+    assert count("ccnode_http_requests_total", {"route": "/m/raw_lookup", "status": "200"}) == 4
+    assert count("ccnode_http_requests_total", {"route": "/m/lookup", "status": "200"}) == 3
 
 
 def test_native_routes_give_provenance_action_and_video_and_audio_results(
@@ -580,6 +585,9 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             continue
         assert answer == want, f"{method} {path[:60]}"
     assert got[-1] == (200, {"matches": []})  # and the node still answers
+    count = node.metrics.registry.get_sample_value
+    assert count("ccnode_http_requests_total", {"route": "unrouted", "status": "404"}) == 1
+    assert count("ccnode_http_requests_total", {"route": "/m/lookup", "status": "413"}) == 2
     del cfg_dir
 
 
@@ -894,3 +902,47 @@ def test_an_unexpected_failure_is_internal_and_its_traceback_stays_in_the_log(
     assert got == _err(500, "INTERNAL", "internal error; see the node's log")
     (record,) = [r for r in caplog.records if r.getMessage() == "internal error in GET /boom"]
     assert record.exc_info is not None and "must not leak" in str(record.exc_info[1])
+
+
+def test_ccnode_serve_with_http_listen_serves_it_and_removes_its_address_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """The real process: `ccnode serve DIR --http-listen 127.0.0.1:0` writes
+    DIR/http.addr, answers, and on SIGTERM stops and removes the file."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    cfg = write_node_dir(
+        tmp_path, GOV, MembersFile.of([member(GOV, MemberKind.GOVERNMENT)]), MemberKind.GOVERNMENT
+    )
+    addr = cfg.dir / "http.addr"
+    log = (tmp_path / "node.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node", "serve", str(cfg.dir), "--http-listen", "127.0.0.1:0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        eventually(lambda: addr.exists() or proc.poll() is not None, timeout=60, what="http.addr")
+        assert proc.poll() is None, (tmp_path / "node.log").read_text()
+        url = f"http://{addr.read_text().strip()}/healthz"
+
+        def serving() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        eventually(serving, timeout=60, what="/healthz 200")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    assert not addr.exists()
+    assert "HTTP API on http://127.0.0.1:" in (tmp_path / "node.log").read_text()

@@ -660,22 +660,23 @@ min_aligned_seconds = 0
         # a hash match: the audio rules never fire
         (AUDIO_POLICY, Facts(distance=0), Action.BLOCK, "near-hash"),
         (AUDIO_POLICY, Facts(distance=11), Action.REVIEW, "(default)"),
-        # a video match: the video rule (the distance rule fires first at 0)
+        # a video match: the video rule; the distance rule never fires (a video
+        # match carries distance 0, and a weak one is not a "near hash")
         (
             AUDIO_POLICY,
-            Facts(distance=11, video=VideoFacts(95.0, 60.0, 12_000)),
+            Facts(distance=0, video=VideoFacts(95.0, 60.0, 12_000)),
             Action.BLOCK,
             "whole-video-copies",
         ),
         (
             AUDIO_POLICY,
-            Facts(distance=11, video=VideoFacts(10.0, 60.0, 12_000)),
+            Facts(distance=0, video=VideoFacts(10.0, 60.0, 12_000)),
             Action.REVIEW,
             "(default)",
         ),
     ],
 )
-def test_media_conditions_hold_only_for_their_matches_and_distance_never_for_audio(
+def test_media_conditions_hold_only_for_their_matches_and_distance_never_for_media(
     text: str, f: Facts, action: Action, rule: str
 ) -> None:
     decision = Policy.loads(text).evaluate(f)
