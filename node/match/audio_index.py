@@ -212,8 +212,8 @@ def anchors(values: U32, search: AudioSearch = AudioSearch()) -> I64:
     the steadiest of each block of that many consecutive ones: the item whose
     key differs least from its neighbours' (the first on ties). Steady items
     keep their key through edits more often (on the vectors' phone-band
-    and room-echo copies, the steadier half keeps it within one bit 1.4x as
-    often as the rest)."""
+    and room-echo copies, the steadier half of the items keeps it within one
+    bit 1.4x as often as all items do, 2.2x as often as the other half)."""
     stride = search.anchor_stride
     pos = np.flatnonzero(informative(values)).astype(np.int64)
     if stride == 1 or len(pos) < 2:
@@ -592,11 +592,13 @@ class AudioIndex:
                         continue
                     tried.add(off)
                     m = self._score(t, q, off, v, thresholds, retracted=include_retracted)
-                    if m is not None and (best is None or _rank(m) > _rank(best)):
+                    if m is not None and (
+                        best is None or _rank(m, thresholds) > _rank(best, thresholds)
+                    ):
                         best = m
             if best is not None and (best.is_match or not matches_only):
                 results.append(best)
-        results.sort(key=_rank, reverse=True)
+        results.sort(key=lambda m: _rank(m, thresholds), reverse=True)
         return results
 
     def _score(
@@ -637,8 +639,15 @@ class AudioIndex:
         )
 
 
-def _rank(m: AudioMatch) -> tuple[bool, float, int, int]:
-    return (m.is_match, m.similarity, m.items, -abs(m.offset))
+def _rank(m: AudioMatch, th: AudioThresholds) -> tuple[bool, int, float, int, int]:
+    """Matches first; then the stretch's gain, the sum of ``stretch_bits -
+    errors`` the aligned stretch maximises at one offset, compared across
+    offsets too: a whole copy aligned over 3 minutes at 0.886 outranks its
+    chorus aligned with the banked track's other chorus over 12 s at 0.890,
+    and the true offset outranks its neighbours (an item's neighbour differs
+    by ~4.7 bits); then similarity, length, the smaller offset."""
+    gain = th.stretch_bits * m.items - m.bit_errors
+    return (m.is_match, gain, m.similarity, m.items, -abs(m.offset))
 
 
 # ------------------------------------------------------------- the node's

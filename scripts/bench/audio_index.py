@@ -75,6 +75,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from node.match.audio import beyond_chance
 from node.match.audio_index import (
     AudioIndex,
     AudioMatch,
@@ -369,7 +370,7 @@ def brute_force(query: U32, banked: U32) -> Found | None:
     # only rows that can match are scored again, exactly as the index scores an offset
     rows = np.flatnonzero((k >= TH.min_items) & (sim >= TH.min_similarity - 1e-9))
     found: Found | None = None
-    rank: tuple[float, int, int] | None = None
+    rank: tuple[int, float, int, int] | None = None
     for r in rows.tolist():
         e = errors[r].astype(np.int64)
         i, j = aligned_stretch(e, TH.stretch_bits)
@@ -381,7 +382,9 @@ def brute_force(query: U32, banked: U32) -> Found | None:
         distinct = len(np.unique(query[i:j])) / k
         if sim < TH.min_similarity or distinct < TH.min_distinct:
             continue
-        key = (sim, k, -abs(offset))
+        if beyond_chance(query[i:j], banked[i + offset : j + offset], sim) < TH.min_beyond_chance:
+            continue
+        key = (TH.stretch_bits * k - int(e[i:j].sum()), sim, k, -abs(offset))
         if rank is None or key > rank:
             rank, found = key, Found(offset, sim, k, True)
     return found

@@ -63,6 +63,20 @@ def test_a_copy_is_found_at_every_key_width(key_bits: int, tracks: int) -> None:
     ]
 
 
+def test_a_whole_copy_is_reported_whole_not_at_its_repeated_chorus() -> None:
+    a, chorus, b = track(400, 30), track(100, 31), track(400, 32)
+    banked = np.concatenate([a, chorus, b, chorus])  # the chorus comes back at 900
+    index = AudioIndex()
+    index.add("t", 0, banked)
+    query = noisy(banked, 2, seed=4)
+    query[900:] = banked[900:]  # the second chorus copied without errors
+    (m,) = index.search(query)
+    # offset -500 (the query's second chorus over the first) scores 1.0 over
+    # 100 items; the whole track at offset 0 scores 0.9438 over 1000: more evidence
+    assert (m.offset, m.items, m.bit_errors) == (0, 1000, 1800)
+    assert m.similarity == 1 - 1800 / 32000
+
+
 def test_the_defaults_need_0_8_similarity_over_7_seconds() -> None:
     banked = track(400, 5)
     # Scoring, not lookup, is tested here: items with 6 or 7 errors each are
