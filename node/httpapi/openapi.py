@@ -68,6 +68,17 @@ _BANK_MATCHES = {
 }
 
 
+def _json_body(properties: dict[str, Any], required: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "required": [required], "properties": properties}
+            }
+        },
+    }
+
+
 def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "200": {
@@ -225,6 +236,56 @@ def document() -> dict[str, Any]:
                     _ok("as `ccnode match FILE --json`, plus upload"),
                     [_RETRACTED, _REPORT_ALL],
                     _UPLOAD,
+                )
+            },
+            "/v1/match/video": {
+                "post": _op(
+                    "Match a video's frames hashed by the caller (PDQ per frame, with variants)",
+                    "match",
+                    _ok("videos: per banked video, the decision, ranges and provenance"),
+                    [],
+                    _json_body(
+                        {
+                            "frames": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "pdq": {"type": "string"},
+                                        "quality": {"type": "integer"},
+                                        "ts_ms": {"type": "integer"},
+                                        "variant": {"type": "integer"},
+                                    },
+                                },
+                            },
+                            "thresholds": {"type": "object"},
+                            "report_all": {"type": "boolean"},
+                            "include_retracted": {"type": "boolean"},
+                        },
+                        "frames",
+                    ),
+                )
+            },
+            "/v1/match/audio": {
+                "post": _op(
+                    "Match an audio fingerprint computed by the caller (Chromaprint sub-"
+                    "fingerprints)",
+                    "match",
+                    _ok("audio: per banked track, the decision, similarity and provenance"),
+                    [],
+                    _json_body(
+                        {
+                            "fingerprint": {
+                                "description": "unsigned 32-bit integers, as a list or "
+                                "comma-separated",
+                            },
+                            "min_similarity": {"type": "number"},
+                            "min_aligned_s": {"type": "number"},
+                            "report_all": {"type": "boolean"},
+                            "include_retracted": {"type": "boolean"},
+                        },
+                        "fingerprint",
+                    ),
                 )
             },
             "/v1/entries/{entry_id}": {

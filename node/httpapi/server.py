@@ -145,6 +145,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/match", "match", "match_get"),
     Route("POST", "/v1/match", "match", "match_post"),
     Route("POST", "/v1/match/file", "match", "match_file"),
+    Route("POST", "/v1/match/video", "match", "match_video"),
+    Route("POST", "/v1/match/audio", "match", "match_audio"),
     Route("GET", "/v1/entries/{entry_id}", "match", "entry"),
     Route("GET", "/v1/status", "status", "status"),
     Route("GET", "/healthz", "", "healthz"),
@@ -844,6 +846,115 @@ class HttpApi:
         # gRPC Match converts its answer (a small request's right here).
         text: str = await self.app.match_step(queries)(_render_hashes, queries, response)
         return web.Response(text=text, content_type="application/json")
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        body = await request.read()
+        try:  # a large body is parsed off the loop
+            doc = (
+                json.loads(body) if len(body) < CHUNK else await asyncio.to_thread(json.loads, body)
+            )
+        except ValueError:
+            raise ValidationError("request body is not valid JSON") from None
+        if not isinstance(doc, dict):
+            raise ValidationError("request body: expected a JSON object")
+        return doc
+
+    async def match_video(self, request: web.Request) -> dict[str, Any]:
+        """Video frames hashed by the caller (as ``ccnode match VIDEO`` sends
+        them over gRPC: the content never leaves the platform): ``{"frames":
+        [{"pdq": HEX, "quality": Q, "ts_ms": T, "variant": V}, ...],
+        "thresholds": {...}, "report_all": B, "include_retracted": B}``; within
+        the Match budget (each frame costs a PDQ query)."""
+        from node.cli.video_cmds import video_json
+
+        self._serving()
+        doc = await self._json_body(request)
+        loop = asyncio.get_running_loop()
+        found: list[pb.VideoMatch] = await loop.run_in_executor(
+            self.app.match_pool, self._video_request, doc
+        )
+        return {"videos": [video_json(v) for v in found]}
+
+    def _video_request(self, doc: dict[str, Any]) -> list[pb.VideoMatch]:
+        """Parsed into the gRPC VideoQuery and checked by its conversion, then
+        matched as the Match servicer matches it (in a match thread)."""
+        rows = doc.get("frames")
+        if not isinstance(rows, list):
+            raise ValidationError(
+                'expected {"frames": [{"pdq": HEX, "quality": Q, "ts_ms": T, ...}]}'
+            )
+        query = pb.VideoQuery(report_all=doc.get("report_all") is True)
+        hashes_: list[bytes] = []
+        for i, f in enumerate(rows):
+            try:
+                hashes_.append(bytes.fromhex(f["pdq"]))
+                query.quality.append(int(f.get("quality", 100)))
+                query.ts_ms.append(int(f["ts_ms"]))
+                query.variant.append(int(f.get("variant", 0)))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ValidationError(
+                    f'frame {i}: expected {{"pdq": 64 hex digits, "quality": 0..100, '
+                    '"ts_ms": >= 0, "variant": 0..3}'
+                ) from None
+        query.hashes = b"".join(hashes_)
+        thresholds = doc.get("thresholds") or {}
+        try:
+            query.thresholds.CopyFrom(pb.VideoThresholds(**thresholds))
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "thresholds: expected an object of max_distance, quality_floor, min_coverage, "
+                "min_frames, min_matched_ms, offset_tolerance_ms"
+            ) from None
+        frames, t = convert.video_query_from_pb(query)
+        found = self.app.match_video(
+            frames,
+            t,
+            include_retracted=doc.get("include_retracted") is True,
+            report_all=query.report_all,
+        )
+        return [convert.video_match_to_pb(v) for v in found]
+
+    async def match_audio(self, request: web.Request) -> dict[str, Any]:
+        """An audio fingerprint computed by the caller (``ccnode hash``,
+        ``fpcalc -raw``, or ``/h/hash``'s chromaprint): ``{"fingerprint":
+        [u32, ...] or "u32,u32,...", "min_similarity": F, "min_aligned_s": S,
+        "report_all": B, "include_retracted": B}``."""
+        from node.cli.media_cmds import audio_json
+
+        self._serving()
+        doc = await self._json_body(request)
+        loop = asyncio.get_running_loop()
+        found: list[pb.AudioMatch] = await loop.run_in_executor(
+            self.app.match_pool, self._audio_request, doc
+        )
+        return {"audio": [audio_json(a) for a in found]}
+
+    def _audio_request(self, doc: dict[str, Any]) -> list[pb.AudioMatch]:
+        raw = doc.get("fingerprint")
+        try:
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list):
+                raise TypeError
+            values = [int(v) for v in items]
+            if any(not 0 <= v < 1 << 32 for v in values):
+                raise ValueError
+            query = pb.AudioQuery(values=values, report_all=doc.get("report_all") is True)
+            for name in ("min_similarity", "min_aligned_s"):
+                if name in doc:
+                    setattr(query, name, float(doc[name]))
+        except (TypeError, ValueError):
+            raise ValidationError(
+                'expected {"fingerprint": [unsigned 32-bit integers] or "v1,v2,..."} '
+                "(and numbers for min_similarity, min_aligned_s)"
+            ) from None
+        values_, t = convert.audio_query_from_pb(query)
+        found = self.app.match_audio(
+            values_,
+            t,
+            include_retracted=doc.get("include_retracted") is True,
+            report_all=query.report_all,
+        )
+        return [convert.audio_match_to_pb(a) for a in found]
 
     async def match_file(self, request: web.Request) -> dict[str, Any]:
         """An upload, matched as ``ccnode match FILE --json`` matches a file:

@@ -251,6 +251,77 @@ def test_native_routes_give_provenance_action_and_video_and_audio_results(
     assert got["healthz"] == (200, {"serving": True})
 
 
+def test_frames_and_fingerprints_hashed_by_the_caller_match_as_over_grpc(
+    node: Node, loop: LoopThread
+) -> None:
+    """POST /v1/match/video and /v1/match/audio: the platform hashes, the
+    content never leaves it (as `ccnode match` does over gRPC)."""
+    from node.media.audio import fingerprint_file
+    from node.media.video import query_frames
+
+    banked = bank_media(node, loop)
+    base = f"http://{node.http_address}"
+    _, frames = query_frames(vector(VPDQ_DIR / "a-mirrored.mp4"))
+    rows = [
+        {"pdq": f.pdq.hex(), "quality": f.quality, "ts_ms": f.ts_ms, "variant": f.variant}
+        for f in frames
+    ]
+    values = list(fingerprint_file(vector(AUDIO_DIR / "a-room-echo.m4a")).values)
+    unrelated = list(fingerprint_file(vector(AUDIO_DIR / "unrelated-b.m4a")).values)
+    too_many = [rows[0]] * (MatchLimits().max_probes // 272 + 1)  # over the budget at 31
+
+    async def post(url: str, doc: dict[str, Any]) -> tuple[int, Any]:
+        body = io.BytesIO(json.dumps(doc).encode())  # streamed: a large body is fine
+        return await call("POST", url, data=body, headers={"Content-Type": "application/json"})
+
+    async def go() -> list[tuple[int, Any]]:
+        url_v, url_a = f"{base}/v1/match/video", f"{base}/v1/match/audio"
+        return [
+            await post(url_v, {"frames": rows}),
+            await post(url_a, {"fingerprint": values}),
+            await post(url_a, {"fingerprint": ",".join(map(str, values))}),
+            await post(url_a, {"fingerprint": unrelated}),
+            await post(url_v, {"frames": [{"pdq": "zz", "ts_ms": 0}]}),
+            await post(url_v, {"frames": rows, "thresholds": {"colour": 1}}),
+            await post(url_v, {"frames": too_many}),
+            await post(url_a, {"fingerprint": [-1]}),
+        ]
+
+    video, audio, audio_text, miss, bad_frame, bad_thresholds, costly, bad_audio = loop.run(
+        go(), timeout=60
+    )
+    status, doc = video
+    (v,) = doc["videos"]
+    assert status == 200 and v["is_match"] and v["mirrored"]
+    assert v["segments"] == [e.hex() for e in banked["video"]]
+    assert v["match"]["origin"] == GOV and v["match"]["recommended_action"]
+    status, doc = audio
+    (a,) = doc["audio"]
+    assert status == 200 and a["is_match"] and a["match"]["entry_id"] == banked["audio"][0].hex()
+    assert audio_text == audio
+    assert miss == (200, {"audio": []})
+    assert bad_frame == _err(
+        400,
+        "INVALID_ARGUMENT",
+        'frame 0: expected {"pdq": 64 hex digits, "quality": 0..100, "ts_ms": >= 0, '
+        '"variant": 0..3}',
+    )
+    assert bad_thresholds == _err(
+        400,
+        "INVALID_ARGUMENT",
+        "thresholds: expected an object of max_distance, quality_floor, min_coverage, "
+        "min_frames, min_matched_ms, offset_tolerance_ms",
+    )
+    assert costly[0] == 429 and costly[1]["error"]["code"] == "RESOURCE_EXHAUSTED"
+    assert costly[1]["error"]["message"].startswith("Match would probe ")
+    assert bad_audio == _err(
+        400,
+        "INVALID_ARGUMENT",
+        'expected {"fingerprint": [unsigned 32-bit integers] or "v1,v2,..."} '
+        "(and numbers for min_similarity, min_aligned_s)",
+    )
+
+
 class _Media(BaseHTTPRequestHandler):
     """Serves the bridge photo at /media/photo.jpg; /media/redirect points elsewhere."""
 
