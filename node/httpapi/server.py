@@ -48,7 +48,8 @@ from node.errors import LimitError, NodeError, ProvenanceError, UnavailableError
 from node.httpapi import openapi
 from node.httpapi.keys import SCOPES, ApiKey, KeyRing, check_exposure
 from node.httpapi.uploads import FIELDS, UploadHashes, hash_upload, warm_up
-from node.match.video import QueryFrame
+from node.match.audio_index import AudioThresholds
+from node.match.video import QueryFrame, VideoThresholds
 from node.rosters import RosterKeeper
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -785,18 +786,28 @@ class HttpApi:
         return UploadAnswer(upload, h, queries, response.results, best_per_video(videos), audio)
 
     def _video_window(
-        self, frames: list[QueryFrame], include_retracted: bool, report_all: bool
+        self,
+        frames: list[QueryFrame],
+        include_retracted: bool,
+        report_all: bool,
+        thresholds: VideoThresholds | None = None,
     ) -> list[pb.VideoMatch]:
+        """One video Match (in a match thread), as the gRPC servicer runs it."""
         found = self.app.match_video(
-            frames, include_retracted=include_retracted, report_all=report_all
+            frames, thresholds, include_retracted=include_retracted, report_all=report_all
         )
         return [convert.video_match_to_pb(v) for v in found]
 
     def _audio_query(
-        self, values: Sequence[int], include_retracted: bool, report_all: bool
+        self,
+        values: Sequence[int],
+        include_retracted: bool,
+        report_all: bool,
+        thresholds: AudioThresholds | None = None,
     ) -> list[pb.AudioMatch]:
+        """One audio Match (in a match thread), as the gRPC servicer runs it."""
         found = self.app.match_audio(
-            values, include_retracted=include_retracted, report_all=report_all
+            values, thresholds, include_retracted=include_retracted, report_all=report_all
         )
         return [convert.audio_match_to_pb(a) for a in found]
 
@@ -906,13 +917,7 @@ class HttpApi:
                 "min_frames, min_matched_ms, offset_tolerance_ms"
             ) from None
         frames, t = convert.video_query_from_pb(query)
-        found = self.app.match_video(
-            frames,
-            t,
-            include_retracted=doc.get("include_retracted") is True,
-            report_all=query.report_all,
-        )
-        return [convert.video_match_to_pb(v) for v in found]
+        return self._video_window(frames, doc.get("include_retracted") is True, query.report_all, t)
 
     async def match_audio(self, request: web.Request) -> dict[str, Any]:
         """An audio fingerprint computed by the caller (``ccnode hash``,
@@ -948,13 +953,7 @@ class HttpApi:
                 "(and numbers for min_similarity, min_aligned_s)"
             ) from None
         values_, t = convert.audio_query_from_pb(query)
-        found = self.app.match_audio(
-            values_,
-            t,
-            include_retracted=doc.get("include_retracted") is True,
-            report_all=query.report_all,
-        )
-        return [convert.audio_match_to_pb(a) for a in found]
+        return self._audio_query(values_, doc.get("include_retracted") is True, query.report_all, t)
 
     async def match_file(self, request: web.Request) -> dict[str, Any]:
         """An upload, matched as ``ccnode match FILE --json`` matches a file:
