@@ -17,6 +17,12 @@ refuses to start unless it listens on loopback.
 
 Errors are JSON, ``{"error": {"code": ..., "message": ...}}``, the code a
 gRPC status name; the status-code table is :data:`HTTP_STATUS`.
+
+Answers are rendered by the CLI's JSON renderers (``node/cli``: ``match_json``,
+``video_json``, ``audio_json``, ``QueryAnswer``) from the same protobuf
+answers the gRPC Match gives, so an HTTP answer is ``ccnode match --json``'s;
+like the CLI, this module is an edge that assembles, and nothing imports it
+but ``node/server.py``.
 """
 
 from __future__ import annotations
