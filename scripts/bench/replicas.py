@@ -13,14 +13,19 @@ stored hashes) over one gRPC channel with the round_robin policy, to:
 3. two replicas (round_robin over both).
 
 It also reports how long a fresh replica took to catch up (start to
-SERVING) and the CPU each process used, so the figures can be read against
-this machine's two cores: every process, the client included, shares them.
+SERVING), the CPU each process used, so the figures can be read against
+this machine's two cores (every process, the client included, shares
+them), and freshness: FRESH entries submitted one at a time at the member
+node, each timed from Submit's answer until a Match finds it on each
+replica (polled every 2 ms), beside the same time on the member node
+itself (the baseline: its index is updated when Submit commits).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -35,12 +40,15 @@ from catchup import signer
 from exact import ORIGIN, member_node, queries
 
 from node.connect import credentials_for
+from node.core.entry import EntryBody, Kind
 from node.core.tlscert import TLS_NAME
 from node.member_dir import init_replica_dir
 from node.mesh import Mesh, MeshNode
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
 from node.rpc._pb.consortium.v1 import node_pb2_grpc as pb_grpc
+from node.rpc.convert import entry_to_pb
 from node.server import SERVICE_NAME
+from node.store.lmdb_store import LmdbStore
 
 
 def _config() -> str:
@@ -107,6 +115,70 @@ async def caught_up(node: MeshNode, timeout: float) -> float:
     raise SystemExit(f"replica {node.config.dir} not SERVING within {timeout} s")
 
 
+async def _found_after(
+    stub: pb_grpc.NodeServiceStub, query: pb.MatchRequest, since: float, what: str
+) -> float:
+    """Seconds from SINCE until a Match through STUB finds QUERY's hash."""
+    while time.perf_counter() - since < 30:
+        answer = await stub.Match(query, timeout=10)
+        if answer.results[0].matches:
+            return time.perf_counter() - since
+        await asyncio.sleep(0.002)
+    raise SystemExit(f"{what} not matchable in 30 s")
+
+
+async def freshness(
+    primary: MeshNode, replicas: list[MeshNode], count: int
+) -> dict[str, list[float]]:
+    """Per node: seconds from each Submit's answer until a Match finds the entry there."""
+    import grpc
+
+    store = LmdbStore(primary.config.data_dir, readonly=True)
+    head = store.head(ORIGIN)
+    store.close()
+    creds = credentials_for(primary.config)
+    assert creds is not None
+    options = [("grpc.ssl_target_name_override", TLS_NAME)]
+    nodes = [primary, *replicas]
+    channels = [grpc.aio.secure_channel(n.address, creds, options=options) for n in nodes]
+    stubs = [pb_grpc.NodeServiceStub(ch) for ch in channels]
+    out: dict[str, list[float]] = {n.config.dir.name: [] for n in nodes}
+    seq, prev = head.next_seq, head.head_id
+    try:
+        for k in range(count):
+            value = hashlib.md5(f"fresh/{k}".encode()).digest()
+            entry = primary.signer.sign(
+                EntryBody(
+                    origin=ORIGIN,
+                    seq=seq,
+                    prev=prev,
+                    key_id=primary.signer.key_id,
+                    time_ms=int(time.time() * 1000),
+                    kind=Kind.ADD,
+                    algorithm="MD5",
+                    hash=value,
+                    labels=("type:video",),
+                )
+            )
+            seq, prev = seq + 1, entry.entry_id
+            query = pb.MatchRequest(queries=[pb.HashQuery(algorithm="MD5", value=value)])
+            await stubs[0].Submit(pb.SubmitRequest(entries=[entry_to_pb(entry)]), timeout=10)
+            acked = time.perf_counter()
+
+            took = await asyncio.gather(
+                *(
+                    _found_after(s, query, acked, f"{n.config.dir.name}: entry {k}")
+                    for n, s in zip(nodes, stubs, strict=True)
+                )
+            )
+            for n, t in zip(nodes, took, strict=True):
+                out[n.config.dir.name].append(t)
+    finally:
+        for ch in channels:
+            await ch.close()
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--entries", type=int, default=100_000)
@@ -114,6 +186,7 @@ def main() -> int:
     p.add_argument("--callers", type=int, default=8)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--hit-rate", type=float, default=0.01)
+    p.add_argument("--fresh", type=int, default=100, help="entries timed for freshness")
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ccnode-replicas-"))
     cfg, me, keys = member_node(root, args.entries)
@@ -175,6 +248,16 @@ def main() -> int:
                 f"{rate / base:.2f}x the baseline; CPU cores used: {used}, client "
                 f"{(time.process_time() - client0) / args.seconds:.2f}"
             )
+        if args.fresh:
+            times = asyncio.run(freshness(primary, replicas, args.fresh))
+            for name, ts in times.items():
+                ms = sorted(t * 1000 for t in ts)
+                role = "member node (baseline)" if name == primary.config.dir.name else name
+                print(
+                    f"freshness, Submit answered to matchable on {role}: p50 "
+                    f"{ms[len(ms) // 2]:.1f} p99 {ms[min(len(ms) - 1, int(len(ms) * 0.99))]:.1f}"
+                    f" max {ms[-1]:.1f} ms (n={len(ms)})"
+                )
     finally:
         mesh.stop()
     return 0

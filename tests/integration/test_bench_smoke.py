@@ -109,9 +109,15 @@ def test_audio_false_matches_short_run_reports_every_part() -> None:
 
 
 def test_replicas_bench_short_run_measures_every_configuration() -> None:
-    out = _run(str(BENCH / "replicas.py"), "--entries", "2000", "--seconds", "1", "--callers", "2")
+    out = _run(
+        str(BENCH / "replicas.py"),
+        *("--entries", "2000", "--seconds", "1", "--callers", "2", "--fresh", "5"),
+    )
     assert "replica-0: caught up 2,000 entries in" in out
     assert "replica-1: caught up 2,000 entries in" in out
     assert "member node alone (baseline): " in out
     assert "1 replica: " in out
     assert "2 replicas, round_robin: " in out
+    for where in ("member node (baseline)", "replica-0", "replica-1"):
+        assert f"freshness, Submit answered to matchable on {where}: p50 " in out
+        assert "(n=5)" in out
