@@ -204,6 +204,15 @@ def test_the_policy_decides_audio_matches_on_audio_facts_not_on_distance(
     assert main(["match", d, "--algo", "pdq", "--hash", pdq, "--json"]) == 0
     (doc,) = json.loads(capsys.readouterr().out)
     assert doc["verdict"]["action"] == "BLOCK" and doc["verdict"]["rule"] == "near-hash"
+    # explained without a query, the soundtrack's entry is no hash at distance 0
+    assert main(["policy", "explain", entries[0].entry_id.hex(), d]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "recommended action: REVIEW (rule (default))"
+    assert lines[3:5] == [
+        "  1. near-hash -> BLOCK: does not match",
+        "       [ ] the match is at distance 10 or less "
+        "(got: a soundtrack (CHROMAPRINT) entry, no distance)",
+    ]
 
     policy.write_text(
         AUDIO_POLICY.replace("min_audio_similarity = 0.9", "min_audio_similarity = 95")
