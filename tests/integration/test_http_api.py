@@ -401,6 +401,20 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
     )
 
 
+def png_header(width: int, height: int) -> bytes:
+    """A PNG declaring this size, with one row of pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(bytes(width + 1))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
 def _err(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"code": code, "message": message}, "message": message}
 
@@ -436,6 +450,10 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             yield bytes(64 * 1024)
         yield b"\r\n--B--\r\n"
 
+    bomb = tmp_path / "bomb.png"  # declares 60000 x 60000: Pillow's bomb check, not a 500
+    bomb.write_bytes(png_header(60000, 60000))
+    deep = b"[" * 100_000 + b"]" * 100_000  # valid JSON, deeper than the parser recurses
+    zeros = "0" * 64
     bad_multipart = (
         b'--XYZ\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
         b"abc"  # never closed
@@ -559,6 +577,52 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             "/v1/match",
             {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
             _err(400, "INVALID_ARGUMENT", "request body is not valid JSON"),
+        ),
+        (
+            "GET",
+            f"/v1/match?algorithm=pdq&hash={zeros}&max_distance=%C2%B2",  # "²": isdigit()
+            {},
+            _err(400, "INVALID_ARGUMENT", "parameter max_distance='²': expected a whole number"),
+        ),
+        (
+            "POST",
+            "/v1/match",
+            {"data": deep, "headers": {"Content-Type": "application/json"}},
+            _err(400, "INVALID_ARGUMENT", "request body: JSON nested too deeply"),
+        ),
+        (
+            "POST",
+            "/v1/match/audio",
+            {"data": deep, "headers": {"Content-Type": "application/json"}},
+            _err(400, "INVALID_ARGUMENT", "request body: JSON nested too deeply"),
+        ),
+        (
+            "POST",
+            "/v1/match/video",  # 1e400 parses as a float infinity
+            {"data": b'{"frames": [{"pdq": "%s", "ts_ms": 1e400}]}' % zeros.encode()},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                'frame 0: expected {"pdq": 64 hex digits, "quality": 0..100, "ts_ms": >= 0, '
+                '"variant": 0..3}',
+            ),
+        ),
+        (
+            "POST",
+            "/v1/match/audio",
+            {"data": b'{"fingerprint": [1, 1e400]}'},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                'expected {"fingerprint": [unsigned 32-bit integers] or "v1,v2,..."} '
+                "(and numbers for min_similarity, min_aligned_s)",
+            ),
+        ),
+        (
+            "POST",
+            "/m/lookup",
+            {"data": form(bomb, "file")},
+            _err(400, "INVALID_ARGUMENT", "bomb.png: image has more than 89478485 pixels"),
         ),
         (
             "GET",
