@@ -953,6 +953,50 @@ def test_uploads_beyond_http_max_uploads_are_refused_with_429(
     assert first[0] == 200 and set(first[1]) == {"md5", "sha256"}
 
 
+def test_an_upload_that_stalls_mid_body_is_refused_and_frees_its_slot(
+    tmp_path: Path, loop: LoopThread
+) -> None:
+    """A client that sends part of an upload and then nothing would hold
+    one of the http_max_uploads slots for ever: it is refused when the
+    receive time limit passes, and the next upload is served."""
+    node = start_node(tmp_path, loop, http_max_uploads=1)
+    assert node.http is not None
+    node.http.uploads.receive_timeout_s = 1.0  # 120 s in service
+    host, port = node.http_address.rsplit(":", 1)
+    photo = vector(PDQ_DIR / "aaa-orig.jpg")
+    head = b'--B\r\nContent-Disposition: form-data; name="photo"; filename="x.jpg"\r\n\r\n'
+
+    async def go() -> tuple[bytes, tuple[int, Any]]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /h/hash HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=B\r\n\r\n" + head + bytes(1000)
+        )
+        await writer.drain()
+        try:  # the node answers the stalled client, then closes
+            stalled = await asyncio.wait_for(reader.read(), timeout=30)
+        finally:
+            writer.close()
+        return stalled, await call("POST", f"http://{node.http_address}/h/hash",
+                                   data=form(photo, "photo"))  # fmt: skip
+
+    try:
+        stalled, after = loop.run(go(), timeout=60)
+    finally:
+        loop.run(node.stop())
+    status, _, body = stalled.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 429 ")
+    assert (
+        json.loads(body)
+        == _err(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "upload not received within 1 s: refused",
+        )[1]
+    )
+    assert after[0] == 200 and after[1]["pdq"] == expected_pdq("aaa-orig.jpg")
+
+
 def test_hashing_over_the_time_limit_is_refused_and_the_worker_replaced(
     tmp_path: Path, loop: LoopThread
 ) -> None:
