@@ -366,6 +366,11 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
                     await call(
                         "GET", f"{base}/m/lookup", params={"url": f"{media}/media/photo.jpg"}
                     ),
+                    await call(
+                        "GET",
+                        f"{base}/m/lookup",
+                        params={"url": f"{media}/media/photo.jpg", "signal_type": "pdq"},
+                    ),
                     await call("GET", f"{base}/h/hash", params={"url": f"{media}/private/x"}),
                     await call(
                         "GET", f"{base}/h/hash", params={"url": f"{media}/media/../private/x"}
@@ -376,7 +381,7 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
                     ),
                 ]
 
-            ok, lookup, outside, dotdot, redirect, metadata = loop.run(go())
+            ok, lookup, lookup_pdq, outside, dotdot, redirect, metadata = loop.run(go())
         finally:
             loop.run(node.stop())
     body = (PDQ_DIR / "aaa-orig.jpg").read_bytes()
@@ -384,6 +389,7 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
     assert ok == (200, {"pdq": expected_pdq("aaa-orig.jpg"), **digests})
     hit = {"bank_content_id": entry.entry_id.hex(), "distance": "0"}
     assert lookup == (200, {"pdq": {GOV: [hit]}, "md5": {}, "sha256": {}})
+    assert lookup_pdq == (200, {GOV: [hit]})  # HMA: a signal type drops the outer key
     for got, url in (
         (outside, f"{media}/private/x"),
         (dotdot, f"{media}/media/../private/x"),
