@@ -598,6 +598,16 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
         ),
         (
             "POST",
+            "/v1/match",
+            {"data": b"abcde", "headers": {"Content-Encoding": "gzip"}},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                "request body could not be read: Can not decode content-encoding: gzip",
+            ),
+        ),
+        (
+            "POST",
             "/v1/match/audio",
             {"data": deep, "headers": {"Content-Type": "application/json"}},
             _err(400, "INVALID_ARGUMENT", "request body: JSON nested too deeply"),
