@@ -396,6 +396,8 @@ def match_files(args: argparse.Namespace) -> int:
                 doc["audio"] = [audio_json(m) for m in sounds[i]]
             if i in videos or i in sounds:
                 doc["fired"] = fired(videos.get(i, []), sounds.get(i, []))
+            if i in videos and done[i].audio_note is not None:
+                doc["audio_note"] = done[i].audio_note  # why its soundtrack was not asked
             docs.append(doc)
         print(json.dumps(docs, indent=2))
     else:
@@ -406,7 +408,9 @@ def match_files(args: argparse.Namespace) -> int:
                 a.print(str(a.file))
             video_cmds.print_videos(str(a.file), found)
             print_audio(str(a.file), heard)
-            if i in videos and i in sounds:
+            if i in videos:  # a video says which evidence fired, and why no audio
+                if done[i].audio_note is not None:
+                    print(f"{a.file}: note: no audio fingerprint: {done[i].audio_note}")
                 evidence = fired(found, heard)
                 print(f"{a.file}: fired: {', '.join(evidence) if evidence else 'neither'}")
     return 2 if failed else 0

@@ -49,8 +49,9 @@ min_disputes /           at least / at most this many distinct members
 max_disputes             dispute it, counting only ``dispute_reason`` /
                          ``disputer_kind`` when given
 min_distance /           the match's distance (PDQ bits; 0 for exact
-max_distance             algorithms, and for ``policy explain``) is at
-                         least / at most this
+max_distance             algorithms, and for ``policy explain`` of an
+                         image or exact-hash entry) is at least / at most
+                         this
 origin_status            the origin's standing here is one of these:
                          active, revoked (either kind), revoked-member,
                          revoked-key, unknown-origin, equivocated (this
@@ -72,7 +73,8 @@ The video conditions hold only for a video match and the audio conditions
 only for an audio match: a rule with one never applies to any other match.
 The distance conditions never hold for a video or audio match, which has
 no one hash distance (its coverage or similarity is what the video and
-audio conditions test).
+audio conditions test), nor for a VPDQ or CHROMAPRINT entry explained
+without a query: only a video or audio match can reach one.
 
 Labels are the *effective* labels: the submitter's latest relabel if any.
 A retracted entry is always IGNORE, before any rule. Evaluation is pure and
@@ -174,6 +176,7 @@ class Facts:
     settled: bool = False
     retracted: bool = False
     distance: int = 0  # the match's; 0 for exact algorithms and for an entry without a query
+    algorithm: str = ""  # the entry's (VPDQ and CHROMAPRINT entries have no one distance)
     origin_status: frozenset[str] = frozenset({"active"})  # see origin_status()
     video: VideoFacts | None = None  # set for a video match only
     audio: AudioFacts | None = None  # set for an audio match only (no distance then)
@@ -236,6 +239,7 @@ def facts_for(
         settled=bool(settled),
         retracted=retracted,
         distance=distance,
+        algorithm=body.algorithm,
         origin_status=origin_status,
         video=video,
         audio=audio,
@@ -724,15 +728,19 @@ def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
     # A video or audio match has no one hash distance (its frames or items
     # each have their own; its coverage or similarity is what the media
     # conditions test): a distance rule is about hash matches only.
+    # Nor has a VPDQ or CHROMAPRINT entry looked at without a query
+    # (`policy explain`): only a video or audio match reaches one.
     def got(f: Facts) -> str:
         if f.audio is not None:
             return "an audio match, no distance"
         if f.video is not None:
             return "a video match, no distance"
+        if f.algorithm in _MEDIA_ENTRIES:
+            return f"a {_MEDIA_ENTRIES[f.algorithm]} entry, no distance"
         return f"distance {f.distance}"
 
     def hashed(f: Facts) -> bool:
-        return f.audio is None and f.video is None
+        return f.audio is None and f.video is None and f.algorithm not in _MEDIA_ENTRIES
 
     if lo is not None:
         out.append(
@@ -751,6 +759,10 @@ def _distance_conditions(row: Mapping[str, Any], where: str) -> list[Condition]:
             )
         )
     return out
+
+
+#: entries matched only by a video or audio query, never at one hash distance
+_MEDIA_ENTRIES = {"VPDQ": "video (VPDQ)", "CHROMAPRINT": "soundtrack (CHROMAPRINT)"}
 
 
 def _number(value: object, where: str, key: str, hi: float) -> float:

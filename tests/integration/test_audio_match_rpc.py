@@ -105,6 +105,21 @@ def test_a_video_reports_visual_and_audio_evidence_separately(
     assert main(["match", "--dir", d, str(video)]) == 0
     text = capsys.readouterr().out
     assert f"{video}: 1 audio match" in text and f"{video}: fired: audio" in text
+    # a video whose soundtrack cannot be asked says why, and still which evidence fired
+    mute = write(tmp_path / "mute.mp4", None, video_seconds=4)
+    hush = write(tmp_path / "hush.mp4", melody(8) * 0, video_seconds=8)
+    assert main(["match", "--dir", d, str(mute), str(hush)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{mute}: no match",
+        f"{mute}: note: no audio fingerprint: no audio stream",
+        f"{mute}: fired: neither",
+        f"{hush}: no match",
+        f"{hush}: note: no audio fingerprint: audio is silence only (no frame above -60 dBFS)",
+        f"{hush}: fired: neither",
+    ]
+    assert main(["match", "--dir", d, str(mute), "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)
+    assert (doc["fired"], doc["audio_note"]) == ([], "no audio stream")
 
 
 @pytest.mark.parametrize(
@@ -204,6 +219,15 @@ def test_the_policy_decides_audio_matches_on_audio_facts_not_on_distance(
     assert main(["match", d, "--algo", "pdq", "--hash", pdq, "--json"]) == 0
     (doc,) = json.loads(capsys.readouterr().out)
     assert doc["verdict"]["action"] == "BLOCK" and doc["verdict"]["rule"] == "near-hash"
+    # explained without a query, the soundtrack's entry is no hash at distance 0
+    assert main(["policy", "explain", entries[0].entry_id.hex(), d]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "recommended action: REVIEW (rule (default))"
+    assert lines[3:5] == [
+        "  1. near-hash -> BLOCK: does not match",
+        "       [ ] the match is at distance 10 or less "
+        "(got: a soundtrack (CHROMAPRINT) entry, no distance)",
+    ]
 
     policy.write_text(
         AUDIO_POLICY.replace("min_audio_similarity = 0.9", "min_audio_similarity = 95")

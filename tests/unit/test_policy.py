@@ -659,6 +659,9 @@ min_aligned_seconds = 0
         (AUDIO_POLICY, Facts(audio=AudioFacts(0.99, 9.9)), Action.LOG_ONLY, "any-soundtrack"),
         # a hash match: the audio rules never fire
         (AUDIO_POLICY, Facts(distance=0), Action.BLOCK, "near-hash"),
+        # a VPDQ or CHROMAPRINT entry without a query (policy explain): no distance
+        (AUDIO_POLICY, Facts(algorithm="CHROMAPRINT"), Action.REVIEW, "(default)"),
+        (AUDIO_POLICY, Facts(algorithm="VPDQ"), Action.REVIEW, "(default)"),
         (AUDIO_POLICY, Facts(distance=11), Action.REVIEW, "(default)"),
         # a video match: the video rule; the distance rule never fires (a video
         # match carries distance 0, and a weak one is not a "near hash")
