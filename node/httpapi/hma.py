@@ -126,7 +126,12 @@ class HmaRoutes:
             self.matching.serving()
             async with self.uploads.received(request, url=True) as upload:
                 answer = await self.uploads.match(upload, request)
-            return self._upload_lookup(answer, request)
+            out = self._upload_lookup(answer, request)
+            only = request.query.get("signal_type")
+            if only:  # HMA: with a signal type, its bank matches without the outer key
+                _signal_algorithm(only, UPLOAD_SIGNALS)
+                return dict(out.get(only, {}))
+            return out
         _, result = await self._lookup_signal(request)
         return _by_bank(
             [

@@ -16,7 +16,7 @@ from node.core import hashes
 from node.errors import ValidationError
 from node.httpapi.hma import index_status
 from node.httpapi.matching import MatchPath
-from node.httpapi.request import CHUNK, bool_param, int_param, json_body, param
+from node.httpapi.request import CHUNK, bool_param, int_param, json_body, param, parse_json
 from node.httpapi.uploads import Uploads
 from node.rpc import convert
 from node.rpc._pb.consortium.v1 import node_pb2 as pb
@@ -100,7 +100,7 @@ class NativeRoutes:
                 query.quality.append(int(f.get("quality", 100)))
                 query.ts_ms.append(int(f["ts_ms"]))
                 query.variant.append(int(f.get("variant", 0)))
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 raise ValidationError(
                     f'frame {i}: expected {{"pdq": 64 hex digits, "quality": 0..100, '
                     '"ts_ms": >= 0, "variant": 0..3}'
@@ -147,7 +147,7 @@ class NativeRoutes:
             for name in ("min_similarity", "min_aligned_s"):
                 if name in doc:
                     setattr(query, name, float(doc[name]))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # 1e400 is a float infinity
             raise ValidationError(
                 'expected {"fingerprint": [unsigned 32-bit integers] or "v1,v2,..."} '
                 "(and numbers for min_similarity, min_aligned_s)"
@@ -194,10 +194,7 @@ class NativeRoutes:
 
 def _parse_batch(body: bytes, limit: int) -> tuple[list[tuple[str, bytes]], int, bool]:
     """POST /v1/match's body: (queries, max_distance, include_retracted)."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        raise ValidationError("request body is not valid JSON") from None
+    doc = parse_json(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("queries"), list):
         raise ValidationError('expected a JSON object {"queries": [...]}')
     rows = doc["queries"]

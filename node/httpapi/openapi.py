@@ -140,7 +140,9 @@ def document() -> dict[str, Any]:
                     "HMA lookup of a hash (or url=): bank -> matches",
                     "match",
                     _ok(
-                        "bank -> matches; with url=, signal type -> bank -> matches", _BANK_MATCHES
+                        "bank -> matches; with url=, signal type -> bank -> matches "
+                        "(unless signal_type names one)",
+                        _BANK_MATCHES,
                     ),
                     [
                         {**_SIGNAL_TYPE, "required": False},

@@ -64,17 +64,26 @@ def param(request: web.Request, name: str) -> str:
 
 def int_param(request: web.Request, name: str) -> int:
     raw = request.query.get(name, "0").strip() or "0"
-    if not raw.isdigit() or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:  # "²" is a digit to isdigit()
         raise ValidationError(f"parameter {name}={raw[:20]!r}: expected a whole number")
     return int(raw)
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    body = await request.read()
-    try:  # a large body is parsed off the loop
-        doc = json.loads(body) if len(body) < CHUNK else await asyncio.to_thread(json.loads, body)
+def parse_json(body: bytes) -> Any:
+    """A request body's JSON; refused (not a fault of the node) when it is
+    not JSON or nests deeper than the parser's recursion limit."""
+    try:
+        return json.loads(body)
     except ValueError:
         raise ValidationError("request body is not valid JSON") from None
+    except RecursionError:
+        raise ValidationError("request body: JSON nested too deeply") from None
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    body = await request.read()
+    # a large body is parsed off the loop
+    doc = parse_json(body) if len(body) < CHUNK else await asyncio.to_thread(parse_json, body)
     if not isinstance(doc, dict):
         raise ValidationError("request body: expected a JSON object")
     return doc

@@ -231,6 +231,9 @@ class HttpApi:
             if code not in HTTP_STATUS:
                 code = "INTERNAL"
             return self._error(code, str(exc))
+        except web.RequestPayloadError as exc:  # e.g. a body that is not the gzip it claims
+            why = str(exc).strip().splitlines()[-1].strip()
+            return self._error("INVALID_ARGUMENT", f"request body could not be read: {why}")
         except web.HTTPException as exc:
             code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
                 exc.status, "INVALID_ARGUMENT"

@@ -34,6 +34,9 @@ from node.workers import die_with_parent
 log = logging.getLogger(__name__)
 
 URL_TIMEOUT_S = 30.0
+#: An upload's body must arrive within this: a client that stalls mid-body
+#: would otherwise hold one of the ``http_max_uploads`` slots for ever.
+RECEIVE_TIMEOUT_S = 120.0
 
 
 class Upload:
@@ -130,6 +133,7 @@ class Uploads:
         self.matching = matching
         self.max_upload = config.http_max_upload_mib << 20
         self.worker = HashWorker(config.http_hash_timeout_s)
+        self.receive_timeout_s = RECEIVE_TIMEOUT_S
         self._uploads = 0
 
     def stop(self) -> None:
@@ -159,7 +163,7 @@ class Uploads:
             if url:
                 await self._fetch_url(request, upload)
             else:
-                await self._stream_part(request, upload)
+                await self._receive(request, upload)
             yield upload
         finally:
             self._uploads -= 1
@@ -176,6 +180,15 @@ class Uploads:
                 f"{', '.join(FIELDS)}; got {request.content_type or 'no content type'}"
             )
 
+    async def _receive(self, request: web.Request, upload: Upload) -> None:
+        try:
+            async with asyncio.timeout(self.receive_timeout_s):
+                await self._stream_part(request, upload)
+        except TimeoutError:
+            raise LimitError(
+                f"upload not received within {self.receive_timeout_s:g} s: refused"
+            ) from None
+
     async def _stream_part(self, request: web.Request, upload: Upload) -> None:
         try:
             reader = await request.multipart()
@@ -191,7 +204,6 @@ class Uploads:
             )
         upload.field = part.name
         upload.name = os.path.basename(part.filename or "") or "upload"
-        size = 0
         with upload.path.open("wb") as f:
             while True:
                 try:
@@ -200,13 +212,12 @@ class Uploads:
                     raise ValidationError("malformed multipart/form-data body") from None
                 if not chunk:
                     break
-                size += len(chunk)
-                if size > self.max_upload:
+                upload.size += len(chunk)
+                if upload.size > self.max_upload:
                     raise self._too_large()
                 await asyncio.to_thread(f.write, chunk)
-        if size == 0:
+        if upload.size == 0:
             raise ValidationError(f"{upload.name}: the uploaded file is empty")
-        upload.size = size
         try:
             extra = await reader.next()
         except (ValueError, AssertionError):

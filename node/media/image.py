@@ -230,6 +230,8 @@ def _is_image(path: Path) -> bool:
         try:
             with Image.open(f, formats=_formats()):
                 return True
+        except Image.DecompressionBombError:
+            return True  # recognised, but too large: pdq_hash refuses it
         except (UnidentifiedImageError, SyntaxError, ValueError):
             return False
         except OSError as e:

@@ -366,6 +366,11 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
                     await call(
                         "GET", f"{base}/m/lookup", params={"url": f"{media}/media/photo.jpg"}
                     ),
+                    await call(
+                        "GET",
+                        f"{base}/m/lookup",
+                        params={"url": f"{media}/media/photo.jpg", "signal_type": "pdq"},
+                    ),
                     await call("GET", f"{base}/h/hash", params={"url": f"{media}/private/x"}),
                     await call(
                         "GET", f"{base}/h/hash", params={"url": f"{media}/media/../private/x"}
@@ -376,7 +381,7 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
                     ),
                 ]
 
-            ok, lookup, outside, dotdot, redirect, metadata = loop.run(go())
+            ok, lookup, lookup_pdq, outside, dotdot, redirect, metadata = loop.run(go())
         finally:
             loop.run(node.stop())
     body = (PDQ_DIR / "aaa-orig.jpg").read_bytes()
@@ -384,6 +389,7 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
     assert ok == (200, {"pdq": expected_pdq("aaa-orig.jpg"), **digests})
     hit = {"bank_content_id": entry.entry_id.hex(), "distance": "0"}
     assert lookup == (200, {"pdq": {GOV: [hit]}, "md5": {}, "sha256": {}})
+    assert lookup_pdq == (200, {GOV: [hit]})  # HMA: a signal type drops the outer key
     for got, url in (
         (outside, f"{media}/private/x"),
         (dotdot, f"{media}/media/../private/x"),
@@ -399,6 +405,20 @@ def test_url_fetching_only_under_the_allowlist_and_never_follows_redirects(
         400,
         {"error": {"code": "INVALID_ARGUMENT", "message": message}, "message": message},
     )
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG declaring this size, with one row of pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(bytes(width + 1))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def _err(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
@@ -436,6 +456,10 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             yield bytes(64 * 1024)
         yield b"\r\n--B--\r\n"
 
+    bomb = tmp_path / "bomb.png"  # declares 60000 x 60000: Pillow's bomb check, not a 500
+    bomb.write_bytes(png_header(60000, 60000))
+    deep = b"[" * 100_000 + b"]" * 100_000  # valid JSON, deeper than the parser recurses
+    zeros = "0" * 64
     bad_multipart = (
         b'--XYZ\r\nContent-Disposition: form-data; name="photo"; filename="a.jpg"\r\n\r\n'
         b"abc"  # never closed
@@ -559,6 +583,62 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             "/v1/match",
             {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
             _err(400, "INVALID_ARGUMENT", "request body is not valid JSON"),
+        ),
+        (
+            "GET",
+            f"/v1/match?algorithm=pdq&hash={zeros}&max_distance=%C2%B2",  # "²": isdigit()
+            {},
+            _err(400, "INVALID_ARGUMENT", "parameter max_distance='²': expected a whole number"),
+        ),
+        (
+            "POST",
+            "/v1/match",
+            {"data": deep, "headers": {"Content-Type": "application/json"}},
+            _err(400, "INVALID_ARGUMENT", "request body: JSON nested too deeply"),
+        ),
+        (
+            "POST",
+            "/v1/match",
+            {"data": b"abcde", "headers": {"Content-Encoding": "gzip"}},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                "request body could not be read: Can not decode content-encoding: gzip",
+            ),
+        ),
+        (
+            "POST",
+            "/v1/match/audio",
+            {"data": deep, "headers": {"Content-Type": "application/json"}},
+            _err(400, "INVALID_ARGUMENT", "request body: JSON nested too deeply"),
+        ),
+        (
+            "POST",
+            "/v1/match/video",  # 1e400 parses as a float infinity
+            {"data": b'{"frames": [{"pdq": "%s", "ts_ms": 1e400}]}' % zeros.encode()},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                'frame 0: expected {"pdq": 64 hex digits, "quality": 0..100, "ts_ms": >= 0, '
+                '"variant": 0..3}',
+            ),
+        ),
+        (
+            "POST",
+            "/v1/match/audio",
+            {"data": b'{"fingerprint": [1, 1e400]}'},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                'expected {"fingerprint": [unsigned 32-bit integers] or "v1,v2,..."} '
+                "(and numbers for min_similarity, min_aligned_s)",
+            ),
+        ),
+        (
+            "POST",
+            "/m/lookup",
+            {"data": form(bomb, "file")},
+            _err(400, "INVALID_ARGUMENT", "bomb.png: image has more than 89478485 pixels"),
         ),
         (
             "GET",
@@ -887,6 +967,50 @@ def test_uploads_beyond_http_max_uploads_are_refused_with_429(
         "uploads being received or hashed: 1 (http_max_uploads 1): retry shortly",
     )
     assert first[0] == 200 and set(first[1]) == {"md5", "sha256"}
+
+
+def test_an_upload_that_stalls_mid_body_is_refused_and_frees_its_slot(
+    tmp_path: Path, loop: LoopThread
+) -> None:
+    """A client that sends part of an upload and then nothing would hold
+    one of the http_max_uploads slots for ever: it is refused when the
+    receive time limit passes, and the next upload is served."""
+    node = start_node(tmp_path, loop, http_max_uploads=1)
+    assert node.http is not None
+    node.http.uploads.receive_timeout_s = 1.0  # 120 s in service
+    host, port = node.http_address.rsplit(":", 1)
+    photo = vector(PDQ_DIR / "aaa-orig.jpg")
+    head = b'--B\r\nContent-Disposition: form-data; name="photo"; filename="x.jpg"\r\n\r\n'
+
+    async def go() -> tuple[bytes, tuple[int, Any]]:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /h/hash HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            b"Content-Type: multipart/form-data; boundary=B\r\n\r\n" + head + bytes(1000)
+        )
+        await writer.drain()
+        try:  # the node answers the stalled client, then closes
+            stalled = await asyncio.wait_for(reader.read(), timeout=30)
+        finally:
+            writer.close()
+        return stalled, await call("POST", f"http://{node.http_address}/h/hash",
+                                   data=form(photo, "photo"))  # fmt: skip
+
+    try:
+        stalled, after = loop.run(go(), timeout=60)
+    finally:
+        loop.run(node.stop())
+    status, _, body = stalled.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 429 ")
+    assert (
+        json.loads(body)
+        == _err(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "upload not received within 1 s: refused",
+        )[1]
+    )
+    assert after[0] == 200 and after[1]["pdq"] == expected_pdq("aaa-orig.jpg")
 
 
 def test_hashing_over_the_time_limit_is_refused_and_the_worker_replaced(
