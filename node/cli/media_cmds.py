@@ -408,7 +408,7 @@ def match_files(args: argparse.Namespace) -> int:
             if i in videos or i in sounds:
                 doc["fired"] = fired(videos.get(i, []), sounds.get(i, []))
             if i in videos and done[i].audio_note is not None:
-                doc["audio_note"] = done[i].audio_note  # why its soundtrack was not asked
+                doc["chromaprint_note"] = done[i].audio_note  # why no soundtrack was asked
             docs.append(doc)
         print(json.dumps(docs, indent=2))
     else:

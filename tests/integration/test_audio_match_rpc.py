@@ -119,7 +119,7 @@ def test_a_video_reports_visual_and_audio_evidence_separately(
     ]
     assert main(["match", "--dir", d, str(mute), "--json"]) == 0
     (doc,) = json.loads(capsys.readouterr().out)
-    assert (doc["fired"], doc["audio_note"]) == ([], "no audio stream")
+    assert (doc["fired"], doc["chromaprint_note"]) == ([], "no audio stream")
 
 
 @pytest.mark.parametrize(
