@@ -251,7 +251,18 @@ def hash_for_submission(path: Path, algo: str | None) -> tuple[str, bytes, int |
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}; not submitted") from None
         return name, value, None
+    if name == "VPDQ":  # a video is banked before this: the file is not one
+        raise ValidationError(f"{path}: --algo vpdq needs a video file ({_names(VIDEO_SUFFIXES)})")
+    if name == "CHROMAPRINT":  # likewise an audio file or a video
+        raise ValidationError(
+            f"{path}: --algo chromaprint needs an audio file ({_names(AUDIO_SUFFIXES)}) "
+            "or a video file"
+        )
     raise ValidationError(f"--file computes PDQ, MD5, VIDEO_MD5 or SHA256, not {name}")
+
+
+def _names(suffixes: frozenset[str]) -> str:
+    return ", ".join(sorted(s.removeprefix(".") for s in suffixes))
 
 
 def fired(found: Sequence[pb.VideoMatch], heard: Sequence[pb.AudioMatch]) -> list[str]:

@@ -133,6 +133,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     garble(d / "melody.m4a", d / "corrupt.m4a")
     (d / "empty.flac").write_bytes(b"")
     (d / "text.ogg").write_text("not audio\n" * 20)
+    (d / "notes.txt").write_text("not audio\n" * 20)
     return d
 
 
@@ -144,6 +145,15 @@ BAD = [
     (("corrupt.m4a",), "{p}: corrupt audio stream (decoding failed at 2.7 s)"),
     (("empty.flac",), "{p}: file is empty"),
     (("text.ogg",), "{p}: not an audio or video file in a supported format"),
+    (
+        ("melody.m4a", "--algo", "vpdq"),
+        "{p}: --algo vpdq needs a video file (avi, flv, m4v, mkv, mov, mp4, ts, webm)",
+    ),
+    (
+        ("notes.txt", "--algo", "chromaprint"),
+        "{p}: --algo chromaprint needs an audio file "
+        "(aac, aif, aiff, flac, m4a, mp3, oga, ogg, opus, wav, wma) or a video file",
+    ),
     (
         ("melody.m4a", "--segment-seconds", "10"),
         "--segment-seconds is for a video's frames: audio is banked in segments of 60 s "
