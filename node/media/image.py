@@ -172,6 +172,11 @@ def _decode_rgb(path: Path) -> Any:
     with _reading(path), path.open("rb") as f:
         try:
             with Image.open(f, formats=_formats()) as img:
+                limit = Image.MAX_IMAGE_PIXELS
+                if limit is not None and img.width * img.height > limit:
+                    # Pillow refuses only past twice this (and warns below):
+                    # a 140 KB PNG of 12000 x 12000 would decode to 432 MB
+                    raise Image.DecompressionBombError(f"{img.width}x{img.height}")
                 img.load()  # decode now: a truncated file fails here, not later
                 upright = ImageOps.exif_transpose(img)
                 rgb: Image.Image = upright.convert("RGB")

@@ -458,6 +458,8 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
 
     bomb = tmp_path / "bomb.png"  # declares 60000 x 60000: Pillow's bomb check, not a 500
     bomb.write_bytes(png_header(60000, 60000))
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header(10000, 10000))
     deep = b"[" * 100_000 + b"]" * 100_000  # valid JSON, deeper than the parser recurses
     zeros = "0" * 64
     bad_multipart = (
@@ -639,6 +641,12 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
             "/m/lookup",
             {"data": form(bomb, "file")},
             _err(400, "INVALID_ARGUMENT", "bomb.png: image has more than 89478485 pixels"),
+        ),
+        (
+            "POST",
+            "/m/lookup",  # 100 M pixels: over the limit, under where Pillow itself refuses
+            {"data": form(huge, "photo")},
+            _err(400, "INVALID_ARGUMENT", "huge.png: image has more than 89478485 pixels"),
         ),
         (
             "GET",
