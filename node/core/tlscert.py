@@ -88,7 +88,7 @@ def load_cert(der: bytes) -> x509.Certificate:
         )
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
         raise ValidationError("TLS certificate is not a DER X.509 certificate") from None
 
 

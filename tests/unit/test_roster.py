@@ -243,6 +243,15 @@ BAD_ROSTERS: dict[str, tuple[Callable[[], object], str]] = {
         lambda: member("gov.example/ct", tls_cert=b"\x30\x03abc"),
         "TLS certificate is not a DER X.509 certificate",
     ),
+    "certificate of an unknown X.509 version": (  # its version INTEGER 2 (v3) made 3
+        lambda: member(
+            "gov.example/ct",
+            tls_cert=tls_for("ct").cert_der.replace(
+                b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x03", 1
+            ),
+        ),
+        "TLS certificate is not a DER X.509 certificate",
+    ),
     "version 2 without a prev": (
         lambda: roster_v1(version=2),
         "roster version 2 needs the id of version 1 as its prev",
