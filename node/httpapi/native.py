@@ -97,9 +97,9 @@ class NativeRoutes:
         for i, f in enumerate(rows):
             try:
                 hashes_.append(bytes.fromhex(f["pdq"]))
-                query.quality.append(int(f.get("quality", 100)))
-                query.ts_ms.append(int(f["ts_ms"]))
-                query.variant.append(int(f.get("variant", 0)))
+                query.quality.append(_whole(f.get("quality", 100)))
+                query.ts_ms.append(_whole(f["ts_ms"]))
+                query.variant.append(_whole(f.get("variant", 0)))
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 raise ValidationError(
                     f'frame {i}: expected {{"pdq": 64 hex digits, "quality": 0..100, '
@@ -140,7 +140,7 @@ class NativeRoutes:
             items = raw.split(",") if isinstance(raw, str) else raw
             if not isinstance(items, list):
                 raise TypeError
-            values = [int(v) for v in items]
+            values = [int(v) if isinstance(raw, str) else _whole(v) for v in items]
             if any(not 0 <= v < 1 << 32 for v in values):
                 raise ValueError
             query = pb.AudioQuery(values=values, report_all=doc.get("report_all") is True)
@@ -190,6 +190,13 @@ class NativeRoutes:
             "origins": len(heads),
             "indexes": await index_status(self.app, request),
         }
+
+
+def _whole(value: Any) -> int:
+    """A JSON whole number: not 1.5, "7" or true (int() would take them)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(value)
+    return value
 
 
 def _parse_batch(body: bytes, limit: int) -> tuple[list[tuple[str, bytes]], int, bool]:

@@ -627,8 +627,30 @@ def test_the_bad_input_table(tmp_path: Path, loop: LoopThread) -> None:
         ),
         (
             "POST",
+            "/v1/match/video",  # int() would take "5" and true
+            {"json": {"frames": [{"pdq": zeros, "ts_ms": "5", "variant": True}]}},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                'frame 0: expected {"pdq": 64 hex digits, "quality": 0..100, "ts_ms": >= 0, '
+                '"variant": 0..3}',
+            ),
+        ),
+        (
+            "POST",
             "/v1/match/audio",
             {"data": b'{"fingerprint": [1, 1e400]}'},
+            _err(
+                400,
+                "INVALID_ARGUMENT",
+                'expected {"fingerprint": [unsigned 32-bit integers] or "v1,v2,..."} '
+                "(and numbers for min_similarity, min_aligned_s)",
+            ),
+        ),
+        (
+            "POST",
+            "/v1/match/audio",  # int() would truncate 1.5 to 1
+            {"json": {"fingerprint": [1, 1.5]}},
             _err(
                 400,
                 "INVALID_ARGUMENT",
