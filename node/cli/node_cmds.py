@@ -192,7 +192,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--min-matched-ms",
         type=int,
-        help="videos: banked time the aligned frames must span (default 2000)",
+        help="videos: banked time the aligned frames must span (default 1500)",
     )
     p.add_argument(
         "--report-all", action="store_true", help="videos: also banked videos hit without a match"
