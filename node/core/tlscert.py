@@ -107,7 +107,7 @@ def spki_sha256(der: bytes) -> bytes:
 def pem_to_der(pem: bytes) -> bytes:
     try:
         cert = x509.load_pem_x509_certificate(pem)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
         raise ValidationError("not a PEM X.509 certificate") from None
     return cert.public_bytes(serialization.Encoding.DER)
 
